@@ -1,0 +1,55 @@
+// Deadlines and cancellation: one place that turns AbortSignals into GatewayErrors.
+import { GatewayError } from './errors.js';
+
+/** A signal that aborts when `parent` aborts or `timeoutMs` passes (timeoutMs <= 0: already expired). */
+export function deadlineSignal(parent: AbortSignal | undefined, timeoutMs: number): AbortSignal {
+  const timeout = timeoutMs > 0 ? AbortSignal.timeout(timeoutMs) : AbortSignal.abort(new DOMException('deadline passed', 'TimeoutError'));
+  return parent ? AbortSignal.any([parent, timeout]) : timeout;
+}
+
+/** The GatewayError for an aborted signal: `timeout` for an expired deadline, `cancelled` otherwise. */
+export function abortError(signal: AbortSignal, what = 'request'): GatewayError {
+  const reason: unknown = signal.reason;
+  if (reason instanceof GatewayError) return reason;
+  if (reason instanceof Error && reason.name === 'TimeoutError') {
+    return new GatewayError('timeout', `${what}: deadline passed`, { cause: reason });
+  }
+  return new GatewayError('cancelled', `${what}: cancelled`, { cause: reason });
+}
+
+/** Throws the GatewayError for `signal` when it has already aborted. */
+export function throwIfAborted(signal: AbortSignal | undefined, what?: string): void {
+  if (signal?.aborted) throw abortError(signal, what);
+}
+
+export interface Deferred<T> {
+  promise: Promise<T>;
+  resolve(value: T): void;
+  reject(err: unknown): void;
+}
+
+export function deferred<T>(): Deferred<T> {
+  let resolve!: (value: T) => void;
+  let reject!: (err: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
+/** Resolves after `ms`, or rejects with the signal's GatewayError when it aborts first. Clears its timer either way. */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(abortError(signal));
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(abortError(signal!));
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}

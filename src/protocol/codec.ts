@@ -1,0 +1,231 @@
+// Encode and decode protocol messages: a header (msgpack or JSON) plus raw tensor frames. Pure: no I/O.
+import { Decoder, Encoder } from '@msgpack/msgpack';
+import { GatewayError } from '../lib/errors.js';
+import { Tensor, viewTensor, type TypedArray } from './tensor.js';
+import type { ReplyHeader, RequestHeader } from './messages.js';
+import { validate } from './schemas.js';
+
+/** `binary`: msgpack header + one raw frame per tensor. `msgpack`: tensors inline, one frame. `json`: nested lists. */
+export type Codec = 'binary' | 'msgpack' | 'json';
+export const CODECS: readonly Codec[] = ['binary', 'msgpack', 'json'];
+
+export interface Limits {
+  /** Largest message, all frames together, in bytes. */
+  maxMessageBytes: number;
+  /** Most frames in one message (header included). */
+  maxFrames: number;
+  /** Largest header frame in bytes. */
+  maxHeaderBytes: number;
+}
+
+export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
+  maxMessageBytes: 64 * 1024 * 1024,
+  maxFrames: 64,
+  maxHeaderBytes: 1024 * 1024,
+});
+
+/** A message frame as it is sent or received: a Buffer from zeromq, or any byte view. */
+export type Frame = Uint8Array;
+
+export interface Decoded<H> {
+  header: H;
+  /** The codec the sender used; a reply should use the same. */
+  codec: Codec;
+  /** Bytes copied because inline tensor data was misaligned (0 on the binary codec). */
+  copiedBytes: number;
+  /** Total size of the message in bytes. */
+  sizeBytes: number;
+}
+
+const TENSOR_KEY = '__tensor__';
+const JSON_FIRST_BYTE = 0x7b; // '{'
+
+const encoder = new Encoder({ ignoreUndefined: true });
+const textDecoder = new TextDecoder('utf-8', { fatal: true });
+
+function msgpackDecoder(limits: Limits): Decoder {
+  return new Decoder({
+    maxStrLength: limits.maxHeaderBytes,
+    maxBinLength: limits.maxMessageBytes,
+    maxArrayLength: limits.maxMessageBytes,
+    maxMapLength: 1 << 20,
+    maxExtLength: 0,
+  });
+}
+const decoders = new WeakMap<Limits, Decoder>();
+const decoderFor = (limits: Limits) => {
+  let d = decoders.get(limits);
+  if (!d) decoders.set(limits, (d = msgpackDecoder(limits)));
+  return d;
+};
+
+/** Throws `too_large` or `bad_request` when the frames break a limit. Returns the total byte size. */
+export function checkLimits(frames: readonly Frame[], limits: Limits = DEFAULT_LIMITS): number {
+  if (frames.length === 0) throw new GatewayError('bad_request', 'empty message: no header frame');
+  if (frames.length > limits.maxFrames) {
+    throw new GatewayError('too_large', `message has ${frames.length} frames; the limit is ${limits.maxFrames}`);
+  }
+  if (frames[0]!.byteLength > limits.maxHeaderBytes) {
+    throw new GatewayError('too_large', `header is ${frames[0]!.byteLength} bytes; the limit is ${limits.maxHeaderBytes}`);
+  }
+  let size = 0;
+  for (const f of frames) size += f.byteLength;
+  if (size > limits.maxMessageBytes) {
+    throw new GatewayError('too_large', `message is ${size} bytes; the limit is ${limits.maxMessageBytes}`);
+  }
+  return size;
+}
+
+function parseHeader(frame: Frame, limits: Limits): { raw: unknown; json: boolean } {
+  if (frame[0] === JSON_FIRST_BYTE) {
+    let text: string;
+    try {
+      text = textDecoder.decode(frame);
+    } catch (err) {
+      throw new GatewayError('bad_request', 'header is not valid UTF-8', { cause: err });
+    }
+    try {
+      return { raw: JSON.parse(text), json: true };
+    } catch (err) {
+      throw new GatewayError('bad_request', `header is not valid JSON: ${(err as Error).message}`, { cause: err });
+    }
+  }
+  try {
+    return { raw: decoderFor(limits).decode(frame), json: false };
+  } catch (err) {
+    throw new GatewayError('bad_request', `header is not valid msgpack: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v) && !ArrayBuffer.isView(v) && !(v instanceof Tensor);
+}
+
+interface ResolveState {
+  frames: readonly Frame[];
+  used: Set<number>;
+  copiedBytes: number;
+  inline: number;
+}
+
+function resolveTensor(ref: Record<string, unknown>, state: ResolveState, path: string): Tensor {
+  const { frame, data, dtype, shape } = ref;
+  if (frame !== undefined && data !== undefined) {
+    throw new GatewayError('bad_request', `${path}: a tensor has either 'frame' or 'data', not both`, { path });
+  }
+  if (frame !== undefined) {
+    if (!Number.isInteger(frame) || (frame as number) < 1) {
+      throw new GatewayError('bad_request', `${path}: 'frame' must be an integer >= 1`, { path });
+    }
+    const index = frame as number;
+    const bytes = state.frames[index];
+    if (bytes === undefined) {
+      throw new GatewayError('bad_request', `${path}: refers to frame ${index} but the message has ${state.frames.length - 1} tensor frames`, { path });
+    }
+    if (state.used.has(index)) throw new GatewayError('bad_request', `${path}: frame ${index} is referenced twice`, { path });
+    state.used.add(index);
+    const { tensor, copiedBytes } = viewTensor(dtype, shape, bytes, path);
+    state.copiedBytes += copiedBytes;
+    return tensor;
+  }
+  if (data instanceof Uint8Array) {
+    state.inline++;
+    const { tensor, copiedBytes } = viewTensor(dtype, shape, data, path);
+    state.copiedBytes += copiedBytes;
+    return tensor;
+  }
+  throw new GatewayError('bad_request', `${path}: a tensor needs 'frame' (binary codec) or 'data' bytes (msgpack codec)`, { path });
+}
+
+function resolve(value: unknown, state: ResolveState, path: string): unknown {
+  if (Array.isArray(value)) {
+    if (value.length === 0 || typeof value[0] === 'number') return value; // a number list: nothing inside to resolve
+    for (let i = 0; i < value.length; i++) value[i] = resolve(value[i], state, `${path}/${i}`);
+    return value;
+  }
+  if (!isPlainObject(value)) return value;
+  if (value[TENSOR_KEY] === true) return resolveTensor(value, state, path);
+  for (const key of Object.keys(value)) value[key] = resolve(value[key], state, `${path}/${key}`);
+  return value;
+}
+
+/**
+ * Decodes any of the three codecs into a header object in which tensor placeholders are replaced by Tensors
+ * that are views on the frames (no copy). Throws `too_large` or `bad_request` naming what is wrong.
+ */
+export function decodeMessage(frames: readonly Frame[], limits: Limits = DEFAULT_LIMITS): Decoded<Record<string, unknown>> {
+  const sizeBytes = checkLimits(frames, limits);
+  const { raw, json } = parseHeader(frames[0]!, limits);
+  if (!isPlainObject(raw)) throw new GatewayError('bad_request', 'header must be a map/object', { path: '/' });
+  const state: ResolveState = { frames, used: new Set(), copiedBytes: 0, inline: 0 };
+  const header = resolve(raw, state, '') as Record<string, unknown>;
+  if (state.used.size !== frames.length - 1) {
+    throw new GatewayError(
+      'bad_request',
+      `message has ${frames.length - 1} tensor frames but the header references ${state.used.size}`,
+    );
+  }
+  const codec: Codec = json ? 'json' : state.inline > 0 && frames.length === 1 ? 'msgpack' : 'binary';
+  return { header, codec, copiedBytes: state.copiedBytes, sizeBytes };
+}
+
+/** Decodes and validates a request header against proto-json/v1/request.schema.json. */
+export function decodeRequest(frames: readonly Frame[], limits: Limits = DEFAULT_LIMITS): Decoded<RequestHeader> {
+  const decoded = decodeMessage(frames, limits);
+  validate('request', decoded.header);
+  return decoded as unknown as Decoded<RequestHeader>;
+}
+
+/** Decodes and validates a reply header against proto-json/v1/reply.schema.json. */
+export function decodeReply(frames: readonly Frame[], limits: Limits = DEFAULT_LIMITS): Decoded<ReplyHeader> {
+  const decoded = decodeMessage(frames, limits);
+  validate('reply', decoded.header);
+  return decoded as unknown as Decoded<ReplyHeader>;
+}
+
+function asTensorValue(value: unknown): Tensor | undefined {
+  if (value instanceof Tensor) return value;
+  if (ArrayBuffer.isView(value) && !(value instanceof Uint8Array) && !(value instanceof DataView)) {
+    return Tensor.of(value as TypedArray);
+  }
+  return undefined;
+}
+
+function prepare(value: unknown, codec: Codec, frames: Frame[]): unknown {
+  const tensor = asTensorValue(value);
+  if (tensor) {
+    if (codec === 'json') return tensor.toNested();
+    if (codec === 'msgpack') return { [TENSOR_KEY]: true, dtype: tensor.dtype, shape: tensor.shape, data: tensor.bytes() };
+    frames.push(tensor.bytes());
+    return { [TENSOR_KEY]: true, dtype: tensor.dtype, shape: tensor.shape, frame: frames.length - 1 };
+  }
+  if (Array.isArray(value)) {
+    if (value.length === 0 || typeof value[0] === 'number') return value;
+    return value.map((v) => prepare(v, codec, frames));
+  }
+  if (value instanceof Uint8Array) return codec === 'json' ? Array.from(value) : value;
+  if (!isPlainObject(value)) return value;
+  const out: Record<string, unknown> = {};
+  for (const key of Object.keys(value)) {
+    const v = value[key];
+    if (v !== undefined) out[key] = prepare(v, codec, frames);
+  }
+  return out;
+}
+
+/**
+ * Encodes a header whose values may hold Tensors (or typed arrays, taken as 1-D tensors). On `binary` each
+ * tensor's bytes become their own frame without a copy; `msgpack` puts them inline; `json` writes nested lists.
+ */
+export function encodeMessage(header: object, codec: Codec = 'binary'): Frame[] {
+  const frames: Frame[] = [new Uint8Array(0)];
+  const prepared = prepare(header, codec, frames);
+  if (codec === 'json') {
+    frames[0] = Buffer.from(JSON.stringify(prepared), 'utf8');
+  } else {
+    const bytes = encoder.encode(prepared);
+    frames[0] = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+  return frames;
+}
+
