@@ -3,7 +3,7 @@ import { GatewayError } from './errors.js';
 
 /** A signal that aborts when `parent` aborts or `timeoutMs` passes (timeoutMs <= 0: already expired). */
 export function deadlineSignal(parent: AbortSignal | undefined, timeoutMs: number): AbortSignal {
-  const timeout = timeoutMs > 0 ? AbortSignal.timeout(timeoutMs) : AbortSignal.abort(new DOMException('deadline passed', 'TimeoutError'));
+  const timeout = timeoutMs > 0 ? AbortSignal.timeout(Math.ceil(timeoutMs)) : AbortSignal.abort(new DOMException('deadline passed', 'TimeoutError'));
   return parent ? AbortSignal.any([parent, timeout]) : timeout;
 }
 

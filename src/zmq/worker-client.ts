@@ -1,0 +1,296 @@
+// One DEALER connection to one worker endpoint: many requests in flight, replies matched by request_id,
+// a deadline and a signal on every request, and clean failure when the worker dies or restarts.
+import { randomUUID } from 'node:crypto';
+import * as zmq from 'zeromq';
+import { abortError, deadlineSignal, deferred, type Deferred } from '../lib/abort.js';
+import { GatewayError, fromWireError } from '../lib/errors.js';
+import { EventStream } from '../lib/event-stream.js';
+import { silentLogger, type Logger } from '../lib/log.js';
+import { DEFAULT_LIMITS, decodeReply, encodeMessage, type Codec, type Frame, type Limits } from '../protocol/codec.js';
+import { PROTOCOL_VERSION, type HealthResult, type ReplyHeader, type RequestHeader } from '../protocol/messages.js';
+import { parseEndpoint } from './addresses.js';
+import type { ClientStats, OutgoingRequest, PoolEvent, Reply, RequestOptions } from './types.js';
+
+export const DEFAULT_REQUEST_TIMEOUT_MS = 2_000;
+/** How many ended request ids are remembered to tell a late reply from a stray one. */
+const ENDED_MEMORY = 4_096;
+const EMPTY = Buffer.alloc(0);
+
+export interface WorkerClientOptions {
+  endpoint: string;
+  /** Framework name, for events and logs. */
+  framework?: string;
+  /** Default deadline per request, ms. */
+  timeoutMs?: number;
+  /** Default codec for requests. `json` speaks to workers of the original design. */
+  codec?: Codec;
+  limits?: Limits;
+  log?: Logger;
+  /** ZMQ reconnect backoff: first interval and cap, ms. */
+  reconnectIntervalMs?: number;
+  reconnectMaxIntervalMs?: number;
+  /** Outgoing messages queued per peer before requests fail with `overloaded` (ZMQ_SNDHWM). */
+  sendHighWaterMark?: number;
+}
+
+interface Pending {
+  requestId: string;
+  reply: Deferred<Reply>;
+  startedAt: number;
+}
+
+/** A request/reply client for one worker (REP or ROUTER). Construct, then `request()`; `close()` when done. */
+export class WorkerClient implements AsyncDisposable {
+  readonly endpoint: string;
+  readonly framework: string;
+  readonly #timeoutMs: number;
+  readonly #codec: Codec;
+  readonly #limits: Limits;
+  readonly #log: Logger;
+  readonly #options: WorkerClientOptions;
+  readonly #pending = new Map<string, Pending>();
+  readonly #ended = new Set<string>();
+  readonly #events = new EventStream<PoolEvent>();
+  #socket: zmq.Dealer | undefined;
+  #connected = false;
+  #closing: Promise<void> | undefined;
+  #stats = { sent: 0, replies: 0, errors: 0, timeouts: 0, lateReplies: 0, unmatchedReplies: 0, reconnects: 0 };
+
+  constructor(options: WorkerClientOptions) {
+    parseEndpoint(options.endpoint);
+    this.endpoint = options.endpoint;
+    this.framework = options.framework ?? '';
+    this.#timeoutMs = options.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+    this.#codec = options.codec ?? 'binary';
+    this.#limits = options.limits ?? DEFAULT_LIMITS;
+    this.#log = (options.log ?? silentLogger).child({ component: 'zmq.client', endpoint: options.endpoint });
+    this.#options = options;
+  }
+
+  /** Opens the socket and starts connecting (ZMQ connects in the background). Idempotent; `request()` calls it. */
+  start(): void {
+    if (this.#socket || this.#closing) return;
+    const socket = new zmq.Dealer({
+      linger: 0,
+      sendTimeout: 0,
+      sendHighWaterMark: this.#options.sendHighWaterMark ?? 1_000,
+      reconnectInterval: this.#options.reconnectIntervalMs ?? 100,
+      reconnectMaxInterval: this.#options.reconnectMaxIntervalMs ?? 2_000,
+      maxMessageSize: this.#limits.maxMessageBytes,
+    });
+    this.#socket = socket;
+    void this.#watch(socket);
+    socket.connect(this.endpoint);
+    void this.#receive(socket);
+  }
+
+  /** True while a connection to the worker is up (from the socket's monitor events). */
+  get connected(): boolean {
+    return this.#connected;
+  }
+
+  get inFlight(): number {
+    return this.#pending.size;
+  }
+
+  /** State events: connected, disconnected, reconnect, late_reply. */
+  events(): AsyncIterable<PoolEvent> {
+    return this.#events;
+  }
+
+  onEvent(listener: (event: PoolEvent) => void): () => void {
+    return this.#events.on(listener);
+  }
+
+  /**
+   * Sends one request and resolves with the worker's successful reply. Rejects with a GatewayError:
+   * the worker's error code for error replies, `timeout` when the deadline passes, `cancelled` when the
+   * caller aborts, `unavailable` when the worker disconnects or the client is closed.
+   */
+  async request(req: OutgoingRequest, opts: RequestOptions = {}): Promise<Reply> {
+    const timeoutMs = opts.timeoutMs ?? this.#timeoutMs;
+    const signal = deadlineSignal(opts.signal, timeoutMs);
+    if (this.#closing) throw new GatewayError('unavailable', `client for ${this.endpoint} is closed`);
+    if (signal.aborted) throw abortError(signal, `request to ${this.endpoint}`);
+    this.start();
+    const requestId = randomUUID();
+    const header: RequestHeader = {
+      ...req,
+      request_id: requestId,
+      timestamp: Date.now() / 1000,
+      version: PROTOCOL_VERSION,
+      timeout_ms: timeoutMs,
+    };
+    let frames: Frame[];
+    try {
+      frames = encodeMessage(header, opts.codec ?? this.#codec);
+    } catch (err) {
+      throw err instanceof GatewayError ? err : new GatewayError('bad_request', `cannot encode request: ${(err as Error).message}`, { cause: err });
+    }
+    const pending: Pending = { requestId, reply: deferred<Reply>(), startedAt: performance.now() };
+    this.#pending.set(requestId, pending);
+    const onAbort = () => this.#end(requestId, abortError(signal, `request ${requestId} to ${this.endpoint}`));
+    signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      try {
+        await this.#socket!.send([EMPTY, ...frames]);
+        this.#stats.sent++;
+      } catch (err) {
+        const code = (err as { code?: string }).code;
+        const error =
+          code === 'EAGAIN'
+            ? new GatewayError('overloaded', `send queue to ${this.endpoint} is full`, { cause: err })
+            : new GatewayError('unavailable', `cannot send to ${this.endpoint}: ${(err as Error).message}`, { cause: err });
+        this.#end(requestId, error);
+      }
+      return await pending.reply.promise;
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+    }
+  }
+
+  inference(data: unknown, opts?: RequestOptions): Promise<Reply> {
+    return this.request({ type: 'inference', data }, opts);
+  }
+
+  train(data: unknown, opts?: RequestOptions): Promise<Reply> {
+    return this.request({ type: 'train', data }, opts);
+  }
+
+  command(data: unknown, opts?: RequestOptions): Promise<Reply> {
+    return this.request({ type: 'command', data }, opts);
+  }
+
+  /** Asks the worker whether it is ready (model loaded and warmed). */
+  async health(opts?: RequestOptions): Promise<HealthResult> {
+    const reply = await this.request({ type: 'health', data: {} }, opts);
+    const result = reply.result as Partial<HealthResult> | undefined;
+    if (!result || typeof result.ready !== 'boolean') {
+      throw new GatewayError('worker_error', `health reply from ${this.endpoint} has no boolean 'ready'`);
+    }
+    return result as HealthResult;
+  }
+
+  stats(): ClientStats {
+    const { sent, replies, errors, timeouts, lateReplies, unmatchedReplies } = this.#stats;
+    return { endpoint: this.endpoint, inFlight: this.#pending.size, sent, replies, errors, timeouts, lateReplies, unmatchedReplies, connected: this.#connected };
+  }
+
+  /**
+   * Stops new requests, lets in-flight ones finish for up to `graceMs`, rejects the rest with `cancelled`,
+   * and closes the socket. Idempotent: a second call returns the same promise.
+   */
+  close({ graceMs = 0 }: { graceMs?: number } = {}): Promise<void> {
+    return (this.#closing ??= this.#shutdown(graceMs));
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  async #shutdown(graceMs: number): Promise<void> {
+    if (graceMs > 0 && this.#pending.size > 0) {
+      const all = Promise.allSettled([...this.#pending.values()].map((p) => p.reply.promise));
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([all, new Promise((resolve) => (timer = setTimeout(resolve, graceMs)))]);
+      clearTimeout(timer);
+    }
+    for (const id of [...this.#pending.keys()]) this.#end(id, new GatewayError('cancelled', `client for ${this.endpoint} closed`));
+    this.#socket?.close();
+    this.#connected = false;
+    this.#events.close();
+  }
+
+  /** Ends a request once: settles it, forgets it, and remembers its id so a late reply is recognised. */
+  #end(requestId: string, outcome: GatewayError | Reply): void {
+    const pending = this.#pending.get(requestId);
+    if (!pending) return;
+    this.#pending.delete(requestId);
+    this.#ended.add(requestId);
+    if (this.#ended.size > ENDED_MEMORY) this.#ended.delete(this.#ended.values().next().value!);
+    if (outcome instanceof GatewayError) {
+      outcome.requestId ??= requestId;
+      if (outcome.code === 'timeout') this.#stats.timeouts++;
+      else this.#stats.errors++;
+      pending.reply.reject(outcome);
+    } else {
+      this.#stats.replies++;
+      pending.reply.resolve(outcome);
+    }
+  }
+
+  async #receive(socket: zmq.Dealer): Promise<void> {
+    try {
+      for await (const message of socket) this.#onMessage(message);
+    } catch (err) {
+      if (!socket.closed) this.#log.error({ event: 'zmq.receive_failed', err });
+    }
+  }
+
+  #onMessage(message: Buffer[]): void {
+    // REP and ROUTER workers echo our empty delimiter; skip it.
+    const frames = message[0]?.byteLength === 0 ? message.slice(1) : message;
+    const now = performance.now();
+    let header: ReplyHeader;
+    let codec: Codec;
+    let sizeBytes: number;
+    try {
+      ({ header, codec, sizeBytes } = decodeReply(frames, this.#limits));
+    } catch (err) {
+      this.#stats.unmatchedReplies++;
+      this.#log.warn({ event: 'zmq.bad_reply', err });
+      return;
+    }
+    const requestId = header.request_id;
+    const pending = requestId === undefined ? undefined : this.#pending.get(requestId);
+    if (!pending) {
+      if (requestId !== undefined && this.#ended.has(requestId)) {
+        this.#stats.lateReplies++;
+        this.#events.emit({ type: 'late_reply', framework: this.framework, endpoint: this.endpoint, requestId });
+      } else {
+        this.#stats.unmatchedReplies++;
+        this.#log.warn({ event: 'zmq.unmatched_reply', requestId });
+      }
+      return;
+    }
+    if (header.status !== 'success') {
+      this.#end(pending.requestId, fromWireError(header.error, pending.requestId));
+      return;
+    }
+    this.#end(pending.requestId, {
+      header,
+      result: header.result,
+      timing: header.timing,
+      codec,
+      sizeBytes,
+      roundTripMs: now - pending.startedAt,
+      endpoint: this.endpoint,
+    });
+  }
+
+  async #watch(socket: zmq.Dealer): Promise<void> {
+    let attempt = 0;
+    try {
+      for await (const event of socket.events) {
+        if (event.type === 'connect') {
+          attempt = 0;
+          this.#connected = true;
+          this.#events.emit({ type: 'connected', framework: this.framework, endpoint: this.endpoint });
+        } else if (event.type === 'disconnect') {
+          this.#connected = false;
+          this.#events.emit({ type: 'disconnected', framework: this.framework, endpoint: this.endpoint });
+          // Messages in the dead connection's pipe are gone: fail their requests now instead of at the deadline.
+          for (const id of [...this.#pending.keys()]) {
+            this.#end(id, new GatewayError('unavailable', `worker at ${this.endpoint} disconnected`));
+          }
+        } else if (event.type === 'connect:retry') {
+          attempt++;
+          this.#stats.reconnects++;
+          this.#events.emit({ type: 'reconnect', framework: this.framework, endpoint: this.endpoint, attempt });
+        }
+      }
+    } catch (err) {
+      if (!socket.closed) this.#log.warn({ event: 'zmq.monitor_failed', err });
+    }
+  }
+}

@@ -1,0 +1,224 @@
+// The workers of one framework: endpoints added and removed at run time, least-in-flight choice among
+// ready ones, periodic health checks (healthy means ready), typed state events, and a draining close.
+import { GatewayError } from '../lib/errors.js';
+import { EventStream } from '../lib/event-stream.js';
+import { silentLogger, type Logger } from '../lib/log.js';
+import type { Codec, Limits } from '../protocol/codec.js';
+import type { HealthResult } from '../protocol/messages.js';
+import { WorkerClient, DEFAULT_REQUEST_TIMEOUT_MS } from './worker-client.js';
+import type { EndpointState, EndpointStatus, OutgoingRequest, PoolEvent, PoolStats, Reply, RequestOptions } from './types.js';
+
+export interface WorkerPoolOptions {
+  framework: string;
+  endpoints?: readonly string[];
+  /** Default request deadline, ms. */
+  timeoutMs?: number;
+  codec?: Codec;
+  limits?: Limits;
+  /** Time between health checks of each endpoint, ms (0 disables the periodic checks). */
+  healthIntervalMs?: number;
+  /** Deadline of one health check, ms. */
+  healthTimeoutMs?: number;
+  /** Failed checks in a row after which an endpoint is `down`. */
+  downAfterFailures?: number;
+  log?: Logger;
+}
+
+interface Member {
+  client: WorkerClient;
+  state: EndpointState;
+  failures: number;
+  lastHealth?: HealthResult;
+  lastError?: string;
+  latencyEmaMs?: number;
+  unsubscribe: () => void;
+}
+
+/** Requests go to a ready endpoint; with none ready, to one still connecting; never to one that is down. */
+const PREFERENCE: readonly EndpointState[] = ['ready', 'connecting'];
+
+export class WorkerPool implements AsyncDisposable {
+  readonly framework: string;
+  readonly #options: WorkerPoolOptions;
+  readonly #members = new Map<string, Member>();
+  readonly #events = new EventStream<PoolEvent>();
+  readonly #log: Logger;
+  #timer: NodeJS.Timeout | undefined;
+  #started = false;
+  #closing: Promise<void> | undefined;
+  #lateReplies = 0;
+  #checking: Promise<EndpointStatus[]> | undefined;
+
+  constructor(options: WorkerPoolOptions) {
+    if (!options.framework) throw new GatewayError('bad_request', "WorkerPool needs a 'framework' name");
+    this.framework = options.framework;
+    this.#options = options;
+    this.#log = (options.log ?? silentLogger).child({ component: 'zmq.pool', framework: options.framework });
+    for (const endpoint of options.endpoints ?? []) this.addEndpoint(endpoint);
+  }
+
+  /** Connects every endpoint, runs a first health check and starts the periodic ones. */
+  async start({ signal }: { signal?: AbortSignal } = {}): Promise<void> {
+    if (this.#closing) throw new GatewayError('unavailable', `pool ${this.framework} is closed`);
+    if (this.#started) return;
+    this.#started = true;
+    for (const member of this.#members.values()) member.client.start();
+    const interval = this.#options.healthIntervalMs ?? 1_000;
+    if (interval > 0) {
+      this.#timer = setInterval(() => void this.checkHealth().catch(() => undefined), interval);
+      this.#timer.unref();
+    }
+    await this.checkHealth({ signal });
+  }
+
+  /** Adds an endpoint (no-op if present). It serves requests once a health check finds it ready. */
+  addEndpoint(endpoint: string): void {
+    if (this.#closing) throw new GatewayError('unavailable', `pool ${this.framework} is closed`);
+    if (this.#members.has(endpoint)) return;
+    const o = this.#options;
+    const client = new WorkerClient({ endpoint, framework: this.framework, timeoutMs: o.timeoutMs, codec: o.codec, limits: o.limits, log: o.log });
+    const member: Member = { client, state: 'connecting', failures: 0, unsubscribe: () => undefined };
+    member.unsubscribe = client.onEvent((event) => this.#onClientEvent(member, event));
+    this.#members.set(endpoint, member);
+    if (this.#started) client.start();
+    this.#events.emit({ type: 'endpoint_added', framework: this.framework, endpoint });
+    this.#log.info({ event: 'pool.endpoint_added', endpoint });
+  }
+
+  /** Removes an endpoint; its requests in flight may finish for up to `graceMs`. */
+  async removeEndpoint(endpoint: string, { graceMs = 0 }: { graceMs?: number } = {}): Promise<void> {
+    const member = this.#members.get(endpoint);
+    if (!member) return;
+    this.#members.delete(endpoint);
+    this.#setState(member, 'removed');
+    member.unsubscribe();
+    this.#events.emit({ type: 'endpoint_removed', framework: this.framework, endpoint });
+    await member.client.close({ graceMs });
+  }
+
+  get endpoints(): string[] {
+    return [...this.#members.keys()];
+  }
+
+  /** True when at least one endpoint is ready. */
+  isReady(): boolean {
+    for (const m of this.#members.values()) if (m.state === 'ready') return true;
+    return false;
+  }
+
+  get inFlight(): number {
+    let n = 0;
+    for (const m of this.#members.values()) n += m.client.inFlight;
+    return n;
+  }
+
+  /** Sends a request to the least-busy ready endpoint. `unavailable` when none can take it. */
+  async request(req: OutgoingRequest, opts: RequestOptions = {}): Promise<Reply> {
+    if (this.#closing) throw new GatewayError('unavailable', `pool ${this.framework} is closed`);
+    const member = this.#pick();
+    if (!member) {
+      const states = [...this.#members.values()].map((m) => `${m.client.endpoint}: ${m.state}`).join(', ');
+      throw new GatewayError('unavailable', `framework '${this.framework}' has no ready worker (${states || 'no endpoints'})`);
+    }
+    if (!this.#started) member.client.start();
+    const reply = await member.client.request(req, { timeoutMs: this.#options.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS, ...opts });
+    member.latencyEmaMs = member.latencyEmaMs === undefined ? reply.roundTripMs : 0.9 * member.latencyEmaMs + 0.1 * reply.roundTripMs;
+    return reply;
+  }
+
+  #pick(): Member | undefined {
+    for (const state of PREFERENCE) {
+      let best: Member | undefined;
+      for (const m of this.#members.values()) {
+        if (m.state !== state) continue;
+        if (!best || m.client.inFlight < best.client.inFlight) best = m;
+      }
+      if (best) return best;
+    }
+    return undefined;
+  }
+
+  /** Checks every endpoint now (one health request each, in parallel) and returns their status. */
+  checkHealth({ signal }: { signal?: AbortSignal } = {}): Promise<EndpointStatus[]> {
+    // Checks that overlap share one round.
+    return (this.#checking ??= this.#checkAll(signal).finally(() => (this.#checking = undefined)));
+  }
+
+  async #checkAll(signal: AbortSignal | undefined): Promise<EndpointStatus[]> {
+    const timeoutMs = this.#options.healthTimeoutMs ?? 1_000;
+    await Promise.all(
+      [...this.#members.values()].map(async (member) => {
+        try {
+          const health = await member.client.health({ timeoutMs, signal });
+          member.lastHealth = health;
+          member.failures = 0;
+          member.lastError = undefined;
+          this.#setState(member, health.ready ? 'ready' : 'unhealthy', health.ready ? undefined : 'worker not ready');
+        } catch (err) {
+          if (!this.#members.has(member.client.endpoint) || this.#closing) return;
+          member.failures++;
+          member.lastError = (err as Error).message;
+          const down = member.failures >= (this.#options.downAfterFailures ?? 2) || !member.client.connected;
+          this.#setState(member, down ? 'down' : 'unhealthy', member.lastError);
+        }
+      }),
+    );
+    return this.stats().endpoints;
+  }
+
+  stats(): PoolStats {
+    const endpoints: EndpointStatus[] = [...this.#members.values()].map((m) => ({
+      endpoint: m.client.endpoint,
+      state: m.state,
+      inFlight: m.client.inFlight,
+      lastHealth: m.lastHealth,
+      lastError: m.lastError,
+      recentLatencyMs: m.latencyEmaMs,
+    }));
+    return { framework: this.framework, inFlight: this.inFlight, ready: this.isReady(), endpoints, lateReplies: this.#lateReplies };
+  }
+
+  /** State events of every endpoint, in order; the iteration ends when the pool closes. */
+  events(): AsyncIterable<PoolEvent> {
+    return this.#events;
+  }
+
+  onEvent(listener: (event: PoolEvent) => void): () => void {
+    return this.#events.on(listener);
+  }
+
+  /** Stops health checks and new requests, lets requests in flight finish for up to `graceMs`, closes every client. */
+  close({ graceMs = 0 }: { graceMs?: number } = {}): Promise<void> {
+    return (this.#closing ??= this.#shutdown(graceMs));
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  async #shutdown(graceMs: number): Promise<void> {
+    clearInterval(this.#timer);
+    await Promise.all([...this.#members.values()].map((m) => m.client.close({ graceMs })));
+    this.#events.emit({ type: 'closed', framework: this.framework });
+    this.#events.close();
+  }
+
+  #setState(member: Member, to: EndpointState, reason?: string): void {
+    const from = member.state;
+    if (from === to) return;
+    member.state = to;
+    const endpoint = member.client.endpoint;
+    this.#events.emit({ type: 'state', framework: this.framework, endpoint, from, to, reason });
+    const log = to === 'ready' || to === 'removed' ? this.#log.info : this.#log.warn;
+    log({ event: 'pool.endpoint_state', endpoint, from, to, reason });
+  }
+
+  #onClientEvent(member: Member, event: PoolEvent): void {
+    if (this.#members.get(member.client.endpoint) !== member) return;
+    if (event.type === 'late_reply') this.#lateReplies++;
+    if (event.type === 'disconnected') this.#setState(member, 'down', 'disconnected');
+    this.#events.emit(event);
+    // A worker that (re)connects is checked at once rather than at the next interval.
+    if (event.type === 'connected' && this.#started && !this.#closing) void this.checkHealth().catch(() => undefined);
+  }
+}

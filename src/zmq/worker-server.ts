@@ -1,0 +1,229 @@
+// Worker side of the protocol: a ROUTER socket serving handlers registered by message type, concurrently,
+// answering every message (unknown types, throwing handlers and bad frames get error replies).
+import * as zmq from 'zeromq';
+import { abortError, throwIfAborted } from '../lib/abort.js';
+import { GatewayError, toGatewayError } from '../lib/errors.js';
+import { silentLogger, type Logger } from '../lib/log.js';
+import { DEFAULT_LIMITS, decodeRequest, encodeMessage, type Codec, type Frame, type Limits } from '../protocol/codec.js';
+import { PROTOCOL_VERSION, type HealthResult, type ReplyHeader, type RequestHeader } from '../protocol/messages.js';
+import { parseEndpoint } from './addresses.js';
+
+export interface HandlerContext {
+  requestId: string | undefined;
+  header: RequestHeader;
+  /** Aborts when the request's `timeout_ms` passes or the server closes. */
+  signal: AbortSignal;
+}
+
+export type Handler = (data: unknown, ctx: HandlerContext) => unknown;
+
+export interface WorkerServerOptions {
+  /** Where to bind: tcp://127.0.0.1:5555, tcp://127.0.0.1:* (any free port), ipc:///path. */
+  endpoint: string;
+  framework: string;
+  model?: string;
+  /** Requests handled at once; more get `overloaded`. */
+  capacity?: number;
+  limits?: Limits;
+  log?: Logger;
+  /** Whether health reports ready from the start (false: call setReady(true) once warmed). */
+  ready?: boolean;
+}
+
+const SDK = 'physical-ai-gateway-ts/0.1.0';
+
+/** Serves registered handlers on a ROUTER socket. `await start()` binds; `close()` drains and unbinds. */
+export class WorkerServer implements AsyncDisposable {
+  readonly framework: string;
+  readonly #options: WorkerServerOptions;
+  readonly #handlers = new Map<string, Handler>();
+  readonly #limits: Limits;
+  readonly #log: Logger;
+  readonly #capacity: number;
+  readonly #inFlight = new Set<Promise<void>>();
+  readonly #closeController = new AbortController();
+  readonly #startedAt = performance.now();
+  #ready: boolean;
+  /** Handlers running now, health checks excluded. */
+  #busy = 0;
+  #socket: zmq.Router | undefined;
+  #endpoint: string | undefined;
+  #closing: Promise<void> | undefined;
+  #loop: Promise<void> | undefined;
+
+  constructor(options: WorkerServerOptions) {
+    parseEndpoint(options.endpoint, { forBind: true });
+    this.#options = options;
+    this.framework = options.framework;
+    this.#limits = options.limits ?? DEFAULT_LIMITS;
+    this.#capacity = options.capacity ?? 64;
+    this.#ready = options.ready ?? true;
+    this.#log = (options.log ?? silentLogger).child({ component: 'zmq.worker', framework: options.framework });
+    this.register('health', () => this.#health());
+  }
+
+  /** Registers the handler for a message type (replacing any before it). Returns this for chaining. */
+  register(type: string, handler: Handler): this {
+    this.#handlers.set(type, handler);
+    return this;
+  }
+
+  setReady(ready: boolean): void {
+    this.#ready = ready;
+  }
+
+  /** The bound endpoint (with the real port when bound to `*`). */
+  get endpoint(): string {
+    if (!this.#endpoint) throw new GatewayError('internal', 'worker server not started');
+    return this.#endpoint;
+  }
+
+  get inFlight(): number {
+    return this.#inFlight.size;
+  }
+
+  /** Binds the socket and starts serving. Resolves with the bound endpoint. */
+  async start(): Promise<string> {
+    if (this.#closing) throw new GatewayError('unavailable', 'worker server is closed');
+    if (this.#socket) return this.endpoint;
+    const socket = new zmq.Router({ linger: 0, sendTimeout: 0, maxMessageSize: this.#limits.maxMessageBytes });
+    this.#socket = socket;
+    try {
+      await socket.bind(this.#options.endpoint);
+    } catch (err) {
+      socket.close();
+      this.#socket = undefined;
+      const code = (err as { code?: string }).code;
+      throw new GatewayError('unavailable', `cannot bind ${this.#options.endpoint}: ${code === 'EADDRINUSE' ? 'address already in use' : (err as Error).message}`, { cause: err });
+    }
+    this.#endpoint = socket.lastEndpoint ?? this.#options.endpoint;
+    this.#loop = this.#serve(socket);
+    this.#log.info({ event: 'worker.listening', endpoint: this.#endpoint });
+    return this.#endpoint;
+  }
+
+  /** Stops receiving, lets handlers in flight finish for up to `graceMs`, then closes the socket. Idempotent. */
+  close({ graceMs = 1_000 }: { graceMs?: number } = {}): Promise<void> {
+    return (this.#closing ??= this.#shutdown(graceMs));
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  async #shutdown(graceMs: number): Promise<void> {
+    const socket = this.#socket;
+    if (!socket) return;
+    if (this.#inFlight.size > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([Promise.allSettled(this.#inFlight), new Promise((r) => (timer = setTimeout(r, graceMs)))]);
+      clearTimeout(timer);
+    }
+    this.#closeController.abort(new GatewayError('cancelled', 'worker server closed'));
+    socket.close();
+    await this.#loop;
+  }
+
+  #health(): HealthResult {
+    return {
+      ready: this.#ready,
+      framework: this.framework,
+      model: this.#options.model ?? this.framework,
+      capacity: this.#capacity,
+      in_flight: this.#busy,
+      uptime_s: (performance.now() - this.#startedAt) / 1000,
+      version: PROTOCOL_VERSION,
+      sdk: SDK,
+    };
+  }
+
+  async #serve(socket: zmq.Router): Promise<void> {
+    try {
+      for await (const message of socket) {
+        if (this.#closing) break;
+        const task = this.#handle(socket, message).catch((err: unknown) => this.#log.error({ event: 'worker.reply_failed', err }));
+        this.#inFlight.add(task);
+        void task.finally(() => this.#inFlight.delete(task));
+      }
+    } catch (err) {
+      if (!socket.closed) this.#log.error({ event: 'worker.receive_failed', err });
+    }
+  }
+
+  async #handle(socket: zmq.Router, message: Buffer[]): Promise<void> {
+    const receivedAt = performance.now();
+    // Routing envelope: the identity frame, then (REQ and our clients) an empty delimiter.
+    const split = message[1]?.byteLength === 0 ? 2 : 1;
+    const envelope = message.slice(0, split);
+    const frames = message.slice(split);
+    let codec: Codec = frames[0]?.[0] === 0x7b ? 'json' : 'binary';
+    let requestId: string | undefined;
+    let reply: ReplyHeader;
+    try {
+      const decoded = decodeRequest(frames, this.#limits);
+      codec = decoded.codec;
+      const header = decoded.header;
+      requestId = header.request_id;
+      const decodedAt = performance.now();
+      const handler = this.#handlers.get(header.type);
+      if (!handler) {
+        throw new GatewayError('bad_request', `unknown message type '${header.type}'; this worker handles: ${[...this.#handlers.keys()].join(', ')}`, { path: '/type' });
+      }
+      if (header.type !== 'health' && this.#busy >= this.#capacity) {
+        throw new GatewayError('overloaded', `worker is at capacity (${this.#capacity} requests)`);
+      }
+      const signals = [this.#closeController.signal];
+      if (header.timeout_ms !== undefined) signals.push(AbortSignal.timeout(Math.max(1, Math.ceil(header.timeout_ms - (decodedAt - receivedAt)))));
+      const signal = AbortSignal.any(signals);
+      throwIfAborted(signal, `request ${requestId ?? ''}`);
+      const counted = header.type !== 'health';
+      if (counted) this.#busy++;
+      const result = await Promise.race([
+        Promise.resolve(handler(header.data ?? {}, { requestId, header, signal })),
+        new Promise<never>((_, reject) => signal.addEventListener('abort', () => reject(abortError(signal, 'handler')), { once: true })),
+      ]).finally(() => {
+        if (counted) this.#busy--;
+      });
+      const doneAt = performance.now();
+      reply = {
+        status: 'success',
+        result,
+        request_id: requestId,
+        timestamp: Date.now() / 1000,
+        version: PROTOCOL_VERSION,
+        timing: { decode_ms: decodedAt - receivedAt, compute_ms: doneAt - decodedAt, total_ms: doneAt - receivedAt },
+      };
+    } catch (err) {
+      reply = this.#errorReply(err, requestId, receivedAt);
+    }
+    await this.#send(socket, envelope, reply, codec);
+  }
+
+  #errorReply(err: unknown, requestId: string | undefined, receivedAt: number): ReplyHeader {
+    let error = toGatewayError(err);
+    if (error.code === 'internal' && !(err instanceof GatewayError)) {
+      // A handler's own exception is the worker's error, reported with its text.
+      error = new GatewayError('worker_error', err instanceof Error ? err.message : String(err), { cause: err });
+    }
+    if (error.code === 'worker_error' || error.code === 'internal') this.#log.warn({ event: 'worker.handler_failed', requestId, err });
+    const wire = error.toWire();
+    if (requestId !== undefined) wire.request_id = requestId;
+    const total = performance.now() - receivedAt;
+    return { status: 'error', error: wire, request_id: requestId, timestamp: Date.now() / 1000, version: PROTOCOL_VERSION, timing: { compute_ms: 0, total_ms: total } };
+  }
+
+  async #send(socket: zmq.Router, envelope: Buffer[], reply: ReplyHeader, codec: Codec): Promise<void> {
+    let frames: Frame[];
+    try {
+      frames = encodeMessage(reply, codec);
+    } catch (err) {
+      frames = encodeMessage(this.#errorReply(new GatewayError('worker_error', `cannot encode the result: ${(err as Error).message}`), reply.request_id, performance.now()), codec);
+    }
+    if (socket.closed) return;
+    try {
+      await socket.send([...envelope, ...frames]);
+    } catch (err) {
+      this.#log.warn({ event: 'worker.send_failed', requestId: reply.request_id, err });
+    }
+  }
+}
