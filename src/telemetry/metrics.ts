@@ -1,0 +1,461 @@
+// Prometheus metrics of the gateway on an injected registry, behind a small observer API so that the rest of
+// the code never touches prom-client. Key request metrics are mirrored to an OpenTelemetry Meter (a no-op
+// unless an SDK MeterProvider was registered before createMetrics was called; see sdk.ts).
+import { metrics as otelMetrics } from '@opentelemetry/api';
+import type { Attributes, Counter as OtelCounter, Histogram as OtelHistogram, Meter, UpDownCounter } from '@opentelemetry/api';
+import { Counter, Gauge, Histogram } from 'prom-client';
+import type { Registry } from 'prom-client';
+
+// ---- metric names (Prometheus conventions: base units, `_total` counters) ----
+export const REQUEST_DURATION_SECONDS = 'gateway_request_duration_seconds';
+export const STAGE_DURATION_SECONDS = 'gateway_stage_duration_seconds';
+export const REQUESTS_IN_FLIGHT = 'gateway_requests_in_flight';
+export const REQUESTS_TOTAL = 'gateway_requests_total';
+export const ERRORS_TOTAL = 'gateway_errors_total';
+export const REQUEST_BYTES_TOTAL = 'gateway_request_bytes_total';
+export const RESPONSE_BYTES_TOTAL = 'gateway_response_bytes_total';
+export const WORKER_UP = 'gateway_worker_up';
+export const POOL_ENDPOINTS = 'gateway_pool_endpoints';
+export const LATE_REPLIES_TOTAL = 'gateway_late_replies_total';
+export const RECONNECTS_TOTAL = 'gateway_reconnects_total';
+export const TENSOR_COPIES_TOTAL = 'gateway_tensor_copies_total';
+export const TENSOR_COPIED_BYTES_TOTAL = 'gateway_tensor_copied_bytes_total';
+export const CONTAINER_CPU_RATIO = 'gateway_container_cpu_ratio';
+export const CONTAINER_MEMORY_BYTES = 'gateway_container_memory_bytes';
+export const CONTAINER_MEMORY_LIMIT_BYTES = 'gateway_container_memory_limit_bytes';
+export const CONTAINER_OOM_TOTAL = 'gateway_container_oom_total';
+
+/** Every metric name this module registers. */
+export const METRIC_NAMES = [
+  REQUEST_DURATION_SECONDS, STAGE_DURATION_SECONDS, REQUESTS_IN_FLIGHT, REQUESTS_TOTAL, ERRORS_TOTAL,
+  REQUEST_BYTES_TOTAL, RESPONSE_BYTES_TOTAL, WORKER_UP, POOL_ENDPOINTS, LATE_REPLIES_TOTAL, RECONNECTS_TOTAL,
+  TENSOR_COPIES_TOTAL, TENSOR_COPIED_BYTES_TOTAL, CONTAINER_CPU_RATIO, CONTAINER_MEMORY_BYTES,
+  CONTAINER_MEMORY_LIMIT_BYTES, CONTAINER_OOM_TOTAL,
+] as const;
+
+/** Latency buckets in seconds: 100 µs to 10 s, dense below 10 ms where ZMQ round trips live. */
+export const DURATION_BUCKETS_SECONDS: readonly number[] = [
+  0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
+  2.5, 5, 10,
+];
+
+/** Name of the OpenTelemetry meter (and tracer) of the gateway. */
+export const INSTRUMENTATION_NAME = 'physical-ai-gateway';
+
+export type Transport = 'zmq' | 'http';
+/** Same values as src/protocol/codec.ts `Codec` (kept structural so telemetry imports nothing from src). */
+export type CodecName = 'binary' | 'msgpack' | 'json';
+export const STAGES = ['decode', 'queue', 'worker_compute', 'transport', 'encode'] as const;
+export type Stage = (typeof STAGES)[number];
+/** `ok`, or an error code of src/lib/errors.ts. */
+export type Outcome = 'ok' | (string & {});
+
+export interface RequestLabels {
+  framework: string;
+  transport: Transport;
+  codec: CodecName;
+}
+
+export interface RequestEnd {
+  /** `ok` or the GatewayError code the request ended with. */
+  outcome: Outcome;
+  /** Bytes received for the request (all frames / body). */
+  requestBytes?: number;
+  /** Bytes sent back (all frames / body). */
+  responseBytes?: number;
+  /** Per-stage durations in milliseconds (missing stages are not observed). */
+  stagesMs?: Partial<Record<Stage, number>>;
+  /** Bytes copied while decoding tensors (misaligned inline data); > 0 counts one copying decode. */
+  copiedBytes?: number;
+  /** Framework resolved after the request started (a request without `framework` goes to the default). */
+  framework?: string;
+  /** Codec resolved after the request started (known only once the header is decoded). */
+  codec?: CodecName;
+}
+
+/** A started request: call `end()` exactly once (later calls are ignored). Returns the duration in seconds. */
+export interface RequestObservation {
+  end(result: RequestEnd): number;
+}
+
+/** Structural copy of src/zmq/types.ts PoolEvent (a PoolEvent is assignable to it; test/telemetry checks that). */
+export type PoolEventLike =
+  | { type: 'endpoint_added' | 'endpoint_removed' | 'connected' | 'disconnected'; framework: string; endpoint: string }
+  | { type: 'state'; framework: string; endpoint: string; from: string; to: string; reason?: string }
+  | { type: 'reconnect'; framework: string; endpoint: string; attempt: number }
+  | { type: 'late_reply'; framework: string; endpoint: string; requestId: string }
+  | { type: 'closed'; framework: string };
+
+/** Endpoint states of the pool (src/zmq/types.ts EndpointState); every one is exported, 0 when unused. */
+export const ENDPOINT_STATES = ['connecting', 'ready', 'unhealthy', 'down'] as const;
+
+/** One resource sample of a framework container, as the Docker manager reads it. */
+export interface ContainerStatsSample {
+  framework: string;
+  /** Container name (or short id). */
+  container: string;
+  /** CPU time used per second of wall time, in cores (docker stats "CPU %" / 100); may exceed 1. */
+  cpuRatio: number;
+  memoryBytes: number;
+  /** 0 or undefined when the container has no limit. */
+  memoryLimitBytes?: number;
+}
+
+export interface MetricsOptions {
+  /** OpenTelemetry meter that mirrors the key request metrics; defaults to the global one (no-op without an SDK). */
+  meter?: Meter;
+}
+
+/** The gateway's instruments. Create one per gateway with its own Registry. */
+export interface GatewayMetrics {
+  readonly registry: Registry;
+  /** Call when a request arrives at a front door; returns the handle that ends it. */
+  requestStarted(labels: RequestLabels): RequestObservation;
+  /** Count an error that has no request observation (e.g. a frame that could not be decoded at all). */
+  recordError(labels: { framework: string; transport: Transport; code: string }): void;
+  /** Update pool gauges and counters from a pool state event. */
+  observePoolEvent(event: PoolEventLike): void;
+  /** Record a late reply dropped outside a pool event stream. */
+  recordLateReply(framework: string): void;
+  /** Set the container gauges from a Docker stats sample. */
+  recordContainerStats(sample: ContainerStatsSample): void;
+  /** Count an out-of-memory kill of a framework container. */
+  recordContainerOom(labels: { framework: string; container: string }): void;
+  /** Drop the gauges of a container that is gone. */
+  removeContainer(labels: { framework: string; container: string }): void;
+  /** Observe one stage outside a request observation (e.g. the ZMQ client measuring its hop). */
+  observeStage(framework: string, stage: Stage, ms: number): void;
+}
+
+interface RequestChildren {
+  inFlight: Gauge.Internal<string>;
+  requestBytes: Counter.Internal;
+  responseBytes: Counter.Internal;
+  copies: Counter.Internal;
+  copiedBytes: Counter.Internal;
+  otelAttrs: Attributes;
+}
+
+interface OutcomeChildren {
+  duration: Histogram.Internal<string>;
+  requests: Counter.Internal;
+  errors: Counter.Internal | undefined;
+  otelAttrs: Attributes;
+}
+
+const nowSeconds = (): number => performance.now() / 1000;
+
+/**
+ * Registers every gateway metric on `registry` (never the global one) and returns the observer API.
+ * @example
+ * const metrics = createMetrics(new Registry());
+ * const obs = metrics.requestStarted({ framework: 'demo', transport: 'zmq', codec: 'binary' });
+ * obs.end({ outcome: 'ok', requestBytes: 1200, responseBytes: 900, stagesMs: { worker_compute: 1.2 } });
+ */
+export function createMetrics(registry: Registry, { meter = otelMetrics.getMeter(INSTRUMENTATION_NAME) }: MetricsOptions = {}): GatewayMetrics {
+  const registers = [registry];
+  const duration = new Histogram({
+    name: REQUEST_DURATION_SECONDS,
+    help: 'Time from a request arriving at a front door to its reply being handed back, seconds.',
+    labelNames: ['framework', 'transport', 'codec', 'outcome'],
+    buckets: [...DURATION_BUCKETS_SECONDS],
+    registers,
+  });
+  const stage = new Histogram({
+    name: STAGE_DURATION_SECONDS,
+    help: 'Time spent per stage of a request (decode, queue, worker_compute, transport, encode), seconds.',
+    labelNames: ['framework', 'stage'],
+    buckets: [...DURATION_BUCKETS_SECONDS],
+    registers,
+  });
+  const inFlight = new Gauge({
+    name: REQUESTS_IN_FLIGHT,
+    help: 'Requests received and not yet answered.',
+    labelNames: ['framework', 'transport'],
+    registers,
+  });
+  const requests = new Counter({
+    name: REQUESTS_TOTAL,
+    help: 'Requests answered, by outcome (ok or error code).',
+    labelNames: ['framework', 'transport', 'codec', 'outcome'],
+    registers,
+  });
+  const errors = new Counter({
+    name: ERRORS_TOTAL,
+    help: 'Requests that ended with an error, by error code.',
+    labelNames: ['framework', 'transport', 'code'],
+    registers,
+  });
+  const requestBytes = new Counter({
+    name: REQUEST_BYTES_TOTAL,
+    help: 'Bytes received in requests (all frames or the HTTP body).',
+    labelNames: ['framework', 'transport'],
+    registers,
+  });
+  const responseBytes = new Counter({
+    name: RESPONSE_BYTES_TOTAL,
+    help: 'Bytes sent in replies (all frames or the HTTP body).',
+    labelNames: ['framework', 'transport'],
+    registers,
+  });
+  const workerUp = new Gauge({
+    name: WORKER_UP,
+    help: 'Whether a worker endpoint is ready (1) or not (0).',
+    labelNames: ['framework', 'endpoint'],
+    registers,
+  });
+  const poolEndpoints = new Gauge({
+    name: POOL_ENDPOINTS,
+    help: 'Worker endpoints of a framework pool by state.',
+    labelNames: ['framework', 'state'],
+    registers,
+  });
+  const lateReplies = new Counter({
+    name: LATE_REPLIES_TOTAL,
+    help: 'Worker replies that arrived after their request had ended, dropped.',
+    labelNames: ['framework'],
+    registers,
+  });
+  const reconnects = new Counter({
+    name: RECONNECTS_TOTAL,
+    help: 'Reconnections of pool sockets to workers.',
+    labelNames: ['framework'],
+    registers,
+  });
+  const copies = new Counter({
+    name: TENSOR_COPIES_TOTAL,
+    help: 'Request decodes that had to copy tensor bytes (misaligned inline data).',
+    labelNames: ['framework', 'transport'],
+    registers,
+  });
+  const copiedBytes = new Counter({
+    name: TENSOR_COPIED_BYTES_TOTAL,
+    help: 'Tensor bytes copied while decoding requests.',
+    labelNames: ['framework', 'transport'],
+    registers,
+  });
+  const cpu = new Gauge({
+    name: CONTAINER_CPU_RATIO,
+    help: 'CPU used by a framework container, in cores (1 = one core busy).',
+    labelNames: ['framework', 'container'],
+    registers,
+  });
+  const memory = new Gauge({
+    name: CONTAINER_MEMORY_BYTES,
+    help: 'Memory used by a framework container (without page cache), bytes.',
+    labelNames: ['framework', 'container'],
+    registers,
+  });
+  const memoryLimit = new Gauge({
+    name: CONTAINER_MEMORY_LIMIT_BYTES,
+    help: 'Memory limit of a framework container, bytes (0 = none).',
+    labelNames: ['framework', 'container'],
+    registers,
+  });
+  const oom = new Counter({
+    name: CONTAINER_OOM_TOTAL,
+    help: 'Out-of-memory kills of framework containers.',
+    labelNames: ['framework', 'container'],
+    registers,
+  });
+
+  // OpenTelemetry mirror of the request metrics (same names; OTel unit strings).
+  const otelDuration: OtelHistogram = meter.createHistogram(REQUEST_DURATION_SECONDS, {
+    description: 'Request duration at the front door',
+    unit: 's',
+    advice: { explicitBucketBoundaries: [...DURATION_BUCKETS_SECONDS] },
+  });
+  const otelRequests: OtelCounter = meter.createCounter('gateway_requests', { description: 'Requests answered' });
+  const otelInFlight: UpDownCounter = meter.createUpDownCounter(REQUESTS_IN_FLIGHT, { description: 'Requests in flight' });
+  const otelStage: OtelHistogram = meter.createHistogram(STAGE_DURATION_SECONDS, {
+    description: 'Duration per stage',
+    unit: 's',
+    advice: { explicitBucketBoundaries: [...DURATION_BUCKETS_SECONDS] },
+  });
+
+  // Label children cached by key: labels() hashes and sorts on every call, this map lookup does not.
+  const requestCache = new Map<string, RequestChildren>();
+  const outcomeCache = new Map<string, OutcomeChildren>();
+  const stageCache = new Map<string, { child: Histogram.Internal<string>; otelAttrs: Attributes }>();
+
+  const requestChildren = (framework: string, transport: Transport): RequestChildren => {
+    const key = `${framework}\0${transport}`;
+    let c = requestCache.get(key);
+    if (!c) {
+      const labels = { framework, transport };
+      c = {
+        inFlight: inFlight.labels(labels),
+        requestBytes: requestBytes.labels(labels),
+        responseBytes: responseBytes.labels(labels),
+        copies: copies.labels(labels),
+        copiedBytes: copiedBytes.labels(labels),
+        otelAttrs: { framework, transport },
+      };
+      requestCache.set(key, c);
+    }
+    return c;
+  };
+  const outcomeChildren = (framework: string, transport: Transport, codec: CodecName, outcome: string): OutcomeChildren => {
+    const key = `${framework}\0${transport}\0${codec}\0${outcome}`;
+    let c = outcomeCache.get(key);
+    if (!c) {
+      const labels = { framework, transport, codec, outcome };
+      c = {
+        duration: duration.labels(labels),
+        requests: requests.labels(labels),
+        errors: outcome === 'ok' ? undefined : errors.labels({ framework, transport, code: outcome }),
+        otelAttrs: { framework, transport, codec, outcome },
+      };
+      outcomeCache.set(key, c);
+    }
+    return c;
+  };
+  const observeStage = (framework: string, name: Stage, ms: number): void => {
+    if (!(ms >= 0)) return; // also drops NaN
+    const key = `${framework}\0${name}`;
+    let c = stageCache.get(key);
+    if (!c) {
+      c = { child: stage.labels({ framework, stage: name }), otelAttrs: { framework, stage: name } };
+      stageCache.set(key, c);
+    }
+    c.child.observe(ms / 1000);
+    otelStage.record(ms / 1000, c.otelAttrs);
+  };
+
+  // Pool state per framework, so gateway_pool_endpoints is a count per state.
+  const poolState = new Map<string, Map<string, string>>();
+  const publishPool = (framework: string): void => {
+    const endpoints = poolState.get(framework);
+    const counts = new Map<string, number>(ENDPOINT_STATES.map((s) => [s, 0]));
+    for (const state of endpoints?.values() ?? []) counts.set(state, (counts.get(state) ?? 0) + 1);
+    for (const [state, n] of counts) poolEndpoints.set({ framework, state }, n);
+  };
+  const endpointsOf = (framework: string): Map<string, string> => {
+    let m = poolState.get(framework);
+    if (!m) poolState.set(framework, (m = new Map()));
+    return m;
+  };
+
+  return {
+    registry,
+    requestStarted({ framework, transport, codec }) {
+      const start = nowSeconds();
+      const rc = requestChildren(framework, transport);
+      rc.inFlight.inc();
+      otelInFlight.add(1, rc.otelAttrs);
+      let ended = false;
+      return {
+        end(result) {
+          const seconds = nowSeconds() - start;
+          if (ended) return seconds;
+          ended = true;
+          rc.inFlight.dec();
+          otelInFlight.add(-1, rc.otelAttrs);
+          const fw = result.framework ?? framework;
+          const rcFinal = fw === framework ? rc : requestChildren(fw, transport);
+          const oc = outcomeChildren(fw, transport, result.codec ?? codec, result.outcome);
+          oc.duration.observe(seconds);
+          oc.requests.inc();
+          oc.errors?.inc();
+          otelDuration.record(seconds, oc.otelAttrs);
+          otelRequests.add(1, oc.otelAttrs);
+          if (result.requestBytes) rcFinal.requestBytes.inc(result.requestBytes);
+          if (result.responseBytes) rcFinal.responseBytes.inc(result.responseBytes);
+          if (result.copiedBytes) {
+            rcFinal.copies.inc();
+            rcFinal.copiedBytes.inc(result.copiedBytes);
+          }
+          const stages = result.stagesMs;
+          if (stages) {
+            for (const name of STAGES) {
+              const ms = stages[name];
+              if (ms !== undefined) observeStage(fw, name, ms);
+            }
+          }
+          return seconds;
+        },
+      };
+    },
+    recordError({ framework, transport, code }) {
+      errors.inc({ framework, transport, code });
+    },
+    observePoolEvent(event) {
+      switch (event.type) {
+        case 'endpoint_added':
+          if (!endpointsOf(event.framework).has(event.endpoint)) endpointsOf(event.framework).set(event.endpoint, 'connecting');
+          workerUp.set({ framework: event.framework, endpoint: event.endpoint }, 0);
+          publishPool(event.framework);
+          return;
+        case 'endpoint_removed':
+          endpointsOf(event.framework).delete(event.endpoint);
+          workerUp.remove({ framework: event.framework, endpoint: event.endpoint });
+          publishPool(event.framework);
+          return;
+        case 'state':
+          if (event.to === 'removed') {
+            endpointsOf(event.framework).delete(event.endpoint);
+            workerUp.remove({ framework: event.framework, endpoint: event.endpoint });
+          } else {
+            endpointsOf(event.framework).set(event.endpoint, event.to);
+            workerUp.set({ framework: event.framework, endpoint: event.endpoint }, event.to === 'ready' ? 1 : 0);
+          }
+          publishPool(event.framework);
+          return;
+        case 'reconnect':
+          reconnects.inc({ framework: event.framework });
+          return;
+        case 'late_reply':
+          lateReplies.inc({ framework: event.framework });
+          return;
+        case 'closed':
+          for (const endpoint of endpointsOf(event.framework).keys()) workerUp.remove({ framework: event.framework, endpoint });
+          poolState.delete(event.framework);
+          publishPool(event.framework);
+          return;
+        case 'connected':
+        case 'disconnected':
+          return; // readiness comes from `state` events (health checks), not from the socket alone
+      }
+    },
+    recordLateReply(framework) {
+      lateReplies.inc({ framework });
+    },
+    recordContainerStats({ framework, container, cpuRatio, memoryBytes, memoryLimitBytes }) {
+      const labels = { framework, container };
+      if (Number.isFinite(cpuRatio)) cpu.set(labels, cpuRatio);
+      if (Number.isFinite(memoryBytes)) memory.set(labels, memoryBytes);
+      memoryLimit.set(labels, memoryLimitBytes !== undefined && Number.isFinite(memoryLimitBytes) ? memoryLimitBytes : 0);
+    },
+    recordContainerOom(labels) {
+      oom.inc(labels);
+    },
+    removeContainer(labels) {
+      cpu.remove(labels);
+      memory.remove(labels);
+      memoryLimit.remove(labels);
+    },
+    observeStage,
+  };
+}
+
+/** The parts of a Docker Engine `/containers/{id}/stats` document that containerStatsFromDocker reads. */
+export interface DockerStatsJson {
+  cpu_stats?: { cpu_usage?: { total_usage?: number }; system_cpu_usage?: number; online_cpus?: number };
+  precpu_stats?: { cpu_usage?: { total_usage?: number }; system_cpu_usage?: number };
+  memory_stats?: { usage?: number; limit?: number; stats?: Record<string, number | undefined> };
+}
+
+/**
+ * Turns one Docker stats document into a sample, the way `docker stats` computes it: CPU delta over
+ * system delta times online CPUs; memory usage without the page cache (cgroup v2 `inactive_file`, v1 `cache`).
+ */
+export function containerStatsFromDocker(framework: string, container: string, stats: DockerStatsJson): ContainerStatsSample {
+  const cpuDelta = (stats.cpu_stats?.cpu_usage?.total_usage ?? 0) - (stats.precpu_stats?.cpu_usage?.total_usage ?? 0);
+  const systemDelta = (stats.cpu_stats?.system_cpu_usage ?? 0) - (stats.precpu_stats?.system_cpu_usage ?? 0);
+  const cpus = stats.cpu_stats?.online_cpus ?? 1;
+  const cpuRatio = cpuDelta > 0 && systemDelta > 0 ? (cpuDelta / systemDelta) * cpus : 0;
+  const mem = stats.memory_stats;
+  const cache = mem?.stats?.inactive_file ?? mem?.stats?.total_inactive_file ?? mem?.stats?.cache ?? 0;
+  const memoryBytes = Math.max(0, (mem?.usage ?? 0) - cache);
+  return { framework, container, cpuRatio, memoryBytes, memoryLimitBytes: mem?.limit ?? 0 };
+}

@@ -1,0 +1,153 @@
+// Spans of the gateway and W3C trace context in the wire envelope (`traceparent`/`tracestate` header fields).
+// Uses @opentelemetry/api only: without a registered SDK every call here is the API's no-op, and a caller's
+// traceparent still passes through unchanged to the worker.
+import { context, createTraceState, isSpanContextValid, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
+import type { Attributes, Context, Span, SpanContext, Tracer } from '@opentelemetry/api';
+import { INSTRUMENTATION_NAME } from './metrics.js';
+
+/** The two envelope fields that carry W3C trace context (a RequestHeader has both; so can an HTTP header map). */
+export interface TraceCarrier {
+  traceparent?: string;
+  tracestate?: string;
+}
+
+/** Span names used by the gateway. */
+export const SERVER_SPAN_NAME = 'gateway.request';
+export const CLIENT_SPAN_NAME = 'gateway.worker_request';
+
+/** The gateway's tracer (a proxy: it starts recording once an SDK registers, see sdk.ts). */
+export function getTracer(): Tracer {
+  return trace.getTracer(INSTRUMENTATION_NAME);
+}
+
+/** Starts a span named `name` under `parentContext` (default: the active context). */
+export function startRequestSpan(name: string, attributes: Attributes, parentContext: Context = context.active(), kind: SpanKind = SpanKind.INTERNAL): Span {
+  return getTracer().startSpan(name, { kind, attributes }, parentContext);
+}
+
+const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$/;
+
+/** Parses a W3C `traceparent` (and optional `tracestate`); undefined when absent or invalid. */
+export function parseTraceparent(traceparent: string | undefined, tracestate?: string): SpanContext | undefined {
+  if (typeof traceparent !== 'string') return undefined;
+  const m = TRACEPARENT.exec(traceparent.trim());
+  if (!m) return undefined;
+  const [, version, traceId, spanId, flags, rest] = m as unknown as [string, string, string, string, string, string | undefined];
+  // Version ff is forbidden; version 00 has exactly four fields; later versions may append more.
+  if (version === 'ff' || (version === '00' && rest !== undefined)) return undefined;
+  const spanContext: SpanContext = { traceId, spanId, traceFlags: parseInt(flags, 16) & 0xff, isRemote: true };
+  if (!isSpanContextValid(spanContext)) return undefined; // all-zero ids
+  if (typeof tracestate === 'string' && tracestate.length > 0) spanContext.traceState = createTraceState(tracestate);
+  return spanContext;
+}
+
+/** Formats a span context as a version-00 `traceparent`. */
+export function formatTraceparent(spanContext: SpanContext): string {
+  return `00-${spanContext.traceId}-${spanContext.spanId}-${(spanContext.traceFlags & 0xff).toString(16).padStart(2, '0')}`;
+}
+
+/**
+ * Writes the span context of `ctx` (default: the active context) into `carrier.traceparent`/`tracestate`.
+ * Leaves the carrier untouched when `ctx` holds no valid span context. Returns the carrier.
+ */
+export function injectTraceContext<C extends TraceCarrier>(carrier: C, ctx: Context = context.active()): C {
+  const spanContext = trace.getSpanContext(ctx);
+  if (!spanContext || !isSpanContextValid(spanContext)) return carrier;
+  carrier.traceparent = formatTraceparent(spanContext);
+  const state = spanContext.traceState?.serialize();
+  if (state) carrier.tracestate = state;
+  else delete carrier.tracestate;
+  return carrier;
+}
+
+/** A context holding the remote span context found in `carrier`, or `base` unchanged when there is none. */
+export function extractTraceContext(carrier: TraceCarrier | undefined, base: Context = ROOT_CONTEXT): Context {
+  const spanContext = parseTraceparent(carrier?.traceparent, carrier?.tracestate);
+  return spanContext ? trace.setSpanContext(base, spanContext) : base;
+}
+
+/** A span started by the helpers below, with the context to run or propagate the request under. */
+export interface RequestSpan {
+  readonly span: Span;
+  /** Context with this span active: pass it to the next hop (or `context.with`). */
+  readonly context: Context;
+  /** Sets `outcome` (`ok` or an error code), marks errors, ends the span. Later calls are ignored. */
+  end(outcome: string, message?: string): void;
+}
+
+function requestSpan(span: Span, ctx: Context): RequestSpan {
+  let ended = false;
+  return {
+    span,
+    context: ctx,
+    end(outcome, message) {
+      if (ended) return;
+      ended = true;
+      if (span.isRecording()) {
+        span.setAttribute('outcome', outcome);
+        if (outcome !== 'ok') span.setStatus({ code: SpanStatusCode.ERROR, message: message ?? outcome });
+      }
+      span.end();
+    },
+  };
+}
+
+export interface ServerSpanAttributes {
+  framework: string;
+  transport: 'zmq' | 'http';
+  codec: string;
+  requestId?: string;
+}
+
+/**
+ * The front doors' span: a SERVER span continuing the caller's trace from `carrier` (the request header,
+ * or `{ traceparent, tracestate }` from HTTP headers). Without an SDK this is a non-recording span that
+ * still carries the caller's context, so injecting it forwards the caller's traceparent unchanged.
+ */
+export function startServerSpan(attrs: ServerSpanAttributes, carrier?: TraceCarrier): RequestSpan {
+  const parent = extractTraceContext(carrier, context.active());
+  const span = getTracer().startSpan(
+    SERVER_SPAN_NAME,
+    {
+      kind: SpanKind.SERVER,
+      attributes: {
+        framework: attrs.framework,
+        transport: attrs.transport,
+        codec: attrs.codec,
+        ...(attrs.requestId === undefined ? {} : { request_id: attrs.requestId }),
+      },
+    },
+    parent,
+  );
+  return requestSpan(span, trace.setSpan(parent, span));
+}
+
+export interface ClientSpanAttributes {
+  framework: string;
+  endpoint: string;
+  requestId?: string;
+}
+
+/**
+ * The ZMQ client's span around one hop to a worker: a CLIENT span whose parent is `parent`, else the trace
+ * context already in `header` (set by the front door), else the active context. Writes the span's context
+ * into `header.traceparent`/`tracestate` so the worker continues the same trace.
+ */
+export function startClientSpan(header: TraceCarrier, attrs: ClientSpanAttributes, parent?: Context): RequestSpan {
+  const parentCtx = parent ?? (header.traceparent ? extractTraceContext(header, context.active()) : context.active());
+  const span = getTracer().startSpan(
+    CLIENT_SPAN_NAME,
+    {
+      kind: SpanKind.CLIENT,
+      attributes: {
+        framework: attrs.framework,
+        'server.address': attrs.endpoint,
+        ...(attrs.requestId === undefined ? {} : { request_id: attrs.requestId }),
+      },
+    },
+    parentCtx,
+  );
+  const ctx = trace.setSpan(parentCtx, span);
+  injectTraceContext(header, ctx);
+  return requestSpan(span, ctx);
+}
