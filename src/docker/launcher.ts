@@ -1,0 +1,379 @@
+// Frameworks on demand: the router's FrameworkLauncher on top of the DockerManager. Starts a framework's
+// container when a request needs it, waits for the worker's health reply (never a fixed sleep), stops idle
+// frameworks, and optionally keeps only one GPU framework running at a time.
+import { createServer } from 'node:net';
+import { abortError, sleep, throwIfAborted } from '../lib/abort.js';
+import { GatewayError } from '../lib/errors.js';
+import { EventStream } from '../lib/event-stream.js';
+import { silentLogger, type Logger } from '../lib/log.js';
+import type { FrameworkLauncher } from '../router/framework-launcher.js';
+import { DockerError, isDockerError } from './docker-error.js';
+import { DockerManager, type ContainerEvent, type ReadinessProbe } from './docker-manager.js';
+import { DEFAULT_READY_TIMEOUT_MS, containerNameFor, usesGpu, validateFrameworkSpec, type FrameworkSpec } from './framework-spec.js';
+
+export interface DockerLauncherOptions {
+  manager: DockerManager;
+  specs: readonly FrameworkSpec[];
+  /** Health probe; default the manager's. */
+  probe?: ReadinessProbe;
+  log?: Logger;
+  /** Stop a framework this long after its last request (touch); 0 or absent: never. */
+  idleStopMs?: number;
+  /** Keep at most one GPU framework running: starting one stops the others first. */
+  oneGpuFrameworkAtATime?: boolean;
+  /** Stop the frameworks' containers on close(); default false (they keep running). */
+  stopOnClose?: boolean;
+  /** Pause between health probes while a worker starts; default 100 ms. */
+  probeIntervalMs?: number;
+  /** Longest wait for one health reply; default 1000 ms. */
+  probeTimeoutMs?: number;
+  /** Log lines attached to a "died while starting" error; default 30. */
+  logTailLines?: number;
+}
+
+export type FrameworkState = 'absent' | 'stopped' | 'starting' | 'ready' | 'running';
+
+export interface FrameworkStatus {
+  framework: string;
+  state: FrameworkState;
+  container: string;
+  containerId: string | undefined;
+  endpoint: string | undefined;
+  image: string;
+}
+
+export type LauncherEvent =
+  | { type: 'starting'; framework: string }
+  | { type: 'ready'; framework: string; endpoint: string; startMs: number }
+  | { type: 'start_failed'; framework: string; error: string }
+  | { type: 'stopped'; framework: string; reason: 'idle' | 'switch' | 'request' | 'close' }
+  | { type: 'exited'; framework: string; exitCode: number | undefined; expected: boolean }
+  | { type: 'oom'; framework: string }
+  | { type: 'unhealthy'; framework: string };
+
+/** True when nothing accepts connections on 127.0.0.1:port (we can bind it ourselves). */
+function portIsFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(false));
+    server.listen({ host: '127.0.0.1', port, exclusive: true }, () => server.close(() => resolve(true)));
+  });
+}
+
+/** Waits for `promise`, but rejects as soon as `signal` aborts (the work itself goes on). */
+function raceSignal<T>(promise: Promise<T>, signal: AbortSignal, what: string): Promise<T> {
+  if (signal.aborted) return Promise.reject(abortError(signal, what));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(abortError(signal, what));
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (e: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(e);
+      },
+    );
+  });
+}
+
+export class DockerLauncher implements FrameworkLauncher {
+  readonly #manager: DockerManager;
+  readonly #specs = new Map<string, FrameworkSpec>();
+  readonly #probe: ReadinessProbe;
+  readonly #log: Logger;
+  readonly #opts: DockerLauncherOptions;
+  readonly #starting = new Map<string, Promise<string[]>>();
+  /** Frameworks known ready; kept true only while the events watcher runs (it clears them on die/stop). */
+  readonly #ready = new Map<string, string[]>();
+  readonly #idleTimers = new Map<string, NodeJS.Timeout>();
+  /** Stops we asked for, so their die/stop events are not reported as crashes. */
+  readonly #stopping = new Set<string>();
+  readonly #events = new EventStream<LauncherEvent>();
+  readonly #closeController = new AbortController();
+  #watching: Promise<void> | undefined;
+  #watchAlive = false;
+  #closing: Promise<void> | undefined;
+
+  constructor(options: DockerLauncherOptions) {
+    this.#opts = options;
+    this.#manager = options.manager;
+    for (const spec of options.specs) {
+      const valid = validateFrameworkSpec(spec);
+      if (this.#specs.has(valid.name)) throw new GatewayError('bad_request', `framework "${valid.name}" is specified twice`);
+      this.#specs.set(valid.name, valid);
+    }
+    const probe = options.probe ?? options.manager.probe;
+    if (!probe) throw new GatewayError('bad_request', 'DockerLauncher needs a readiness probe (options.probe or the manager\'s)');
+    this.#probe = probe;
+    this.#log = (options.log ?? silentLogger).child({ component: 'docker.launcher' });
+  }
+
+  /** Lifecycle events: starting, ready, stopped, exited (crash or stop), oom, unhealthy. */
+  events(): AsyncIterable<LauncherEvent> {
+    return this.#events;
+  }
+
+  onEvent(listener: (event: LauncherEvent) => void): () => void {
+    return this.#events.on(listener);
+  }
+
+  frameworks(): string[] {
+    return [...this.#specs.keys()];
+  }
+
+  #spec(framework: string): FrameworkSpec {
+    const spec = this.#specs.get(framework);
+    if (!spec) throw new GatewayError('unknown_framework', `unknown framework "${framework}"; configured: ${[...this.#specs.keys()].join(', ') || 'none'}`);
+    return spec;
+  }
+
+  /**
+   * Makes sure the framework's container runs and its worker answers health with ready=true; resolves with
+   * the endpoint. Concurrent calls share one start. The caller's signal bounds only its own wait: a start that
+   * outlives it goes on (bounded by the spec's readyTimeoutMs) so the next request finds the worker ready.
+   */
+  async ensureRunning(framework: string, signal: AbortSignal): Promise<string[]> {
+    const spec = this.#spec(framework);
+    if (this.#closing) throw new GatewayError('unavailable', 'launcher is closed');
+    throwIfAborted(signal, `start ${framework}`);
+    const known = this.#ready.get(framework);
+    if (known && this.#watchAlive) return known;
+    let start = this.#starting.get(framework);
+    if (!start) {
+      start = this.#start(spec).finally(() => this.#starting.delete(framework));
+      this.#starting.set(framework, start);
+      start.catch(() => undefined); // a caller that gave up must not leave an unhandled rejection
+    }
+    return raceSignal(start, signal, `start ${framework}`);
+  }
+
+  touch(framework: string): void {
+    const idleMs = this.#opts.idleStopMs ?? 0;
+    if (idleMs <= 0 || this.#closing || !this.#specs.has(framework)) return;
+    clearTimeout(this.#idleTimers.get(framework));
+    const timer = setTimeout(() => {
+      this.#idleTimers.delete(framework);
+      if (this.#starting.has(framework)) return;
+      this.#log.info({ event: 'docker.framework_idle_stop', framework, idleMs });
+      this.stop(framework, 'idle').catch((err: unknown) => this.#log.warn({ event: 'docker.idle_stop_failed', framework, err }));
+    }, idleMs);
+    timer.unref();
+    this.#idleTimers.set(framework, timer);
+  }
+
+  /** Stops a framework's container (kept for a fast restart); not running is not an error. */
+  async stop(framework: string, reason: 'idle' | 'switch' | 'request' | 'close' = 'request'): Promise<void> {
+    const spec = this.#spec(framework);
+    clearTimeout(this.#idleTimers.get(framework));
+    this.#idleTimers.delete(framework);
+    this.#ready.delete(framework);
+    const name = containerNameFor(spec);
+    const info = await this.#manager.inspect(name);
+    if (!info?.State.Running) return;
+    this.#stopping.add(framework);
+    try {
+      await this.#manager.stop(name, spec.stopTimeoutS === undefined ? {} : { timeoutS: spec.stopTimeoutS });
+    } finally {
+      this.#stopping.delete(framework);
+    }
+    this.#events.emit({ type: 'stopped', framework, reason });
+  }
+
+  /** Where each framework stands (one inspect per framework). */
+  async status(): Promise<FrameworkStatus[]> {
+    return Promise.all(
+      [...this.#specs.values()].map(async (spec) => {
+        const container = containerNameFor(spec);
+        const info = await this.#manager.inspect(container);
+        let state: FrameworkState = 'absent';
+        if (info) state = info.State.Running ? (this.#ready.has(spec.name) ? 'ready' : 'running') : 'stopped';
+        if (this.#starting.has(spec.name)) state = 'starting';
+        const endpoint = info?.State.Running ? await this.#manager.endpointFor(spec).catch(() => undefined) : undefined;
+        return { framework: spec.name, state, container, containerId: info?.Id, endpoint, image: spec.image };
+      }),
+    );
+  }
+
+  async #start(spec: FrameworkSpec): Promise<string[]> {
+    const t0 = performance.now();
+    const framework = spec.name;
+    const name = containerNameFor(spec);
+    const readyMs = spec.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS;
+    const signal = AbortSignal.any([this.#closeController.signal, AbortSignal.timeout(readyMs)]);
+    this.#events.emit({ type: 'starting', framework });
+    try {
+      await this.#watchEvents();
+      if (this.#opts.oneGpuFrameworkAtATime && usesGpu(spec)) await this.#stopOtherGpuFrameworks(framework);
+      let info = await this.#manager.inspect(name);
+      if (info && !DockerManager.isOurs(info)) {
+        throw new DockerError('unavailable', 'not_ours', `framework ${framework}: the name ${name} belongs to a container that physical-ai-gateway did not create; it is left untouched (remove or rename it, or set containerName)`);
+      }
+      if (!info?.State.Running) {
+        await this.#preflight(spec);
+        let created = false;
+        if (!info) {
+          await this.#manager.createContainer(this.#manager.containerOptionsFor(spec));
+          created = true;
+        }
+        try {
+          await this.#manager.start(name);
+        } catch (err) {
+          if (created && isDockerError(err, 'gpu_unavailable')) await this.#manager.remove(name).catch(() => undefined);
+          throw err;
+        }
+        info = await this.#manager.inspect(name);
+      }
+      const endpoint = await this.#manager.endpointFor(spec);
+      await this.#waitReady(spec, name, endpoint, signal, readyMs);
+      const startMs = Math.round(performance.now() - t0);
+      const endpoints = [endpoint];
+      if (this.#watchAlive) this.#ready.set(framework, endpoints);
+      this.#log.info({ event: 'docker.framework_ready', framework, endpoint, startMs, containerId: info?.Id });
+      this.#events.emit({ type: 'ready', framework, endpoint, startMs });
+      this.touch(framework);
+      return endpoints;
+    } catch (err) {
+      const error = signal.aborted && !isDockerError(err) ? this.#abortReason(spec, signal, readyMs) : err;
+      this.#events.emit({ type: 'start_failed', framework, error: error instanceof Error ? error.message : String(error) });
+      this.#log.warn({ event: 'docker.framework_start_failed', framework, err: error });
+      throw error;
+    }
+  }
+
+  #abortReason(spec: FrameworkSpec, signal: AbortSignal, readyMs: number): GatewayError {
+    if (this.#closeController.signal.aborted) return new GatewayError('cancelled', `start ${spec.name}: launcher closed`);
+    return new DockerError('unavailable', 'not_ready', `framework ${spec.name}: worker not ready within ${readyMs} ms (readyTimeoutMs)`, { cause: signal.reason });
+  }
+
+  /** Checks what would make a start fail in a confusing way: the image, the runtime, the port. */
+  async #preflight(spec: FrameworkSpec): Promise<void> {
+    if (!(await this.#manager.inspectImage(spec.image))) {
+      throw new DockerError(
+        'unavailable',
+        'image_missing',
+        `framework ${spec.name}: image ${spec.image} is not on this Docker engine; build it first: ` +
+          (spec.image.startsWith('physical-ai-gateway/worker')
+            ? 'bash scripts/build-test-images.sh'
+            : `docker build -t ${spec.image} -f docker/${spec.name}/Dockerfile docker`) +
+          ` (or pull it: docker pull ${spec.image})`,
+      );
+    }
+    if (spec.runtime !== undefined) {
+      const runtimes = await this.#manager.runtimes();
+      if (!runtimes.includes(spec.runtime)) {
+        throw new DockerError(
+          'unavailable',
+          'runtime_unavailable',
+          `framework ${spec.name}: it needs the "${spec.runtime}" runtime, which this Docker engine does not have (it has: ${runtimes.join(', ')}); install the NVIDIA container toolkit`,
+        );
+      }
+    }
+    if (spec.networkMode === 'host' && spec.port !== undefined && !(await portIsFree(spec.port))) {
+      throw new DockerError(
+        'unavailable',
+        'port_in_use',
+        `framework ${spec.name}: port ${spec.port} on 127.0.0.1 is already in use by another process; stop it or give the framework another port`,
+      );
+    }
+  }
+
+  async #waitReady(spec: FrameworkSpec, name: string, endpoint: string, signal: AbortSignal, readyMs: number): Promise<void> {
+    const interval = this.#opts.probeIntervalMs ?? 100;
+    const attemptMs = this.#opts.probeTimeoutMs ?? 1_000;
+    for (;;) {
+      if (signal.aborted) throw this.#abortReason(spec, signal, readyMs);
+      const attempt = AbortSignal.any([signal, AbortSignal.timeout(attemptMs)]);
+      let ready = false;
+      try {
+        ready = (await this.#probe(endpoint, attempt)).ready;
+      } catch (err) {
+        if (signal.aborted) throw this.#abortReason(spec, signal, readyMs);
+        this.#log.debug({ event: 'docker.probe_failed', framework: spec.name, err });
+      }
+      if (ready) return;
+      const info = await this.#manager.inspect(name);
+      if (!info || !info.State.Running) {
+        const lines = info ? await this.#manager.logs(name, { tail: this.#opts.logTailLines ?? 30 }).catch(() => []) : [];
+        const exit = info ? `exited with code ${info.State.ExitCode}${info.State.OOMKilled ? ' (out of memory)' : ''}` : 'was removed';
+        throw new DockerError(
+          'unavailable',
+          'exited_while_starting',
+          `framework ${spec.name}: container ${name} ${exit} before its worker was ready` + (lines.length ? `; last log lines:\n${lines.join('\n')}` : ' (no log output)'),
+          { logLines: lines },
+        );
+      }
+      await sleep(interval, signal).catch(() => undefined);
+    }
+  }
+
+  async #stopOtherGpuFrameworks(framework: string): Promise<void> {
+    const others = [...this.#specs.values()].filter((s) => s.name !== framework && usesGpu(s));
+    for (const other of others) {
+      const info = await this.#manager.inspect(containerNameFor(other));
+      if (info?.State.Running && DockerManager.isOurs(info)) {
+        this.#log.info({ event: 'docker.framework_switch', stopping: other.name, starting: framework });
+        await this.stop(other.name, 'switch');
+      }
+    }
+  }
+
+  /** Subscribes once to our containers' events; they clear readiness on die/stop and are re-emitted. */
+  #watchEvents(): Promise<void> {
+    return (this.#watching ??= (async () => {
+      try {
+        const events = await this.#manager.events({ signal: this.#closeController.signal });
+        this.#watchAlive = true;
+        void this.#consume(events);
+      } catch (err) {
+        this.#watching = undefined; // try again on the next start
+        this.#log.warn({ event: 'docker.events_unavailable', err });
+      }
+    })());
+  }
+
+  async #consume(events: AsyncIterable<ContainerEvent>): Promise<void> {
+    const byContainer = new Map([...this.#specs.values()].map((s) => [containerNameFor(s), s.name]));
+    try {
+      for await (const e of events) {
+        const framework = byContainer.get(e.name);
+        if (!framework || this.#specs.get(framework)?.name !== e.framework) continue;
+        if (e.type === 'die' || e.type === 'stop' || e.type === 'destroy') {
+          this.#ready.delete(framework);
+          if (e.type === 'die') {
+            const expected = this.#stopping.has(framework);
+            if (!expected) this.#log.warn({ event: 'docker.framework_exited', framework, exitCode: e.exitCode });
+            this.#events.emit({ type: 'exited', framework, exitCode: e.exitCode, expected });
+          }
+        } else if (e.type === 'oom') {
+          this.#ready.delete(framework);
+          this.#events.emit({ type: 'oom', framework });
+        } else if (e.type === 'health' && e.health === 'unhealthy') {
+          this.#events.emit({ type: 'unhealthy', framework });
+        }
+      }
+    } catch (err) {
+      this.#log.warn({ event: 'docker.events_ended', err });
+    } finally {
+      this.#watchAlive = false;
+      this.#watching = undefined;
+      this.#ready.clear();
+    }
+  }
+
+  /** Stops timers and the events stream; stops containers only with `stopOnClose`. Idempotent. */
+  close(): Promise<void> {
+    return (this.#closing ??= (async () => {
+      for (const timer of this.#idleTimers.values()) clearTimeout(timer);
+      this.#idleTimers.clear();
+      this.#closeController.abort(new GatewayError('cancelled', 'launcher closed'));
+      await Promise.allSettled([...this.#starting.values()]);
+      if (this.#opts.stopOnClose) {
+        await Promise.allSettled([...this.#specs.keys()].map((f) => this.stop(f, 'close')));
+      }
+      this.#events.close();
+    })());
+  }
+}
