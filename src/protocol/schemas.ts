@@ -30,13 +30,18 @@ function compiled(): Record<SchemaName, ValidateFunction> {
   return (validators = out);
 }
 
+function describeOne(e: ErrorObject, root: string): string {
+  const path = root + e.instancePath || '/';
+  if (e.keyword === 'required') return `${path}: missing required field '${(e.params as { missingProperty: string }).missingProperty}'`;
+  if (e.keyword === 'enum') return `${path}: must be one of ${(e.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ')}`;
+  return `${path}: ${e.message ?? 'invalid'}`;
+}
+
 function describe(errors: ErrorObject[] | null | undefined, root: string): { path: string; message: string } {
   const first = errors?.[0];
-  if (!first) return { path: root, message: 'invalid' };
-  const path = root + first.instancePath;
-  const extra = first.keyword === 'required' ? ` '${(first.params as { missingProperty: string }).missingProperty}'` : '';
-  const all = (errors ?? []).map((e) => `${root}${e.instancePath} ${e.message ?? 'invalid'}`).slice(0, 5).join('; ');
-  return { path, message: `${path || '/'} ${first.message ?? 'invalid'}${extra} (${all})` };
+  if (!first) return { path: root || '/', message: 'invalid' };
+  const texts = [...new Set((errors ?? []).map((e) => describeOne(e, root)))].slice(0, 5);
+  return { path: root + first.instancePath || '/', message: texts.join('; ') };
 }
 
 /** Throws `bad_request` naming the failing path when `value` does not match the schema. */
@@ -44,7 +49,7 @@ export function validate(name: SchemaName, value: unknown, root = ''): void {
   const fn = compiled()[name];
   if (fn(value)) return;
   const { path, message } = describe(fn.errors, root);
-  throw new GatewayError('bad_request', `invalid ${name}: ${message}`, { path: path || '/' });
+  throw new GatewayError('bad_request', `invalid ${name}: ${message}`, { path });
 }
 
 /** True when `value` matches the schema. */

@@ -9,6 +9,7 @@ import { silentLogger, type Logger } from '../lib/log.js';
 import { DEFAULT_LIMITS, decodeReply, encodeMessage, type Codec, type Frame, type Limits } from '../protocol/codec.js';
 import { PROTOCOL_VERSION, type HealthResult, type ReplyHeader, type RequestHeader } from '../protocol/messages.js';
 import { parseEndpoint } from './addresses.js';
+import { socketFrameLimit } from './worker-server.js';
 import type { ClientStats, OutgoingRequest, PoolEvent, Reply, RequestOptions } from './types.js';
 
 export const DEFAULT_REQUEST_TIMEOUT_MS = 2_000;
@@ -76,7 +77,7 @@ export class WorkerClient implements AsyncDisposable {
       sendHighWaterMark: this.#options.sendHighWaterMark ?? 1_000,
       reconnectInterval: this.#options.reconnectIntervalMs ?? 100,
       reconnectMaxInterval: this.#options.reconnectMaxIntervalMs ?? 2_000,
-      maxMessageSize: this.#limits.maxMessageBytes,
+      maxMessageSize: socketFrameLimit(this.#limits),
     });
     this.#socket = socket;
     void this.#watch(socket);

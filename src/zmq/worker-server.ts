@@ -32,6 +32,11 @@ export interface WorkerServerOptions {
 
 const SDK = 'physical-ai-gateway-ts/0.1.0';
 
+/** The per-frame size above which ZeroMQ itself disconnects the sender. */
+export function socketFrameLimit(limits: Limits): number {
+  return Math.min(2 * limits.maxMessageBytes, 2 ** 31 - 1);
+}
+
 /** Serves registered handlers on a ROUTER socket. `await start()` binds; `close()` drains and unbinds. */
 export class WorkerServer implements AsyncDisposable {
   readonly framework: string;
@@ -86,7 +91,9 @@ export class WorkerServer implements AsyncDisposable {
   async start(): Promise<string> {
     if (this.#closing) throw new GatewayError('unavailable', 'worker server is closed');
     if (this.#socket) return this.endpoint;
-    const socket = new zmq.Router({ linger: 0, sendTimeout: 0, maxMessageSize: this.#limits.maxMessageBytes });
+    // Frames up to twice the limit arrive and get a too_large reply; ZeroMQ drops the connection of a peer
+    // that sends a single frame larger than that, so a hostile peer cannot make us buffer without bound.
+    const socket = new zmq.Router({ linger: 0, sendTimeout: 0, maxMessageSize: socketFrameLimit(this.#limits) });
     this.#socket = socket;
     try {
       await socket.bind(this.#options.endpoint);

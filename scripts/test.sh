@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The one test command (npm test, and .ci/run): brings up what the tests need when it is missing
+# (Debian's python3-zmq/msgpack/numpy, a Docker engine and the offline worker image, Prometheus),
+# then type-checks, lints and runs every test. Stops what it started.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+say() { printf '[test] %s\n' "$*"; }
+t0=$SECONDS
+
+[ -d node_modules ] || { say "installing npm packages (npm ci)"; npm ci --no-audit --no-fund; }
+
+need=()
+for p in python3-zmq python3-msgpack python3-numpy; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
+if [ ${#need[@]} -gt 0 ]; then
+  say "installing ${need[*]} (apt)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+started_docker=0
+if [ -x scripts/ensure-docker.sh ] && [ "${PAIG_SKIP_DOCKER:-0}" != 1 ]; then
+  if ! docker version >/dev/null 2>&1; then started_docker=1; fi
+  bash scripts/ensure-docker.sh
+  [ -x scripts/build-test-images.sh ] && bash scripts/build-test-images.sh
+fi
+cleanup() {
+  if [ "$started_docker" = 1 ]; then bash scripts/ensure-docker.sh stop || true; fi
+}
+trap cleanup EXIT
+
+[ -x scripts/ensure-prometheus.sh ] && bash scripts/ensure-prometheus.sh
+
+say "type-check"
+npx tsc --noEmit
+say "lint"
+npx eslint .
+say "tests"
+bash scripts/run-tests.sh "$@"
+say "done in $((SECONDS - t0)) s"
