@@ -1,0 +1,518 @@
+"""ZMQServer: a ROUTER socket that serves protocol requests with handlers registered by message type.
+
+    server = ZMQServer("tcp://127.0.0.1:5555", framework="lerobot", model="act-v1", ready=False)
+    server.register_handler("inference", lambda data, ctx: {"action": policy(data)})
+    load_and_warm_model()
+    server.set_ready(True)
+    server.run()      # returns on SIGTERM / SIGINT or server.stop()
+    server.close()
+
+Requests are served one at a time on the calling thread by default (capacity=1: GPU policies, and
+frameworks with thread-local state such as torch's grad mode). With capacity > 1 the handlers run in a
+thread pool of that size; the socket is used only by the thread that calls run(), which sends the replies
+(zmq sockets are not thread-safe).
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import signal
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import zmq
+
+from .codec import Decoded, EncodeError, check_request_header, decode_message, encode_message, frame_buffer
+from .protocol import DEFAULT_LIMITS, PROTOCOL_VERSION, SDK_NAME, SDK_VERSION, Limits, WorkerError
+
+try:  # Optional: continue the caller's trace when OpenTelemetry is installed in the container.
+    from opentelemetry import propagate as _otel_propagate  # type: ignore
+    from opentelemetry import trace as _otel_trace  # type: ignore
+except Exception:  # pragma: no cover - depends on the container
+    _otel_propagate = None
+    _otel_trace = None
+
+#: Return this from a handler to send no reply at all (for tests of silent workers; callers then time out).
+NO_REPLY = object()
+
+Handler = Callable[[Any, "RequestContext"], Any]
+
+
+class RequestContext(object):
+    """What a handler knows about the request besides its data."""
+
+    __slots__ = ("request_id", "type", "codec", "traceparent", "tracestate", "timeout_ms", "deadline", "received_at", "logger", "copied_bytes")
+
+    def __init__(self, request_id, type, codec, traceparent, tracestate, timeout_ms, deadline, received_at, logger, copied_bytes):
+        #: The request's id (None when the client sent none).
+        self.request_id = request_id  # type: Optional[str]
+        self.type = type  # type: str
+        #: `binary`, `msgpack` or `json`: the codec of the request, also used for the reply.
+        self.codec = codec  # type: str
+        #: W3C trace context from the request, to pass on to anything the handler calls.
+        self.traceparent = traceparent  # type: Optional[str]
+        self.tracestate = tracestate  # type: Optional[str]
+        #: The time budget the client gave (ms), None when unbounded.
+        self.timeout_ms = timeout_ms  # type: Optional[float]
+        #: time.monotonic() value after which the client no longer waits; None when unbounded.
+        self.deadline = deadline  # type: Optional[float]
+        self.received_at = received_at  # type: float
+        #: A logger whose records carry the request id.
+        self.logger = logger  # type: logging.LoggerAdapter
+        #: Bytes the decoder had to copy because a tensor was misaligned (0 on the usual binary path).
+        self.copied_bytes = copied_bytes  # type: int
+
+    def remaining_ms(self) -> Optional[float]:
+        """Milliseconds left before the deadline (negative once passed), None when unbounded."""
+        if self.deadline is None:
+            return None
+        return (self.deadline - time.monotonic()) * 1000.0
+
+    def expired(self) -> bool:
+        return self.deadline is not None and time.monotonic() >= self.deadline
+
+
+class _Job(object):
+    __slots__ = ("envelope", "handler", "data", "ctx", "t0", "decode_ms")
+
+    def __init__(self, envelope, handler, data, ctx, t0, decode_ms):
+        self.envelope = envelope
+        self.handler = handler
+        self.data = data
+        self.ctx = ctx
+        self.t0 = t0
+        self.decode_ms = decode_ms
+
+
+def split_envelope(frames: Sequence[Any]) -> Tuple[List[bytes], List[Any]]:
+    """Splits ROUTER frames into the routing envelope (identities up to and including the empty delimiter)
+    and the message. A DEALER that sent no delimiter gets its identity frame back alone."""
+    for i, f in enumerate(frames):
+        if len(f) == 0:
+            return [bytes(x) for x in frames[: i + 1]], list(frames[i + 1 :])
+    return [bytes(x) for x in frames[:1]], list(frames[1:])
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000.0, 3)
+
+
+class ZMQServer(object):
+    """A protocol worker on one ROUTER socket. Constructing it does no I/O; bind() or run() binds."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        framework: str = "custom",
+        model: Optional[str] = None,
+        limits: Optional[Limits] = None,
+        capacity: int = 1,
+        ready: bool = True,
+        context: Optional[zmq.Context] = None,
+        logger: Optional[logging.Logger] = None,
+        max_queue: Optional[int] = None,
+        drain_timeout_s: float = 5.0,
+        trust_timestamp: bool = True,
+    ):
+        """
+        endpoint: where to bind, e.g. ``tcp://127.0.0.1:5555``, ``tcp://127.0.0.1:*`` (any free port; read
+            ``server.endpoint`` after bind()) or ``ipc:///tmp/w.sock``.
+        capacity: requests served at once (1: on the thread that calls run(); >1: a thread pool).
+        max_queue: with capacity > 1, requests waiting for a thread beyond which new ones get ``overloaded``
+            (None: no bound; every request still has its deadline checked when it starts).
+        drain_timeout_s: on stop, how long running handlers may take to finish and answer.
+        trust_timestamp: take the deadline as ``timestamp + timeout_ms`` (sender's clock, same host or
+            synchronised clocks) when the request has a timestamp; otherwise time of receipt + timeout_ms.
+        """
+        if not isinstance(capacity, int) or capacity < 1:
+            raise ValueError("capacity must be an integer >= 1, got %r" % (capacity,))
+        if max_queue is not None and max_queue < 0:
+            raise ValueError("max_queue must be >= 0 or None")
+        self._bind_endpoint = endpoint
+        self.framework = framework
+        self.model = model
+        self.limits = limits or DEFAULT_LIMITS
+        self.capacity = capacity
+        self.max_queue = max_queue
+        self.drain_timeout_s = drain_timeout_s
+        self.trust_timestamp = trust_timestamp
+        self._ready = bool(ready)
+        self._handlers = {}  # type: Dict[str, Handler]
+        self._own_context = context is None
+        self._context = context
+        self._log = logger or logging.getLogger("physical_ai_worker")
+        self._sock = None  # type: Optional[zmq.Socket]
+        self._wake_r = None  # type: Optional[socket.socket]
+        self._wake_w = None  # type: Optional[socket.socket]
+        self._replies = queue.Queue()  # type: queue.Queue
+        self._executor = None  # type: Optional[ThreadPoolExecutor]
+        self._lock = threading.Lock()
+        self._in_flight = 0
+        self._stopping = False
+        self._closed = False
+        self._started_at = time.monotonic()
+        self.endpoint = None  # type: Optional[str]
+        #: Counters, for tests and metrics: requests answered, errors by code, bytes copied by the decoder.
+        self.stats = {"requests": 0, "errors": {}, "copied_bytes": 0}  # type: Dict[str, Any]
+
+    # -- configuration ----------------------------------------------------------------------------------
+
+    def register_handler(self, type: str, fn: Optional[Handler] = None) -> Any:
+        """Registers ``fn(data, context) -> result`` for a message type. Usable as a decorator:
+        ``@server.register_handler("inference")``. The return value may hold numpy arrays; raise
+        WorkerError for a specific error code. ``health`` is built in."""
+        if not isinstance(type, str) or not type:
+            raise ValueError("a message type is a non-empty string")
+        if type == "health":
+            raise ValueError("'health' is built in; use set_ready() to say whether the model is loaded")
+
+        def add(handler: Handler) -> Handler:
+            if not callable(handler):
+                raise TypeError("handler for %r is not callable" % type)
+            self._handlers[type] = handler
+            return handler
+
+        return add if fn is None else add(fn)
+
+    def set_ready(self, ready: bool) -> None:
+        """Says whether the model is loaded and warmed; health reports it and other requests get
+        ``unavailable`` while it is False. Safe to call from any thread."""
+        self._ready = bool(ready)
+
+    @property
+    def ready(self) -> bool:
+        return self._ready
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    def handler_types(self) -> List[str]:
+        return sorted(set(self._handlers) | {"health"})
+
+    # -- lifecycle --------------------------------------------------------------------------------------
+
+    def bind(self) -> str:
+        """Creates and binds the socket (idempotent). Returns the bound endpoint (a wildcard port resolved)."""
+        if self._closed:
+            raise RuntimeError("server is closed")
+        if self._sock is not None:
+            return self.endpoint or self._bind_endpoint
+        if self._context is None:
+            self._context = zmq.Context()
+        sock = self._context.socket(zmq.ROUTER)
+        sock.setsockopt(zmq.LINGER, 0)
+        try:
+            sock.bind(self._bind_endpoint)
+        except zmq.ZMQError:
+            sock.close(0)
+            raise
+        self._sock = sock
+        last = sock.getsockopt(zmq.LAST_ENDPOINT)
+        self.endpoint = last.decode() if isinstance(last, bytes) and last else self._bind_endpoint
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        if self.capacity > 1:
+            self._executor = ThreadPoolExecutor(max_workers=self.capacity, thread_name_prefix="worker-handler")
+        self._started_at = time.monotonic()
+        return self.endpoint
+
+    def stop(self) -> None:
+        """Asks run() to return after the running handlers finish. Safe from signal handlers and threads."""
+        self._stopping = True
+        self._wake()
+
+    def run(self, install_signal_handlers: bool = True) -> None:
+        """Serves until stop(), SIGTERM or SIGINT. Binds first when bind() was not called."""
+        self.bind()
+        self._stopping = False
+        restore = []  # type: List[Tuple[int, Any]]
+        if install_signal_handlers and threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                restore.append((signum, signal.signal(signum, lambda _s, _f: self.stop())))
+        assert self._sock is not None and self._wake_r is not None
+        poller = zmq.Poller()
+        poller.register(self._sock, zmq.POLLIN)
+        wake_fd = self._wake_r.fileno()
+        poller.register(wake_fd, zmq.POLLIN)
+        try:
+            while not self._stopping:
+                for item, _ in poller.poll():
+                    if item == wake_fd:
+                        self._on_wake()
+                    else:
+                        self._receive_burst()
+            self._drain()
+        finally:
+            for signum, previous in restore:
+                signal.signal(signum, previous)
+
+    def close(self) -> None:
+        """Closes the socket (linger 0) and the thread pool. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stopping = True
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)
+        if self._sock is not None:
+            self._sock.close(0)
+        for s in (self._wake_r, self._wake_w):
+            if s is not None:
+                s.close()
+        if self._own_context and self._context is not None:
+            self._context.term()
+
+    def __enter__(self) -> "ZMQServer":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # -- the loop ---------------------------------------------------------------------------------------
+
+    def _wake(self) -> None:
+        w = self._wake_w
+        if w is None:
+            return
+        try:
+            w.send(b"\0")
+        except OSError:  # full (a wake-up is already pending) or closed
+            pass
+
+    def _on_wake(self) -> None:
+        assert self._wake_r is not None
+        try:
+            while self._wake_r.recv(4096):
+                pass
+        except OSError:
+            pass
+        self._send_completed()
+
+    def _send_completed(self) -> None:
+        while True:
+            try:
+                envelope, frames = self._replies.get_nowait()
+            except queue.Empty:
+                return
+            with self._lock:
+                self._in_flight -= 1
+            if frames is not None:
+                self._send(envelope, frames)
+
+    def _receive_burst(self) -> None:
+        assert self._sock is not None
+        for _ in range(64):
+            try:
+                frames = self._sock.recv_multipart(flags=zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            self._on_message(frames)
+            if self._stopping:
+                return
+
+    def _drain(self) -> None:
+        """After stop: let running handlers finish (up to drain_timeout_s) and send their replies."""
+        if self._executor is None:
+            return
+        deadline = time.monotonic() + self.drain_timeout_s
+        while self._in_flight > 0 and time.monotonic() < deadline:
+            try:
+                envelope, frames = self._replies.get(timeout=min(0.05, max(0.0, deadline - time.monotonic())))
+            except queue.Empty:
+                continue
+            with self._lock:
+                self._in_flight -= 1
+            if frames is not None:
+                self._send(envelope, frames)
+        if self._in_flight > 0:
+            self._log.warning({"event": "worker.drain_timeout", "in_flight": self._in_flight})
+
+    def _send(self, envelope: List[bytes], frames: List[Any]) -> None:
+        assert self._sock is not None
+        try:
+            self._sock.send_multipart(envelope + frames, copy=False)
+        except zmq.ZMQError as err:  # the peer is gone; ROUTER drops silently, this is only for odd states
+            self._log.warning({"event": "worker.send_failed", "error": str(err)})
+
+    def _count_error(self, code: str) -> None:
+        errors = self.stats["errors"]
+        errors[code] = errors.get(code, 0) + 1
+
+    def _error_frames(self, err: WorkerError, request_id: Optional[str], codec: str, t0: float, decode_ms: float = 0.0, compute_ms: float = 0.0) -> List[Any]:
+        self._count_error(err.code)
+        header = {
+            "status": "error",
+            "error": err.to_wire(request_id),
+            "timestamp": time.time(),
+            "version": PROTOCOL_VERSION,
+            "timing": {"decode_ms": decode_ms, "compute_ms": compute_ms, "total_ms": _ms(time.perf_counter() - t0)},
+        }  # type: Dict[str, Any]
+        if request_id is not None:
+            header["request_id"] = request_id
+        return encode_message(header, "json" if codec == "json" else "binary")
+
+    def _on_message(self, frames: List[zmq.Frame]) -> None:
+        t0 = time.perf_counter()
+        received_at = time.monotonic()
+        envelope, body = split_envelope(frames)
+        try:
+            decoded = decode_message(body, self.limits)  # type: Decoded
+        except WorkerError as err:
+            codec = "json" if body and bytes(frame_buffer(body[0])[:1]) == b"{" else "binary"
+            self._log.info({"event": "worker.bad_message", "code": err.code, "error": err.message})
+            self._send(envelope, self._error_frames(err, None, codec, t0))
+            return
+        self.stats["copied_bytes"] += decoded.copied_bytes
+        header = decoded.header
+        rid = header.get("request_id")
+        request_id = rid if isinstance(rid, str) else None
+        decode_ms = _ms(time.perf_counter() - t0)
+        try:
+            check_request_header(header)
+        except WorkerError as err:
+            self._send(envelope, self._error_frames(err, request_id, decoded.codec, t0, decode_ms))
+            return
+        kind = header["type"]
+        if kind == "health":
+            self._reply_success(envelope, self._health(), request_id, decoded.codec, t0, decode_ms, 0.0)
+            return
+        handler = self._handlers.get(kind)
+        if handler is None:
+            err = WorkerError(
+                "bad_request",
+                "unknown message type %r; this worker handles: %s" % (kind, ", ".join(self.handler_types())),
+                "/type",
+            )
+            self._send(envelope, self._error_frames(err, request_id, decoded.codec, t0, decode_ms))
+            return
+        if not self._ready:
+            err = WorkerError("unavailable", "worker is not ready (model loading); try again after health reports ready")
+            self._send(envelope, self._error_frames(err, request_id, decoded.codec, t0, decode_ms))
+            return
+        timeout_ms = header.get("timeout_ms")
+        deadline = None
+        if timeout_ms is not None:
+            deadline = received_at + timeout_ms / 1000.0
+            sent_at = header.get("timestamp")
+            if self.trust_timestamp and sent_at is not None:
+                deadline = min(deadline, received_at + (sent_at + timeout_ms / 1000.0 - time.time()))
+        ctx = RequestContext(
+            request_id,
+            kind,
+            decoded.codec,
+            header.get("traceparent"),
+            header.get("tracestate"),
+            timeout_ms,
+            deadline,
+            received_at,
+            logging.LoggerAdapter(self._log, {"request_id": request_id, "type": kind}),
+            decoded.copied_bytes,
+        )
+        job = _Job(envelope, handler, header.get("data"), ctx, t0, decode_ms)
+        if self._executor is None:
+            out = self._execute(job)
+            if out is not None:
+                self._send(envelope, out)
+            return
+        with self._lock:
+            waiting = self._in_flight - self.capacity
+            if self.max_queue is not None and waiting >= self.max_queue:
+                full = True
+            else:
+                full = False
+                self._in_flight += 1
+        if full:
+            err = WorkerError("overloaded", "worker is busy: %d running, %d waiting" % (self.capacity, self.max_queue or 0))
+            self._send(envelope, self._error_frames(err, request_id, decoded.codec, t0, decode_ms))
+            return
+        self._executor.submit(self._execute_threaded, job)
+
+    def _execute_threaded(self, job: _Job) -> None:
+        try:
+            frames = self._execute(job)
+        except BaseException as err:  # never lose the slot: answer internal
+            frames = self._error_frames(WorkerError("internal", "worker failed: %s" % err), job.ctx.request_id, job.ctx.codec, job.t0, job.decode_ms)
+        self._replies.put((job.envelope, frames))
+        self._wake()
+
+    def _execute(self, job: _Job) -> Optional[List[Any]]:
+        """Runs the handler for one request and returns the reply frames (None: send nothing)."""
+        ctx = job.ctx
+        if self._stopping and self._executor is not None:
+            err = WorkerError("unavailable", "worker is shutting down")
+            return self._error_frames(err, ctx.request_id, ctx.codec, job.t0, job.decode_ms)
+        if ctx.expired():
+            late = -(ctx.remaining_ms() or 0.0)
+            err = WorkerError("timeout", "deadline passed %.1f ms before the handler could start (timeout_ms=%s)" % (late, ctx.timeout_ms))
+            return self._error_frames(err, ctx.request_id, ctx.codec, job.t0, job.decode_ms)
+        start = time.perf_counter()
+        try:
+            with self._span(ctx):
+                result = job.handler(job.data, ctx)
+        except WorkerError as err:
+            compute_ms = _ms(time.perf_counter() - start)
+            return self._error_frames(err, ctx.request_id, ctx.codec, job.t0, job.decode_ms, compute_ms)
+        except Exception as err:
+            compute_ms = _ms(time.perf_counter() - start)
+            ctx.logger.warning({"event": "worker.handler_failed", "error": repr(err)}, exc_info=True)
+            text = str(err) or type(err).__name__
+            werr = WorkerError("worker_error", "handler for %r raised %s: %s" % (ctx.type, type(err).__name__, text))
+            return self._error_frames(werr, ctx.request_id, ctx.codec, job.t0, job.decode_ms, compute_ms)
+        if result is NO_REPLY:
+            return None
+        compute_ms = _ms(time.perf_counter() - start)
+        try:
+            return self._success_frames(result, ctx.request_id, ctx.codec, job.t0, job.decode_ms, compute_ms)
+        except (EncodeError, ValueError, TypeError, OverflowError) as err:
+            werr = WorkerError("worker_error", "handler for %r returned a result that cannot be encoded: %s" % (ctx.type, err))
+            return self._error_frames(werr, ctx.request_id, ctx.codec, job.t0, job.decode_ms, compute_ms)
+
+    def _success_frames(self, result: Any, request_id: Optional[str], codec: str, t0: float, decode_ms: float, compute_ms: float) -> List[Any]:
+        header = {
+            "status": "success",
+            "result": result,
+            "timestamp": time.time(),
+            "version": PROTOCOL_VERSION,
+            "timing": {"decode_ms": decode_ms, "compute_ms": compute_ms, "total_ms": _ms(time.perf_counter() - t0)},
+        }  # type: Dict[str, Any]
+        if request_id is not None:
+            header["request_id"] = request_id
+        frames = encode_message(header, codec)
+        self.stats["requests"] += 1
+        return frames
+
+    def _reply_success(self, envelope: List[bytes], result: Any, request_id: Optional[str], codec: str, t0: float, decode_ms: float, compute_ms: float) -> None:
+        self._send(envelope, self._success_frames(result, request_id, codec, t0, decode_ms, compute_ms))
+
+    def _health(self) -> Dict[str, Any]:
+        return {
+            "ready": self._ready,
+            "framework": self.framework,
+            "model": self.model if self.model is not None else "",
+            "capacity": self.capacity,
+            "in_flight": self._in_flight,
+            "uptime_s": round(time.monotonic() - self._started_at, 3),
+            "version": PROTOCOL_VERSION,
+            "sdk": SDK_NAME,
+        }
+
+    def _span(self, ctx: RequestContext) -> Any:
+        if _otel_trace is None or _otel_propagate is None:
+            return contextlib.nullcontext()
+        carrier = {}
+        if ctx.traceparent:
+            carrier["traceparent"] = ctx.traceparent
+            if ctx.tracestate:
+                carrier["tracestate"] = ctx.tracestate
+        parent = _otel_propagate.extract(carrier)
+        tracer = _otel_trace.get_tracer("physical_ai_worker", SDK_VERSION)
+        attributes = {"rpc.system": "zeromq", "rpc.method": ctx.type, "physical_ai.framework": self.framework}
+        if ctx.request_id is not None:
+            attributes["physical_ai.request_id"] = ctx.request_id
+        return tracer.start_as_current_span("worker " + ctx.type, context=parent, kind=_otel_trace.SpanKind.SERVER, attributes=attributes)
