@@ -1,0 +1,222 @@
+// The gateway's ZMQ front door: a ROUTER socket speaking the worker protocol. The header names the framework
+// (absent: the default one); tensors arrive as views on the received frames and go to the worker as the same
+// bytes (the header is re-encoded, tensor bytes never are); the reply goes back in the caller's codec with the
+// caller's request_id. Any bytes get an answer or are dropped; none stop the loop.
+import { timingSafeEqual } from 'node:crypto';
+import * as zmq from 'zeromq';
+import { GatewayError, toGatewayError } from '../lib/errors.js';
+import { silentLogger, type Logger } from '../lib/log.js';
+import { DEFAULT_LIMITS, decodeRequest, encodeMessage, type Codec, type Frame, type Limits } from '../protocol/codec.js';
+import { PROTOCOL_VERSION, type ReplyHeader, type RequestHeader } from '../protocol/messages.js';
+import type { Router } from '../router/router.js';
+import type { GatewayMetrics, RequestObservation } from '../telemetry/metrics.js';
+
+export interface ZmqFrontOptions {
+  /** Where to bind, e.g. tcp://127.0.0.1:5550 or tcp://127.0.0.1:* (any free port). */
+  endpoint: string;
+  router: Router;
+  limits?: Limits;
+  log?: Logger;
+  metrics?: GatewayMetrics;
+  /** When set, `train` and `command` need `auth_token` in the header equal to it (non-loopback binds). */
+  controlToken?: string;
+  /** When true, `train` and `command` are refused (non-loopback bind without a token). */
+  refuseControl?: boolean;
+}
+
+const CONTROL_TYPES: ReadonlySet<string> = new Set(['train', 'command']);
+const MAX_ENVELOPE_FRAMES = 16;
+
+export function tokenMatches(given: string | undefined, expected: string): boolean {
+  if (given === undefined) return false;
+  const a = Buffer.from(given);
+  const b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/** Splits [identity..., empty, header, tensors...] into the routing envelope and the message. */
+function splitEnvelope(message: Buffer[]): { envelope: Buffer[]; frames: Buffer[] } {
+  const limit = Math.min(message.length, MAX_ENVELOPE_FRAMES);
+  for (let i = 1; i < limit; i++) {
+    if (message[i]!.byteLength === 0) return { envelope: message.slice(0, i + 1), frames: message.slice(i + 1) };
+  }
+  // A DEALER that sends no delimiter: the identity, then the message.
+  return { envelope: message.slice(0, 1), frames: message.slice(1) };
+}
+
+export class ZmqFront implements AsyncDisposable {
+  readonly #options: ZmqFrontOptions;
+  readonly #limits: Limits;
+  readonly #log: Logger;
+  readonly #inFlight = new Set<Promise<void>>();
+  readonly #closeController = new AbortController();
+  #socket: zmq.Router | undefined;
+  #endpoint: string | undefined;
+  #loop: Promise<void> | undefined;
+  #closing: Promise<void> | undefined;
+  #counts = { requests: 0, errors: 0, dropped: 0 };
+
+  constructor(options: ZmqFrontOptions) {
+    this.#options = options;
+    this.#limits = options.limits ?? DEFAULT_LIMITS;
+    this.#log = (options.log ?? silentLogger).child({ component: 'gateway.zmq' });
+  }
+
+  get endpoint(): string {
+    if (!this.#endpoint) throw new GatewayError('internal', 'ZMQ front door not started');
+    return this.#endpoint;
+  }
+
+  get inFlight(): number {
+    return this.#inFlight.size;
+  }
+
+  stats(): { requests: number; errors: number; dropped: number; inFlight: number } {
+    return { ...this.#counts, inFlight: this.#inFlight.size };
+  }
+
+  /** Binds and starts serving; resolves with the bound endpoint (real port when bound to `*`). */
+  async start(): Promise<string> {
+    if (this.#closing) throw new GatewayError('unavailable', 'ZMQ front door is closed');
+    if (this.#socket) return this.endpoint;
+    // Headroom over the message limit for the routing envelope: an oversized message is still received and
+    // answered with `too_large` by checkLimits, up to twice the limit; beyond that libzmq drops the peer.
+    const socket = new zmq.Router({ linger: 0, sendTimeout: 0, maxMessageSize: this.#limits.maxMessageBytes * 2 + 4096 });
+    this.#socket = socket;
+    try {
+      await socket.bind(this.#options.endpoint);
+    } catch (err) {
+      socket.close();
+      this.#socket = undefined;
+      const code = (err as { code?: string }).code;
+      throw new GatewayError('unavailable', `cannot bind the ZMQ front door to ${this.#options.endpoint}: ${code === 'EADDRINUSE' ? 'address already in use' : (err as Error).message}`, { cause: err });
+    }
+    this.#endpoint = socket.lastEndpoint ?? this.#options.endpoint;
+    this.#loop = this.#serve(socket);
+    this.#log.info({ event: 'zmq_front.listening', endpoint: this.#endpoint });
+    return this.#endpoint;
+  }
+
+  /** Stops receiving, lets requests in flight finish for up to `graceMs` (the router cancels the rest), closes the socket. Idempotent. */
+  close({ graceMs = 0 }: { graceMs?: number } = {}): Promise<void> {
+    return (this.#closing ??= this.#shutdown(graceMs));
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  /** Waits for requests in flight (they end by reply, error or router close), up to `graceMs`. */
+  async drain(graceMs: number): Promise<void> {
+    if (this.#inFlight.size === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.allSettled([...this.#inFlight]), new Promise((r) => (timer = setTimeout(r, graceMs)))]);
+    clearTimeout(timer);
+  }
+
+  async #shutdown(graceMs: number): Promise<void> {
+    const socket = this.#socket;
+    if (!socket) return;
+    await this.drain(graceMs);
+    this.#closeController.abort(new GatewayError('cancelled', 'the gateway is shutting down'));
+    // Let the cancelled requests send their error replies before the socket goes.
+    await this.drain(500);
+    socket.close();
+    await this.#loop;
+    this.#log.info({ event: 'zmq_front.closed' });
+  }
+
+  async #serve(socket: zmq.Router): Promise<void> {
+    try {
+      for await (const message of socket) {
+        const task = this.#handle(socket, message).catch((err: unknown) => this.#log.error({ event: 'zmq_front.handler_failed', err }));
+        this.#inFlight.add(task);
+        void task.finally(() => this.#inFlight.delete(task));
+      }
+    } catch (err) {
+      if (!socket.closed) this.#log.error({ event: 'zmq_front.receive_failed', err });
+    }
+  }
+
+  async #handle(socket: zmq.Router, message: Buffer[]): Promise<void> {
+    const receivedAt = performance.now();
+    this.#counts.requests++;
+    const { envelope, frames } = splitEnvelope(message);
+    if (frames.length === 0) {
+      this.#counts.dropped++; // nothing to answer to (an empty message or a bare delimiter)
+      return;
+    }
+    let codec: Codec = frames[0]![0] === 0x7b ? 'json' : 'binary';
+    let requestId: string | undefined;
+    let reply: ReplyHeader;
+    let obs: RequestObservation | undefined;
+    let framework = '';
+    let copiedBytes = 0;
+    let requestBytes = 0;
+    for (const f of frames) requestBytes += f.byteLength;
+    try {
+      if (this.#closing) throw new GatewayError('unavailable', 'the gateway is shutting down');
+      const decoded = decodeRequest(frames, this.#limits);
+      codec = decoded.codec;
+      copiedBytes = decoded.copiedBytes;
+      const header: RequestHeader = decoded.header;
+      requestId = header.request_id;
+      framework = header.framework ?? this.#options.router.defaultFramework ?? '';
+      obs = this.#options.metrics?.requestStarted({ framework, transport: 'zmq', codec });
+      this.#authorise(header);
+      const result = await this.#options.router.route(
+        { type: header.type, data: header.data, framework: header.framework, traceparent: header.traceparent, tracestate: header.tracestate },
+        { signal: this.#closeController.signal, timeoutMs: header.timeout_ms },
+      );
+      reply = {
+        status: 'success',
+        result: result.result,
+        request_id: requestId,
+        timestamp: Date.now() / 1000,
+        version: PROTOCOL_VERSION,
+        ...(result.timing ? { timing: result.timing } : {}),
+      };
+      this.#log.debug({ event: 'zmq_front.request', requestId, framework: result.framework, type: header.type, codec, ms: performance.now() - receivedAt });
+      obs?.end({ outcome: 'ok', requestBytes, copiedBytes, stagesMs: { worker_compute: result.timing?.compute_ms } });
+    } catch (err) {
+      const error = toGatewayError(err);
+      this.#counts.errors++;
+      if (obs) obs.end({ outcome: error.code, requestBytes, copiedBytes });
+      else this.#options.metrics?.recordError({ framework: framework || 'unknown', transport: 'zmq', code: error.code });
+      const level = error.code === 'internal' ? 'error' : 'debug';
+      this.#log[level]({ event: 'zmq_front.request_failed', requestId, code: error.code, message: error.message, ...(error.code === 'internal' ? { err } : {}) });
+      const wire = error.toWire();
+      if (requestId !== undefined) wire.request_id = requestId;
+      reply = { status: 'error', error: wire, request_id: requestId, timestamp: Date.now() / 1000, version: PROTOCOL_VERSION };
+    }
+    await this.#send(socket, envelope, reply, codec);
+  }
+
+  #authorise(header: RequestHeader): void {
+    if (!CONTROL_TYPES.has(header.type)) return;
+    const { controlToken, refuseControl } = this.#options;
+    if (refuseControl) throw new GatewayError('unauthorized', `'${header.type}' is refused on a non-loopback ZMQ front door without a configured token`);
+    if (controlToken === undefined) return;
+    const given = (header as { auth_token?: unknown }).auth_token;
+    if (!tokenMatches(typeof given === 'string' ? given : undefined, controlToken)) {
+      throw new GatewayError('unauthorized', `'${header.type}' needs a valid 'auth_token' in the header on this front door`);
+    }
+  }
+
+  async #send(socket: zmq.Router, envelope: Buffer[], reply: ReplyHeader, codec: Codec): Promise<void> {
+    let frames: Frame[];
+    try {
+      frames = encodeMessage(reply, codec);
+    } catch (err) {
+      const wire = new GatewayError('internal', `cannot encode the reply: ${(err as Error).message}`).toWire();
+      frames = encodeMessage({ status: 'error', error: wire, request_id: reply.request_id, timestamp: Date.now() / 1000, version: PROTOCOL_VERSION }, codec);
+    }
+    if (socket.closed) return;
+    try {
+      await socket.send([...envelope, ...frames]);
+    } catch (err) {
+      this.#counts.dropped++;
+      this.#log.warn({ event: 'zmq_front.send_failed', requestId: reply.request_id, err });
+    }
+  }
+}

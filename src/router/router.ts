@@ -1,0 +1,201 @@
+// Routes a request to its framework's pool: default framework, per-framework concurrency limit and deadline,
+// on-demand start through the launcher, and in-flight counts that always return to zero.
+import { abortError, deadlineSignal, sleep } from '../lib/abort.js';
+import { GatewayError, toGatewayError } from '../lib/errors.js';
+import { silentLogger, type Logger } from '../lib/log.js';
+import type { Codec } from '../protocol/codec.js';
+import type { EndpointStatus, OutgoingRequest, Reply } from '../zmq/types.js';
+import type { FrameworkEntry, FrameworkRegistry } from './framework-registry.js';
+
+/** A GatewayError that tells the caller when to try again (HTTP Retry-After). */
+export class RetryLaterError extends GatewayError {
+  constructor(
+    code: 'overloaded' | 'unavailable',
+    message: string,
+    readonly retryAfterS: number,
+  ) {
+    super(code, message);
+  }
+}
+
+/** Seconds to wait before retrying after `err`, when it says so. */
+export function retryAfterSeconds(err: unknown): number | undefined {
+  return err instanceof RetryLaterError ? err.retryAfterS : undefined;
+}
+
+export interface RouteOptions {
+  /** The caller's cancellation (client went away, gateway closing). */
+  signal?: AbortSignal;
+  /** The caller's own budget, ms (`timeout_ms` in the header); the framework's timeout caps it. */
+  timeoutMs?: number;
+  /** Codec towards the worker; defaults to the framework's. */
+  codec?: Codec;
+}
+
+export interface RouteResult extends Reply {
+  framework: string;
+}
+
+export interface FrameworkStatus {
+  name: string;
+  default: boolean;
+  endpoints: EndpointStatus[];
+  /** `ready`: some worker is ready; `starting`: a launch is in progress; `stopped`: launchable, nothing running; `down`: none ready. */
+  state: 'ready' | 'starting' | 'stopped' | 'down';
+  ready: boolean;
+  inFlight: number;
+  maxConcurrency: number;
+  timeoutMs: number;
+  recentLatencyMs: number | undefined;
+  requests: { ok: number; errors: number; overloaded: number };
+  launcher: boolean;
+}
+
+export interface RouterOptions {
+  registry: FrameworkRegistry;
+  log?: Logger;
+}
+
+const LATENCY_WEIGHT = 0.1;
+
+export class Router {
+  readonly registry: FrameworkRegistry;
+  readonly #log: Logger;
+  readonly #closeController = new AbortController();
+  #closing: Promise<void> | undefined;
+  #idle: (() => void) | undefined;
+
+  constructor({ registry, log = silentLogger }: RouterOptions) {
+    this.registry = registry;
+    this.#log = log.child({ component: 'router' });
+  }
+
+  get defaultFramework(): string | undefined {
+    return this.registry.defaultFramework;
+  }
+
+  /** Requests in flight over every framework. */
+  get inFlight(): number {
+    let n = 0;
+    for (const e of this.registry.entries()) n += e.inFlight;
+    return n;
+  }
+
+  /**
+   * Sends `req` to the framework it names (or the default one) and resolves with the worker's reply.
+   * Rejects with a GatewayError: `unknown_framework`, `overloaded` (RetryLaterError), `unavailable`,
+   * `timeout`, `cancelled`, or the worker's own code.
+   */
+  async route(req: OutgoingRequest, opts: RouteOptions = {}): Promise<RouteResult> {
+    if (this.#closing) throw new GatewayError('unavailable', 'the gateway is shutting down');
+    const entry = this.registry.resolve(req.framework);
+    const { config } = entry;
+    if (entry.inFlight >= config.maxConcurrency) {
+      entry.counts.overloaded++;
+      const retryAfterS = Math.max(1, Math.ceil(((entry.latencyEmaMs ?? config.timeoutMs) * entry.inFlight) / config.maxConcurrency / 1000));
+      throw new RetryLaterError('overloaded', `framework '${entry.name}' has ${entry.inFlight} requests in flight (limit ${config.maxConcurrency}); retry in ${retryAfterS}s`, retryAfterS);
+    }
+    const budgetMs = Math.min(config.timeoutMs, opts.timeoutMs ?? Infinity);
+    const startedAt = performance.now();
+    const signal = deadlineSignal(AbortSignal.any([this.#closeController.signal, ...(opts.signal ? [opts.signal] : [])]), budgetMs);
+    entry.inFlight++;
+    try {
+      if (signal.aborted) throw abortError(signal, `request to ${entry.name}`);
+      if (entry.launcher && !entry.pool.isReady()) await this.#ensureRunning(entry, signal);
+      const remainingMs = Math.max(1, budgetMs - (performance.now() - startedAt));
+      const reply = await entry.pool.request({ ...req, framework: entry.name }, { signal, timeoutMs: remainingMs, codec: opts.codec ?? config.codec });
+      const ms = performance.now() - startedAt;
+      entry.latencyEmaMs = entry.latencyEmaMs === undefined ? ms : (1 - LATENCY_WEIGHT) * entry.latencyEmaMs + LATENCY_WEIGHT * ms;
+      entry.counts.ok++;
+      entry.launcher?.touch?.(entry.name);
+      return { ...reply, framework: entry.name };
+    } catch (err) {
+      entry.counts.errors++;
+      // An abort raced with the pool: report it by the signal's reason (timeout vs cancelled).
+      const error = signal.aborted && !(err instanceof GatewayError && err.code !== 'cancelled') ? abortError(signal, `request to ${entry.name}`) : toGatewayError(err);
+      throw error;
+    } finally {
+      entry.inFlight--;
+      if (this.#idle && this.inFlight === 0) this.#idle();
+    }
+  }
+
+  /** Starts the framework through its launcher (one launch shared by every waiting request), within `signal`. */
+  async #ensureRunning(entry: FrameworkEntry, signal: AbortSignal): Promise<void> {
+    entry.launching ??= this.#launch(entry).finally(() => (entry.launching = undefined));
+    const launch = entry.launching;
+    await new Promise<void>((resolve, reject) => {
+      const onAbort = () => reject(abortError(signal, `start of framework '${entry.name}'`));
+      if (signal.aborted) return onAbort();
+      signal.addEventListener('abort', onAbort, { once: true });
+      launch.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+    });
+  }
+
+  async #launch(entry: FrameworkEntry): Promise<void> {
+    const launcher = entry.launcher!;
+    // The launch has its own deadline: a request that gives up does not stop a start others may need.
+    const signal = deadlineSignal(this.#closeController.signal, entry.config.startTimeoutMs);
+    const log = this.#log.child({ framework: entry.name });
+    const startedAt = performance.now();
+    log.info({ event: 'router.launch_start' });
+    try {
+      const endpoints = await launcher.ensureRunning(entry.name, signal);
+      for (const ep of endpoints) entry.pool.addEndpoint(ep);
+      while (true) {
+        await entry.pool.checkHealth({ signal });
+        if (entry.pool.isReady()) break;
+        await sleep(250, signal);
+      }
+      log.info({ event: 'router.launch_ready', endpoints, ms: Math.round(performance.now() - startedAt) });
+    } catch (err) {
+      const error = signal.aborted ? abortError(signal, `start of framework '${entry.name}'`) : toGatewayError(err);
+      log.warn({ event: 'router.launch_failed', err: error });
+      throw error.code === 'timeout' || error.code === 'cancelled' ? error : new GatewayError('unavailable', `framework '${entry.name}' could not be started: ${error.message}`, { cause: error });
+    }
+  }
+
+  /** Status of every framework, for /v1/frameworks and the CLI. */
+  status(): FrameworkStatus[] {
+    return this.registry.entries().map((e) => {
+      const pool = e.pool.stats();
+      const ready = pool.ready;
+      const state: FrameworkStatus['state'] = ready ? 'ready' : e.launching ? 'starting' : e.launcher && pool.endpoints.length === 0 ? 'stopped' : 'down';
+      return {
+        name: e.name,
+        default: e.name === this.registry.defaultFramework,
+        endpoints: pool.endpoints,
+        state,
+        ready,
+        inFlight: e.inFlight,
+        maxConcurrency: e.config.maxConcurrency,
+        timeoutMs: e.config.timeoutMs,
+        recentLatencyMs: e.latencyEmaMs,
+        requests: { ...e.counts },
+        launcher: e.launcher !== undefined,
+      };
+    });
+  }
+
+  /** Frameworks configured without a launcher must have a ready worker; launchable ones are ready once started. */
+  notReady(): string[] {
+    return this.registry.entries().filter((e) => !e.pool.isReady()).map((e) => e.name);
+  }
+
+  /** Stops admitting requests, waits up to `graceMs` for those in flight, then cancels the rest and closes the pools. Idempotent. */
+  close({ graceMs = 0 }: { graceMs?: number } = {}): Promise<void> {
+    return (this.#closing ??= this.#shutdown(graceMs));
+  }
+
+  async #shutdown(graceMs: number): Promise<void> {
+    if (this.inFlight > 0 && graceMs > 0) {
+      const idle = new Promise<void>((resolve) => (this.#idle = resolve));
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([idle, new Promise((resolve) => (timer = setTimeout(resolve, graceMs)))]);
+      clearTimeout(timer);
+    }
+    this.#closeController.abort(new GatewayError('cancelled', 'the gateway is shutting down'));
+    await this.registry.close();
+    if (this.inFlight !== 0) this.#log.warn({ event: 'router.closed_with_in_flight', inFlight: this.inFlight });
+  }
+}
