@@ -1,0 +1,56 @@
+// Keeps the dependency direction of DESIGN.md true: lib → protocol, telemetry → zmq → router → gateway,
+// docker beside the router (through the launcher interface), the ROS bridge on the protocol and client only.
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+import { test } from 'node:test';
+
+const SRC = resolve(import.meta.dirname, '../src');
+
+/** Which areas each area may import from (its own area is always allowed). */
+const ALLOWED: Record<string, readonly string[]> = {
+  lib: [],
+  protocol: ['lib'],
+  telemetry: ['lib', 'protocol', 'zmq'],
+  zmq: ['lib', 'protocol', 'telemetry'],
+  config: ['lib', 'protocol', 'zmq'],
+  router: ['lib', 'protocol', 'telemetry', 'zmq', 'config'],
+  docker: ['lib', 'protocol', 'telemetry', 'zmq', 'router/framework-launcher'],
+  worker: ['lib', 'protocol', 'telemetry', 'zmq'],
+  gateway: ['lib', 'protocol', 'telemetry', 'zmq', 'router', 'config', 'worker'],
+  'ros-bridge': ['lib', 'protocol', 'telemetry', 'zmq'],
+};
+/** Entry points may import anything. */
+const ENTRY_AREAS = new Set(['cli', 'index', 'main']);
+
+function files(dir: string): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const path = join(dir, name);
+    return statSync(path).isDirectory() ? files(path) : path.endsWith('.ts') ? [path] : [];
+  });
+}
+
+const areaOf = (path: string) => relative(SRC, path).split('/')[0]!.replace(/\.ts$/, '');
+
+test('imports between src/ areas point only the allowed way', () => {
+  const violations: string[] = [];
+  let checked = 0;
+  for (const file of files(SRC)) {
+    const area = areaOf(file);
+    if (ENTRY_AREAS.has(area)) continue;
+    const allowed = ALLOWED[area];
+    assert.ok(allowed, `src/${area} has no entry in the architecture table; add one`);
+    const source = readFileSync(file, 'utf8');
+    for (const match of source.matchAll(/(?:from|import\()\s*'(\.{1,2}\/[^']+)'/g)) {
+      const target = resolve(dirname(file), match[1]!);
+      const targetArea = areaOf(target);
+      checked++;
+      if (targetArea === area) continue;
+      const targetPath = relative(SRC, target).replace(/\.js$/, '');
+      if (allowed.includes(targetArea) || allowed.includes(targetPath)) continue;
+      violations.push(`${relative(SRC, file)} imports ${targetPath}`);
+    }
+  }
+  assert.ok(checked > 50, 'the scan found the imports');
+  assert.deepEqual(violations, []);
+});
