@@ -453,7 +453,9 @@ export function containerStatsFromDocker(framework: string, container: string, s
   const cpuDelta = (stats.cpu_stats?.cpu_usage?.total_usage ?? 0) - (stats.precpu_stats?.cpu_usage?.total_usage ?? 0);
   const systemDelta = (stats.cpu_stats?.system_cpu_usage ?? 0) - (stats.precpu_stats?.system_cpu_usage ?? 0);
   const cpus = stats.cpu_stats?.online_cpus ?? 1;
-  const cpuRatio = cpuDelta > 0 && systemDelta > 0 ? (cpuDelta / systemDelta) * cpus : 0;
+  // The first sample of a stream has no previous reading (precpu zeros): report 0 rather than a bogus ratio.
+  const hasPrevious = (stats.precpu_stats?.system_cpu_usage ?? 0) > 0;
+  const cpuRatio = hasPrevious && cpuDelta > 0 && systemDelta > 0 ? (cpuDelta / systemDelta) * cpus : 0;
   const mem = stats.memory_stats;
   const cache = mem?.stats?.inactive_file ?? mem?.stats?.total_inactive_file ?? mem?.stats?.cache ?? 0;
   const memoryBytes = Math.max(0, (mem?.usage ?? 0) - cache);

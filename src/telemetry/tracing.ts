@@ -129,12 +129,18 @@ export interface ClientSpanAttributes {
 }
 
 /**
- * The ZMQ client's span around one hop to a worker: a CLIENT span whose parent is `parent`, else the trace
- * context already in `header` (set by the front door), else the active context. Writes the span's context
+ * The ZMQ client's span around one hop to a worker: a CLIENT span whose parent is `parent`, else the active
+ * span (the front door runs the request under `context.with(serverSpan.context, ...)`), else the trace context
+ * already in `header` (forwarded from the caller), else none. Writes the span's context
  * into `header.traceparent`/`tracestate` so the worker continues the same trace.
  */
 export function startClientSpan(header: TraceCarrier, attrs: ClientSpanAttributes, parent?: Context): RequestSpan {
-  const parentCtx = parent ?? (header.traceparent ? extractTraceContext(header, context.active()) : context.active());
+  let parentCtx = parent;
+  if (!parentCtx) {
+    const active = context.active();
+    const activeSpan = trace.getSpanContext(active);
+    parentCtx = activeSpan && isSpanContextValid(activeSpan) ? active : extractTraceContext(header, active);
+  }
   const span = getTracer().startSpan(
     CLIENT_SPAN_NAME,
     {
