@@ -208,7 +208,12 @@ async function listFiles(dir: string): Promise<string[]> {
 
 /** Lines of a byte stream (split on \n), as an async iterable that ends with the stream. */
 function linesOf(stream: Readable): AsyncIterable<string> {
-  return createInterface({ input: stream, crlfDelay: Infinity });
+  const rl = createInterface({ input: stream, crlfDelay: Infinity });
+  // readline ends on 'end' only; a destroyed stream (abort, close) must end the iteration too
+  const end = () => rl.close();
+  stream.once('close', end);
+  stream.once('error', end);
+  return rl;
 }
 
 export class DockerManager {
@@ -372,6 +377,16 @@ export class DockerManager {
     } catch (err) {
       if (statusOf(err) === 404) return undefined;
       throw this.#wrap(err, `inspect image ${reference}`);
+    }
+  }
+
+  /** Removes a local image; one that is not there is not an error. */
+  async removeImage(reference: string, { force = false }: { force?: boolean } = {}): Promise<void> {
+    try {
+      await this.docker.getImage(reference).remove({ force });
+    } catch (err) {
+      if (statusOf(err) === 404) return;
+      throw this.#wrap(err, `remove image ${reference}`);
     }
   }
 

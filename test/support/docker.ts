@@ -1,0 +1,93 @@
+// Docker tests run against a real engine: this makes sure one answers and the test image exists (by running
+// the scripts, failing loudly, never skipping), and gives each test unique names and clean-up.
+import { execFileSync, execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import type { TestContext } from 'node:test';
+import { silentLogger } from '../../src/lib/log.js';
+import { DockerManager } from '../../src/docker/docker-manager.js';
+import { createHealthProbe } from '../../src/docker/probe.js';
+
+export const TEST_IMAGE = 'physical-ai-gateway/worker:local';
+export const BASE_IMAGE = 'physical-ai-gateway/worker-base:local';
+/** Every container a test run creates carries this label too, so clean-up stays within this run. */
+export const RUN_LABEL = 'physical-ai-gateway.test-run';
+export const RUN_ID = `${process.pid}-${randomBytes(3).toString('hex')}`;
+const ROOT = resolve(import.meta.dirname, '../..');
+const run = promisify(execFile);
+
+let ready: { buildOutput: string } | undefined;
+
+/** Starts the engine if needed and builds the test image (skipped by the script when up to date). Once per process. */
+export function ensureDockerAndImage(): { buildOutput: string } {
+  if (ready) return ready;
+  const opts = { cwd: ROOT, encoding: 'utf8' as const, stdio: ['ignore', 'pipe', 'inherit'] as ['ignore', 'pipe', 'inherit'], timeout: 300_000 };
+  let output = '';
+  try {
+    output += execFileSync('bash', ['scripts/ensure-docker.sh'], opts);
+    output += execFileSync('bash', ['scripts/build-test-images.sh'], opts);
+  } catch (err) {
+    throw new Error(`Docker tests need a Docker engine and the test image; setting them up failed:\n${output}\n${String(err)}`);
+  }
+  process.stderr.write(output.replace(/^/gm, '# '));
+  ready = { buildOutput: output };
+  return ready;
+}
+
+export function uniqueName(what: string): string {
+  return `pag-test-${what}-${RUN_ID}-${randomBytes(2).toString('hex')}`;
+}
+
+/** A manager with the ZMQ health probe, closed after the test, and removal of this run's containers. */
+export function testManager(t: TestContext): DockerManager {
+  ensureDockerAndImage();
+  const manager = new DockerManager({ log: silentLogger, probe: createHealthProbe({ attemptTimeoutMs: 1_000 }) });
+  t.after(async () => {
+    await manager.removeAllOurs({ labels: [`${RUN_LABEL}=${RUN_ID}`] });
+    await manager.close();
+  });
+  return manager;
+}
+
+export const runLabels = (): Record<string, string> => ({ [RUN_LABEL]: RUN_ID });
+
+/** A TCP port on 127.0.0.1 that nothing listens on right now. */
+export function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolvePort(port));
+    });
+  });
+}
+
+/** A short temp folder (unix socket paths must stay under 108 bytes), removed after the test. */
+export async function ipcDir(t: TestContext): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'pag-ipc-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** The docker CLI, for what happens "from outside" the manager (docker kill, a foreign container). */
+export async function dockerCli(...args: string[]): Promise<string> {
+  const { stdout } = await run('docker', args, { timeout: 60_000 });
+  return stdout.trim();
+}
+
+/** Polls `check` until it returns a value (not undefined) or `timeoutMs` passes. */
+export async function eventually<T>(check: () => Promise<T | undefined>, timeoutMs = 20_000, intervalMs = 100): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > end) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
