@@ -1,0 +1,503 @@
+// The bridge's fixed-rate loop: at each tick it checks the inputs are fresh, asks for the next action chunk before
+// the current one runs out, publishes chunks (one JointTrajectory per group, or one Float64MultiArray per tick),
+// holds the robot when anything goes wrong and says why, and serves start / stop / emergency_stop.
+import type { Logger } from '../lib/log.js';
+import { GatewayError, toGatewayError } from '../lib/errors.js';
+import { Registry } from 'prom-client';
+import type { BridgeConfig, OutputSpec } from './config.js';
+import { ChunkPlayer, groupIndices, holdTrajectory, multiArrayForGroup, trajectoryForGroup } from './chunk-player.js';
+import type { ImageDecoder } from './image.js';
+import { createBridgeMetrics, type BridgeMetrics } from './metrics.js';
+import { ObservationBuilder, StaleInputError, type BuiltObservation } from './observation-builder.js';
+import type { PolicyChunk, PolicyClient } from './policy-client.js';
+import type {
+  Float64MultiArrayMsg,
+  JointTrajectoryMsg,
+  RosAdapter,
+  RosPublisher,
+  RosService,
+  RosTime,
+  StringMsg,
+  TriggerResponse,
+} from './ros-adapter.js';
+
+export type BridgeState = 'idle' | 'running' | 'holding' | 'estopped';
+export type HoldReason = 'starved' | 'watchdog' | 'gateway_error' | 'stale_input' | 'bad_input' | 'bad_chunk' | 'stop' | 'emergency_stop' | 'shutdown';
+
+/** What the status topic carries (as JSON in a std_msgs/String). */
+export interface BridgeStatus {
+  state: BridgeState;
+  /** Why the robot is held (holding, idle after stop, estopped). */
+  reason?: HoldReason;
+  detail?: string;
+  robot: string;
+  framework: string;
+  instruction: string;
+  rateHz: number;
+  ticks: number;
+  chunks: number;
+  holds: number;
+  starvation: number;
+  staleDrops: number;
+  remainingSteps: number;
+  lastRoundTripMs?: number;
+  /** ROS time of this status, seconds. */
+  stamp: number;
+}
+
+export interface JitterStats {
+  count: number;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  meanPeriodMs: number;
+}
+
+export interface ControlLoopOptions {
+  config: BridgeConfig;
+  adapter: RosAdapter;
+  policy: PolicyClient;
+  log: Logger;
+  /** Instruments; defaults to new ones on a private Registry. */
+  metrics?: BridgeMetrics;
+  jpegDecoder?: ImageDecoder;
+  /** Monotonic clock in ms; defaults to performance.now(). */
+  nowMs?: () => number;
+  /** Publish the status at least this often while nothing changes; default 1000 ms. */
+  statusIntervalMs?: number;
+}
+
+interface Output {
+  spec: OutputSpec;
+  idx: number[];
+  trajectory?: RosPublisher<JointTrajectoryMsg>;
+  multiArray?: RosPublisher<Float64MultiArrayMsg>;
+}
+
+interface InFlight {
+  controller: AbortController;
+  generation: number;
+  obsTickMs: number;
+  built: BuiltObservation;
+  startedMs: number;
+}
+
+const MAX_JITTER_SAMPLES = 1 << 20;
+const RETRY_AFTER_ERROR_MIN_MS = 100;
+
+export class ControlLoop {
+  readonly #config: BridgeConfig;
+  readonly #adapter: RosAdapter;
+  readonly #policy: PolicyClient;
+  readonly #log: Logger;
+  readonly #metrics: BridgeMetrics;
+  readonly #nowMs: () => number;
+  readonly #periodMs: number;
+  readonly #statusIntervalMs: number;
+  readonly #builder: ObservationBuilder;
+  readonly #player: ChunkPlayer;
+  readonly #outputs: Output[];
+  #status?: RosPublisher<StringMsg>;
+  #services: RosService[] = [];
+
+  #mode: 'idle' | 'running' | 'estopped' = 'idle';
+  #hold: { reason: HoldReason; detail: string } | undefined;
+  #generation = 0;
+  #inflight: InFlight | undefined;
+  #pendingError: GatewayError | undefined;
+  #retryAtMs = -Infinity;
+  #lastChunkMs = 0;
+  #hadPlan = false;
+  #plan: { stamp: RosTime; obsMs: number } | undefined;
+
+  #timer: NodeJS.Timeout | undefined;
+  #t0 = 0;
+  #tickIndex = 0;
+  #nextTickMs = 0;
+  #lastActual: { ms: number; index: number } | undefined;
+  readonly #jitterMs: number[] = [];
+  #periodSumMs = 0;
+  #lastStatusMs = -Infinity;
+  #lastStatusKey = '';
+  #started = false;
+  #closing: Promise<void> | undefined;
+
+  #counts = { ticks: 0, chunks: 0, holds: 0, starvation: 0, staleDrops: 0 };
+  #lastRoundTripMs: number | undefined;
+
+  constructor({ config, adapter, policy, log, metrics, jpegDecoder, nowMs = () => performance.now(), statusIntervalMs = 1_000 }: ControlLoopOptions) {
+    this.#config = config;
+    this.#adapter = adapter;
+    this.#policy = policy;
+    this.#log = log;
+    this.#metrics = metrics ?? createBridgeMetrics(new Registry());
+    this.#nowMs = nowMs;
+    this.#periodMs = 1000 / config.rateHz;
+    this.#statusIntervalMs = statusIntervalMs;
+    this.#builder = new ObservationBuilder({
+      config,
+      adapter,
+      nowMs,
+      ...(jpegDecoder ? { jpegDecoder } : {}),
+      onInstruction: (instruction) => {
+        this.#log.info({ event: 'bridge.instruction', instruction });
+        this.#publishStatus(true);
+      },
+    });
+    this.#player = new ChunkPlayer({ joints: config.joints, blending: config.blending, limits: config.limits });
+    this.#outputs = config.outputs.map((spec) => ({ spec, idx: groupIndices(config.joints, spec) }));
+  }
+
+  /** Creates publishers, services and subscriptions and starts ticking (running at once if startOnLaunch). */
+  start(): void {
+    if (this.#started) return;
+    if (this.#closing) throw new GatewayError('cancelled', 'control loop is closed');
+    this.#started = true;
+    const cfg = this.#config;
+    for (const out of this.#outputs) {
+      if (out.spec.type === 'joint_trajectory') out.trajectory = this.#adapter.createPublisher(out.spec.topic, 'trajectory_msgs/msg/JointTrajectory');
+      else out.multiArray = this.#adapter.createPublisher(out.spec.topic, 'std_msgs/msg/Float64MultiArray');
+    }
+    this.#status = this.#adapter.createPublisher(cfg.statusTopic, 'std_msgs/msg/String');
+    const prefix = cfg.servicePrefix.replace(/\/+$/, '');
+    this.#services = [
+      this.#adapter.createTriggerService(`${prefix}/start`, () => this.run()),
+      this.#adapter.createTriggerService(`${prefix}/stop`, () => this.stop()),
+      this.#adapter.createTriggerService(`${prefix}/emergency_stop`, () => this.emergencyStop()),
+    ];
+    this.#builder.start();
+    this.#t0 = this.#nowMs();
+    this.#nextTickMs = this.#t0;
+    this.#arm();
+    this.#log.info({ event: 'bridge.started', robot: cfg.robot, rateHz: cfg.rateHz, framework: cfg.framework, gateway: cfg.gateway });
+    if (cfg.startOnLaunch) this.run();
+    else this.#publishStatus(true);
+  }
+
+  // ---- commands (also the Trigger services) ----
+
+  /** Start (or resume after stop / emergency stop): ask for chunks and execute them. */
+  run(): TriggerResponse {
+    if (this.#closing) return { success: false, message: 'bridge is shutting down' };
+    if (this.#mode === 'running') return { success: true, message: 'already running' };
+    const from = this.#mode;
+    this.#mode = 'running';
+    this.#hold = undefined;
+    this.#generation++;
+    this.#pendingError = undefined;
+    this.#retryAtMs = -Infinity;
+    this.#hadPlan = false;
+    this.#lastChunkMs = this.#nowMs();
+    this.#player.hold(this.#lastChunkMs, this.#builder.lastMeasured());
+    this.#log.info({ event: 'bridge.run', from });
+    this.#publishStatus(true);
+    return { success: true, message: `running (was ${from})` };
+  }
+
+  /** Stop asking for chunks and hold the robot where it is. Refused while an emergency stop is latched. */
+  stop(): TriggerResponse {
+    if (this.#mode === 'estopped') return { success: false, message: 'emergency stop is latched; call start to resume' };
+    this.#mode = 'idle';
+    this.#cancel();
+    this.#enterHold('stop', 'stopped by request', this.#nowMs(), { force: true });
+    return { success: true, message: 'stopped; holding' };
+  }
+
+  /** Hold now, drop any chunk in flight, and refuse to move until start is called. */
+  emergencyStop(): TriggerResponse {
+    this.#mode = 'estopped';
+    this.#cancel();
+    this.#enterHold('emergency_stop', 'emergency stop', this.#nowMs(), { force: true });
+    this.#log.warn({ event: 'bridge.emergency_stop' });
+    return { success: true, message: 'emergency stop: holding until start' };
+  }
+
+  /** The instruction the next observation carries. */
+  setInstruction(instruction: string): void {
+    this.#builder.setInstruction(instruction);
+  }
+
+  get state(): BridgeState {
+    if (this.#mode === 'running') return this.#hold ? 'holding' : 'running';
+    return this.#mode;
+  }
+
+  status(): BridgeStatus {
+    const now = this.#nowMs();
+    const status: BridgeStatus = {
+      state: this.state,
+      robot: this.#config.robot,
+      framework: this.#config.framework,
+      instruction: this.#builder.instruction,
+      rateHz: this.#config.rateHz,
+      ...this.#counts,
+      remainingSteps: this.#player.remaining(now),
+      stamp: 0,
+    };
+    if (this.#hold) {
+      status.reason = this.#hold.reason;
+      status.detail = this.#hold.detail;
+    }
+    if (this.#lastRoundTripMs !== undefined) status.lastRoundTripMs = Math.round(this.#lastRoundTripMs * 10) / 10;
+    const t = this.#adapter.now();
+    status.stamp = t.sec + t.nanosec / 1e9;
+    return status;
+  }
+
+  /** |period - 1/rate| over every tick so far. */
+  jitterStats(): JitterStats {
+    const sorted = Float64Array.from(this.#jitterMs).sort();
+    const q = (p: number) => (sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!);
+    return {
+      count: sorted.length,
+      p50Ms: q(0.5),
+      p99Ms: q(0.99),
+      maxMs: sorted.length ? sorted[sorted.length - 1]! : NaN,
+      meanPeriodMs: sorted.length ? this.#periodSumMs / sorted.length : NaN,
+    };
+  }
+
+  // ---- scheduling: absolute tick times t0 + n * period, so lateness never accumulates ----
+
+  #arm(): void {
+    const delay = Math.max(0, Math.ceil(this.#nextTickMs - this.#nowMs()));
+    this.#timer = setTimeout(this.#onTimer, delay);
+    this.#timer.unref();
+  }
+
+  readonly #onTimer = (): void => {
+    if (this.#closing) return;
+    const actual = this.#nowMs();
+    const tickMs = this.#nextTickMs;
+    if (this.#lastActual) {
+      const ticks = this.#tickIndex - this.#lastActual.index;
+      const periodMs = (actual - this.#lastActual.ms) / ticks;
+      const jitter = Math.abs(periodMs - this.#periodMs);
+      if (this.#jitterMs.length < MAX_JITTER_SAMPLES) {
+        this.#jitterMs.push(jitter);
+        this.#periodSumMs += periodMs;
+      }
+      this.#metrics.periodJitter.observe(jitter / 1000);
+    }
+    this.#lastActual = { ms: actual, index: this.#tickIndex };
+    try {
+      this.#tick(tickMs);
+    } catch (err) {
+      this.#log.error({ event: 'bridge.tick_failed', err });
+    }
+    this.#tickIndex++;
+    let next = this.#t0 + this.#tickIndex * this.#periodMs;
+    const behind = this.#nowMs() - next;
+    if (behind > this.#periodMs) {
+      const skip = Math.floor(behind / this.#periodMs);
+      this.#tickIndex += skip;
+      this.#metrics.overruns.inc(skip);
+      next = this.#t0 + this.#tickIndex * this.#periodMs;
+    }
+    this.#nextTickMs = next;
+    this.#arm();
+  };
+
+  #tick(tickMs: number): void {
+    this.#counts.ticks++;
+    const cfg = this.#config;
+    this.#player.advance(tickMs);
+    if (this.#mode !== 'running') return this.#publishStatus(false);
+
+    try {
+      this.#builder.checkFresh();
+    } catch (err) {
+      if (!(err instanceof StaleInputError)) throw err;
+      this.#counts.staleDrops++;
+      this.#metrics.staleDrops.inc({ topic: err.topic });
+      this.#cancel();
+      this.#enterHold('stale_input', err.message, tickMs);
+      return this.#publishStatus(false);
+    }
+    if (this.#pendingError) {
+      const err = this.#pendingError;
+      this.#pendingError = undefined;
+      this.#enterHold('gateway_error', `${err.code}: ${err.message}`, tickMs);
+    }
+    const remaining = this.#player.remaining(tickMs);
+    this.#metrics.remainingSteps.set(remaining);
+    if (!this.#hold && this.#hadPlan && remaining === 0) {
+      this.#counts.starvation++;
+      this.#metrics.starvation.inc();
+      this.#enterHold('starved', 'the action chunk ran out before the next one arrived', tickMs);
+    }
+    if (!this.#hold && tickMs - this.#lastChunkMs > cfg.watchdogTimeoutMs) {
+      this.#enterHold('watchdog', `no fresh chunk for ${Math.round(tickMs - this.#lastChunkMs)} ms (limit ${cfg.watchdogTimeoutMs} ms)`, tickMs);
+    }
+    if (!this.#inflight && tickMs >= this.#retryAtMs && remaining <= cfg.requestAheadSteps) this.#request(tickMs, remaining);
+    if (!this.#hold) {
+      const step = this.#player.current(tickMs);
+      if (step) {
+        for (const out of this.#outputs) out.multiArray?.publish(multiArrayForGroup(out.spec, out.idx, step.pos));
+      }
+    }
+    this.#publishStatus(false);
+  }
+
+  // ---- inference ----
+
+  #request(tickMs: number, remaining: number): void {
+    let built: BuiltObservation;
+    try {
+      built = this.#builder.build();
+    } catch (err) {
+      const e = toGatewayError(err);
+      this.#enterHold(err instanceof StaleInputError ? 'stale_input' : 'bad_input', e.message, tickMs);
+      this.#retryAtMs = tickMs + Math.max(this.#periodMs, RETRY_AFTER_ERROR_MIN_MS);
+      return;
+    }
+    const cfg = this.#config;
+    // Deadline: the new chunk is useful only until the current one runs out; with nothing left, the longest wait.
+    const timeoutMs = remaining > 0 ? Math.min(cfg.inferenceTimeoutMs, Math.max(this.#periodMs, this.#player.remainingMs(tickMs))) : cfg.inferenceTimeoutMs;
+    const inflight: InFlight = { controller: new AbortController(), generation: this.#generation, obsTickMs: tickMs, built, startedMs: this.#nowMs() };
+    this.#inflight = inflight;
+    this.#policy
+      .infer(built.observation, { signal: inflight.controller.signal, timeoutMs })
+      .then(
+        (chunk) => this.#onChunk(inflight, chunk),
+        (err: unknown) => this.#onInferError(inflight, err),
+      )
+      .catch((err: unknown) => this.#log.error({ event: 'bridge.chunk_failed', err }))
+      .finally(() => {
+        if (this.#inflight === inflight) this.#inflight = undefined;
+      });
+  }
+
+  #current(inflight: InFlight): boolean {
+    return !this.#closing && inflight.generation === this.#generation && this.#mode === 'running';
+  }
+
+  #onChunk(inflight: InFlight, chunk: PolicyChunk): void {
+    const now = this.#nowMs();
+    this.#lastRoundTripMs = now - inflight.startedMs;
+    this.#metrics.inferenceDuration.observe({ outcome: 'success' }, this.#lastRoundTripMs / 1000);
+    if (!this.#current(inflight)) {
+      this.#log.debug({ event: 'bridge.chunk_dropped', reason: 'stopped or superseded' });
+      return;
+    }
+    if (chunk.dof !== this.#player.dof) {
+      this.#enterHold('bad_chunk', `the policy answered ${chunk.dof} joints; the bridge drives ${this.#player.dof} (${this.#config.joints.join(', ')})`, now);
+      this.#retryAtMs = now + Math.max(this.#periodMs, RETRY_AFTER_ERROR_MIN_MS);
+      return;
+    }
+    const dtMs = (chunk.dtS ?? this.#config.defaultDtS) * 1000;
+    const accepted = this.#player.accept(
+      { action: chunk.action, horizon: chunk.horizon, dof: chunk.dof, dtMs, obsMs: inflight.obsTickMs },
+      now,
+      this.#nextTickMs,
+      inflight.built.measured,
+    );
+    if (accepted.steps === 0) {
+      this.#log.warn({ event: 'bridge.chunk_late', roundTripMs: this.#lastRoundTripMs });
+      return;
+    }
+    this.#counts.chunks++;
+    this.#metrics.chunks.inc();
+    if (accepted.clampedValues > 0) this.#metrics.clamped.inc(accepted.clampedValues);
+    this.#lastChunkMs = now;
+    this.#hadPlan = true;
+    this.#plan = { stamp: inflight.built.rosStamp, obsMs: inflight.obsTickMs };
+    const resumed = this.#hold !== undefined;
+    this.#hold = undefined;
+    for (const out of this.#outputs) {
+      out.trajectory?.publish(trajectoryForGroup(this.#player.steps, out.spec, out.idx, this.#plan.stamp, this.#plan.obsMs, now));
+    }
+    this.#metrics.observationToPublish.observe((this.#nowMs() - inflight.built.atMs) / 1000);
+    if (resumed) {
+      this.#log.info({ event: 'bridge.resumed' });
+      this.#publishStatus(true);
+    }
+  }
+
+  #onInferError(inflight: InFlight, err: unknown): void {
+    const e = toGatewayError(err);
+    this.#metrics.inferenceDuration.observe({ outcome: 'error' }, (this.#nowMs() - inflight.startedMs) / 1000);
+    if (!this.#current(inflight)) return;
+    this.#metrics.inferenceErrors.inc({ code: e.code });
+    this.#log.warn({ event: 'bridge.inference_failed', code: e.code, message: e.message });
+    this.#pendingError = e;
+    this.#retryAtMs = this.#nowMs() + Math.max(this.#periodMs, RETRY_AFTER_ERROR_MIN_MS);
+  }
+
+  #cancel(): void {
+    this.#generation++;
+    this.#pendingError = undefined;
+    this.#inflight?.controller.abort(new GatewayError('cancelled', 'superseded by a hold or stop'));
+    this.#inflight = undefined;
+  }
+
+  // ---- hold ----
+
+  #enterHold(reason: HoldReason, detail: string, nowMs: number, { force = false }: { force?: boolean } = {}): void {
+    const already = this.#hold !== undefined;
+    this.#hold = { reason, detail };
+    this.#hadPlan = false;
+    if (already && !force) {
+      this.#publishStatus(false);
+      return;
+    }
+    const pos = this.#builder.lastMeasured() ?? this.#player.lastCommanded;
+    this.#player.hold(nowMs, pos);
+    this.#counts.holds++;
+    this.#metrics.holds.inc({ reason });
+    this.#log.warn({ event: 'bridge.hold', reason, detail });
+    if (!pos) {
+      this.#log.error({ event: 'bridge.hold_without_position', reason, detail: 'no joint state received yet; nothing published' });
+    } else {
+      const stamp = this.#adapter.now();
+      for (const out of this.#outputs) {
+        out.trajectory?.publish(holdTrajectory(out.spec, out.idx, pos, stamp, this.#periodMs / 1000));
+        out.multiArray?.publish(multiArrayForGroup(out.spec, out.idx, pos));
+      }
+    }
+    this.#publishStatus(true);
+  }
+
+  // ---- status ----
+
+  #publishStatus(changed: boolean): void {
+    if (!this.#status) return;
+    const now = this.#nowMs();
+    const key = `${this.state}|${this.#hold?.reason ?? ''}|${this.#hold?.detail ?? ''}|${this.#builder.instruction}`;
+    if (!changed && key === this.#lastStatusKey && now - this.#lastStatusMs < this.#statusIntervalMs) return;
+    this.#lastStatusKey = key;
+    this.#lastStatusMs = now;
+    try {
+      this.#status.publish({ data: JSON.stringify(this.status()) });
+    } catch (err) {
+      this.#log.warn({ event: 'bridge.status_failed', err });
+    }
+  }
+
+  /** Holds the robot if it was running, then stops the loop and destroys what it created. Idempotent. */
+  close(): Promise<void> {
+    return (this.#closing ??= this.#shutdown());
+  }
+
+  async #shutdown(): Promise<void> {
+    if (this.#timer) clearTimeout(this.#timer);
+    if (this.#started && this.#mode === 'running') {
+      try {
+        this.#mode = 'idle';
+        this.#cancel();
+        this.#enterHold('shutdown', 'bridge shutting down', this.#nowMs(), { force: true });
+      } catch (err) {
+        this.#log.warn({ event: 'bridge.final_hold_failed', err });
+      }
+    }
+    this.#cancel();
+    this.#builder.close();
+    for (const s of this.#services) s.close();
+    for (const out of this.#outputs) {
+      out.trajectory?.close();
+      out.multiArray?.close();
+    }
+    this.#status?.close();
+    this.#log.info({ event: 'bridge.closed', ticks: this.#counts.ticks });
+  }
+}

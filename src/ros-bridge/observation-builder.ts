@@ -1,0 +1,197 @@
+// Newest camera frames, joint positions and instruction → one Observation, refusing anything older than the
+// configured age (by arrival time on this host, so sim time and remote clocks do not matter).
+import { GatewayError } from '../lib/errors.js';
+import { Tensor } from '../protocol/tensor.js';
+import type { BridgeConfig, CameraSpec } from './config.js';
+import { compressedMsgToTensor, imageMsgToTensor, missingJpegDecoder, type ImageDecoder } from './image.js';
+import type { CompressedImageMsg, ImageMsg, JointStateMsg, RosAdapter, RosSubscription, RosTime } from './ros-adapter.js';
+import { fromRosTime } from './ros-adapter.js';
+
+/** What the bridge sends as `data` of an inference request. */
+export interface BridgeObservation {
+  images: Record<string, Tensor>;
+  /** float32 [dof], joint order of the config. */
+  state: Tensor;
+  instruction: string;
+  /** ROS time of the observation, seconds. */
+  stamp: number;
+}
+
+/** An observation plus what the loop needs beside it. */
+export interface BuiltObservation {
+  observation: BridgeObservation;
+  /** ROS stamp of the observation (the same instant as `stamp`). */
+  rosStamp: RosTime;
+  /** Measured joint positions (float64, config order): the hold target. */
+  measured: Float64Array;
+  /** Monotonic ms (performance.now()) when it was built. */
+  atMs: number;
+}
+
+/** A camera, the joint state or a joint is missing or too old. `code` is `unavailable`. */
+export class StaleInputError extends GatewayError {
+  constructor(
+    readonly topic: string,
+    /** Age of the newest message in ms; Infinity when none has arrived. */
+    readonly ageMs: number,
+    readonly maxAgeMs: number,
+    detail = '',
+  ) {
+    super(
+      'unavailable',
+      Number.isFinite(ageMs)
+        ? `stale input: ${topic}${detail} is ${Math.round(ageMs)} ms old (limit ${maxAgeMs} ms)`
+        : `stale input: no message yet on ${topic}${detail}`,
+    );
+  }
+}
+
+interface CameraSlot {
+  spec: CameraSpec;
+  msg?: ImageMsg | CompressedImageMsg;
+  atMs: number;
+  decoded?: { msg: ImageMsg | CompressedImageMsg; tensor: Tensor };
+}
+
+export interface ObservationBuilderOptions {
+  config: BridgeConfig;
+  adapter: RosAdapter;
+  /** JPEG decoder for CompressedImage cameras; defaults to one that refuses with install instructions. */
+  jpegDecoder?: ImageDecoder;
+  /** Monotonic clock in ms; defaults to performance.now(). */
+  nowMs?: () => number;
+  /** Called when the instruction topic brings a new value. */
+  onInstruction?: (instruction: string) => void;
+}
+
+/** Subscribes on start(), keeps the newest of everything, builds observations on demand. */
+export class ObservationBuilder {
+  readonly #config: BridgeConfig;
+  readonly #adapter: RosAdapter;
+  readonly #decoder: ImageDecoder;
+  readonly #nowMs: () => number;
+  readonly #onInstruction: ((instruction: string) => void) | undefined;
+  readonly #cameras: CameraSlot[];
+  readonly #jointIndex: Map<string, number>;
+  readonly #positions: Float64Array;
+  readonly #jointAtMs: Float64Array;
+  #jointStateAtMs = -Infinity;
+  #instruction: string;
+  #subs: RosSubscription[] = [];
+
+  constructor({ config, adapter, jpegDecoder = missingJpegDecoder, nowMs = () => performance.now(), onInstruction }: ObservationBuilderOptions) {
+    this.#config = config;
+    this.#adapter = adapter;
+    this.#decoder = jpegDecoder;
+    this.#nowMs = nowMs;
+    this.#onInstruction = onInstruction;
+    this.#cameras = config.cameras.map((spec) => ({ spec, atMs: -Infinity }));
+    this.#jointIndex = new Map(config.joints.map((j, i) => [j, i]));
+    this.#positions = new Float64Array(config.joints.length);
+    this.#jointAtMs = new Float64Array(config.joints.length).fill(-Infinity);
+    this.#instruction = config.instruction;
+  }
+
+  /** Subscribes to every camera, the joint state and the instruction topic. */
+  start(): void {
+    if (this.#subs.length > 0) return;
+    for (const slot of this.#cameras) {
+      const store = (msg: ImageMsg | CompressedImageMsg) => {
+        slot.msg = msg;
+        slot.atMs = this.#nowMs();
+      };
+      this.#subs.push(
+        slot.spec.type === 'image'
+          ? this.#adapter.subscribe(slot.spec.topic, 'sensor_msgs/msg/Image', store, { qos: 'sensor_data' })
+          : this.#adapter.subscribe(slot.spec.topic, 'sensor_msgs/msg/CompressedImage', store, { qos: 'sensor_data' }),
+      );
+    }
+    this.#subs.push(this.#adapter.subscribe(this.#config.jointStateTopic, 'sensor_msgs/msg/JointState', (msg) => this.#onJointState(msg)));
+    if (this.#config.instructionTopic) {
+      this.#subs.push(
+        this.#adapter.subscribe(this.#config.instructionTopic, 'std_msgs/msg/String', (msg) => this.setInstruction(msg.data)),
+      );
+    }
+  }
+
+  #onJointState(msg: JointStateMsg): void {
+    const at = this.#nowMs();
+    this.#jointStateAtMs = at;
+    const n = Math.min(msg.name.length, msg.position.length);
+    for (let i = 0; i < n; i++) {
+      const index = this.#jointIndex.get(msg.name[i]!);
+      if (index === undefined) continue;
+      this.#positions[index] = msg.position[i]!;
+      this.#jointAtMs[index] = at;
+    }
+  }
+
+  /** Sets the instruction the next observation carries (the instruction topic calls this too). */
+  setInstruction(instruction: string): void {
+    if (instruction === this.#instruction) return;
+    this.#instruction = instruction;
+    this.#onInstruction?.(instruction);
+  }
+
+  get instruction(): string {
+    return this.#instruction;
+  }
+
+  /** The newest measured positions (config order) if every joint has been seen, however old. */
+  lastMeasured(): Float64Array | undefined {
+    for (const at of this.#jointAtMs) if (at === -Infinity) return undefined;
+    return Float64Array.from(this.#positions);
+  }
+
+  /** Throws StaleInputError naming the first input that is missing or too old. */
+  checkFresh(now = this.#nowMs()): void {
+    const max = this.#config.maxObservationAgeMs;
+    for (const slot of this.#cameras) {
+      if (now - slot.atMs > max) throw new StaleInputError(slot.spec.topic, now - slot.atMs, max);
+    }
+    if (now - this.#jointStateAtMs > max) throw new StaleInputError(this.#config.jointStateTopic, now - this.#jointStateAtMs, max);
+    for (let i = 0; i < this.#jointAtMs.length; i++) {
+      const age = now - this.#jointAtMs[i]!;
+      if (age > max) throw new StaleInputError(this.#config.jointStateTopic, age, max, ` (joint ${this.#config.joints[i]})`);
+    }
+  }
+
+  /**
+   * Builds an observation from the newest inputs. Throws StaleInputError when any is missing or older than
+   * maxObservationAgeMs, and `bad_request` / `unavailable` when a frame cannot be decoded.
+   */
+  build(): BuiltObservation {
+    const atMs = this.#nowMs();
+    this.checkFresh(atMs);
+    const images: Record<string, Tensor> = {};
+    for (const slot of this.#cameras) {
+      const msg = slot.msg!;
+      if (slot.decoded?.msg !== msg) {
+        const tensor =
+          slot.spec.type === 'image'
+            ? imageMsgToTensor(msg as ImageMsg, slot.spec.resize)
+            : compressedMsgToTensor(msg as CompressedImageMsg, this.#decoder, slot.spec.resize);
+        slot.decoded = { msg, tensor };
+      }
+      images[slot.spec.key] = slot.decoded.tensor;
+    }
+    const rosStamp = this.#adapter.now();
+    const measured = Float64Array.from(this.#positions);
+    return {
+      observation: {
+        images,
+        state: new Tensor('float32', [measured.length], Float32Array.from(measured)),
+        instruction: this.#instruction,
+        stamp: fromRosTime(rosStamp),
+      },
+      rosStamp,
+      measured,
+      atMs,
+    };
+  }
+
+  close(): void {
+    for (const s of this.#subs) s.close();
+    this.#subs = [];
+  }
+}
