@@ -33,6 +33,7 @@ def _walk(value, path, out):
             "dtype": str(value.dtype),
             "shape": list(value.shape),
             "owndata": bool(value.flags.owndata),
+            "aligned": bool(value.flags.aligned),
             "base_is_not_none": value.base is not None,
             "owner": type(owner).__name__,
             "owner_is_zmq_frame": isinstance(owner, zmq.Frame),

@@ -83,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-message-bytes", type=int, default=DEFAULT_LIMITS.max_message_bytes)
     p.add_argument("--max-frames", type=int, default=DEFAULT_LIMITS.max_frames)
     p.add_argument("--max-header-bytes", type=int, default=DEFAULT_LIMITS.max_header_bytes)
+    p.add_argument("--align-tensors", action="store_true", help="copy received tensors whose bytes are misaligned (counted)")
     p.add_argument("--log-level", default=os.environ.get("WORKER_LOG_LEVEL", "info"), choices=("debug", "info", "warning", "error"))
     return p
 
@@ -113,6 +114,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         capacity=args.capacity,
         ready=args.ready_after_ms <= 0,
         logger=log,
+        align_tensors=args.align_tensors,
     )
     server.register_handler("inference", _behave(args.behaviour, inference))
     for spec in args.handler:

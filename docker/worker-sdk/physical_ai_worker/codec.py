@@ -35,7 +35,7 @@ class Decoded(object):
         self.header = header
         #: The codec the sender used; a reply uses the same one.
         self.codec = codec
-        #: Bytes copied because a tensor was not aligned for its element type (0 on the usual binary path).
+        #: Bytes copied because a tensor was not aligned for its element type (only with ``align=True``).
         self.copied_bytes = copied_bytes
         #: Total size of the message, all frames, in bytes.
         self.size_bytes = size_bytes
@@ -112,10 +112,13 @@ def check_shape(shape: Any, path: str) -> Tuple[int, ...]:
     return tuple(shape)
 
 
-def view_tensor(dtype: Any, shape: Any, buf: memoryview, path: str) -> Tuple[np.ndarray, int]:
+def view_tensor(dtype: Any, shape: Any, buf: memoryview, path: str, align: bool = False) -> Tuple[np.ndarray, int]:
     """A numpy view on ``buf`` (no copy) after checking dtype, shape and byte length.
 
-    When the bytes are not aligned for the element size, they are copied once and the copy is reported.
+    numpy reads unaligned memory correctly, so the view is kept even when the bytes are not aligned for the
+    element size (``arr.flags.aligned`` is then False). libzmq places frames smaller than its 8 KiB receive
+    batch inside a shared buffer at arbitrary offsets, so this happens to small tensors. With ``align=True``
+    such bytes are copied once (for consumers that need aligned memory) and the copy is reported.
     Returns ``(array, copied_bytes)``.
     """
     if not isinstance(dtype, str) or dtype not in _NP_DTYPES:
@@ -135,16 +138,17 @@ def view_tensor(dtype: Any, shape: Any, buf: memoryview, path: str) -> Tuple[np.
             path,
         )
     arr = np.frombuffer(buf, dtype=np_dtype, count=count).reshape(dims)
-    if count > 0 and arr.__array_interface__["data"][0] % np_dtype.itemsize != 0:
+    if align and count > 0 and arr.__array_interface__["data"][0] % np_dtype.itemsize != 0:
         return arr.copy(), expected
     return arr, 0
 
 
 class _ResolveState(object):
-    __slots__ = ("frames", "used", "copied_bytes", "inline")
+    __slots__ = ("frames", "used", "copied_bytes", "inline", "align")
 
-    def __init__(self, frames: Sequence[memoryview]):
+    def __init__(self, frames: Sequence[memoryview], align: bool):
         self.frames = frames
+        self.align = align
         self.used = set()  # type: Set[int]
         self.copied_bytes = 0
         self.inline = 0
@@ -167,12 +171,12 @@ def _resolve_tensor(ref: Dict[str, Any], state: _ResolveState, path: str) -> np.
         if frame in state.used:
             raise WorkerError("bad_request", "%s: frame %d is referenced twice" % (path, frame), path)
         state.used.add(frame)
-        arr, copied = view_tensor(ref.get("dtype"), ref.get("shape"), state.frames[frame], path)
+        arr, copied = view_tensor(ref.get("dtype"), ref.get("shape"), state.frames[frame], path, state.align)
         state.copied_bytes += copied
         return arr
     if isinstance(data, (bytes, bytearray, memoryview)):
         state.inline += 1
-        arr, copied = view_tensor(ref.get("dtype"), ref.get("shape"), memoryview(data), path)
+        arr, copied = view_tensor(ref.get("dtype"), ref.get("shape"), memoryview(data), path, state.align)
         state.copied_bytes += copied
         return arr
     raise WorkerError("bad_request", "%s: a tensor needs 'frame' (binary codec) or 'data' bytes (msgpack codec)" % path, path)
@@ -194,18 +198,19 @@ def _resolve(value: Any, state: _ResolveState, path: str) -> Any:
     return value
 
 
-def decode_message(frames: Sequence[Any], limits: Limits = DEFAULT_LIMITS) -> Decoded:
+def decode_message(frames: Sequence[Any], limits: Limits = DEFAULT_LIMITS, align: bool = False) -> Decoded:
     """Decodes any of the three codecs (frames after the routing envelope).
 
-    Tensor placeholders become numpy arrays that are views on the frames (no copy). Raises WorkerError
-    ``too_large`` or ``bad_request`` naming what is wrong.
+    Tensor placeholders become numpy arrays that are views on the frames (no copy; ``align=True`` copies
+    tensors whose bytes are misaligned for their dtype, and counts it). Raises WorkerError ``too_large`` or
+    ``bad_request`` naming what is wrong.
     """
     views = [frame_buffer(f) for f in frames]
     size_bytes = check_limits(views, limits)
     raw, is_json = _parse_header(views[0], limits)
     if not isinstance(raw, dict):
         raise WorkerError("bad_request", "header must be a map/object", "/")
-    state = _ResolveState(views)
+    state = _ResolveState(views, align)
     header = _resolve(raw, state, "")
     if len(state.used) != len(views) - 1:
         raise WorkerError(

@@ -63,7 +63,7 @@ class RequestContext(object):
         self.received_at = received_at  # type: float
         #: A logger whose records carry the request id.
         self.logger = logger  # type: logging.LoggerAdapter
-        #: Bytes the decoder had to copy because a tensor was misaligned (0 on the usual binary path).
+        #: Bytes the decoder copied because a tensor was misaligned (only with align_tensors=True).
         self.copied_bytes = copied_bytes  # type: int
 
     def remaining_ms(self) -> Optional[float]:
@@ -117,6 +117,7 @@ class ZMQServer(object):
         max_queue: Optional[int] = None,
         drain_timeout_s: float = 5.0,
         trust_timestamp: bool = True,
+        align_tensors: bool = False,
     ):
         """
         endpoint: where to bind, e.g. ``tcp://127.0.0.1:5555``, ``tcp://127.0.0.1:*`` (any free port; read
@@ -127,6 +128,9 @@ class ZMQServer(object):
         drain_timeout_s: on stop, how long running handlers may take to finish and answer.
         trust_timestamp: take the deadline as ``timestamp + timeout_ms`` (sender's clock, same host or
             synchronised clocks) when the request has a timestamp; otherwise time of receipt + timeout_ms.
+        align_tensors: copy received tensors whose bytes are not aligned for their dtype (small frames can
+            be; numpy reads them fine, some consumers such as DLPack importers may not). Copies are counted
+            in ``stats["copied_bytes"]`` and ``context.copied_bytes``. Default False: always views.
         """
         if not isinstance(capacity, int) or capacity < 1:
             raise ValueError("capacity must be an integer >= 1, got %r" % (capacity,))
@@ -140,6 +144,7 @@ class ZMQServer(object):
         self.max_queue = max_queue
         self.drain_timeout_s = drain_timeout_s
         self.trust_timestamp = trust_timestamp
+        self.align_tensors = align_tensors
         self._ready = bool(ready)
         self._handlers = {}  # type: Dict[str, Handler]
         self._own_context = context is None
@@ -362,7 +367,7 @@ class ZMQServer(object):
         received_at = time.monotonic()
         envelope, body = split_envelope(frames)
         try:
-            decoded = decode_message(body, self.limits)  # type: Decoded
+            decoded = decode_message(body, self.limits, self.align_tensors)  # type: Decoded
         except WorkerError as err:
             codec = "json" if body and bytes(frame_buffer(body[0])[:1]) == b"{" else "binary"
             self._log.info({"event": "worker.bad_message", "code": err.code, "error": err.message})

@@ -178,17 +178,26 @@ class ZeroCopy(unittest.TestCase):
         self.assertEqual(addr(sent), addr(action))
         self.assertTrue(np.shares_memory(sent, action))
 
-    def test_misaligned_bytes_are_copied_once_and_counted(self):
+    def test_misaligned_bytes_stay_a_view_unless_align_is_asked_then_are_copied_once_and_counted(self):
         raw = bytearray(1 + 14 * 4)
         raw[1:] = np.arange(14, dtype=np.float32).tobytes()
         view = memoryview(raw)[1:]
         arr, copied = view_tensor("float32", [14], view, "/x")
+        self.assertEqual(copied, 0)
+        self.assertFalse(arr.flags.owndata)
+        self.assertFalse(arr.flags.aligned)
+        self.assertTrue(np.array_equal(arr, np.arange(14, dtype=np.float32)))  # numpy reads unaligned data right
+        arr, copied = view_tensor("float32", [14], view, "/x", align=True)
         self.assertEqual(copied, 56)
         self.assertTrue(arr.flags.owndata)
+        self.assertTrue(arr.flags.aligned)
         self.assertTrue(np.array_equal(arr, np.arange(14, dtype=np.float32)))
-        arr8, copied8 = view_tensor("uint8", [56], view, "/x")
+        arr8, copied8 = view_tensor("uint8", [56], view, "/x", align=True)
         self.assertEqual(copied8, 0)
         self.assertFalse(arr8.flags.owndata)
+        frames = [msgpack.packb({"type": "t", "data": {"__tensor__": True, "dtype": "float32", "shape": [14], "frame": 1}}), view]
+        self.assertEqual(decode_message(frames).copied_bytes, 0)
+        self.assertEqual(decode_message(frames, align=True).copied_bytes, 56)
 
     def test_frame_buffer_accepts_bytes_bytearray_memoryview(self):
         for f in (b"ab", bytearray(b"ab"), memoryview(b"ab")):
