@@ -382,6 +382,9 @@ export function createMetrics(registry: Registry, { meter = otelMetrics.getMeter
     observePoolEvent(event) {
       switch (event.type) {
         case 'endpoint_added':
+          // Counters start at 0 with the pool, so the first late reply or reconnect shows in increase()/rate().
+          lateReplies.inc({ framework: event.framework }, 0);
+          reconnects.inc({ framework: event.framework }, 0);
           if (!endpointsOf(event.framework).has(event.endpoint)) endpointsOf(event.framework).set(event.endpoint, 'connecting');
           workerUp.set({ framework: event.framework, endpoint: event.endpoint }, 0);
           publishPool(event.framework);
@@ -422,6 +425,8 @@ export function createMetrics(registry: Registry, { meter = otelMetrics.getMeter
     },
     recordContainerStats({ framework, container, cpuRatio, memoryBytes, memoryLimitBytes }) {
       const labels = { framework, container };
+      // The OOM counter exists at 0 before the first kill; otherwise increase() misses that first kill.
+      oom.inc(labels, 0);
       if (Number.isFinite(cpuRatio)) cpu.set(labels, cpuRatio);
       if (Number.isFinite(memoryBytes)) memory.set(labels, memoryBytes);
       memoryLimit.set(labels, memoryLimitBytes !== undefined && Number.isFinite(memoryLimitBytes) ? memoryLimitBytes : 0);

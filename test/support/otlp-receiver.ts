@@ -174,6 +174,11 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
     });
 
   let closing: Promise<void> | undefined;
+  const close = (): Promise<void> =>
+    (closing ??= new Promise<void>((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    }));
   return {
     url: `http://127.0.0.1:${port}`,
     spans,
@@ -181,14 +186,7 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
     rejected,
     waitForSpans: (predicate, timeoutMs = 15_000) => waitFor(spans, predicate, timeoutMs, 'spans'),
     waitForMetrics: (predicate, timeoutMs = 15_000) => waitFor(metrics, predicate, timeoutMs, 'metrics'),
-    close() {
-      return (closing ??= new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }));
-    },
-    [Symbol.asyncDispose]() {
-      return this.close();
-    },
+    close,
+    [Symbol.asyncDispose]: close,
   };
 }

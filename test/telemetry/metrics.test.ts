@@ -32,9 +32,9 @@ test('every metric follows Prometheus naming and is registered on the injected r
   assert.deepEqual(names, [...METRIC_NAMES].sort());
   for (const name of names) {
     assert.match(name, /^gateway_[a-z_]+$/);
-    const type = registry.getSingleMetric(name)!.get().then((m) => m.type);
-    if ((await type) === 'counter') assert.ok(name.endsWith('_total'), `${name} is a counter and ends in _total`);
-    if ((await type) === 'histogram') assert.ok(name.endsWith('_seconds'), `${name} is in seconds`);
+    const type = String((await registry.getSingleMetric(name)!.get()).type);
+    if (type === 'counter') assert.ok(name.endsWith('_total'), `${name} is a counter and ends in _total`);
+    if (type === 'histogram') assert.ok(name.endsWith('_seconds'), `${name} is in seconds`);
   }
   assert.equal(DURATION_BUCKETS_SECONDS[0], 0.0001);
   assert.equal(DURATION_BUCKETS_SECONDS.at(-1), 10);

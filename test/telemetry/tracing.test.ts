@@ -20,6 +20,7 @@ import {
   SERVER_SPAN_NAME,
   startClientSpan,
   startServerSpan,
+  type TraceCarrier,
 } from '../../src/telemetry/tracing.js';
 import { startOtlpReceiver } from '../support/otlp-receiver.js';
 
@@ -82,7 +83,7 @@ test('without an SDK: spans are no-ops and a caller traceparent passes through t
   const bare: RequestHeader = { type: 'inference' };
   startClientSpan(bare, { framework: 'demo', endpoint: 'e' }).end('ok');
   assert.equal(bare.traceparent, undefined);
-  assert.equal(injectTraceContext({}, ROOT_CONTEXT).traceparent, undefined);
+  assert.equal(injectTraceContext<TraceCarrier>({}, ROOT_CONTEXT).traceparent, undefined);
 });
 
 test('in-memory exporter: caller span → header → gateway server span → client span → worker span, one trace', async (t) => {
@@ -92,7 +93,7 @@ test('in-memory exporter: caller span → header → gateway server span → cli
 
   // Caller side: a parent span, its context injected into the request header.
   const callerSpan = tracer.startSpan('robot.tick', { kind: SpanKind.CLIENT });
-  const header: RequestHeader = injectTraceContext({ type: 'inference', request_id: 'req-1' }, trace.setSpan(ROOT_CONTEXT, callerSpan));
+  const header = injectTraceContext<RequestHeader>({ type: 'inference', request_id: 'req-1' }, trace.setSpan(ROOT_CONTEXT, callerSpan));
   assert.equal(header.traceparent, `00-${callerSpan.spanContext().traceId}-${callerSpan.spanContext().spanId}-01`);
 
   // Gateway: extract on the other side of the wire (after a JSON round trip, as the header travels).
