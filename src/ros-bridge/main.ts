@@ -9,7 +9,7 @@ import { closeAll } from '../lib/close-all.js';
 import { GatewayError } from '../lib/errors.js';
 import { createLogger, isLogLevel, type Logger } from '../lib/log.js';
 import { WorkerClient } from '../zmq/worker-client.js';
-import { BridgeConfigError, validateBridgeConfig, type BridgeConfig } from './config.js';
+import { BridgeConfigError, validateBridgeConfig, type BridgeConfig, type ConfigProblem } from './config.js';
 import { ControlLoop } from './control-loop.js';
 import { loadJpegDecoder, JPEG_DECODER_PACKAGE, type ImageDecoder } from './image.js';
 import { createBridgeMetrics } from './metrics.js';
@@ -88,8 +88,18 @@ export interface BridgeIo {
 
 const defaultIo: BridgeIo = { out: (l) => void process.stdout.write(`${l}\n`), err: (l) => void process.stderr.write(`${l}\n`) };
 
-/** Parses bridge arguments into a config object (not yet validated). Throws BridgeConfigError for bad flags. */
-export async function configFromArgs(argv: string[]): Promise<{ input: Record<string, unknown>; help: boolean; metricsPort?: number; logLevel: string }> {
+export interface ParsedArgs {
+  /** The config object built from the preset, the file and the flags (not yet validated). */
+  input: Record<string, unknown>;
+  /** Problems with the flags themselves (reported together with the config's). */
+  problems: ConfigProblem[];
+  help: boolean;
+  metricsPort?: number;
+  logLevel: string;
+}
+
+/** Parses bridge arguments into a config object (not yet validated) and the flags' own problems. */
+export async function configFromArgs(argv: string[]): Promise<ParsedArgs> {
   const { values } = parseArgs({
     args: argv,
     allowPositionals: false,
@@ -133,7 +143,10 @@ export async function configFromArgs(argv: string[]): Promise<{ input: Record<st
   const num = (flag: string, v: string | undefined): number | undefined => {
     if (v === undefined) return undefined;
     const n = Number(v);
-    if (v.trim() === '' || !Number.isFinite(n)) problems.push({ path: `--${flag}`, message: `must be a number, got ${JSON.stringify(v)}` });
+    if (v.trim() === '' || !Number.isFinite(n)) {
+      problems.push({ path: `--${flag}`, message: `must be a number, got ${JSON.stringify(v)}` });
+      return undefined;
+    }
     return n;
   };
   const set = (key: string, v: unknown) => {
@@ -163,8 +176,7 @@ export async function configFromArgs(argv: string[]): Promise<{ input: Record<st
   const metricsPort = num('metrics-port', values['metrics-port']);
   const logLevel = values['log-level'] ?? 'info';
   if (!isLogLevel(logLevel)) problems.push({ path: '--log-level', message: `must be debug, info, warn or error, got ${JSON.stringify(logLevel)}` });
-  if (problems.length > 0) throw new BridgeConfigError(problems);
-  return { input, help: values.help === true, logLevel, ...(metricsPort !== undefined ? { metricsPort } : {}) };
+  return { input, problems, help: values.help === true, logLevel, ...(metricsPort !== undefined ? { metricsPort } : {}) };
 }
 
 async function serveMetrics(registry: Registry, port: number): Promise<Server> {
@@ -190,7 +202,7 @@ async function serveMetrics(registry: Registry, port: number): Promise<Server> {
  * 1 when ROS 2 or the gateway setup fails, 2 for a bad config). Errors are printed as one message, no stack trace.
  */
 export async function runBridge(argv: string[], io: BridgeIo = defaultIo, { signal }: { signal?: AbortSignal } = {}): Promise<number> {
-  let parsed: Awaited<ReturnType<typeof configFromArgs>>;
+  let parsed: ParsedArgs;
   let config: BridgeConfig;
   try {
     parsed = await configFromArgs(argv);
@@ -198,7 +210,16 @@ export async function runBridge(argv: string[], io: BridgeIo = defaultIo, { sign
       io.out(BRIDGE_USAGE);
       return 0;
     }
-    config = validateBridgeConfig(parsed.input);
+    let validated: BridgeConfig | undefined;
+    let problems = parsed.problems;
+    try {
+      validated = validateBridgeConfig(parsed.input);
+    } catch (err) {
+      if (!(err instanceof BridgeConfigError)) throw err;
+      problems = [...problems, ...err.problems];
+    }
+    if (problems.length > 0 || !validated) throw new BridgeConfigError(problems);
+    config = validated;
   } catch (err) {
     if (err instanceof BridgeConfigError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
       io.err((err as Error).message);
