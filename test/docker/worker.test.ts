@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { TestContext } from 'node:test';
 import { WorkerClient } from '../../src/zmq/worker-client.js';
+import { Tensor } from '../../src/protocol/tensor.js';
 import { WorkerProcess } from '../../src/docker/worker-process.js';
 import { endpointsFor, validateFrameworkSpec, type FrameworkSpec } from '../../src/docker/framework-spec.js';
 import type { DockerManager } from '../../src/docker/docker-manager.js';
@@ -100,4 +101,36 @@ test('worker process started by exec: ready by health, monitored, stopped', asyn
       return true;
     },
   );
+});
+
+test('framework entry-point glue (docker/common/serve_common.py) serves a stand-in policy in the offline image', async (t) => {
+  const manager = testManager(t);
+  const port = await freePort();
+  const commonDir = new URL('../../docker/common/', import.meta.url).pathname;
+  // the framework's load/infer replaced by a stand-in: load takes a moment (health says not ready meanwhile)
+  const script = [
+    'import sys, time, numpy as np',
+    'sys.path.insert(0, "/app")',
+    'from serve_common import serve',
+    'def load(args): time.sleep(0.5); return {"gain": 2.0}',
+    'def infer(policy, obs): return np.tile(obs["state"] * policy["gain"], (4, 1))',
+    'sys.exit(serve("standin", "standin-v0", load, infer))',
+  ].join('\n');
+  const spec: FrameworkSpec = {
+    name: 'standin', image: TEST_IMAGE, networkMode: 'host', port, containerName: uniqueName('glue'), labels: runLabels(),
+    command: ['python3', '-c', script, '--endpoint', '{endpoint}'],
+    mounts: [{ hostPath: commonDir, containerPath: '/app', readOnly: true }],
+  };
+  await manager.createContainer(manager.containerOptionsFor(validateFrameworkSpec(spec)));
+  await manager.start(spec.containerName!);
+  const endpoint = await manager.endpointFor(spec);
+  await waitReady(manager, endpoint);
+  const c = await client(t, endpoint);
+  const reply = await c.inference({ images: { front: new Tensor('uint8', [2, 2, 3], new Uint8Array(12)) }, state: new Float32Array([1, -0.5]), instruction: 'stack' });
+  const result = reply.result as { action: { shape: number[]; data: Float32Array }; model: string; instruction: string };
+  assert.deepEqual(result.action.shape, [4, 2]);
+  assert.deepEqual([...result.action.data.slice(0, 2)], [2, -1]);
+  assert.equal(result.model, 'standin-v0');
+  assert.equal(result.instruction, 'stack');
+  await assert.rejects(c.inference({ images: {} }), { code: 'bad_request' });
 });
