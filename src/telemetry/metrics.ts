@@ -332,7 +332,12 @@ export function createMetrics(registry: Registry, { meter = otelMetrics.getMeter
   };
   const endpointsOf = (framework: string): Map<string, string> => {
     let m = poolState.get(framework);
-    if (!m) poolState.set(framework, (m = new Map()));
+    if (!m) {
+      poolState.set(framework, (m = new Map()));
+      // Counters start at 0 with the pool, so the first late reply or reconnect shows in increase()/rate().
+      lateReplies.inc({ framework }, 0);
+      reconnects.inc({ framework }, 0);
+    }
     return m;
   };
 
@@ -382,9 +387,6 @@ export function createMetrics(registry: Registry, { meter = otelMetrics.getMeter
     observePoolEvent(event) {
       switch (event.type) {
         case 'endpoint_added':
-          // Counters start at 0 with the pool, so the first late reply or reconnect shows in increase()/rate().
-          lateReplies.inc({ framework: event.framework }, 0);
-          reconnects.inc({ framework: event.framework }, 0);
           if (!endpointsOf(event.framework).has(event.endpoint)) endpointsOf(event.framework).set(event.endpoint, 'connecting');
           workerUp.set({ framework: event.framework, endpoint: event.endpoint }, 0);
           publishPool(event.framework);
