@@ -104,6 +104,9 @@ def _ms(seconds: float) -> float:
 class ZMQServer(object):
     """A protocol worker on one ROUTER socket. Constructing it does no I/O; bind() or run() binds."""
 
+    #: Longest wait in one poll (ms); None waits until a message or a wake-up. Signals wake the poll anyway.
+    poll_interval_ms = 1000  # type: Optional[int]
+
     def __init__(
         self,
         endpoint: str,
@@ -237,23 +240,31 @@ class ZMQServer(object):
         self.bind()
         self._stopping = False
         restore = []  # type: List[Tuple[int, Any]]
+        previous_wakeup_fd = None  # type: Optional[int]
+        assert self._sock is not None and self._wake_r is not None and self._wake_w is not None
         if install_signal_handlers and threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGTERM, signal.SIGINT):
                 restore.append((signum, signal.signal(signum, lambda _s, _f: self.stop())))
-        assert self._sock is not None and self._wake_r is not None
+            # The signal may be delivered to another thread (numpy's BLAS threads, torch's pools), and then the
+            # main thread's poll() is never interrupted. The C-level handler writes to the wakeup fd from
+            # whichever thread it runs on, which wakes the poll; Python then runs the handler above.
+            previous_wakeup_fd = signal.set_wakeup_fd(self._wake_w.fileno(), warn_on_full_buffer=False)
         poller = zmq.Poller()
         poller.register(self._sock, zmq.POLLIN)
         wake_fd = self._wake_r.fileno()
         poller.register(wake_fd, zmq.POLLIN)
         try:
             while not self._stopping:
-                for item, _ in poller.poll():
+                # A finite timeout is a second line of defence: returning to Python runs pending signal handlers.
+                for item, _ in poller.poll(self.poll_interval_ms):
                     if item == wake_fd:
                         self._on_wake()
                     else:
                         self._receive_burst()
             self._drain()
         finally:
+            if previous_wakeup_fd is not None:
+                signal.set_wakeup_fd(previous_wakeup_fd)
             for signum, previous in restore:
                 signal.signal(signum, previous)
 
