@@ -3,8 +3,10 @@
 // unless an SDK MeterProvider was registered before createMetrics was called; see sdk.ts).
 import { metrics as otelMetrics } from '@opentelemetry/api';
 import type { Attributes, Counter as OtelCounter, Histogram as OtelHistogram, Meter, UpDownCounter } from '@opentelemetry/api';
-import { Counter, Gauge, Histogram } from 'prom-client';
+import { Counter, Gauge } from 'prom-client';
 import type { Registry } from 'prom-client';
+import { FastCounter, FastGauge, FastHistogram } from './instruments.js';
+import type { HistogramSeries, ScalarSeries } from './instruments.js';
 
 // ---- metric names (Prometheus conventions: base units, `_total` counters) ----
 export const REQUEST_DURATION_SECONDS = 'gateway_request_duration_seconds';
@@ -128,18 +130,18 @@ export interface GatewayMetrics {
 }
 
 interface RequestChildren {
-  inFlight: Gauge.Internal<string>;
-  requestBytes: Counter.Internal;
-  responseBytes: Counter.Internal;
-  copies: Counter.Internal;
-  copiedBytes: Counter.Internal;
+  inFlight: ScalarSeries;
+  requestBytes: ScalarSeries;
+  responseBytes: ScalarSeries;
+  copies: ScalarSeries;
+  copiedBytes: ScalarSeries;
   otelAttrs: Attributes;
 }
 
 interface OutcomeChildren {
-  duration: Histogram.Internal<string>;
-  requests: Counter.Internal;
-  errors: Counter.Internal | undefined;
+  duration: HistogramSeries;
+  requests: ScalarSeries;
+  errors: ScalarSeries | undefined;
   otelAttrs: Attributes;
 }
 
@@ -154,50 +156,13 @@ const nowSeconds = (): number => performance.now() / 1000;
  */
 export function createMetrics(registry: Registry, { meter = otelMetrics.getMeter(INSTRUMENTATION_NAME) }: MetricsOptions = {}): GatewayMetrics {
   const registers = [registry];
-  const duration = new Histogram({
-    name: REQUEST_DURATION_SECONDS,
-    help: 'Time from a request arriving at a front door to its reply being handed back, seconds.',
-    labelNames: ['framework', 'transport', 'codec', 'outcome'],
-    buckets: [...DURATION_BUCKETS_SECONDS],
-    registers,
-  });
-  const stage = new Histogram({
-    name: STAGE_DURATION_SECONDS,
-    help: 'Time spent per stage of a request (decode, queue, worker_compute, transport, encode), seconds.',
-    labelNames: ['framework', 'stage'],
-    buckets: [...DURATION_BUCKETS_SECONDS],
-    registers,
-  });
-  const inFlight = new Gauge({
-    name: REQUESTS_IN_FLIGHT,
-    help: 'Requests received and not yet answered.',
-    labelNames: ['framework', 'transport'],
-    registers,
-  });
-  const requests = new Counter({
-    name: REQUESTS_TOTAL,
-    help: 'Requests answered, by outcome (ok or error code).',
-    labelNames: ['framework', 'transport', 'codec', 'outcome'],
-    registers,
-  });
-  const errors = new Counter({
-    name: ERRORS_TOTAL,
-    help: 'Requests that ended with an error, by error code.',
-    labelNames: ['framework', 'transport', 'code'],
-    registers,
-  });
-  const requestBytes = new Counter({
-    name: REQUEST_BYTES_TOTAL,
-    help: 'Bytes received in requests (all frames or the HTTP body).',
-    labelNames: ['framework', 'transport'],
-    registers,
-  });
-  const responseBytes = new Counter({
-    name: RESPONSE_BYTES_TOTAL,
-    help: 'Bytes sent in replies (all frames or the HTTP body).',
-    labelNames: ['framework', 'transport'],
-    registers,
-  });
+  const duration = new FastHistogram(REQUEST_DURATION_SECONDS, 'Time from a request arriving at a front door to its reply being handed back, seconds.', ['framework', 'transport', 'codec', 'outcome'], DURATION_BUCKETS_SECONDS, registry);
+  const stage = new FastHistogram(STAGE_DURATION_SECONDS, 'Time spent per stage of a request (decode, queue, worker_compute, transport, encode), seconds.', ['framework', 'stage'], DURATION_BUCKETS_SECONDS, registry);
+  const inFlight = new FastGauge(REQUESTS_IN_FLIGHT, 'Requests received and not yet answered.', ['framework', 'transport'], registry);
+  const requests = new FastCounter(REQUESTS_TOTAL, 'Requests answered, by outcome (ok or error code).', ['framework', 'transport', 'codec', 'outcome'], registry);
+  const errors = new FastCounter(ERRORS_TOTAL, 'Requests that ended with an error, by error code.', ['framework', 'transport', 'code'], registry);
+  const requestBytes = new FastCounter(REQUEST_BYTES_TOTAL, 'Bytes received in requests (all frames or the HTTP body).', ['framework', 'transport'], registry);
+  const responseBytes = new FastCounter(RESPONSE_BYTES_TOTAL, 'Bytes sent in replies (all frames or the HTTP body).', ['framework', 'transport'], registry);
   const workerUp = new Gauge({
     name: WORKER_UP,
     help: 'Whether a worker endpoint is ready (1) or not (0).',
@@ -222,18 +187,8 @@ export function createMetrics(registry: Registry, { meter = otelMetrics.getMeter
     labelNames: ['framework'],
     registers,
   });
-  const copies = new Counter({
-    name: TENSOR_COPIES_TOTAL,
-    help: 'Request decodes that had to copy tensor bytes (misaligned inline data).',
-    labelNames: ['framework', 'transport'],
-    registers,
-  });
-  const copiedBytes = new Counter({
-    name: TENSOR_COPIED_BYTES_TOTAL,
-    help: 'Tensor bytes copied while decoding requests.',
-    labelNames: ['framework', 'transport'],
-    registers,
-  });
+  const copies = new FastCounter(TENSOR_COPIES_TOTAL, 'Request decodes that had to copy tensor bytes (misaligned inline data).', ['framework', 'transport'], registry);
+  const copiedBytes = new FastCounter(TENSOR_COPIED_BYTES_TOTAL, 'Tensor bytes copied while decoding requests.', ['framework', 'transport'], registry);
   const cpu = new Gauge({
     name: CONTAINER_CPU_RATIO,
     help: 'CPU used by a framework container, in cores (1 = one core busy).',
@@ -276,7 +231,7 @@ export function createMetrics(registry: Registry, { meter = otelMetrics.getMeter
   // Label children cached by key: labels() hashes and sorts on every call, this map lookup does not.
   const requestCache = new Map<string, RequestChildren>();
   const outcomeCache = new Map<string, OutcomeChildren>();
-  const stageCache = new Map<string, { child: Histogram.Internal<string>; otelAttrs: Attributes }>();
+  const stageCache = new Map<string, { child: HistogramSeries; otelAttrs: Attributes }>();
 
   const requestChildren = (framework: string, transport: Transport): RequestChildren => {
     const key = `${framework}\0${transport}`;
@@ -284,11 +239,11 @@ export function createMetrics(registry: Registry, { meter = otelMetrics.getMeter
     if (!c) {
       const labels = { framework, transport };
       c = {
-        inFlight: inFlight.labels(labels),
-        requestBytes: requestBytes.labels(labels),
-        responseBytes: responseBytes.labels(labels),
-        copies: copies.labels(labels),
-        copiedBytes: copiedBytes.labels(labels),
+        inFlight: inFlight.child(labels),
+        requestBytes: requestBytes.child(labels),
+        responseBytes: responseBytes.child(labels),
+        copies: copies.child(labels),
+        copiedBytes: copiedBytes.child(labels),
         otelAttrs: { framework, transport },
       };
       requestCache.set(key, c);
@@ -301,9 +256,9 @@ export function createMetrics(registry: Registry, { meter = otelMetrics.getMeter
     if (!c) {
       const labels = { framework, transport, codec, outcome };
       c = {
-        duration: duration.labels(labels),
-        requests: requests.labels(labels),
-        errors: outcome === 'ok' ? undefined : errors.labels({ framework, transport, code: outcome }),
+        duration: duration.child(labels),
+        requests: requests.child(labels),
+        errors: outcome === 'ok' ? undefined : errors.child({ framework, transport, code: outcome }),
         otelAttrs: { framework, transport, codec, outcome },
       };
       outcomeCache.set(key, c);
@@ -315,10 +270,10 @@ export function createMetrics(registry: Registry, { meter = otelMetrics.getMeter
     const key = `${framework}\0${name}`;
     let c = stageCache.get(key);
     if (!c) {
-      c = { child: stage.labels({ framework, stage: name }), otelAttrs: { framework, stage: name } };
+      c = { child: stage.child({ framework, stage: name }), otelAttrs: { framework, stage: name } };
       stageCache.set(key, c);
     }
-    c.child.observe(ms / 1000);
+    stage.observe(c.child, ms / 1000);
     otelStage.record(ms / 1000, c.otelAttrs);
   };
 
@@ -346,7 +301,7 @@ export function createMetrics(registry: Registry, { meter = otelMetrics.getMeter
     requestStarted({ framework, transport, codec }) {
       const start = nowSeconds();
       const rc = requestChildren(framework, transport);
-      rc.inFlight.inc();
+      rc.inFlight.value += 1;
       otelInFlight.add(1, rc.otelAttrs);
       let ended = false;
       return {
@@ -354,21 +309,21 @@ export function createMetrics(registry: Registry, { meter = otelMetrics.getMeter
           const seconds = nowSeconds() - start;
           if (ended) return seconds;
           ended = true;
-          rc.inFlight.dec();
+          rc.inFlight.value -= 1;
           otelInFlight.add(-1, rc.otelAttrs);
           const fw = result.framework ?? framework;
           const rcFinal = fw === framework ? rc : requestChildren(fw, transport);
           const oc = outcomeChildren(fw, transport, result.codec ?? codec, result.outcome);
-          oc.duration.observe(seconds);
-          oc.requests.inc();
-          oc.errors?.inc();
+          duration.observe(oc.duration, seconds);
+          oc.requests.value += 1;
+          if (oc.errors) oc.errors.value += 1;
           otelDuration.record(seconds, oc.otelAttrs);
           otelRequests.add(1, oc.otelAttrs);
-          if (result.requestBytes) rcFinal.requestBytes.inc(result.requestBytes);
-          if (result.responseBytes) rcFinal.responseBytes.inc(result.responseBytes);
-          if (result.copiedBytes) {
-            rcFinal.copies.inc();
-            rcFinal.copiedBytes.inc(result.copiedBytes);
+          if (result.requestBytes! > 0) rcFinal.requestBytes.value += result.requestBytes!;
+          if (result.responseBytes! > 0) rcFinal.responseBytes.value += result.responseBytes!;
+          if (result.copiedBytes! > 0) {
+            rcFinal.copies.value += 1;
+            rcFinal.copiedBytes.value += result.copiedBytes!;
           }
           const stages = result.stagesMs;
           if (stages) {

@@ -2,7 +2,7 @@
 // Uses @opentelemetry/api only: without a registered SDK every call here is the API's no-op, and a caller's
 // traceparent still passes through unchanged to the worker.
 import { context, createTraceState, isSpanContextValid, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
-import type { Attributes, Context, Span, SpanContext, Tracer } from '@opentelemetry/api';
+import type { Attributes, Context, Span, SpanContext, Tracer, TracerProvider } from '@opentelemetry/api';
 import { INSTRUMENTATION_NAME } from './metrics.js';
 
 /** The two envelope fields that carry W3C trace context (a RequestHeader has both; so can an HTTP header map). */
@@ -17,26 +17,58 @@ export const CLIENT_SPAN_NAME = 'gateway.worker_request';
 
 /** The gateway's tracer (a proxy: it starts recording once an SDK registers, see sdk.ts). */
 export function getTracer(): Tracer {
-  return trace.getTracer(INSTRUMENTATION_NAME);
+  // trace.getTracer() allocates a new ProxyTracer per call; keep one per global provider (a new one after
+  // trace.disable() and a re-registration, as tests and the SDK's shutdown do).
+  const provider = trace.getTracerProvider();
+  if (provider !== cachedProvider) {
+    cachedProvider = provider;
+    cachedTracer = provider.getTracer(INSTRUMENTATION_NAME);
+  }
+  return cachedTracer!;
 }
+let cachedProvider: TracerProvider | undefined;
+let cachedTracer: Tracer | undefined;
 
 /** Starts a span named `name` under `parentContext` (default: the active context). */
 export function startRequestSpan(name: string, attributes: Attributes, parentContext: Context = context.active(), kind: SpanKind = SpanKind.INTERNAL): Span {
   return getTracer().startSpan(name, { kind, attributes }, parentContext);
 }
 
-const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$/;
+/** True when s[from, to) is lower-case hex and not all zeros. */
+function isHexId(s: string, from: number, to: number): boolean {
+  let nonZero = false;
+  for (let i = from; i < to; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 48) continue; // '0'
+    if (!((c > 48 && c <= 57) || (c >= 97 && c <= 102))) return false;
+    nonZero = true;
+  }
+  return nonZero;
+}
+
+function isHex(s: string, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) {
+    const c = s.charCodeAt(i);
+    if (!((c >= 48 && c <= 57) || (c >= 97 && c <= 102))) return false;
+  }
+  return true;
+}
 
 /** Parses a W3C `traceparent` (and optional `tracestate`); undefined when absent or invalid. */
 export function parseTraceparent(traceparent: string | undefined, tracestate?: string): SpanContext | undefined {
   if (typeof traceparent !== 'string') return undefined;
-  const m = TRACEPARENT.exec(traceparent.trim());
-  if (!m) return undefined;
-  const [, version, traceId, spanId, flags, rest] = m as unknown as [string, string, string, string, string, string | undefined];
-  // Version ff is forbidden; version 00 has exactly four fields; later versions may append more.
-  if (version === 'ff' || (version === '00' && rest !== undefined)) return undefined;
-  const spanContext: SpanContext = { traceId, spanId, traceFlags: parseInt(flags, 16) & 0xff, isRemote: true };
-  if (!isSpanContextValid(spanContext)) return undefined; // all-zero ids
+  const tp = traceparent.trim();
+  // version "-" trace-id(32) "-" parent-id(16) "-" flags(2): 55 characters; later versions may append "-...".
+  if (tp.length < 55 || tp[2] !== '-' || tp[35] !== '-' || tp[52] !== '-') return undefined;
+  if (!isHex(tp, 0, 2) || tp.startsWith('ff') || !isHex(tp, 53, 55)) return undefined;
+  if (tp.length > 55 && (tp.startsWith('00') || tp[55] !== '-')) return undefined;
+  if (!isHexId(tp, 3, 35) || !isHexId(tp, 36, 52)) return undefined;
+  const spanContext: SpanContext = {
+    traceId: tp.slice(3, 35),
+    spanId: tp.slice(36, 52),
+    traceFlags: parseInt(tp.slice(53, 55), 16),
+    isRemote: true,
+  };
   if (typeof tracestate === 'string' && tracestate.length > 0) spanContext.traceState = createTraceState(tracestate);
   return spanContext;
 }
