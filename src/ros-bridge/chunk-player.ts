@@ -58,15 +58,18 @@ export class ChunkPlayer {
     this.#vmax = Float64Array.from(joints, (j) => limits[j]?.maxVelocity ?? Infinity);
   }
 
-  /** Moves every step due at or before `nowMs` out of the plan; the last of them becomes the last commanded. */
-  advance(nowMs: number): void {
+  /**
+   * Moves every step due at or before `nowMs` out of the plan; the last of them becomes the last commanded and is
+   * returned (what a forward-command controller gets at this tick), or undefined when no step fell due.
+   */
+  advance(nowMs: number): PlanStep | undefined {
     let i = 0;
     while (i < this.#plan.length && this.#plan[i]!.tMs <= nowMs + EPS_MS) i++;
-    if (i > 0) {
-      const step = this.#plan[i - 1]!;
-      this.#last = { tMs: step.tMs, pos: step.pos };
-      this.#plan = this.#plan.slice(i);
-    }
+    if (i === 0) return undefined;
+    const step = this.#plan[i - 1]!;
+    this.#last = { tMs: step.tMs, pos: step.pos };
+    this.#plan = this.#plan.slice(i);
+    return step;
   }
 
   /** Steps still ahead of `nowMs`. */
@@ -80,11 +83,6 @@ export class ChunkPlayer {
   remainingMs(nowMs: number): number {
     const last = this.#plan.at(-1);
     return last ? Math.max(0, last.tMs - nowMs) : 0;
-  }
-
-  /** The next target at or after `nowMs` (what a forward-command controller gets at this tick), if any. */
-  current(nowMs: number): PlanStep | undefined {
-    return this.#plan.find((s) => s.tMs > nowMs + EPS_MS);
   }
 
   get steps(): readonly PlanStep[] {

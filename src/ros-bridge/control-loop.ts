@@ -99,6 +99,7 @@ export class ControlLoop {
   readonly #outputs: Output[];
   #status?: RosPublisher<StringMsg>;
   #services: RosService[] = [];
+  #unwatch: (() => void) | undefined;
 
   #mode: 'idle' | 'running' | 'estopped' = 'idle';
   #hold: { reason: HoldReason; detail: string } | undefined;
@@ -108,6 +109,8 @@ export class ControlLoop {
   #retryAtMs = -Infinity;
   #lastChunkMs = 0;
   #hadPlan = false;
+  /** Something was commanded since the last hold (or since start): a hold has something to stop. */
+  #commanded = false;
   #plan: { stamp: RosTime; obsMs: number } | undefined;
 
   #timer: NodeJS.Timeout | undefined;
@@ -166,6 +169,12 @@ export class ControlLoop {
       this.#adapter.createTriggerService(`${prefix}/emergency_stop`, () => this.emergencyStop()),
     ];
     this.#builder.start();
+    this.#unwatch = this.#policy.onDown?.((reason) => {
+      if (this.#closing || this.#mode !== 'running') return;
+      this.#log.warn({ event: 'bridge.policy_down', reason });
+      this.#pendingError = new GatewayError('unavailable', reason);
+      this.#retryAtMs = this.#nowMs() + Math.max(this.#periodMs, RETRY_AFTER_ERROR_MIN_MS);
+    });
     this.#t0 = this.#nowMs();
     this.#nextTickMs = this.#t0;
     this.#arm();
@@ -187,6 +196,7 @@ export class ControlLoop {
     this.#pendingError = undefined;
     this.#retryAtMs = -Infinity;
     this.#hadPlan = false;
+    this.#commanded = false;
     this.#lastChunkMs = this.#nowMs();
     this.#player.hold(this.#lastChunkMs, this.#builder.lastMeasured());
     this.#log.info({ event: 'bridge.run', from });
@@ -301,7 +311,7 @@ export class ControlLoop {
   #tick(tickMs: number): void {
     this.#counts.ticks++;
     const cfg = this.#config;
-    this.#player.advance(tickMs);
+    const due = this.#player.advance(tickMs);
     if (this.#mode !== 'running') return this.#publishStatus(false);
 
     try {
@@ -330,11 +340,8 @@ export class ControlLoop {
       this.#enterHold('watchdog', `no fresh chunk for ${Math.round(tickMs - this.#lastChunkMs)} ms (limit ${cfg.watchdogTimeoutMs} ms)`, tickMs);
     }
     if (!this.#inflight && tickMs >= this.#retryAtMs && remaining <= cfg.requestAheadSteps) this.#request(tickMs, remaining);
-    if (!this.#hold) {
-      const step = this.#player.current(tickMs);
-      if (step) {
-        for (const out of this.#outputs) out.multiArray?.publish(multiArrayForGroup(out.spec, out.idx, step.pos));
-      }
+    if (!this.#hold && due) {
+      for (const out of this.#outputs) out.multiArray?.publish(multiArrayForGroup(out.spec, out.idx, due.pos));
     }
     this.#publishStatus(false);
   }
@@ -352,8 +359,10 @@ export class ControlLoop {
       return;
     }
     const cfg = this.#config;
-    // Deadline: the new chunk is useful only until the current one runs out; with nothing left, the longest wait.
-    const timeoutMs = remaining > 0 ? Math.min(cfg.inferenceTimeoutMs, Math.max(this.#periodMs, this.#player.remainingMs(tickMs))) : cfg.inferenceTimeoutMs;
+    // Deadline: the new chunk is useful until the current one runs out, plus one period (the robot is held at the
+    // tick the plan runs out; a chunk in that period resumes it). With nothing left: the longest wait.
+    const timeoutMs =
+      remaining > 0 ? Math.min(cfg.inferenceTimeoutMs, this.#player.remainingMs(tickMs) + this.#periodMs) : cfg.inferenceTimeoutMs;
     const inflight: InFlight = { controller: new AbortController(), generation: this.#generation, obsTickMs: tickMs, built, startedMs: this.#nowMs() };
     this.#inflight = inflight;
     this.#policy
@@ -401,6 +410,7 @@ export class ControlLoop {
     if (accepted.clampedValues > 0) this.#metrics.clamped.inc(accepted.clampedValues);
     this.#lastChunkMs = now;
     this.#hadPlan = true;
+    this.#commanded = true;
     this.#plan = { stamp: inflight.built.rosStamp, obsMs: inflight.obsTickMs };
     const resumed = this.#hold !== undefined;
     this.#hold = undefined;
@@ -443,6 +453,13 @@ export class ControlLoop {
     }
     const pos = this.#builder.lastMeasured() ?? this.#player.lastCommanded;
     this.#player.hold(nowMs, pos);
+    if (!this.#commanded && !force) {
+      // Nothing was commanded since start or the last hold: nothing to stop, only the status says why we wait.
+      this.#log.warn({ event: 'bridge.waiting', reason, detail });
+      this.#publishStatus(true);
+      return;
+    }
+    this.#commanded = false;
     this.#counts.holds++;
     this.#metrics.holds.inc({ reason });
     this.#log.warn({ event: 'bridge.hold', reason, detail });
@@ -491,6 +508,7 @@ export class ControlLoop {
       }
     }
     this.#cancel();
+    this.#unwatch?.();
     this.#builder.close();
     for (const s of this.#services) s.close();
     for (const out of this.#outputs) {

@@ -5,7 +5,7 @@ import { GatewayError, fromWireError, toGatewayError } from '../lib/errors.js';
 import { decodeMessage, encodeMessage } from '../protocol/codec.js';
 import type { WorkerTiming } from '../protocol/messages.js';
 import { Tensor, asTensor } from '../protocol/tensor.js';
-import type { OutgoingRequest, RequestOptions } from '../zmq/types.js';
+import type { OutgoingRequest, PoolEvent, RequestOptions } from '../zmq/types.js';
 import type { BridgeObservation } from './observation-builder.js';
 
 export interface InferOptions {
@@ -35,6 +35,11 @@ export interface PolicyChunk {
 export interface PolicyClient {
   /** Rejects with a GatewayError: `timeout` at the deadline, `cancelled` on abort, the worker's code otherwise. */
   infer(observation: BridgeObservation, options?: InferOptions): Promise<PolicyChunk>;
+  /**
+   * Optional: calls `listener` as soon as the transport knows the peer is gone (a ZMQ disconnect), so the loop can
+   * hold at once instead of when the plan runs out. Returns the unsubscribe function.
+   */
+  onDown?(listener: (reason: string) => void): () => void;
   close(): Promise<void>;
 }
 
@@ -76,6 +81,8 @@ export interface RequestClient {
     request: OutgoingRequest,
     options?: RequestOptions,
   ): Promise<{ result: unknown; timing?: WorkerTiming | undefined; roundTripMs: number }>;
+  /** Connection state events (WorkerClient.onEvent). */
+  onEvent?(listener: (event: PoolEvent) => void): () => void;
   close(): Promise<void>;
 }
 
@@ -104,6 +111,13 @@ export class ZmqPolicyClient implements PolicyClient {
       { timeoutMs, ...(signal ? { signal } : {}) },
     );
     return parseChunk(reply.result, { roundTripMs: reply.roundTripMs, ...(reply.timing ? { worker: reply.timing } : {}) });
+  }
+
+  onDown(listener: (reason: string) => void): () => void {
+    if (!this.#client.onEvent) return () => {};
+    return this.#client.onEvent((event) => {
+      if (event.type === 'disconnected') listener(`lost the connection to ${event.endpoint}`);
+    });
   }
 
   close(): Promise<void> {

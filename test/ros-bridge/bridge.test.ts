@@ -1,0 +1,230 @@
+// The bridge end to end: in-process ROS adapter + simulated robot + a real policy worker over real sockets.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { Tensor } from '../../src/protocol/tensor.js';
+import type { BridgeStatus } from '../../src/ros-bridge/control-loop.js';
+import { BRIDGE_METRIC_NAMES } from '../../src/ros-bridge/metrics.js';
+import { fromRosTime, toRosTime, type JointTrajectoryMsg } from '../../src/ros-bridge/ros-adapter.js';
+import type { MemoryRosAdapter, RecordedMessage } from '../../src/ros-bridge/memory-adapter.js';
+import type { PresetName } from '../../src/ros-bridge/presets.js';
+import { metricValue, pythonPolicy, sleep, startRig, until, type Rig } from './harness.js';
+
+const DT_S = 1 / 30;
+const PERIOD_S = 1 / 30;
+
+function trajectories(adapter: MemoryRosAdapter, topic: string): RecordedMessage<JointTrajectoryMsg>[] {
+  return adapter.messages(topic, 'trajectory_msgs/msg/JointTrajectory');
+}
+function statuses(rig: Rig): BridgeStatus[] {
+  return rig.adapter.messages(rig.config.statusTopic, 'std_msgs/msg/String').map((m) => JSON.parse(m.msg.data) as BridgeStatus);
+}
+const lastStatus = (rig: Rig) => statuses(rig).at(-1);
+const isHold = (m: JointTrajectoryMsg) => m.points.length === 1 && m.points[0]!.time_from_start.sec === 0 && m.points[0]!.time_from_start.nanosec === toRosTime(PERIOD_S).nanosec;
+const chunksOn = (rig: Rig, topic: string) => trajectories(rig.adapter, topic).filter((m) => !isHold(m.msg));
+
+test('each chunk becomes one JointTrajectory per group: observation stamp, group joint order, time_from_start = k·dt, demo positions', async (t) => {
+  const { policy: shared } = await pythonPolicy(t);
+  for (const preset of ['omx_f', 'omy_f3m', 'ffw_bg2_rev4'] as PresetName[]) {
+    await t.test(preset, async (st) => {
+      const rig = await startRig(st, { preset, policy: shared });
+      for (const out of rig.config.outputs) await rig.adapter.waitFor(out.topic, 'trajectory_msgs/msg/JointTrajectory', (m) => !isHold(m));
+      const obs = rig.policy.observations[0]!;
+      const state = (obs.state as Tensor).data as Float32Array;
+      // The joint states come in reverse order with an extra joint: the state is still in config order.
+      assert.deepEqual([...state].map((v) => Math.round(v * 1e6) / 1e6), rig.config.joints.map((_j, i) => Math.round(Math.fround(0.1 * (i + 1)) * 1e6) / 1e6));
+      assert.deepEqual(Object.keys(obs.images), rig.config.cameras.map((c) => c.key));
+      for (const [, img] of Object.entries(obs.images)) assert.deepEqual(img.shape, [24, 32, 3]);
+      for (const out of rig.config.outputs) {
+        const msg = chunksOn(rig, out.topic)[0]!.msg;
+        assert.deepEqual(msg.joint_names, out.joints, `${preset} ${out.name} joint order`);
+        assert.ok(Math.abs(fromRosTime(msg.header.stamp) - obs.stamp) < 1e-6, 'header.stamp is the observation stamp');
+        assert.ok(msg.points.length >= 1 && msg.points.length <= 16);
+        let prevK = -1;
+        for (const p of msg.points) {
+          const k1 = Math.round(fromRosTime(p.time_from_start) / DT_S); // 1-based step number
+          assert.deepEqual(p.time_from_start, toRosTime(k1 * DT_S), 'time_from_start is exactly k·dt');
+          if (prevK >= 0) assert.equal(k1, prevK + 1, 'consecutive steps');
+          prevK = k1;
+          assert.deepEqual([p.velocities, p.accelerations, p.effort].map((a) => a.length), [0, 0, 0]);
+          out.joints.forEach((joint, m) => {
+            const j = rig.config.joints.indexOf(joint);
+            const expected = Math.fround(state[j]! + 0.01 * k1);
+            assert.ok(Math.abs(p.positions[m]! - expected) < 1e-6, `${out.name} ${joint} step ${k1}: ${p.positions[m]} vs ${expected}`);
+          });
+        }
+        assert.equal(prevK, 16, 'the chunk runs to its last (16th) step');
+      }
+      await rig.bridge.close();
+    });
+  }
+});
+
+test('no starvation at 30 Hz with a worker that takes 100 ms per inference', async (t) => {
+  const rig = await startRig(t, { delayMs: 100 });
+  const start = rig.robot.positions();
+  await until('8 chunks', () => rig.policy.results.length >= 8 || undefined, 20_000);
+  await sleep(500);
+  assert.equal(await metricValue(rig.registry, BRIDGE_METRIC_NAMES.starvation), 0);
+  assert.equal(await metricValue(rig.registry, BRIDGE_METRIC_NAMES.holds), 0);
+  assert.equal(rig.policy.errors.length, 0);
+  assert.equal(rig.bridge.loop.state, 'running');
+  assert.ok(rig.policy.results.every((r) => r.timing.worker === undefined || r.timing.worker.compute_ms >= 90), 'the worker really took ~100 ms');
+  // The robot kept moving the way the demo policy says (+0.01 per step, about 0.3 rad/s).
+  const moved = rig.robot.positions()[0]! - start[0]!;
+  assert.ok(moved > 0.2, `joint1 moved ${moved}`);
+});
+
+test('the robot is held within one period after the worker is killed, at its measured position, with the reason', async (t) => {
+  const rig = await startRig(t, { delayMs: 10 });
+  const topic = rig.config.outputs[0]!.topic;
+  await until('3 chunks', () => rig.policy.results.length >= 3 || undefined, 20_000);
+  const fromIndex = trajectories(rig.adapter, topic).length;
+  await rig.worker!.kill('SIGKILL');
+  const deadS = fromRosTime(rig.adapter.now()); // the process has exited
+  const hold = await rig.adapter.waitFor(topic, 'trajectory_msgs/msg/JointTrajectory', (m) => isHold(m), { timeoutMs: 10_000, fromIndex });
+  const holdS = fromRosTime(hold.msg.header.stamp);
+  // One period, plus 10 ms for a timer that fires late on a loaded machine.
+  assert.ok(holdS - deadS <= PERIOD_S + 0.01, `hold ${((holdS - deadS) * 1000).toFixed(1)} ms after the worker died`);
+  // The hold is the measured position: the last joint state, within one 100 Hz sample of motion (0.3 rad/s).
+  const measured = rig.adapter.messages(rig.config.jointStateTopic, 'sensor_msgs/msg/JointState').filter((m) => m.atMs <= hold.atMs).at(-1)!.msg;
+  rig.config.outputs[0]!.joints.forEach((joint, m) => {
+    const q = measured.position[measured.name.indexOf(joint)]!;
+    assert.ok(Math.abs(hold.msg.points[0]!.positions[m]! - q) < 0.005, `${joint}: ${hold.msg.points[0]!.positions[m]} vs ${q}`);
+  });
+  const status = await until('holding status', () => statuses(rig).findLast((s) => s.state === 'holding'));
+  assert.equal(status.reason, 'gateway_error');
+  assert.match(status.detail!, /unavailable: lost the connection to tcp:\/\/127\.0\.0\.1:\d+/);
+  assert.equal(await metricValue(rig.registry, BRIDGE_METRIC_NAMES.holds), 1);
+  // Nothing moves the robot after the hold while the worker stays dead.
+  const count = trajectories(rig.adapter, topic).length;
+  await sleep(300);
+  assert.equal(trajectories(rig.adapter, topic).length, count);
+});
+
+test('when the chunk runs out before the next arrives, the robot is held at that tick (starvation)', async (t) => {
+  // The next chunk is asked for 2 steps (67 ms) ahead but takes 150 ms: the plan runs out first.
+  const rig = await startRig(t, { delayMs: 150, config: { requestAheadSteps: 2 } });
+  const topic = rig.config.outputs[0]!.topic;
+  const first = await rig.adapter.waitFor(topic, 'trajectory_msgs/msg/JointTrajectory', (m) => !isHold(m), { timeoutMs: 20_000 });
+  const hold = await rig.adapter.waitFor(topic, 'trajectory_msgs/msg/JointTrajectory', (m) => isHold(m), { timeoutMs: 10_000, fromIndex: first.index });
+  const planEndS = fromRosTime(first.msg.header.stamp) + fromRosTime(first.msg.points.at(-1)!.time_from_start);
+  const holdS = fromRosTime(hold.msg.header.stamp);
+  assert.ok(holdS >= planEndS - 0.001, 'no hold while the plan still had steps');
+  assert.ok(holdS - planEndS <= PERIOD_S, `hold ${((holdS - planEndS) * 1000).toFixed(1)} ms after the plan ran out`);
+  assert.ok((await metricValue(rig.registry, BRIDGE_METRIC_NAMES.starvation)) >= 1);
+  assert.equal(statuses(rig).findLast((s) => s.state === 'holding')?.reason, 'starved');
+});
+
+test('clamps: targets stay inside position limits and move at most maxVelocity·dt per step', async (t) => {
+  const vmax = 0.1; // rad/s; the demo policy asks for 0.3 rad/s
+  const rig = await startRig(t, { config: { limits: { joint1: { max: 0.13 }, joint2: { maxVelocity: vmax } } } });
+  const topic = rig.config.outputs[0]!.topic;
+  await until('10 chunks', () => rig.policy.results.length >= 10 || undefined, 20_000);
+  const msgs = chunksOn(rig, topic).map((m) => m.msg);
+  let reachedMax = false;
+  for (const msg of msgs) {
+    let prev: { t: number; q: number } | undefined;
+    for (const p of msg.points) {
+      assert.ok(p.positions[0]! <= 0.13 + 1e-12, `joint1 ${p.positions[0]}`);
+      if (p.positions[0] === 0.13) reachedMax = true;
+      const tS = fromRosTime(p.time_from_start);
+      if (prev) assert.ok(Math.abs(p.positions[1]! - prev.q) <= vmax * (tS - prev.t) + 1e-9, `joint2 step ${p.positions[1]! - prev.q}`);
+      prev = { t: tS, q: p.positions[1]! };
+    }
+  }
+  assert.ok(reachedMax, 'the policy pushed joint1 to its limit');
+  assert.ok((await metricValue(rig.registry, BRIDGE_METRIC_NAMES.clamped)) > 0);
+  // Unclamped joints still follow the policy's 0.01 per step.
+  const last = msgs.at(-1)!;
+  assert.ok(Math.abs(last.points[1]!.positions[2]! - last.points[0]!.positions[2]! - 0.01) < 1e-6);
+});
+
+test('a stale camera is detected: the robot holds, the status names the topic and age, and it resumes when frames return', async (t) => {
+  const rig = await startRig(t, { config: { maxObservationAgeMs: 200 } });
+  const camera = rig.config.cameras[0]!.topic;
+  const topic = rig.config.outputs[0]!.topic;
+  await until('2 chunks', () => rig.policy.results.length >= 2 || undefined, 20_000);
+  const seen = statuses(rig).length;
+  const fromIndex = trajectories(rig.adapter, topic).length;
+  rig.robot.pauseCamera(camera);
+  const status = await until('stale status', () => statuses(rig).slice(seen).find((s) => s.reason === 'stale_input'));
+  assert.equal(status.state, 'holding');
+  assert.match(status.detail!, new RegExp(`${camera} is \\d+ ms old \\(limit 200 ms\\)`));
+  assert.ok(trajectories(rig.adapter, topic).slice(fromIndex).some((m) => isHold(m.msg)), 'a hold was published');
+  assert.ok((await metricValue(rig.registry, BRIDGE_METRIC_NAMES.staleDrops, { topic: camera })) > 0);
+  assert.ok((await metricValue(rig.registry, BRIDGE_METRIC_NAMES.holds, { reason: 'stale_input' })) === 1);
+  const requests = rig.policy.observations.length;
+  await sleep(300);
+  assert.equal(rig.policy.observations.length, requests, 'no inference on stale inputs');
+  rig.robot.pauseCamera(camera, false);
+  await until('running again', () => lastStatus(rig)?.state === 'running' || undefined);
+  assert.ok(rig.policy.observations.length > requests);
+});
+
+test('an instruction published while running reaches the worker in the next observation', async (t) => {
+  const rig = await startRig(t, { config: { instruction: 'pick up the cube', instructionTopic: '/task_instruction' } });
+  await until('2 chunks', () => rig.policy.results.length >= 2 || undefined, 20_000);
+  assert.equal(rig.policy.results[0]!.result.instruction, 'pick up the cube');
+  rig.adapter.publish('/task_instruction', 'std_msgs/msg/String', { data: 'place it in the box' });
+  const echoed = await until('echo', () => rig.policy.results.findIndex((r) => r.result.instruction === 'place it in the box') + 1 || undefined);
+  assert.ok(rig.policy.results.slice(0, echoed - 1).every((r) => r.result.instruction === 'pick up the cube'));
+  assert.ok(rig.policy.results.slice(echoed - 1).every((r) => r.result.instruction === 'place it in the box'));
+  await until('status shows it', () => lastStatus(rig)?.instruction === 'place it in the box' || undefined);
+});
+
+test('emergency stop holds, drops chunks, refuses stop/resume until start', async (t) => {
+  const rig = await startRig(t, { delayMs: 50 });
+  const topic = rig.config.outputs[0]!.topic;
+  await until('2 chunks', () => rig.policy.results.length >= 2 || undefined, 20_000);
+  const reply = await rig.adapter.callTrigger('/physical_ai_bridge/emergency_stop');
+  assert.equal(reply.success, true);
+  const all = trajectories(rig.adapter, topic);
+  assert.ok(isHold(all.at(-1)!.msg), 'a hold is the last command');
+  const count = all.length;
+  await sleep(400);
+  assert.equal(trajectories(rig.adapter, topic).length, count, 'nothing published after the e-stop (the chunk in flight is dropped)');
+  assert.equal(rig.bridge.loop.state, 'estopped');
+  assert.equal(lastStatus(rig)?.reason, 'emergency_stop');
+  const stop = await rig.adapter.callTrigger('/physical_ai_bridge/stop');
+  assert.equal(stop.success, false);
+  assert.match(stop.message, /latched/);
+  const start = await rig.adapter.callTrigger('/physical_ai_bridge/start');
+  assert.equal(start.success, true);
+  await rig.adapter.waitFor(topic, 'trajectory_msgs/msg/JointTrajectory', (m) => !isHold(m), { fromIndex: count });
+  assert.equal(rig.bridge.loop.state, 'running');
+});
+
+test('stop holds and waits; start resumes; the bridge starts idle without startOnLaunch', async (t) => {
+  const rig = await startRig(t, { config: { startOnLaunch: false } });
+  await sleep(200);
+  assert.equal(rig.bridge.loop.state, 'idle');
+  assert.equal(rig.policy.observations.length, 0);
+  assert.equal((await rig.adapter.callTrigger('/physical_ai_bridge/start')).success, true);
+  await until('a chunk', () => rig.policy.results.length >= 1 || undefined, 20_000);
+  assert.equal((await rig.adapter.callTrigger('/physical_ai_bridge/stop')).success, true);
+  assert.equal(rig.bridge.loop.state, 'idle');
+  assert.equal(lastStatus(rig)?.reason, 'stop');
+});
+
+test('forward-command outputs get one Float64MultiArray per tick in the group’s joint order', async (t) => {
+  const rig = await startRig(t, {
+    config: { outputs: [{ name: 'arm', topic: '/arm_controller/commands', type: 'float64_multi_array', joints: ['joint3', 'joint1'] }] },
+  });
+  await until('chunks', () => rig.policy.results.length >= 3 || undefined, 20_000);
+  const msgs = rig.adapter.messages('/arm_controller/commands', 'std_msgs/msg/Float64MultiArray');
+  assert.ok(msgs.length >= 10);
+  assert.deepEqual(msgs[0]!.msg.layout.dim, [{ label: 'arm', size: 2, stride: 2 }]);
+  // joint3 starts at 0.3, joint1 at 0.1, both rising 0.01 per step: the first command is 0.31, 0.11.
+  assert.ok(Math.abs(msgs[0]!.msg.data[0]! - 0.31) < 1e-6 && Math.abs(msgs[0]!.msg.data[1]! - 0.11) < 1e-6, `${[...msgs[0]!.msg.data]}`);
+  for (let i = 1; i < msgs.length; i++) assert.ok(msgs[i]!.msg.data[1]! >= msgs[i - 1]!.msg.data[1]! - 1e-9, 'joint1 never goes back');
+});
+
+test('the metrics registry exposes every bridge instrument', async (t) => {
+  const rig = await startRig(t);
+  await until('a chunk', () => rig.policy.results.length >= 2 || undefined, 20_000);
+  const text = await rig.registry.metrics();
+  for (const name of Object.values(BRIDGE_METRIC_NAMES)) assert.ok(text.includes(`# TYPE ${name} `), name);
+  assert.ok((await metricValue(rig.registry, BRIDGE_METRIC_NAMES.chunks)) >= 2);
+  const jitter = rig.bridge.loop.jitterStats();
+  assert.ok(jitter.count > 0 && Number.isFinite(jitter.p50Ms));
+});
