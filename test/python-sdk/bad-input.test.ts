@@ -45,7 +45,8 @@ const CASES: Case[] = [
   { name: 'too many frames', frames: [mp({ type: 'inference' }), ...Array.from({ length: 8 }, () => f32(1))], code: 'too_large', message: /9 frames; the limit is 8/ },
   { name: 'header above the limit', frames: [mp({ type: 'inference', pad: 'x'.repeat(70_000) })], code: 'too_large', message: /header is \d+ bytes; the limit is 65536/ },
   { name: 'demo policy without state', frames: [mp({ type: 'inference', data: { images: {} } })], code: 'bad_request', message: /state/, path: '/data/state' },
-  { name: 'demo policy with a float64 state', frames: [mp({ type: 'inference', data: { state: tref({ dtype: 'float64', shape: [7] }) } }), f32(14)], code: 'bad_request', message: /float32/, path: '/data/state' },
+  { name: 'demo policy with a 2-D state', frames: [mp({ type: 'inference', data: { state: tref({ shape: [2, 7] }) } }), f32(14)], code: 'bad_request', message: /1-D/, path: '/data/state' },
+  { name: 'demo policy with an empty state', frames: [mp({ type: 'inference', data: { state: [] } })], code: 'bad_request', message: /empty/, path: '/data/state' },
 ];
 
 test('each malformed message gets the right error code, and the worker still serves afterwards', async (t) => {

@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { test } from 'node:test';
 import * as zmq from 'zeromq';
 import { Tensor } from '../../src/protocol/tensor.js';
+import { demoPolicy } from '../../src/worker/default-policy.js';
 import { ipcEndpoint, spawnPythonWorker } from '../support/python-worker.js';
 import { demoAction, lPayload, RawDealer, sPayload } from './raw-client.js';
 
@@ -83,4 +84,20 @@ test('a client of the original design (REQ socket, one JSON frame, image + robot
   const health = JSON.parse((await req.receive())[0]!.toString('utf8')) as { status: string; result: Record<string, unknown> };
   assert.equal(health.status, 'success');
   assert.equal(health.result.ready, true);
+});
+
+test('the Python demo policy answers bit for bit what the TypeScript demo policy (src/worker) computes', async (t) => {
+  const worker = await spawnPythonWorker();
+  t.after(() => worker.close());
+  const dealer = new RawDealer(worker.endpoint);
+  t.after(() => dealer.close());
+  let seed = 12345;
+  const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31 - 0.5) * 6; // deterministic, [-3, 3)
+  const state = Tensor.of(Float32Array.from({ length: 2_000 }, random));
+  const reply = await dealer.request({ type: 'inference', data: { state, instruction: 'same' } });
+  const python = reply.header.result as { action: Tensor; dt_s: number; model: string; instruction: string };
+  const ts = demoPolicy({ state, instruction: 'same' });
+  assert.deepEqual(python.action.shape, ts.action.shape);
+  assert.deepEqual(Buffer.from(python.action.bytes()), Buffer.from(ts.action.bytes()), 'identical float32 bytes');
+  assert.deepEqual({ dt_s: python.dt_s, model: python.model, instruction: python.instruction }, { dt_s: ts.dt_s, model: ts.model, instruction: ts.instruction });
 });

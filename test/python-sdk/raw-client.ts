@@ -70,9 +70,12 @@ export function sPayload(): Tensor {
   return Tensor.of(Float32Array.from({ length: 14 }, (_, j) => -0.7 + 0.1 * j));
 }
 
-/** What the demo policy answers: action[k][j] = fround(state[j] + 0.01 * (k + 1)). */
+/** What the demo policy answers: action[k][j] = float32(state[j] + float32(0.01 * (k + 1))). */
 export function demoAction(state: ArrayLike<number>): Float32Array {
   const out = new Float32Array(16 * state.length);
-  for (let k = 0; k < 16; k++) for (let j = 0; j < state.length; j++) out[k * state.length + j] = state[j]! + 0.01 * (k + 1);
+  for (let k = 0; k < 16; k++) {
+    const offset = Math.fround(0.01 * (k + 1));
+    for (let j = 0; j < state.length; j++) out[k * state.length + j] = Math.fround(state[j]!) + offset; // the store rounds
+  }
   return out;
 }

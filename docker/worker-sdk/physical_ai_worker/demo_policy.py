@@ -3,9 +3,9 @@
 Input ``data``: the standard observation ``{images?: {<cam>: uint8 [H, W, 3]}, state: float32 [dof],
 instruction?: str}`` or the original ROBOTIS example ``{image: ..., robot_state: [...]}`` (state =
 robot_state). Output: ``{action: float32 [16, dof], dt_s: 1/30, model: "demo-v1", instruction: <echo or "">}``
-with ``action[k][j] = state[j] + 0.01 * (k + 1)`` for k = 0..15, evaluated in double precision and stored as
-float32 (one rounding, as a JavaScript Float32Array store does), so both implementations agree bit for bit.
-A missing state is ``bad_request`` with path ``/data/state``.
+with ``action[k][j] = float32(state[j] + float32(0.01 * (k + 1)))`` for k = 0..15 (float32 arithmetic), so
+both implementations agree bit for bit. A state of any numeric dtype or a flat number list is taken as float32;
+a missing or empty state is ``bad_request`` with path ``/data/state``.
 """
 from __future__ import annotations
 
@@ -24,9 +24,9 @@ STEP = 0.01
 
 
 def demo_action(state: np.ndarray) -> np.ndarray:
-    """action[k][j] = state[j] + 0.01 * (k + 1), k = 0..15, as float32 [16, dof]."""
-    steps = STEP * np.arange(1, HORIZON + 1, dtype=np.float64)
-    return (state.astype(np.float64)[None, :] + steps[:, None]).astype(np.float32)
+    """action[k][j] = float32(state[j] + float32(0.01 * (k + 1))), k = 0..15, as float32 [16, dof]."""
+    steps = (STEP * np.arange(1, HORIZON + 1, dtype=np.float64)).astype(np.float32)
+    return np.asarray(state, dtype=np.float32)[None, :] + steps[:, None]
 
 
 def _state(data: Dict[str, Any]) -> np.ndarray:
@@ -36,9 +36,22 @@ def _state(data: Dict[str, Any]) -> np.ndarray:
         value, path = data["robot_state"], "/data/robot_state"
     else:
         raise WorkerError("bad_request", "the demo policy needs data.state (float32 [dof]) or data.robot_state", "/data/state")
-    state = as_array(value, "float32", path)
-    if state.ndim != 1:
-        raise WorkerError("bad_request", "%s: expected a 1-D float32 [dof], got shape %s" % (path, list(state.shape)), path)
+    if isinstance(value, np.ndarray):
+        if value.ndim != 1:
+            raise WorkerError("bad_request", "state must be 1-D, got shape %s" % list(value.shape), path)
+        state = value.astype(np.float32, copy=False)
+    elif isinstance(value, list):
+        if any(isinstance(v, list) for v in value):
+            raise WorkerError("bad_request", "state must be a flat list of numbers", path)
+        state = as_array(value, "float32", path)
+    else:
+        raise WorkerError("bad_request", "state must be a list of numbers or a float32 tensor", path)
+    if state.size == 0:
+        raise WorkerError("bad_request", "state is empty", path)
+    finite = np.isfinite(state)
+    if not finite.all():
+        j = int(np.argmin(finite))
+        raise WorkerError("bad_request", "state[%d] is not a finite number" % j, "%s/%d" % (path, j))
     return state
 
 
@@ -61,8 +74,8 @@ def demo_policy(data: Any, context: Any = None) -> Dict[str, Any]:
     """The demo policy as a handler: ``fn(data, context) -> ActionChunk``."""
     if not isinstance(data, dict):
         raise WorkerError("bad_request", "/data: expected an observation map with 'state'", "/data")
-    state = _state(data)
     _check_images(data)
+    state = _state(data)
     instruction = data.get("instruction")
     if instruction is not None and not isinstance(instruction, str):
         raise WorkerError("bad_request", "/data/instruction: expected a string", "/data/instruction")

@@ -84,7 +84,29 @@ class ServerTests(unittest.TestCase):
         self.assertEqual(a.dtype, np.float32)
         for k in range(16):
             for j in range(3):
-                self.assertEqual(a[k, j], np.float32(float(state[j]) + 0.01 * (k + 1)))
+                self.assertEqual(a[k, j], np.float32(float(state[j]) + float(np.float32(0.01 * (k + 1)))))
+
+    def test_demo_policy_inputs(self):
+        ok = demo_policy({"state": np.arange(3, dtype=np.float64), "images": {"c": np.zeros((2, 2, 3), np.uint8)}})
+        self.assertEqual(ok["action"].dtype, np.float32)
+        self.assertEqual(demo_policy({"robot_state": [1, 2], "image": [[[0, 0, 0]]]})["action"].shape, (16, 2))
+        for data, path in (
+            ({}, "/data/state"),
+            ({"state": []}, "/data/state"),
+            ({"state": [[1.0]]}, "/data/state"),
+            ({"state": np.zeros((2, 2), np.float32)}, "/data/state"),
+            ({"state": "x"}, "/data/state"),
+            ({"state": [1.0, float("nan")]}, "/data/state/1"),
+            ({"robot_state": []}, "/data/robot_state"),
+            ({"state": [1.0], "instruction": 3}, "/data/instruction"),
+            ({"state": [1.0], "images": []}, "/data/images"),
+            ({"state": [1.0], "images": {"c": np.zeros((2, 2), np.uint8)}}, "/data/images/c"),
+            ("nope", "/data"),
+        ):
+            with self.subTest(data=repr(data)[:60]):
+                with self.assertRaises(WorkerError) as caught:
+                    demo_policy(data)
+                self.assertEqual((caught.exception.code, caught.exception.path), ("bad_request", path))
 
     def test_errors_keep_the_server_serving(self):
         def fails(data, ctx):
