@@ -1,0 +1,176 @@
+// Starts what the selected configurations need on loopback: TS and Python SDK workers, one gateway per
+// transport (its ZMQ front door and its worker hops on that transport), the raw zeromq.js server and the
+// GR00T-style Python pair; and builds a driver per (path, transport, worker). Closes all of it in reverse.
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { startChild, type Child } from './children.js';
+import { HttpDriver, ProtocolZmqDriver, PythonRefDriver, RawZmqDriver, type Driver } from './drivers.js';
+import type { BenchConfig, BenchOptions, Transport, WorkerKind } from './matrix.js';
+
+export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+export const PYTHON = '/usr/bin/python3';
+const TSX_ARGS = ['--import', 'tsx'];
+
+export class Environment {
+  readonly #opts: BenchOptions;
+  readonly #children: Child[] = [];
+  readonly #drivers = new Map<string, Driver>();
+  readonly #workers = new Map<string, string>();
+  readonly #gateways = new Map<Transport, { httpUrl: string; zmqEndpoint: string }>();
+  readonly #raw = new Map<Transport, string>();
+  readonly #ipcDir: string;
+  readonly log: (line: string) => void;
+
+  constructor(opts: BenchOptions, log: (line: string) => void) {
+    this.#opts = opts;
+    this.log = log;
+    const base = tmpdir().length < 60 ? tmpdir() : '/tmp';
+    this.#ipcDir = mkdtempSync(join(base, 'paig-bench-'));
+  }
+
+  #nodeArgs(name: string): string[] {
+    const prof = this.#opts.profileDir ? ['--cpu-prof', '--cpu-prof-dir', this.#opts.profileDir, '--cpu-prof-name', `${name}-${Date.now()}.cpuprofile`] : [];
+    return [...prof, ...TSX_ARGS];
+  }
+
+  #endpoint(transport: Transport, name: string): string {
+    return transport === 'ipc' ? `ipc://${join(this.#ipcDir, `${name}.sock`)}` : 'tcp://127.0.0.1:*';
+  }
+
+  async #start(o: Parameters<typeof startChild>[0]): Promise<Child> {
+    const child = await startChild({ cwd: ROOT, ...o });
+    this.#children.push(child);
+    return child;
+  }
+
+  /** Starts everything the configurations need (each thing once). */
+  async prepare(configs: BenchConfig[]): Promise<void> {
+    const needWorker = new Set<string>();
+    const needGateway = new Set<Transport>();
+    for (const c of configs) {
+      if (c.path.kind === 'gateway-zmq' || c.path.kind === 'gateway-http') {
+        needGateway.add(c.transport);
+        needWorker.add(`${c.worker}/${c.transport}`);
+      } else if (c.path.kind === 'direct') needWorker.add(`${c.worker}/${c.transport}`);
+    }
+    for (const key of needWorker) {
+      const [worker, transport] = key.split('/') as [WorkerKind, Transport];
+      this.#workers.set(key, await this.#startWorker(worker, transport));
+    }
+    for (const transport of needGateway) {
+      const frameworks: Record<string, unknown> = {};
+      for (const w of this.#opts.workers) {
+        const endpoint = this.#workers.get(`${w}/${transport}`);
+        if (endpoint) frameworks[w] = { endpoints: [endpoint], codec: 'binary', timeoutMs: 120_000, maxConcurrency: 1_000 };
+      }
+      const config = {
+        http: { host: '127.0.0.1', port: 0 },
+        zmq: { endpoint: this.#endpoint(transport, 'gateway') },
+        logLevel: 'warn',
+        defaultFramework: Object.keys(frameworks)[0],
+        frameworks,
+      };
+      const args = [...this.#nodeArgs(`gateway-${transport}`), join(ROOT, 'bench/servers/gateway-main.ts'), JSON.stringify(config)];
+      if (!this.#opts.gatewayMetrics) args.push('--no-metrics');
+      const child = await this.#start({ name: `gateway (${transport})`, command: process.execPath, args, ready: (m) => m.event === 'gateway.listening' });
+      this.#gateways.set(transport, { httpUrl: String(child.hello.httpUrl), zmqEndpoint: String(child.hello.zmqEndpoint) });
+      this.log(`gateway (${transport}): ZMQ ${String(child.hello.zmqEndpoint)}, HTTP ${String(child.hello.httpUrl)}`);
+    }
+    for (const transport of new Set(configs.filter((c) => c.path.kind === 'raw').map((c) => c.transport))) {
+      const child = await this.#start({
+        name: `raw zeromq.js server (${transport})`,
+        command: process.execPath,
+        args: [...TSX_ARGS, join(ROOT, 'bench/servers/raw-zmq-server.ts'), this.#endpoint(transport, 'raw')],
+        ready: (m) => m.event === 'listening',
+      });
+      this.#raw.set(transport, String(child.hello.endpoint));
+    }
+  }
+
+  async #startWorker(worker: WorkerKind, transport: Transport): Promise<string> {
+    const endpoint = this.#endpoint(transport, `${worker}-worker`);
+    let child: Child;
+    if (worker === 'ts') {
+      child = await this.#start({
+        name: `TS worker (${transport})`,
+        command: process.execPath,
+        args: [...this.#nodeArgs(`ts-worker-${transport}`), join(ROOT, 'src/worker/main.ts'), '--endpoint', endpoint, '--framework', 'ts', '--log-level', 'warn'],
+        ready: (m) => m.type === 'ready' && typeof m.endpoint === 'string',
+      });
+    } else {
+      child = await this.#start({
+        name: `Python SDK worker (${transport})`,
+        command: PYTHON,
+        args: ['-m', 'physical_ai_worker', '--endpoint', endpoint, '--framework', 'py', '--policy', 'demo', '--log-level', 'warning'],
+        env: { ...process.env, PYTHONPATH: join(ROOT, 'docker/worker-sdk'), PYTHONUNBUFFERED: '1', PYTHONDONTWRITEBYTECODE: '1' },
+        ready: (m) => m.event === 'worker.listening',
+      });
+    }
+    const bound = String(child.hello.endpoint);
+    this.log(`${child.name}: ${bound}`);
+    return bound;
+  }
+
+  /** The driver for a configuration (one per path/transport/worker, shared by payloads and in-flight counts). */
+  async driver(c: BenchConfig): Promise<Driver> {
+    const key = `${c.path.id}/${c.transport}/${c.worker}/${c.target ?? ''}`;
+    let d = this.#drivers.get(key);
+    if (d) return d;
+    const codec = c.path.codec;
+    switch (c.path.kind) {
+      case 'gateway-zmq':
+        d = new ProtocolZmqDriver(this.#gateways.get(c.transport)!.zmqEndpoint, codec, c.worker);
+        break;
+      case 'gateway-http':
+        d = new HttpDriver(this.#gateways.get('tcp')!.httpUrl, c.worker, codec === 'json' ? 'json' : 'msgpack');
+        break;
+      case 'direct':
+        d = new ProtocolZmqDriver(this.#workers.get(`${c.worker}/${c.transport}`)!, codec);
+        break;
+      case 'raw':
+        d = new RawZmqDriver(this.#raw.get(c.transport)!);
+        break;
+      case 'pyref': {
+        const child = await this.#start({
+          name: `Python GR00T-style pair (${c.transport})`,
+          command: PYTHON,
+          args: [join(ROOT, 'bench/groot_ref.py'), '--driven', '--transport', c.transport, '--seed', String(this.#opts.seed)],
+          ready: (m) => m.event === 'ready',
+        });
+        this.#children.splice(this.#children.indexOf(child), 1); // the driver owns it
+        d = new PythonRefDriver(child);
+        break;
+      }
+      case 'target-zmq':
+        d = new ProtocolZmqDriver(c.target!.replace(/^zmq:\/\//, 'tcp://'), codec, this.#opts.framework);
+        break;
+      case 'target-http':
+        d = new HttpDriver(c.target!, this.#opts.framework ?? 'demo', codec === 'json' ? 'json' : 'msgpack');
+        break;
+    }
+    this.#drivers.set(key, d);
+    return d;
+  }
+
+  /** Closes drivers, then children in reverse start order, then the ipc dir. Never throws. */
+  async close(): Promise<void> {
+    for (const d of this.#drivers.values()) await d.close().catch(() => undefined);
+    this.#drivers.clear();
+    for (const c of this.#children.splice(0).reverse()) await c.close().catch(() => undefined);
+    rmSync(this.#ipcDir, { recursive: true, force: true });
+  }
+}
+
+/** Versions of Python and its packages, from the reference script. */
+export async function pythonInfo(): Promise<Record<string, string> | undefined> {
+  try {
+    const { stdout } = await promisify(execFile)(PYTHON, [join(ROOT, 'bench/groot_ref.py'), '--info'], { timeout: 20_000 });
+    return JSON.parse(stdout) as Record<string, string>;
+  } catch {
+    return undefined;
+  }
+}

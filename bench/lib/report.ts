@@ -1,0 +1,311 @@
+// Turns raw samples into the report: summaries per configuration, the gateway's own cost, the targets of
+// issue 6 (reported, never asserted), CDF points; and renders it as markdown tables.
+import type { BenchConfig, BenchOptions } from './matrix.js';
+import type { MachineInfo } from './machine.js';
+import { makePayload, PAYLOAD_NAMES, PAYLOAD_SPECS, type PayloadName } from './payloads.js';
+import { cdfPoints, summarise, type LatencySummary } from './stats.js';
+
+export const REPORT_SCHEMA = 'physical-ai-gateway-bench/1';
+
+export interface RawResult {
+  config: BenchConfig;
+  latenciesUs: number[];
+  errors: number;
+  firstError?: string;
+  failed?: string;
+  completed: number;
+  elapsedMs: number;
+  perRound: number[];
+}
+
+export interface ResultEntry {
+  key: string;
+  path: string;
+  path_label: string;
+  kind: string;
+  codec: string;
+  transport: string;
+  worker: string;
+  payload: PayloadName;
+  inflight: number;
+  target?: string;
+  latency: LatencySummary;
+  /** Completed requests per second of busy time (all rounds). */
+  throughput_rps: number;
+  errors: number;
+  first_error?: string;
+  failed?: string;
+  samples_per_round: number[];
+}
+
+export interface GatewayCost {
+  payload: PayloadName;
+  codec: string;
+  transport: string;
+  worker: string;
+  gateway_p50_us: number;
+  direct_p50_us: number;
+  /** Through the gateway minus straight to the same worker (p50). */
+  cost_us: number;
+  raw_zeromq_p50_us: number | null;
+}
+
+export interface TargetResult {
+  id: string;
+  description: string;
+  /** The measured value, in `unit`. */
+  value: number | null;
+  threshold: number;
+  unit: string;
+  met: boolean | null;
+  detail: string;
+}
+
+export interface Report {
+  schema: string;
+  date: string;
+  duration_s: number;
+  quick: boolean;
+  options: Record<string, unknown>;
+  machine: MachineInfo;
+  method: string[];
+  payloads: Record<string, { description: string; request_tensor_bytes: number; reply: string }>;
+  results: ResultEntry[];
+  gateway_cost: GatewayCost[];
+  targets: TargetResult[];
+  /** Empirical CDF points [µs, fraction] at 1 in flight, per payload and configuration key. */
+  cdf: Record<string, Record<string, Array<[number, number]>>>;
+}
+
+export interface ReportInput {
+  opts: BenchOptions;
+  machine: MachineInfo;
+  startedAt: Date;
+  durationS: number;
+  results: RawResult[];
+}
+
+const r1 = (v: number) => Math.round(v * 10) / 10;
+
+function entry(r: RawResult): ResultEntry {
+  const c = r.config;
+  return {
+    key: c.key,
+    path: c.path.id,
+    path_label: c.path.label,
+    kind: c.path.kind,
+    codec: c.path.codec,
+    transport: c.transport,
+    worker: c.worker,
+    payload: c.payload,
+    inflight: c.inflight,
+    ...(c.target ? { target: c.target } : {}),
+    latency: summarise(r.latenciesUs),
+    throughput_rps: r.elapsedMs > 0 ? Math.round(r.completed / (r.elapsedMs / 1000)) : 0,
+    errors: r.errors,
+    ...(r.firstError ? { first_error: r.firstError } : {}),
+    ...(r.failed ? { failed: r.failed } : {}),
+    samples_per_round: r.perRound,
+  };
+}
+
+function find(results: ResultEntry[], path: string, transport: string, worker: string, payload: string, inflight = 1): ResultEntry | undefined {
+  return results.find((e) => e.path === path && e.transport === transport && e.worker === worker && e.payload === payload && e.inflight === inflight && e.latency.n > 0);
+}
+
+function gatewayCosts(results: ResultEntry[]): GatewayCost[] {
+  const out: GatewayCost[] = [];
+  for (const g of results) {
+    if (g.kind !== 'gateway-zmq' || g.inflight !== 1 || g.latency.n === 0) continue;
+    const direct = find(results, `direct-${g.codec}`, g.transport, g.worker, g.payload);
+    if (!direct) continue;
+    const raw = find(results, 'raw-zeromq', g.transport, '-', g.payload);
+    out.push({
+      payload: g.payload,
+      codec: g.codec,
+      transport: g.transport,
+      worker: g.worker,
+      gateway_p50_us: g.latency.p50_us,
+      direct_p50_us: direct.latency.p50_us,
+      cost_us: r1(g.latency.p50_us - direct.latency.p50_us),
+      raw_zeromq_p50_us: raw ? raw.latency.p50_us : null,
+    });
+  }
+  return out;
+}
+
+function targets(results: ResultEntry[], costs: GatewayCost[]): TargetResult[] {
+  const p50 = (path: string, worker: string, payload: string, transport = 'tcp') => find(results, path, transport, worker, payload)?.latency.p50_us;
+  const out: TargetResult[] = [];
+  const add = (id: string, description: string, value: number | undefined, threshold: number, unit: string, atMost: boolean, detail: string) =>
+    out.push({ id, description, value: value === undefined ? null : r1(value), threshold, unit, met: value === undefined ? null : atMost ? value <= threshold : value >= threshold, detail: value === undefined ? 'not measured in this run' : detail });
+
+  const gwPy = p50('gateway-zmq-binary', 'py', 'L');
+  const ref = p50('python-groot-ref', '-', 'L');
+  add('python-vs-groot-ref', 'L p50 through the gateway (ZMQ binary) to the Python SDK worker ≤ direct Python pyzmq REQ/REP GR00T-style pair', gwPy, ref ?? Number.NaN, 'µs', true,
+    `gateway→Python worker ${gwPy} µs vs GR00T-style pair ${ref} µs`);
+  if (ref === undefined) out[out.length - 1]!.met = null;
+
+  for (const worker of ['ts', 'py']) {
+    const c = costs.find((x) => x.payload === 'L' && x.codec === 'binary' && x.transport === 'tcp' && x.worker === worker);
+    const raw = c?.raw_zeromq_p50_us ?? undefined;
+    add(`gateway-cost-${worker}`, `gateway cost at L (binary, tcp, ${worker === 'ts' ? 'TS' : 'Python'} worker) ≤ one raw zeromq.js round trip at L`, c?.cost_us, raw ?? Number.NaN, 'µs', true,
+      c ? `${c.gateway_p50_us} − ${c.direct_p50_us} = ${c.cost_us} µs vs raw zeromq.js ${raw ?? '?'} µs` : '');
+    if (raw === undefined) out[out.length - 1]!.met = null;
+  }
+
+  const zmqL = p50('gateway-zmq-binary', 'ts', 'L');
+  const httpL = p50('gateway-http-msgpack', 'ts', 'L');
+  const jsonL = p50('gateway-zmq-json', 'ts', 'L');
+  add('zmq-vs-http', 'ZMQ door (binary) ≥ 1.5× faster than the HTTP door (msgpack) at L, p50, TS worker', zmqL && httpL ? httpL / zmqL : undefined, 1.5, '×', false,
+    `HTTP msgpack ${httpL} µs / ZMQ binary ${zmqL} µs`);
+  add('zmq-vs-json', 'ZMQ door (binary) ≥ 80× faster than the original JSON (ZMQ door) at L, p50, TS worker', zmqL && jsonL ? jsonL / zmqL : undefined, 80, '×', false,
+    `JSON ${jsonL} µs / ZMQ binary ${zmqL} µs`);
+
+  const s8 = find(results, 'gateway-zmq-binary', 'tcp', 'ts', 'S', 8);
+  add('throughput-s-8', '8 in flight at S through the gateway (ZMQ binary, tcp, TS worker) ≥ 20,000 req/s', s8?.throughput_rps, 20_000, 'req/s', false,
+    s8 ? `${s8.throughput_rps} req/s (p50 ${s8.latency.p50_us} µs, p99 ${s8.latency.p99_us} µs)` : '');
+  const s8raw = find(results, 'raw-zeromq', 'tcp', '-', 'S', 8);
+  const s8direct = find(results, 'direct-binary', 'tcp', 'ts', 'S', 8);
+  if (s8 && (s8raw || s8direct)) out[out.length - 1]!.detail += `; for scale: direct to the TS worker ${s8direct?.throughput_rps ?? '?'} req/s, raw zeromq.js ${s8raw?.throughput_rps ?? '?'} req/s`;
+  return out;
+}
+
+export function buildReport({ opts, machine, startedAt, durationS, results }: ReportInput): Report {
+  const entries = results.map(entry);
+  const costs = gatewayCosts(entries);
+  const cdf: Report['cdf'] = {};
+  for (const r of results) {
+    if (r.config.inflight !== 1 || r.latenciesUs.length === 0) continue;
+    (cdf[r.config.payload] ??= {})[r.config.key] = cdfPoints(r.latenciesUs, 300).map(([us, f]) => [r1(us), Math.round(f * 1e5) / 1e5]);
+  }
+  const payloads: Report['payloads'] = {};
+  for (const name of PAYLOAD_NAMES) {
+    if (!opts.payloads.includes(name)) continue;
+    payloads[name] = { description: PAYLOAD_SPECS[name].description, request_tensor_bytes: makePayload(name, opts.seed).tensorBytes, reply: `float32 [16, ${PAYLOAD_SPECS[name].dof}] action chunk` };
+  }
+  const { help: _help, ...options } = opts;
+  return {
+    schema: REPORT_SCHEMA,
+    date: startedAt.toISOString(),
+    duration_s: Math.round(durationS),
+    quick: opts.quick,
+    options: options as unknown as Record<string, unknown>,
+    machine,
+    method: [
+      'Latency is measured in the client around one whole request: encode, send, wait, receive, decode (Python pair: measured by its own client with perf_counter_ns).',
+      `Warm-up: ${opts.warmup} requests (at most ${opts.warmupMs} ms) per configuration, discarded.`,
+      `Then ${opts.rounds} rounds; each round runs every configuration once (round-robin, start rotated per round) for up to ${Math.ceil(opts.samples / opts.rounds)} requests or ${opts.maxRoundMs} ms, so machine noise hits all configurations alike.`,
+      'Percentiles by linear interpolation; p99 marked ~ when n < 1,000, p99.9 marked ~ when n < 10,000 (indicative).',
+      'N in flight: N concurrent request loops through one client (one ZMQ DEALER connection; HTTP: one keep-alive agent, one connection per loop); req/s = completed / busy time.',
+      'Every process is separate: client (this harness), gateway, worker; the gateway reaches its workers over the same transport as its ZMQ front door. HTTP always runs over tcp.',
+      'Payload bytes are fixed by the seed; the reply is the demo policy\'s float32 [16, 14] chunk.',
+    ],
+    payloads,
+    results: entries,
+    gateway_cost: costs,
+    targets: targets(entries, costs),
+    cdf,
+  };
+}
+
+// ---------- markdown ----------
+
+function us(v: number | null | undefined, indicative = false): string {
+  if (v === null || v === undefined || Number.isNaN(v)) return '–';
+  const text = v >= 100 ? Math.round(v).toLocaleString('en-US') : v.toFixed(1);
+  return indicative ? `~${text}` : text;
+}
+
+const WORKER_NAMES: Record<string, string> = { ts: 'TS worker', py: 'Python SDK worker', '-': '–' };
+
+function rowLabel(e: ResultEntry): string {
+  return `${e.path_label}${e.target ? ` (${e.target})` : ''}`;
+}
+
+function groupKey(e: ResultEntry): string {
+  return `${e.path}/${e.transport}/${e.worker}/${e.target ?? ''}`;
+}
+
+export function renderMarkdown(report: Report): string {
+  const m = report.machine;
+  const lines: string[] = [];
+  const payloads = Object.keys(report.payloads) as PayloadName[];
+  lines.push(`# Benchmark results${report.quick ? ' (quick mode: not for reading numbers)' : ''}`, '');
+  lines.push(`- Date: ${report.date} (${report.duration_s} s)${m.git_commit ? `, commit ${m.git_commit}` : ''}`);
+  lines.push(`- Machine: ${m.cpu_model}, ${m.cores} cores, ${m.memory_gb} GB, ${m.os}`);
+  lines.push(`- Load average (1/5/15 min): before ${m.load_before.join(' / ')}, after ${(m.load_after ?? []).join(' / ')}`);
+  const py = m.python;
+  lines.push(`- Node ${m.node}, zeromq.js ${m.zeromq_js} (libzmq ${m.libzmq_node}), @msgpack/msgpack ${m.msgpack_js}, hono ${m.hono}${py ? `; Python ${py.python}, pyzmq ${py.pyzmq} (libzmq ${py.libzmq}), numpy ${py.numpy}, msgpack ${py.msgpack}` : ''}`);
+  lines.push(`- Payloads: ${payloads.map((p) => `${p} = ${report.payloads[p]!.description} (${report.payloads[p]!.request_tensor_bytes.toLocaleString('en-US')} B)`).join('; ')}; reply: float32 [16, 14] chunk`);
+  lines.push('', '## Method', '', ...report.method.map((s) => `- ${s}`), '');
+
+  const one = report.results.filter((e) => e.inflight === 1);
+  const groups = new Map<string, ResultEntry[]>();
+  for (const e of one) (groups.get(groupKey(e)) ?? groups.set(groupKey(e), []).get(groupKey(e))!).push(e);
+
+  lines.push('## Latency, 1 request in flight (µs, p50 / p99)', '');
+  lines.push(`| path | transport | worker | ${payloads.join(' | ')} |`);
+  lines.push(`|---|---|---|${payloads.map(() => '---:').join('|')}|`);
+  for (const list of groups.values()) {
+    const e0 = list[0]!;
+    const cells = payloads.map((p) => {
+      const e = list.find((x) => x.payload === p);
+      if (!e) return '';
+      if (e.latency.n === 0) return `failed`;
+      return `${us(e.latency.p50_us)} / ${us(e.latency.p99_us, e.latency.p99_indicative)}`;
+    });
+    lines.push(`| ${rowLabel(e0)} | ${e0.transport} | ${WORKER_NAMES[e0.worker]} | ${cells.join(' | ')} |`);
+  }
+  lines.push('', '~ = indicative (n < 1,000 for p99). "failed" = no successful reply; see latest.json.', '');
+
+  for (const p of payloads) {
+    lines.push(`### ${p}: ${report.payloads[p]!.description}, all percentiles (µs)`, '');
+    lines.push('| path | transport | worker | in flight | n | p50 | p90 | p99 | p99.9 | req/s | errors |');
+    lines.push('|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+    for (const e of report.results.filter((x) => x.payload === p)) {
+      const l = e.latency;
+      lines.push(`| ${rowLabel(e)} | ${e.transport} | ${WORKER_NAMES[e.worker]} | ${e.inflight} | ${l.n} | ${us(l.p50_us)} | ${us(l.p90_us)} | ${us(l.p99_us, l.p99_indicative)} | ${us(l.p999_us, l.p999_indicative)} | ${e.throughput_rps.toLocaleString('en-US')} | ${e.errors}${e.failed ? ` (${e.failed.slice(0, 60)})` : ''} |`);
+    }
+    lines.push('');
+  }
+
+  const multi = report.results.filter((e) => e.inflight > 1);
+  if (multi.length > 0) {
+    const n = multi[0]!.inflight;
+    lines.push(`## Throughput, ${n} requests in flight (req/s; p50 µs in brackets)`, '');
+    lines.push(`| path | transport | worker | ${payloads.join(' | ')} |`);
+    lines.push(`|---|---|---|${payloads.map(() => '---:').join('|')}|`);
+    const mg = new Map<string, ResultEntry[]>();
+    for (const e of multi) (mg.get(groupKey(e)) ?? mg.set(groupKey(e), []).get(groupKey(e))!).push(e);
+    for (const list of mg.values()) {
+      const e0 = list[0]!;
+      const cells = payloads.map((p) => {
+        const e = list.find((x) => x.payload === p);
+        return !e ? '' : e.latency.n === 0 ? 'failed' : `${e.throughput_rps.toLocaleString('en-US')} (${us(e.latency.p50_us)})`;
+      });
+      lines.push(`| ${rowLabel(e0)} | ${e0.transport} | ${WORKER_NAMES[e0.worker]} | ${cells.join(' | ')} |`);
+    }
+    lines.push('');
+  }
+
+  if (report.gateway_cost.length > 0) {
+    lines.push('## Gateway cost (through the gateway minus straight to the same worker, p50 µs, 1 in flight)', '');
+    lines.push('| payload | codec | transport | worker | via gateway | direct | gateway cost | one raw zeromq.js round trip |');
+    lines.push('|---|---|---|---|---:|---:|---:|---:|');
+    for (const c of report.gateway_cost) {
+      lines.push(`| ${c.payload} | ${c.codec} | ${c.transport} | ${WORKER_NAMES[c.worker]} | ${us(c.gateway_p50_us)} | ${us(c.direct_p50_us)} | **${us(c.cost_us)}** | ${us(c.raw_zeromq_p50_us)} |`);
+    }
+    lines.push('', 'The gateway always speaks binary frames to its workers; for msgpack/JSON rows the cost includes re-encoding between codecs.', '');
+  }
+
+  lines.push('## Targets (issue 6; reported, not asserted)', '');
+  lines.push('| target | measured | threshold | met | detail |');
+  lines.push('|---|---:|---:|---|---|');
+  for (const t of report.targets) {
+    const met = t.met === null ? 'n/a' : t.met ? 'yes' : '**no**';
+    lines.push(`| ${t.description} | ${t.value === null ? '–' : `${t.value.toLocaleString('en-US')} ${t.unit}`} | ${Number.isNaN(t.threshold) ? '–' : `${t.threshold.toLocaleString('en-US')} ${t.unit}`} | ${met} | ${t.detail} |`);
+  }
+  lines.push('', 'Plots: `latency-by-payload.svg` (p50 with a bar to p99, log scale), `latency-cdf-L.svg` (latency CDF at L, 1 in flight).', '');
+  return lines.join('\n');
+}
