@@ -124,3 +124,19 @@ test('clamps: positions to [min, max], then each step to at most maxVelocity·dt
   assert.deepEqual(b.map((x) => Math.round(x * 1e6) / 1e6 + 0), [-0.4, -0.3, -0.2, -0.1, 0]);
   assert.equal(r.clampedValues, 3 + 5);
 });
+
+test('CompressedImage goes through the pluggable decoder, then colour conversion and resizing', () => {
+  const seen: string[] = [];
+  // A decoder for a trivial test format (the real one is jpeg-js, loaded when installed).
+  const decoder = {
+    name: 'test',
+    decode(format: string, data: Uint8Array) {
+      seen.push(format);
+      return { width: 2, height: 1, stride: 6, encoding: 'bgr8', data };
+    },
+  };
+  const tensor = compressedMsgToTensor({ header, format: 'bgr8; jpeg compressed bgr8', data: Uint8Array.from([1, 2, 3, 4, 5, 6]) }, decoder, { width: 1, height: 1, method: 'nearest' });
+  assert.deepEqual(seen, ['bgr8; jpeg compressed bgr8']);
+  assert.deepEqual(tensor.shape, [1, 1, 3]);
+  assert.deepEqual([...tensor.data], [6, 5, 4]);
+});
