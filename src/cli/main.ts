@@ -1,0 +1,294 @@
+// The `physical-ai-gateway` command: serve, infer, frameworks (+ docker and ros-bridge commands when present).
+// The only place that reads process.env and argv, prints with console, and exits.
+import { readFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { Registry } from 'prom-client';
+import { ConfigError, DEFAULT_HTTP_PORT, DEFAULT_ZMQ_ENDPOINT, loadConfig, overridesFromEnv, type ConfigOverrides } from '../config.js';
+import { startGateway } from '../gateway/gateway.js';
+import { GatewayError } from '../lib/errors.js';
+import { createLogger } from '../lib/log.js';
+import { decodeMessage, encodeMessage, type Codec } from '../protocol/codec.js';
+import { Tensor } from '../protocol/tensor.js';
+import { createMetrics } from '../telemetry/metrics.js';
+import { WorkerClient } from '../zmq/worker-client.js';
+import type { CliCommand, CliIo } from './commands.js';
+import { sampleObservation, sampleObservationJson, type SampleSize } from './sample.js';
+
+const VERSION = '0.1.0';
+
+/** The one-line request the README shows. */
+export const SAMPLE_CURL = `curl -s -X POST http://127.0.0.1:${DEFAULT_HTTP_PORT}/v1/frameworks/demo/inference -H 'content-type: application/json' -d '{"state":[0,0.1,0.2,0.3,0.4,0.5]}'`;
+
+// ---------------------------------------------------------------- serve
+const serve: CliCommand = {
+  name: 'serve',
+  summary: 'start the gateway (HTTP + ZMQ front doors; with no config, the embedded demo worker)',
+  async run(args, io) {
+    const { values } = parseArgs({
+      args,
+      options: {
+        config: { type: 'string', short: 'c' },
+        'http-port': { type: 'string' },
+        'http-host': { type: 'string' },
+        'zmq-endpoint': { type: 'string' },
+        'log-level': { type: 'string' },
+        'default-framework': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+    if (values.help) {
+      io.out('usage: physical-ai-gateway serve [--config file.yaml] [--http-host 127.0.0.1] [--http-port 8080] [--zmq-endpoint tcp://127.0.0.1:5550] [--log-level info]');
+      io.out('environment: PAIG_CONFIG, PAIG_HTTP_HOST, PAIG_HTTP_PORT, PAIG_ZMQ_ENDPOINT, PAIG_LOG_LEVEL, PAIG_AUTH_TOKEN, PAIG_DEFAULT_FRAMEWORK (flags win)');
+      return 0;
+    }
+    const env = overridesFromEnv(io.env);
+    const flags: ConfigOverrides = {};
+    if (values['http-port'] !== undefined) flags.httpPort = values['http-port'];
+    if (values['http-host'] !== undefined) flags.httpHost = values['http-host'];
+    if (values['zmq-endpoint'] !== undefined) flags.zmqEndpoint = values['zmq-endpoint'];
+    if (values['log-level'] !== undefined) flags.logLevel = values['log-level'];
+    if (values['default-framework'] !== undefined) flags.defaultFramework = values['default-framework'];
+    const { config: envConfig, ...envOverrides } = env;
+    const file = values.config ?? envConfig;
+    const config = await loadConfig({ file, overrides: { ...envOverrides, ...flags } });
+    const log = createLogger({ level: config.logLevel, bindings: { service: 'physical-ai-gateway' } });
+    const metrics = createMetrics(new Registry());
+    const gateway = await startGateway(config, { log, metrics, version: VERSION });
+
+    const names = gateway.router.status().map((f) => `${f.name}${f.default ? ' (default)' : ''}: ${f.state}`).join(', ');
+    io.out(`physical-ai-gateway ${VERSION} listening`);
+    io.out(`  HTTP  ${gateway.httpUrl}   (API docs ${gateway.httpUrl}/docs, metrics ${gateway.httpUrl}/metrics)`);
+    io.out(`  ZMQ   ${gateway.zmqEndpoint}`);
+    io.out(`  frameworks: ${names}`);
+    for (const [name, worker] of gateway.embeddedWorkers) io.out(`  embedded worker for '${name}' (demo policy) at ${worker.endpoint}, pid ${worker.pid}`);
+    if (gateway.router.registry.has('demo')) {
+      io.out(`try: ${SAMPLE_CURL.replace(`http://127.0.0.1:${DEFAULT_HTTP_PORT}`, gateway.httpUrl)}`);
+    }
+
+    await new Promise<void>((resolve) => {
+      let stopping = false;
+      const stop = (signal: string) => {
+        if (stopping) {
+          io.err(`${signal} again: exiting without draining`);
+          process.exit(1);
+        }
+        stopping = true;
+        io.out(`${signal}: draining requests in flight and closing`);
+        gateway.close().then(
+          () => resolve(),
+          (err: unknown) => {
+            io.err(`close failed: ${String(err)}`);
+            resolve();
+          },
+        );
+      };
+      process.once('SIGINT', () => stop('SIGINT'));
+      process.once('SIGTERM', () => stop('SIGTERM'));
+    });
+    io.out('stopped');
+    return 0;
+  },
+};
+
+// ---------------------------------------------------------------- infer
+function summariseAction(action: unknown, rows: number): string[] {
+  const lines: string[] = [];
+  let nested: number[][];
+  if (action instanceof Tensor) {
+    lines.push(`action: ${action.dtype} [${action.shape.join(', ')}]`);
+    nested = action.toNested() as number[][];
+  } else if (Array.isArray(action)) {
+    nested = action as number[][];
+    lines.push(`action: nested list [${nested.length}, ${Array.isArray(nested[0]) ? nested[0].length : '?'}]`);
+  } else {
+    return [`action: ${JSON.stringify(action)}`];
+  }
+  for (let k = 0; k < Math.min(rows, nested.length); k++) lines.push(`  [${k}] ${(nested[k] ?? []).map((v) => Number(v).toFixed(4)).join(' ')}`);
+  if (nested.length > rows) lines.push(`  ... ${nested.length - rows} more rows`);
+  return lines;
+}
+
+const infer: CliCommand = {
+  name: 'infer',
+  summary: 'send one observation (a sample or a JSON file) and print the action chunk and the timings',
+  async run(args, io) {
+    const { values } = parseArgs({
+      args,
+      options: {
+        http: { type: 'boolean', default: false },
+        url: { type: 'string', default: `http://127.0.0.1:${DEFAULT_HTTP_PORT}` },
+        endpoint: { type: 'string', default: DEFAULT_ZMQ_ENDPOINT },
+        framework: { type: 'string' },
+        codec: { type: 'string', default: 'binary' },
+        sample: { type: 'string', default: 'L' },
+        file: { type: 'string', short: 'f' },
+        instruction: { type: 'string' },
+        count: { type: 'string', default: '1' },
+        rows: { type: 'string', default: '4' },
+        'timeout-ms': { type: 'string', default: '5000' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+    if (values.help) {
+      io.out('usage: physical-ai-gateway infer [--sample S|L | --file obs.json] [--http [--url http://127.0.0.1:8080]] [--endpoint tcp://127.0.0.1:5550] [--codec binary|msgpack|json] [--framework demo] [--count N]');
+      return 0;
+    }
+    const codec = values.codec as Codec;
+    if (!['binary', 'msgpack', 'json'].includes(codec)) throw new GatewayError('bad_request', `--codec must be binary, msgpack or json`);
+    const size = values.sample!.toUpperCase() as SampleSize;
+    if (size !== 'S' && size !== 'L') throw new GatewayError('bad_request', '--sample must be S or L');
+    let data: unknown;
+    if (values.file) data = JSON.parse(await readFile(values.file, 'utf8'));
+    else data = codec === 'json' || (values.http && codec !== 'msgpack') ? sampleObservationJson(size) : sampleObservation(size);
+    if (values.instruction !== undefined && data && typeof data === 'object') (data as Record<string, unknown>).instruction = values.instruction;
+    const count = Math.max(1, Number(values.count) || 1);
+    const timeoutMs = Number(values['timeout-ms']) || 5000;
+    const times: number[] = [];
+    let last: { result: unknown; timing?: { compute_ms?: number; total_ms?: number }; via: string } | undefined;
+
+    if (values.http) {
+      const framework = values.framework ?? 'demo';
+      const msgpack = codec === 'msgpack';
+      const url = `${values.url!.replace(/\/$/, '')}/v1/frameworks/${framework}/inference`;
+      for (let i = 0; i < count; i++) {
+        const body = msgpack ? encodeMessage({ data }, 'msgpack')[0]! : JSON.stringify({ data });
+        const t0 = performance.now();
+        const res = await fetch(url, { method: 'POST', headers: { 'content-type': msgpack ? 'application/msgpack' : 'application/json' }, body: body as Uint8Array<ArrayBuffer> | string, signal: AbortSignal.timeout(timeoutMs) });
+        const bytes = new Uint8Array(await res.arrayBuffer());
+        times.push(performance.now() - t0);
+        const reply = msgpack ? decodeMessage([bytes]).header : (JSON.parse(Buffer.from(bytes).toString('utf8')) as Record<string, unknown>);
+        if (!res.ok) {
+          io.err(`HTTP ${res.status}: ${JSON.stringify(reply)}`);
+          return 1;
+        }
+        last = { result: reply.result, timing: reply.timing as never, via: `HTTP ${msgpack ? 'msgpack' : 'JSON'} ${url}` };
+      }
+    } else {
+      const client = new WorkerClient({ endpoint: values.endpoint!, codec, timeoutMs });
+      try {
+        for (let i = 0; i < count; i++) {
+          const reply = await client.request({ type: 'inference', data, ...(values.framework ? { framework: values.framework } : {}) });
+          times.push(reply.roundTripMs);
+          last = { result: reply.result, timing: reply.timing, via: `ZMQ ${codec} ${values.endpoint}` };
+        }
+      } finally {
+        await client.close();
+      }
+    }
+    const result = (last!.result ?? {}) as Record<string, unknown>;
+    io.out(`via ${last!.via}`);
+    for (const line of summariseAction(result.action, Number(values.rows) || 4)) io.out(line);
+    io.out(`dt_s: ${String(result.dt_s)}  model: ${String(result.model)}  instruction: ${JSON.stringify(result.instruction ?? '')}`);
+    const sorted = [...times].sort((a, b) => a - b);
+    const median = sorted[Math.floor(sorted.length / 2)]!;
+    io.out(`round trip: ${count === 1 ? `${median.toFixed(3)} ms` : `median ${median.toFixed(3)} ms over ${count} (min ${sorted[0]!.toFixed(3)}, max ${sorted.at(-1)!.toFixed(3)})`}`);
+    if (last!.timing) io.out(`worker: compute ${last!.timing.compute_ms?.toFixed(3)} ms, total ${last!.timing.total_ms?.toFixed(3)} ms`);
+    return 0;
+  },
+};
+
+// ---------------------------------------------------------------- frameworks
+const frameworks: CliCommand = {
+  name: 'frameworks',
+  summary: "list the gateway's frameworks: state, endpoints, requests in flight, recent latency",
+  async run(args, io) {
+    const { values } = parseArgs({ args, options: { url: { type: 'string', default: `http://127.0.0.1:${DEFAULT_HTTP_PORT}` }, json: { type: 'boolean', default: false } } });
+    const res = await fetch(`${values.url!.replace(/\/$/, '')}/v1/frameworks`, { signal: AbortSignal.timeout(5_000) });
+    const body = (await res.json()) as { frameworks: Array<{ name: string; default: boolean; state: string; inFlight: number; maxConcurrency: number; recentLatencyMs?: number; endpoints: Array<{ endpoint: string; state: string }> }> };
+    if (values.json) {
+      io.out(JSON.stringify(body, null, 2));
+      return 0;
+    }
+    const rows = [['FRAMEWORK', 'STATE', 'IN FLIGHT', 'LATENCY', 'ENDPOINTS']];
+    for (const f of body.frameworks) {
+      rows.push([
+        f.name + (f.default ? ' *' : ''),
+        f.state,
+        `${f.inFlight}/${f.maxConcurrency}`,
+        f.recentLatencyMs === undefined || f.recentLatencyMs === null ? '-' : `${f.recentLatencyMs.toFixed(2)} ms`,
+        f.endpoints.map((e) => `${e.endpoint} (${e.state})`).join(', ') || '-',
+      ]);
+    }
+    const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+    for (const r of rows) io.out(r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  '));
+    io.out('(* = default framework)');
+    return 0;
+  },
+};
+
+// ---------------------------------------------------------------- extensions
+/**
+ * Commands from other modules, loaded only when present, so a checkout without them still runs.
+ * Each module exports `cliCommands: CliCommand[]`.
+ */
+const EXTENSION_MODULES = ['../docker/cli.js', '../ros-bridge/cli.js'];
+
+async function extensionCommands(): Promise<CliCommand[]> {
+  const out: CliCommand[] = [];
+  for (const spec of EXTENSION_MODULES) {
+    try {
+      const mod = (await import(spec)) as { cliCommands?: CliCommand[] };
+      out.push(...(mod.cliCommands ?? []));
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (code !== 'ERR_MODULE_NOT_FOUND') throw err;
+    }
+  }
+  return out;
+}
+
+function usage(commands: CliCommand[], io: CliIo): void {
+  io.out(`physical-ai-gateway ${VERSION}: serve robot policies over ZeroMQ and HTTP`);
+  io.out('usage: physical-ai-gateway <command> [options]   (<command> --help for its options)');
+  for (const c of commands) io.out(`  ${c.name.padEnd(11)} ${c.summary}`);
+}
+
+export async function main(argv: string[], io: CliIo): Promise<number> {
+  const commands = [serve, infer, frameworks, ...(await extensionCommands())];
+  const [name, ...rest] = argv;
+  if (!name || name === 'help' || name === '--help' || name === '-h') {
+    usage(commands, io);
+    return name ? 0 : 2;
+  }
+  if (name === '--version' || name === 'version') {
+    io.out(VERSION);
+    return 0;
+  }
+  const command = commands.find((c) => c.name === name);
+  if (!command) {
+    io.err(`unknown command '${name}'`);
+    usage(commands, io);
+    return 2;
+  }
+  try {
+    return await command.run(rest, io);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      io.err(err.message);
+      return 2;
+    }
+    if (err instanceof GatewayError) {
+      io.err(`error (${err.code}): ${err.message}`);
+      return 1;
+    }
+    if (err instanceof TypeError && (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      io.err(err.message);
+      return 2;
+    }
+    io.err(err instanceof Error ? (err.stack ?? err.message) : String(err));
+    return 1;
+  }
+}
+
+const io: CliIo = {
+  out: (line) => console.log(line),
+  err: (line) => console.error(line),
+  env: process.env,
+};
+main(process.argv.slice(2), io).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
