@@ -8,6 +8,7 @@ import { EventStream } from '../lib/event-stream.js';
 import { silentLogger, type Logger } from '../lib/log.js';
 import { DEFAULT_LIMITS, decodeReply, encodeMessage, type Codec, type Frame, type Limits } from '../protocol/codec.js';
 import { PROTOCOL_VERSION, type HealthResult, type ReplyHeader, type RequestHeader } from '../protocol/messages.js';
+import { startClientSpan } from '../telemetry/tracing.js';
 import { parseEndpoint } from './addresses.js';
 import { socketFrameLimit } from './worker-server.js';
 import type { ClientStats, OutgoingRequest, PoolEvent, Reply, RequestOptions } from './types.js';
@@ -122,10 +123,13 @@ export class WorkerClient implements AsyncDisposable {
       version: PROTOCOL_VERSION,
       timeout_ms: timeoutMs,
     };
+    // The hop to the worker is a client span; its context replaces the caller's traceparent in the header.
+    const span = startClientSpan(header, { framework: this.framework, endpoint: this.endpoint, requestId });
     let frames: Frame[];
     try {
       frames = encodeMessage(header, opts.codec ?? this.#codec);
     } catch (err) {
+      span.end('bad_request');
       throw err instanceof GatewayError ? err : new GatewayError('bad_request', `cannot encode request: ${(err as Error).message}`, { cause: err });
     }
     const pending: Pending = { requestId, reply: deferred<Reply>(), startedAt: performance.now() };
@@ -144,7 +148,12 @@ export class WorkerClient implements AsyncDisposable {
             : new GatewayError('unavailable', `cannot send to ${this.endpoint}: ${(err as Error).message}`, { cause: err });
         this.#end(requestId, error);
       }
-      return await pending.reply.promise;
+      const reply = await pending.reply.promise;
+      span.end('ok');
+      return reply;
+    } catch (err) {
+      span.end(err instanceof GatewayError ? err.code : 'internal', (err as Error).message);
+      throw err;
     } finally {
       signal.removeEventListener('abort', onAbort);
     }
