@@ -48,6 +48,8 @@ export class ChunkPlayer {
   readonly #max: Float64Array;
   readonly #vmax: Float64Array;
   #plan: PlanStep[] = [];
+  /** Step spacing of the chunk the plan came from (weighted_average blends only equal spacings). */
+  #planDtMs = NaN;
   #last: { tMs: number; pos: Float64Array } | undefined;
 
   constructor({ joints, blending, limits = {} }: ChunkPlayerOptions) {
@@ -136,10 +138,12 @@ export class ChunkPlayer {
         const tMs = chunk.obsMs + (k + 1) * chunk.dtMs;
         if (tMs > nowMs + EPS_MS) fresh.push({ tMs, pos: row(k), weight: 1, count: 1 });
       }
-      plan = method === 'weighted_average' ? this.#ensemble(fresh, chunk.dtMs) : fresh;
+      // Temporal ensembling matches steps by time slot: with a different step length it falls back to replace.
+      plan = method === 'weighted_average' && Math.abs(this.#planDtMs - chunk.dtMs) < 1e-6 ? this.#ensemble(fresh, chunk.dtMs) : fresh;
     }
     const clampedValues = this.#clamp(plan, nowMs, measured);
     this.#plan = plan;
+    this.#planDtMs = chunk.dtMs;
     return { steps: plan.length, clampedValues, ...(spliceIndex !== undefined ? { spliceIndex } : {}) };
   }
 

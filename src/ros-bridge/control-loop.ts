@@ -351,7 +351,7 @@ export class ControlLoop {
   #request(tickMs: number, remaining: number): void {
     let built: BuiltObservation;
     try {
-      built = this.#builder.build();
+      built = this.#builder.build(tickMs);
     } catch (err) {
       const e = toGatewayError(err);
       this.#enterHold(err instanceof StaleInputError ? 'stale_input' : 'bad_input', e.message, tickMs);

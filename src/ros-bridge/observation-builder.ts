@@ -5,7 +5,7 @@ import { Tensor } from '../protocol/tensor.js';
 import type { BridgeConfig, CameraSpec } from './config.js';
 import { compressedMsgToTensor, imageMsgToTensor, missingJpegDecoder, type ImageDecoder } from './image.js';
 import type { CompressedImageMsg, ImageMsg, JointStateMsg, RosAdapter, RosSubscription, RosTime } from './ros-adapter.js';
-import { fromRosTime } from './ros-adapter.js';
+import { fromRosTime, toRosTime } from './ros-adapter.js';
 
 /** What the bridge sends as `data` of an inference request. */
 export interface BridgeObservation {
@@ -158,9 +158,11 @@ export class ObservationBuilder {
 
   /**
    * Builds an observation from the newest inputs. Throws StaleInputError when any is missing or older than
-   * maxObservationAgeMs, and `bad_request` / `unavailable` when a frame cannot be decoded.
+   * maxObservationAgeMs, and `bad_request` / `unavailable` when a frame cannot be decoded. With `tickMs` (the
+   * scheduled tick, monotonic ms) the stamp is the ROS time of that instant, not of the (slightly later) call, so
+   * stamp + time_from_start lines up with the loop's schedule.
    */
-  build(): BuiltObservation {
+  build(tickMs?: number): BuiltObservation {
     const atMs = this.#nowMs();
     this.checkFresh(atMs);
     const images: Record<string, Tensor> = {};
@@ -175,7 +177,9 @@ export class ObservationBuilder {
       }
       images[slot.spec.key] = slot.decoded.tensor;
     }
-    const rosStamp = this.#adapter.now();
+    const now = this.#adapter.now();
+    const lagMs = tickMs === undefined ? 0 : Math.max(0, atMs - tickMs);
+    const rosStamp = lagMs === 0 ? now : toRosTime(fromRosTime(now) - lagMs / 1000);
     const measured = Float64Array.from(this.#positions);
     return {
       observation: {

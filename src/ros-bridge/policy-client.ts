@@ -154,7 +154,7 @@ export class HttpPolicyClient implements PolicyClient {
   async infer(observation: BridgeObservation, { signal, timeoutMs = this.#timeoutMs }: InferOptions = {}): Promise<PolicyChunk> {
     const deadline = deadlineSignal(AbortSignal.any(signal ? [signal, this.#closed.signal] : [this.#closed.signal]), timeoutMs);
     if (deadline.aborted) throw abortError(deadline, 'inference');
-    const [body] = encodeMessage({ data: observation }, this.#codec);
+    const [body] = encodeMessage({ data: observation, timeout_ms: Math.max(1, Math.round(timeoutMs)) }, this.#codec);
     const headers: Record<string, string> = {
       'content-type': this.#codec === 'json' ? 'application/json' : 'application/msgpack',
       accept: this.#codec === 'json' ? 'application/json' : 'application/msgpack, application/json',
