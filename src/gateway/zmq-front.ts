@@ -34,6 +34,35 @@ export function tokenMatches(given: string | undefined, expected: string): boole
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
+const SNIFF_BYTES = 2048;
+const JSON_ID = /"request_id"\s*:\s*"([^"\\]{1,128})"/;
+const MSGPACK_KEY = Buffer.from([0xaa, ...Buffer.from('request_id')]);
+
+/**
+ * Best-effort request_id of a header that could not be decoded (too large, malformed), read from its first and
+ * last bytes only, so that a DEALER client can match the error reply instead of waiting for its deadline.
+ */
+export function sniffRequestId(frame: Uint8Array): string | undefined {
+  const buf = Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength);
+  const parts = buf.length <= 2 * SNIFF_BYTES ? [buf] : [buf.subarray(0, SNIFF_BYTES), buf.subarray(buf.length - SNIFF_BYTES)];
+  for (const part of parts) {
+    if (buf[0] === 0x7b) {
+      const m = JSON_ID.exec(part.toString('latin1'));
+      if (m) return m[1];
+      continue;
+    }
+    const at = part.indexOf(MSGPACK_KEY);
+    if (at < 0) continue;
+    let i = at + MSGPACK_KEY.length;
+    let len: number | undefined;
+    const tag = part[i];
+    if (tag !== undefined && tag >= 0xa0 && tag <= 0xbf) (len = tag & 0x1f), i++;
+    else if (tag === 0xd9 && part[i + 1] !== undefined) (len = part[i + 1]), (i += 2);
+    if (len !== undefined && len > 0 && len <= 128 && i + len <= part.length) return part.subarray(i, i + len).toString('utf8');
+  }
+  return undefined;
+}
+
 /** Splits [identity..., empty, header, tensors...] into the routing envelope and the message. */
 function splitEnvelope(message: Buffer[]): { envelope: Buffer[]; frames: Buffer[] } {
   const limit = Math.min(message.length, MAX_ENVELOPE_FRAMES);
@@ -180,6 +209,7 @@ export class ZmqFront implements AsyncDisposable {
       obs?.end({ outcome: 'ok', requestBytes, copiedBytes, stagesMs: { worker_compute: result.timing?.compute_ms } });
     } catch (err) {
       const error = toGatewayError(err);
+      requestId ??= sniffRequestId(frames[0]!);
       this.#counts.errors++;
       if (obs) obs.end({ outcome: error.code, requestBytes, copiedBytes });
       else this.#options.metrics?.recordError({ framework: framework || 'unknown', transport: 'zmq', code: error.code });
