@@ -56,8 +56,13 @@ export function sniffRequestId(frame: Uint8Array): string | undefined {
     let i = at + MSGPACK_KEY.length;
     let len: number | undefined;
     const tag = part[i];
-    if (tag !== undefined && tag >= 0xa0 && tag <= 0xbf) (len = tag & 0x1f), i++;
-    else if (tag === 0xd9 && part[i + 1] !== undefined) (len = part[i + 1]), (i += 2);
+    if (tag !== undefined && tag >= 0xa0 && tag <= 0xbf) {
+      len = tag & 0x1f;
+      i += 1;
+    } else if (tag === 0xd9 && part[i + 1] !== undefined) {
+      len = part[i + 1];
+      i += 2;
+    }
     if (len !== undefined && len > 0 && len <= 128 && i + len <= part.length) return part.subarray(i, i + len).toString('utf8');
   }
   return undefined;
