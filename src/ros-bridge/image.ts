@@ -144,7 +144,7 @@ interface JpegJs {
 
 /**
  * A JPEG decoder backed by the optional `jpeg-js` package, or undefined when it is not installed.
- * (No decoder is a dependency of this project; CompressedImage cameras need `npm install jpeg-js`.)
+ * (jpeg-js is a dependency of this project; the lookup stays lazy so a trimmed install still starts.)
  */
 export async function loadJpegDecoder(specifier: string = JPEG_DECODER_PACKAGE): Promise<ImageDecoder | undefined> {
   let mod: unknown;
