@@ -162,7 +162,8 @@ export class RawZmqDriver implements Driver {
   readonly #loop: Promise<void>;
 
   constructor(endpoint: string) {
-    this.#socket = new zmq.Dealer({ linger: 0, maxMessageSize: -1 });
+    // The same socket options as the product's WorkerClient (sendTimeout 0: zeromq.js's synchronous send path).
+    this.#socket = new zmq.Dealer({ linger: 0, sendTimeout: 0, maxMessageSize: -1 });
     this.#socket.connect(endpoint);
     this.#loop = this.#receive();
   }

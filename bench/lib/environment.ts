@@ -33,7 +33,8 @@ export class Environment {
   }
 
   #nodeArgs(name: string): string[] {
-    const prof = this.#opts.profileDir ? ['--cpu-prof', '--cpu-prof-dir', this.#opts.profileDir, '--cpu-prof-name', `${name}-${Date.now()}.cpuprofile`] : [];
+    // One folder per process: tsx's loader thread writes its own profile next to the main thread's.
+    const prof = this.#opts.profileDir ? ['--cpu-prof', '--cpu-prof-dir', join(this.#opts.profileDir, name)] : [];
     return [...prof, ...TSX_ARGS];
   }
 

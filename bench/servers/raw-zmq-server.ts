@@ -5,7 +5,7 @@
 import { encode } from '@msgpack/msgpack';
 import * as zmq from 'zeromq';
 
-const sock = new zmq.Router({ linger: 0, maxMessageSize: -1 });
+const sock = new zmq.Router({ linger: 0, sendTimeout: 0, maxMessageSize: -1 });
 await sock.bind(process.argv[2] ?? 'tcp://127.0.0.1:*');
 const chunk = new Float32Array(16 * 14).fill(0.5);
 const header = Buffer.from(
