@@ -35,8 +35,11 @@ export async function startHttpServer(app: Hono, { host, port }: { host: string;
     close(graceMs = 0) {
       return (closing ??= new Promise<void>((resolve) => {
         const timer = setTimeout(() => server.closeAllConnections(), graceMs);
+        // Keep-alive connections become idle as their last request ends: close them as they do.
+        const sweep = setInterval(() => server.closeIdleConnections(), 25);
         server.close(() => {
           clearTimeout(timer);
+          clearInterval(sweep);
           resolve();
         });
         server.closeIdleConnections();

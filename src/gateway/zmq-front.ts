@@ -115,7 +115,8 @@ export class ZmqFront implements AsyncDisposable {
     if (this.#socket) return this.endpoint;
     // Headroom over the message limit for the routing envelope: an oversized message is still received and
     // answered with `too_large` by checkLimits, up to twice the limit; beyond that libzmq drops the peer.
-    const socket = new zmq.Router({ linger: 0, sendTimeout: 0, maxMessageSize: this.#limits.maxMessageBytes * 2 + 4096 });
+    // linger: replies queued at close still go out (briefly); sendTimeout 0: a send never blocks the loop.
+    const socket = new zmq.Router({ linger: 500, sendTimeout: 0, maxMessageSize: this.#limits.maxMessageBytes * 2 + 4096 });
     this.#socket = socket;
     try {
       await socket.bind(this.#options.endpoint);
@@ -153,8 +154,9 @@ export class ZmqFront implements AsyncDisposable {
     if (!socket) return;
     await this.drain(graceMs);
     this.#closeController.abort(new GatewayError('cancelled', 'the gateway is shutting down'));
-    // Let the cancelled requests send their error replies before the socket goes.
+    // Let the cancelled requests send their error replies, and the peers read them, before the socket goes.
     await this.drain(500);
+    await new Promise((resolve) => setTimeout(resolve, 50));
     socket.close();
     await this.#loop;
     this.#log.info({ event: 'zmq_front.closed' });
