@@ -1,4 +1,4 @@
-// The `physical-ai-gateway` command: serve, infer, frameworks (+ docker and ros-bridge commands when present).
+// Entry point (importing it runs the CLI). The `physical-ai-gateway` command: serve, infer, frameworks (+ docker and ros-bridge commands when present).
 // The only place that reads process.env and argv, prints with console, and exits.
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
@@ -12,12 +12,10 @@ import { Tensor } from '../protocol/tensor.js';
 import { createMetrics } from '../telemetry/metrics.js';
 import { WorkerClient } from '../zmq/worker-client.js';
 import type { CliCommand, CliIo } from './commands.js';
-import { sampleObservation, sampleObservationJson, type SampleSize } from './sample.js';
+import { SAMPLE_CURL, sampleObservation, sampleObservationJson, type SampleSize } from './sample.js';
 
 const VERSION = '0.1.0';
 
-/** The one-line request the README shows. */
-export const SAMPLE_CURL = `curl -s -X POST http://127.0.0.1:${DEFAULT_HTTP_PORT}/v1/frameworks/demo/inference -H 'content-type: application/json' -d '{"state":[0,0.1,0.2,0.3,0.4,0.5]}'`;
 
 // ---------------------------------------------------------------- serve
 const serve: CliCommand = {

@@ -3,6 +3,9 @@
 import { Tensor } from '../protocol/tensor.js';
 
 export const SAMPLE_DOF = 14;
+
+/** The one-line request the README shows (and `serve` prints with its real port). */
+export const SAMPLE_CURL = `curl -s -X POST http://127.0.0.1:8080/v1/frameworks/demo/inference -H 'content-type: application/json' -d '{"state":[0,0.1,0.2,0.3,0.4,0.5]}'`;
 export type SampleSize = 'S' | 'L';
 
 /** A deterministic state vector: state[j] = j / 10. */
