@@ -1,0 +1,132 @@
+// Router and config: every bad config field reported at once, default framework, on-demand start through a
+// launcher within the request's deadline (one start shared by concurrent requests), in-flight back to zero.
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { ConfigError, loadConfig, overridesFromEnv, parseConfig } from '../../src/config.js';
+import { sleep } from '../../src/lib/abort.js';
+import type { FrameworkLauncher } from '../../src/router/framework-launcher.js';
+import { FrameworkRegistry } from '../../src/router/framework-registry.js';
+import { Router } from '../../src/router/router.js';
+import { createDemoWorker } from '../../src/worker/demo-worker.js';
+import type { WorkerServer } from '../../src/zmq/worker-server.js';
+
+test('config: no file → the embedded demo framework on the documented defaults', () => {
+  const config = parseConfig(undefined);
+  assert.equal(config.http.host, '127.0.0.1');
+  assert.equal(config.http.port, 8080);
+  assert.equal(config.zmq.endpoint, 'tcp://127.0.0.1:5550');
+  assert.deepEqual(Object.keys(config.frameworks), ['demo']);
+  assert.equal(config.frameworks.demo!.embedded, true);
+  assert.equal(config.defaultFramework, 'demo');
+});
+
+test('config: every bad field is reported at once, with its path', () => {
+  const err = (() => {
+    try {
+      parseConfig({
+        http: { port: 'eighty', colour: 'blue' },
+        zmq: { endpoint: 'udp://x' },
+        logLevel: 'loud',
+        authToken: 'short',
+        frameworks: { lerobot: { endpoints: ['tcp://127.0.0.1:5555', 'nope'], codec: 'xml', timeoutMs: -1 }, 'Bad Name': { embedded: true }, groot: {} },
+        defaultFramework: 'pi0',
+      });
+    } catch (e) {
+      return e;
+    }
+    return undefined;
+  })();
+  assert.ok(err instanceof ConfigError);
+  const paths = err.issues.map((i) => i.path);
+  for (const p of ['http.port', 'http.colour', 'zmq.endpoint', 'logLevel', 'authToken', 'frameworks.lerobot.endpoints[1]', 'frameworks.lerobot.codec', 'frameworks.lerobot.timeoutMs', 'frameworks.Bad Name', 'frameworks.groot', 'defaultFramework']) {
+    assert.ok(paths.includes(p), `${p} in ${paths.join(', ')}`);
+  }
+});
+
+test('config: YAML and JSON files, with flags/env overrides winning', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'paig-config-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  await writeFile(join(dir, 'g.yaml'), 'http:\n  port: 9000\nframeworks:\n  lerobot:\n    endpoints: [tcp://127.0.0.1:5555]\n    maxConcurrency: 4\n  pi0:\n    endpoints: [tcp://127.0.0.1:5557]\ndefaultFramework: lerobot\n');
+  await writeFile(join(dir, 'g.json'), '{"frameworks": {"groot": {"endpoints": ["tcp://127.0.0.1:5556"]}}}');
+  const env = overridesFromEnv({ PAIG_HTTP_PORT: '9100', PAIG_LOG_LEVEL: 'debug', UNRELATED: 'x' });
+  const yaml = await loadConfig({ file: join(dir, 'g.yaml'), overrides: env });
+  assert.equal(yaml.http.port, 9100);
+  assert.equal(yaml.logLevel, 'debug');
+  assert.equal(yaml.defaultFramework, 'lerobot');
+  assert.equal(yaml.frameworks.lerobot!.maxConcurrency, 4);
+  const json = await loadConfig({ file: join(dir, 'g.json') });
+  assert.equal(json.defaultFramework, 'groot', 'the only framework is the default');
+  await writeFile(join(dir, 'bad.json'), '{"frameworks": ');
+  await assert.rejects(loadConfig({ file: join(dir, 'bad.json') }), ConfigError);
+  await assert.rejects(loadConfig({ file: join(dir, 'missing.yaml') }), ConfigError);
+});
+
+/** A real launcher: starts a TS demo worker (a real ZMQ WorkerServer) when asked, after a start-up delay. */
+class InProcessLauncher implements FrameworkLauncher {
+  calls = 0;
+  #workers: WorkerServer[] = [];
+  constructor(readonly startDelayMs: number) {}
+  async ensureRunning(framework: string, signal: AbortSignal): Promise<string[]> {
+    this.calls++;
+    await sleep(this.startDelayMs, signal);
+    const worker = createDemoWorker({ endpoint: 'tcp://127.0.0.1:*', framework });
+    this.#workers.push(worker);
+    return [await worker.start()];
+  }
+  async close(): Promise<void> {
+    await Promise.all(this.#workers.map((w) => w.close()));
+  }
+}
+
+function routerFor(raw: Record<string, unknown>, launcher?: FrameworkLauncher): Router {
+  const config = parseConfig(raw);
+  const registry = new FrameworkRegistry({ frameworks: Object.values(config.frameworks), defaultFramework: config.defaultFramework, launcher, healthIntervalMs: 200 });
+  return new Router({ registry });
+}
+
+test('on-demand start: concurrent requests share one launch, the framework becomes ready, in flight returns to 0', async (t) => {
+  const launcher = new InProcessLauncher(300);
+  t.after(() => launcher.close());
+  const router = routerFor({ frameworks: { pi0: { launcher: 'pi0', timeoutMs: 10_000 } } }, launcher);
+  t.after(() => router.close());
+  await router.registry.start();
+  assert.equal(router.status()[0]!.state, 'stopped');
+  const replies = await Promise.all(Array.from({ length: 3 }, (_, i) => router.route({ type: 'inference', data: { state: [i] } })));
+  assert.equal(launcher.calls, 1, 'one launch for all');
+  for (const [i, r] of replies.entries()) assert.equal((r.result as { action: { shape: number[] } }).action.shape.join(), '16,1', `reply ${i}`);
+  assert.equal(router.status()[0]!.state, 'ready');
+  assert.equal(router.inFlight, 0);
+});
+
+test("on-demand start slower than the request's deadline: timeout, and the launch still completes for later requests", async (t) => {
+  const launcher = new InProcessLauncher(800);
+  t.after(() => launcher.close());
+  const router = routerFor({ frameworks: { groot: { launcher: 'groot', timeoutMs: 200 } } }, launcher);
+  t.after(() => router.close());
+  await assert.rejects(router.route({ type: 'inference', data: { state: [1] } }), { code: 'timeout' });
+  assert.equal(router.inFlight, 0);
+  const until = Date.now() + 10_000;
+  while (router.status()[0]!.state !== 'ready' && Date.now() < until) await sleep(50);
+  const ok = await router.route({ type: 'inference', data: { state: [1] } });
+  assert.ok(ok.result);
+  assert.equal(launcher.calls, 1);
+});
+
+test('a launcher that fails: unavailable naming the framework; unknown framework; closed router', async (t) => {
+  const failing: FrameworkLauncher = {
+    ensureRunning: async () => {
+      throw new Error('image not found');
+    },
+    close: async () => undefined,
+  };
+  const router = routerFor({ frameworks: { pi0: { launcher: 'pi0', timeoutMs: 2_000 } } }, failing);
+  t.after(() => router.close());
+  await assert.rejects(router.route({ type: 'inference', data: {} }), (err: { code: string; message: string }) => err.code === 'unavailable' && err.message.includes('pi0'));
+  await assert.rejects(router.route({ type: 'inference', data: {}, framework: 'nope' }), { code: 'unknown_framework' });
+  assert.equal(router.inFlight, 0);
+  await router.close();
+  await assert.rejects(router.route({ type: 'inference', data: {} }), { code: 'unavailable' });
+});
