@@ -1,17 +1,20 @@
 // Entry point (importing it runs the CLI). The `physical-ai-gateway` command: serve, infer, frameworks (+ docker and ros-bridge commands when present).
 // The only place that reads process.env and argv, prints with console, and exits.
 import { readFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
 import { parseArgs } from 'node:util';
 import { Registry } from 'prom-client';
-import { ConfigError, DEFAULT_HTTP_PORT, DEFAULT_ZMQ_ENDPOINT, loadConfig, overridesFromEnv, type ConfigOverrides } from '../config.js';
+import { ConfigError, DEFAULT_HTTP_PORT, DEFAULT_ZMQ_ENDPOINT, loadConfig, overridesFromEnv, type ConfigOverrides, type GatewayConfig } from '../config.js';
+import type { FrameworkLauncher } from '../router/framework-launcher.js';
 import { startGateway } from '../gateway/gateway.js';
 import { GatewayError } from '../lib/errors.js';
-import { createLogger } from '../lib/log.js';
+import { createLogger, type Logger } from '../lib/log.js';
 import { decodeMessage, encodeMessage, type Codec } from '../protocol/codec.js';
 import { Tensor } from '../protocol/tensor.js';
 import { createMetrics } from '../telemetry/metrics.js';
 import { WorkerClient } from '../zmq/worker-client.js';
 import type { CliCommand, CliIo } from './commands.js';
+import { dockerCommands } from './docker-commands.js';
 import { SAMPLE_CURL, sampleObservation, sampleObservationJson, type SampleSize } from './sample.js';
 
 const VERSION = '0.1.0';
@@ -51,7 +54,11 @@ const serve: CliCommand = {
     const config = await loadConfig({ file, overrides: { ...envOverrides, ...flags } });
     const log = createLogger({ level: config.logLevel, bindings: { service: 'physical-ai-gateway' } });
     const metrics = createMetrics(new Registry());
-    const gateway = await startGateway(config, { log, metrics, version: VERSION });
+    const launcher = await dockerLauncherFor(config, log);
+    const gateway = await startGateway(config, { log, metrics, version: VERSION, launcher }).catch(async (err: unknown) => {
+      await launcher?.close();
+      throw err;
+    });
 
     const names = gateway.router.status().map((f) => `${f.name}${f.default ? ' (default)' : ''}: ${f.state}`).join(', ');
     io.out(`physical-ai-gateway ${VERSION} listening`);
@@ -83,10 +90,37 @@ const serve: CliCommand = {
       process.once('SIGINT', () => stop('SIGINT'));
       process.once('SIGTERM', () => stop('SIGTERM'));
     });
+    await launcher?.close();
     io.out('stopped');
     return 0;
   },
 };
+
+/**
+ * The docker launcher for frameworks whose config names a `launcher`: a built-in spec name (lerobot, groot, pi0)
+ * or a spec mapping (src/docker/framework-spec.ts). None: undefined, and dockerode is never loaded.
+ */
+async function dockerLauncherFor(config: GatewayConfig, log: Logger): Promise<FrameworkLauncher | undefined> {
+  const launchable = Object.values(config.frameworks).filter((f) => f.launcher !== undefined);
+  if (launchable.length === 0) return undefined;
+  const [{ DockerManager }, spec, { DockerLauncher }, { createHealthProbe }] = await Promise.all([
+    import('../docker/docker-manager.js'),
+    import('../docker/framework-spec.js'),
+    import('../docker/launcher.js'),
+    import('../docker/probe.js'),
+  ]);
+  const builtins = spec.builtinFrameworkSpecs({ homeDir: homedir() });
+  const specs = launchable.map((f) => {
+    if (typeof f.launcher === 'string') {
+      const found = builtins.find((b) => b.name === f.launcher);
+      if (!found) throw new ConfigError([{ path: `frameworks.${f.name}.launcher`, message: `no built-in spec '${f.launcher}' (built-in: ${builtins.map((b) => b.name).join(', ')})` }]);
+      return { ...found, name: f.name };
+    }
+    return spec.validateFrameworkSpec({ ...(f.launcher as object), name: f.name });
+  });
+  const probe = createHealthProbe({ log });
+  return new DockerLauncher({ manager: new DockerManager({ log, probe }), specs, probe, log });
+}
 
 // ---------------------------------------------------------------- infer
 function summariseAction(action: unknown, rows: number): string[] {
@@ -216,22 +250,19 @@ const frameworks: CliCommand = {
 
 // ---------------------------------------------------------------- extensions
 /**
- * Commands from other modules, loaded only when present, so a checkout without them still runs.
- * Each module exports `cliCommands: CliCommand[]`.
+ * Commands of other modules. Docker's (up/down/ps/logs) load dockerode only when run; the ROS bridge's module is
+ * loaded lazily too, and a checkout without it still runs the rest.
  */
-const EXTENSION_MODULES = ['../docker/cli.js', '../ros-bridge/cli.js'];
-
 async function extensionCommands(): Promise<CliCommand[]> {
-  const out: CliCommand[] = [];
-  for (const spec of EXTENSION_MODULES) {
-    try {
-      const mod = (await import(spec)) as { cliCommands?: CliCommand[] };
-      out.push(...(mod.cliCommands ?? []));
-    } catch (err) {
-      const code = (err as { code?: string }).code;
-      if (code !== 'ERR_MODULE_NOT_FOUND') throw err;
-    }
-  }
+  const out: CliCommand[] = [...dockerCommands];
+  out.push({
+    name: 'bridge',
+    summary: 'run the ROS 2 bridge (cameras + joint states → policy → JointTrajectory)',
+    async run(args, io) {
+      const { bridgeCommand } = await import('../ros-bridge/main.js');
+      return bridgeCommand.run(args, io);
+    },
+  });
   return out;
 }
 

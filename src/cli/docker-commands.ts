@@ -1,0 +1,76 @@
+// `up`, `down`, `ps`, `logs`: the docker manager's commands (src/docker/commands.ts) wired to argv. The docker
+// modules are imported only when one of these runs, so `serve` never loads dockerode.
+import { homedir } from 'node:os';
+import { parseArgs } from 'node:util';
+import { createLogger } from '../lib/log.js';
+import type { CliCommand, CliIo } from './commands.js';
+
+async function context(io: CliIo, args: { 'image-tag'?: string; cpu?: boolean; jetson?: boolean }) {
+  const [{ DockerManager }, { builtinFrameworkSpecs }, { createHealthProbe }] = await Promise.all([
+    import('../docker/docker-manager.js'),
+    import('../docker/framework-spec.js'),
+    import('../docker/probe.js'),
+  ]);
+  const log = createLogger({ level: 'warn' });
+  const probe = createHealthProbe({ log });
+  const manager = new DockerManager({ log, probe });
+  const specs = builtinFrameworkSpecs({ homeDir: homedir(), imageTag: args['image-tag'], gpus: args.cpu ? false : 'all', jetson: args.jetson });
+  return { manager, specs, out: io.out, probe, log };
+}
+
+const common = {
+  'image-tag': { type: 'string' as const },
+  cpu: { type: 'boolean' as const, default: false },
+  jetson: { type: 'boolean' as const, default: false },
+};
+
+export const dockerCommands: CliCommand[] = [
+  {
+    name: 'up',
+    summary: "start a framework's container and wait until its worker is ready (lerobot, groot, pi0)",
+    async run(args, io) {
+      const { values, positionals } = parseArgs({ args, options: common, allowPositionals: true });
+      if (positionals.length !== 1) {
+        io.err('usage: physical-ai-gateway up <framework> [--image-tag local] [--cpu] [--jetson]');
+        return 2;
+      }
+      const { up } = await import('../docker/commands.js');
+      await up(await context(io, values), positionals[0]!);
+      return 0;
+    },
+  },
+  {
+    name: 'down',
+    summary: "stop and remove a framework's container (or all of ours)",
+    async run(args, io) {
+      const { values, positionals } = parseArgs({ args, options: common, allowPositionals: true });
+      const { down } = await import('../docker/commands.js');
+      await down(await context(io, values), positionals[0]);
+      return 0;
+    },
+  },
+  {
+    name: 'ps',
+    summary: 'list the containers this gateway manages',
+    async run(args, io) {
+      const { values } = parseArgs({ args, options: common });
+      const { ps } = await import('../docker/commands.js');
+      await ps(await context(io, values));
+      return 0;
+    },
+  },
+  {
+    name: 'logs',
+    summary: "print a framework container's logs",
+    async run(args, io) {
+      const { values, positionals } = parseArgs({ args, options: { ...common, tail: { type: 'string', default: '100' }, follow: { type: 'boolean', short: 'f', default: false } }, allowPositionals: true });
+      if (positionals.length !== 1) {
+        io.err('usage: physical-ai-gateway logs <framework> [--tail 100] [-f]');
+        return 2;
+      }
+      const { logs } = await import('../docker/commands.js');
+      await logs(await context(io, values), positionals[0]!, { tail: Number(values.tail) || 100, follow: values.follow });
+      return 0;
+    },
+  },
+];
