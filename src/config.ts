@@ -15,12 +15,6 @@ export const DEFAULT_MAX_CONCURRENCY = 64;
 export const DEFAULT_START_TIMEOUT_MS = 180_000;
 export const DEFAULT_SHUTDOWN_GRACE_MS = 5_000;
 export const DEFAULT_FRAMEWORK = 'demo';
-/**
- * The gateway's default limits: the protocol's, but with room for JSON headers. A client of the original design
- * sends the whole observation as nested lists inside the JSON header (three 224x224x3 images are ~2 MB of text),
- * so the 1 MiB protocol default would refuse it.
- */
-export const DEFAULT_GATEWAY_LIMITS: Readonly<Limits> = Object.freeze({ ...DEFAULT_LIMITS, maxHeaderBytes: 16 * 1024 * 1024 });
 
 export interface FrameworkConfig {
   name: string;
@@ -192,9 +186,9 @@ export function parseConfig(raw: unknown, overrides: ConfigOverrides = {}, sourc
   const limitsRaw = c.object(root.limits, 'limits') ?? {};
   c.known(limitsRaw, ['maxMessageBytes', 'maxFrames', 'maxHeaderBytes'], 'limits');
   const limits: Limits = {
-    maxMessageBytes: c.int(limitsRaw.maxMessageBytes, 'limits.maxMessageBytes', DEFAULT_GATEWAY_LIMITS.maxMessageBytes, 1024),
-    maxFrames: c.int(limitsRaw.maxFrames, 'limits.maxFrames', DEFAULT_GATEWAY_LIMITS.maxFrames, 1, 4096),
-    maxHeaderBytes: c.int(limitsRaw.maxHeaderBytes, 'limits.maxHeaderBytes', DEFAULT_GATEWAY_LIMITS.maxHeaderBytes, 256),
+    maxMessageBytes: c.int(limitsRaw.maxMessageBytes, 'limits.maxMessageBytes', DEFAULT_LIMITS.maxMessageBytes, 1024),
+    maxFrames: c.int(limitsRaw.maxFrames, 'limits.maxFrames', DEFAULT_LIMITS.maxFrames, 1, 4096),
+    maxHeaderBytes: c.int(limitsRaw.maxHeaderBytes, 'limits.maxHeaderBytes', DEFAULT_LIMITS.maxHeaderBytes, 256),
   };
   const shutdownGraceMs = c.int(root.shutdownGraceMs, 'shutdownGraceMs', DEFAULT_SHUTDOWN_GRACE_MS, 0, 600_000);
   const healthIntervalMs = c.int(root.healthIntervalMs, 'healthIntervalMs', 1_000, 50, 600_000);

@@ -234,8 +234,7 @@ export class ZmqFront implements AsyncDisposable {
     const { controlToken, refuseControl } = this.#options;
     if (refuseControl) throw new GatewayError('unauthorized', `'${header.type}' is refused on a non-loopback ZMQ front door without a configured token`);
     if (controlToken === undefined) return;
-    const given = (header as { auth_token?: unknown }).auth_token;
-    if (!tokenMatches(typeof given === 'string' ? given : undefined, controlToken)) {
+    if (!tokenMatches(header.auth_token, controlToken)) {
       throw new GatewayError('unauthorized', `'${header.type}' needs a valid 'auth_token' in the header on this front door`);
     }
   }

@@ -21,7 +21,9 @@ export interface Limits {
 export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
   maxMessageBytes: 64 * 1024 * 1024,
   maxFrames: 64,
-  maxHeaderBytes: 1024 * 1024,
+  // Room for clients of the original design, which send whole observations as nested lists in the JSON
+  // header (three 224x224x3 images are about 2 MB of text).
+  maxHeaderBytes: 16 * 1024 * 1024,
 });
 
 /** A message frame as it is sent or received: a Buffer from zeromq, or any byte view. */

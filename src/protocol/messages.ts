@@ -17,6 +17,8 @@ export interface RequestHeader {
   timeout_ms?: number;
   traceparent?: string;
   tracestate?: string;
+  /** Token for control requests at a gateway front door that listens beyond loopback. */
+  auth_token?: string;
 }
 
 export interface WorkerTiming {
@@ -68,7 +70,7 @@ export interface HealthResult {
 // checks they equal the schema's `properties`, so a field added on one side only fails the tests.
 type FieldList<T> = { readonly [K in keyof Required<T>]: true };
 export const REQUEST_HEADER_FIELDS: FieldList<RequestHeader> = {
-  type: true, data: true, timestamp: true, request_id: true, version: true, framework: true, timeout_ms: true, traceparent: true, tracestate: true,
+  type: true, data: true, timestamp: true, request_id: true, version: true, framework: true, timeout_ms: true, traceparent: true, tracestate: true, auth_token: true,
 };
 export const REPLY_HEADER_FIELDS: FieldList<ReplyHeader> = {
   status: true, result: true, error: true, request_id: true, timestamp: true, version: true, timing: true,

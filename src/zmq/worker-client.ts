@@ -17,6 +17,8 @@ export const DEFAULT_REQUEST_TIMEOUT_MS = 2_000;
 /** How many ended request ids are remembered to tell a late reply from a stray one. */
 const ENDED_MEMORY = 4_096;
 const EMPTY = Buffer.alloc(0);
+/** Time given to replies already received when the connection drops, before the rest fail as unavailable. */
+const DISCONNECT_GRACE_MS = 25;
 
 export interface WorkerClientOptions {
   endpoint: string;
@@ -53,6 +55,7 @@ export class WorkerClient implements AsyncDisposable {
   readonly #pending = new Map<string, Pending>();
   readonly #ended = new Set<string>();
   readonly #events = new EventStream<PoolEvent>();
+  readonly #timers = new Set<NodeJS.Timeout>();
   #socket: zmq.Dealer | undefined;
   #connected = false;
   #closing: Promise<void> | undefined;
@@ -206,6 +209,8 @@ export class WorkerClient implements AsyncDisposable {
       clearTimeout(timer);
     }
     for (const id of [...this.#pending.keys()]) this.#end(id, new GatewayError('cancelled', `client for ${this.endpoint} closed`));
+    for (const timer of this.#timers) clearTimeout(timer);
+    this.#timers.clear();
     this.#socket?.close();
     this.#connected = false;
     this.#events.close();
@@ -289,10 +294,14 @@ export class WorkerClient implements AsyncDisposable {
         } else if (event.type === 'disconnect') {
           this.#connected = false;
           this.#events.emit({ type: 'disconnected', framework: this.framework, endpoint: this.endpoint });
-          // Messages in the dead connection's pipe are gone: fail their requests now instead of at the deadline.
-          for (const id of [...this.#pending.keys()]) {
-            this.#end(id, new GatewayError('unavailable', `worker at ${this.endpoint} disconnected`));
-          }
+          // Requests on the dead connection will get no reply: fail them now rather than at their deadline,
+          // after a short grace so that replies already received (the monitor runs beside the data socket) are read first.
+          const stranded = [...this.#pending.keys()];
+          const timer = setTimeout(() => {
+            this.#timers.delete(timer);
+            for (const id of stranded) this.#end(id, new GatewayError('unavailable', `worker at ${this.endpoint} disconnected`));
+          }, DISCONNECT_GRACE_MS);
+          this.#timers.add(timer);
         } else if (event.type === 'connect:retry') {
           attempt++;
           this.#stats.reconnects++;

@@ -58,7 +58,7 @@ MESSAGE_TYPES = ("inference", "train", "command", "health", "status")
 REPLY_STATUSES = ("success", "error")
 
 # Field names of every schema's `properties`, in schema order.
-REQUEST_FIELDS = ("type", "data", "timestamp", "request_id", "version", "framework", "timeout_ms", "traceparent", "tracestate")
+REQUEST_FIELDS = ("type", "data", "timestamp", "request_id", "version", "framework", "timeout_ms", "traceparent", "tracestate", "auth_token")
 REPLY_FIELDS = ("status", "result", "error", "request_id", "timestamp", "version", "timing")
 TIMING_FIELDS = ("decode_ms", "compute_ms", "total_ms")
 ERROR_FIELDS = ("code", "message", "retryable", "request_id", "path")
@@ -77,12 +77,12 @@ TRACEPARENT_PATTERN = r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"
 class Limits(object):
     """Limits every receiver enforces; a message over one gets a `too_large` error reply.
 
-    Defaults as in proto-json/README.md: 64 MiB per message, 64 frames, 1 MiB header.
+    Defaults as in proto-json/README.md: 64 MiB per message, 64 frames, 16 MiB header.
     """
 
     __slots__ = ("max_message_bytes", "max_frames", "max_header_bytes")
 
-    def __init__(self, max_message_bytes: int = 64 * 1024 * 1024, max_frames: int = 64, max_header_bytes: int = 1024 * 1024):
+    def __init__(self, max_message_bytes: int = 64 * 1024 * 1024, max_frames: int = 64, max_header_bytes: int = 16 * 1024 * 1024):
         for name, value in (("max_message_bytes", max_message_bytes), ("max_frames", max_frames), ("max_header_bytes", max_header_bytes)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError("%s must be a positive integer, got %r" % (name, value))
