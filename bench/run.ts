@@ -13,6 +13,12 @@ import { cdfSvg, latencyByPayloadSvg } from './lib/svg.js';
 
 const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
 
+/** Waits (untimed) until the gateway is ready again after a batch; says so when it had to wait. */
+async function settle(env: Environment, c: BenchConfig): Promise<void> {
+  const waitedMs = await env.settle(c);
+  if (waitedMs > 200) log(`${c.key}: the gateway needed ${(waitedMs / 1000).toFixed(1)} s to report ready again (its worker missed a health check)`);
+}
+
 async function measure(opts: BenchOptions, env: Environment, configs: BenchConfig[]): Promise<RawResult[]> {
   const payloads = new Map<PayloadName, Payload>();
   for (const name of opts.payloads) payloads.set(name, makePayload(name, opts.seed));
@@ -30,6 +36,7 @@ async function measure(opts: BenchOptions, env: Environment, configs: BenchConfi
         r.failed = w.firstError ?? 'no successful reply in warm-up';
         log(`${c.key}: FAILED in warm-up: ${r.failed}`);
       } else live.push(c);
+      await settle(env, c);
     } catch (err) {
       r.failed = (err as Error).message;
       log(`${c.key}: FAILED to start: ${r.failed}`);
@@ -54,6 +61,7 @@ async function measure(opts: BenchOptions, env: Environment, configs: BenchConfi
       r.completed += b.latenciesUs.length;
       r.elapsedMs += b.elapsedMs;
       r.perRound.push(b.latenciesUs.length);
+      await settle(env, c);
     }
     log(`round ${round + 1}/${opts.rounds} done in ${((performance.now() - t0) / 1000).toFixed(1)} s; load ${roundLoad().join(' ')}`);
   }
@@ -84,6 +92,13 @@ async function main(): Promise<number> {
   const machine = machineInfo(await pythonInfo());
   log(`${configs.length} configurations, ${opts.rounds} rounds, ≤${opts.samples} samples each; ${machine.cpu_model}, ${machine.cores} cores, load ${machine.load_before.join(' ')}`);
   const env = new Environment(opts, log);
+  // Ctrl-C or a kill: stop every child before leaving (workers do not watch our stdin).
+  const onSignal = (signal: NodeJS.Signals) => {
+    log(`${signal}: stopping`);
+    void env.close().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   let raw: RawResult[];
   const t0 = performance.now();
   try {

@@ -32,7 +32,8 @@ export interface Driver {
   close(): Promise<void>;
 }
 
-const REQUEST_TIMEOUT_MS = 120_000;
+/** Generous (JSON at XL takes seconds) but short enough that a lost reply does not stall a run for long. */
+const REQUEST_TIMEOUT_MS = 30_000;
 const HORIZON = 16;
 
 /** Checks a reply carries the demo chunk [16, dof]; throws otherwise so a broken path cannot pass as fast. */
@@ -99,46 +100,59 @@ export class ProtocolZmqDriver implements Driver {
   }
 }
 
-/** The gateway's HTTP front door: POST /v1/frameworks/<name>/inference over node:http with a keep-alive agent. */
+/**
+ * The gateway's HTTP front door: POST /v1/frameworks/<name>/inference over node:http with keep-alive. Each
+ * batch gets a fresh agent whose connections are opened (GET /healthz, untimed) before timing starts: the
+ * server drops idle keep-alive connections after 5 s, and a socket reused just as it closes would fail.
+ */
 export class HttpDriver implements Driver {
   readonly maxInflight = 1_000;
+  readonly #base: string;
   readonly #url: URL;
   readonly #encoding: 'msgpack' | 'json';
-  readonly #agent = new Agent({ keepAlive: true, maxSockets: 64 });
 
   constructor(baseUrl: string, framework: string, encoding: 'msgpack' | 'json') {
+    this.#base = baseUrl;
     this.#url = new URL(`/v1/frameworks/${encodeURIComponent(framework)}/inference`, baseUrl);
     this.#encoding = encoding;
   }
 
-  run(payload: Payload, opts: BatchOptions): Promise<BatchResult> {
+  async run(payload: Payload, opts: BatchOptions): Promise<BatchResult> {
     const dof = payload.spec.dof;
-    return runLoops(async () => {
-      // The body is encoded per request, as a client would (JSON: nested lists from the tensors).
-      const body = encodeMessage({ data: payload.observation }, this.#encoding)[0]!;
-      const res = await this.#post(body);
-      const result = this.#encoding === 'msgpack' ? decodeMessage([res]).header : (JSON.parse(res.toString('utf8')) as Record<string, unknown>);
-      checkChunk(result.result, dof);
-    }, opts);
+    const agent = new Agent({ keepAlive: true, maxSockets: Math.max(1, opts.inflight) });
+    try {
+      const health = new URL('/healthz', this.#base);
+      await Promise.all(Array.from({ length: Math.max(1, opts.inflight) }, () => this.#call(agent, health, 'GET')));
+      return await runLoops(async () => {
+        // The body is encoded per request, as a client would (JSON: nested lists from the tensors).
+        const body = encodeMessage({ data: payload.observation }, this.#encoding)[0]!;
+        const res = await this.#call(agent, this.#url, 'POST', body);
+        const result = this.#encoding === 'msgpack' ? decodeMessage([res]).header : (JSON.parse(res.toString('utf8')) as Record<string, unknown>);
+        checkChunk(result.result, dof);
+      }, opts);
+    } finally {
+      agent.destroy();
+    }
   }
 
-  #post(body: Uint8Array): Promise<Buffer> {
+  #call(agent: Agent, url: URL, method: 'GET' | 'POST', body?: Uint8Array): Promise<Buffer> {
     const type = this.#encoding === 'msgpack' ? 'application/msgpack' : 'application/json';
+    const headers: Record<string, string | number> = { accept: type };
+    if (body) {
+      headers['content-type'] = type;
+      headers['content-length'] = body.byteLength;
+    }
     return new Promise<Buffer>((resolve, reject) => {
-      const req = httpRequest(
-        this.#url,
-        { method: 'POST', agent: this.#agent, headers: { 'content-type': type, accept: type, 'content-length': body.byteLength }, timeout: REQUEST_TIMEOUT_MS },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => {
-            const buf = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
-            if (res.statusCode !== 200) reject(new Error(`HTTP ${res.statusCode}: ${buf.toString('utf8').slice(0, 300)}`));
-            else resolve(buf);
-          });
-          res.on('error', reject);
-        },
-      );
+      const req = httpRequest(url, { method, agent, headers, timeout: REQUEST_TIMEOUT_MS }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const buf = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+          if (res.statusCode !== 200) reject(new Error(`HTTP ${res.statusCode}: ${buf.toString('utf8').slice(0, 300)}`));
+          else resolve(buf);
+        });
+        res.on('error', reject);
+      });
       req.on('error', reject);
       req.on('timeout', () => req.destroy(new Error('HTTP request timed out')));
       req.end(body);
@@ -146,7 +160,6 @@ export class HttpDriver implements Driver {
   }
 
   close(): Promise<void> {
-    this.#agent.destroy();
     return Promise.resolve();
   }
 }

@@ -14,6 +14,12 @@ import type { BenchConfig, BenchOptions, Transport, WorkerKind } from './matrix.
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const PYTHON = '/usr/bin/python3';
 const TSX_ARGS = ['--import', 'tsx'];
+/**
+ * Header limit of the gateways and workers started here. The default (1 MiB) refuses the original JSON codec
+ * at L and XL (`too_large`: its header holds every tensor as number lists); raised so JSON can be measured.
+ * Binary and msgpack paths are not affected (their headers are small, or checked against the message limit).
+ */
+export const MAX_HEADER_BYTES = 64 * 1024 * 1024;
 
 export class Environment {
   readonly #opts: BenchOptions;
@@ -66,12 +72,13 @@ export class Environment {
       const frameworks: Record<string, unknown> = {};
       for (const w of this.#opts.workers) {
         const endpoint = this.#workers.get(`${w}/${transport}`);
-        if (endpoint) frameworks[w] = { endpoints: [endpoint], codec: 'binary', timeoutMs: 120_000, maxConcurrency: 1_000 };
+        if (endpoint) frameworks[w] = { endpoints: [endpoint], codec: 'binary', timeoutMs: 30_000, maxConcurrency: 1_000 };
       }
       const config = {
         http: { host: '127.0.0.1', port: 0 },
         zmq: { endpoint: this.#endpoint(transport, 'gateway') },
         logLevel: 'warn',
+        limits: { maxHeaderBytes: MAX_HEADER_BYTES },
         defaultFramework: Object.keys(frameworks)[0],
         frameworks,
       };
@@ -99,14 +106,14 @@ export class Environment {
       child = await this.#start({
         name: `TS worker (${transport})`,
         command: process.execPath,
-        args: [...this.#nodeArgs(`ts-worker-${transport}`), join(ROOT, 'src/worker/main.ts'), '--endpoint', endpoint, '--framework', 'ts', '--log-level', 'warn'],
-        ready: (m) => m.type === 'ready' && typeof m.endpoint === 'string',
+        args: [...this.#nodeArgs(`ts-worker-${transport}`), join(ROOT, 'bench/servers/ts-worker-main.ts'), endpoint, 'ts', String(MAX_HEADER_BYTES)],
+        ready: (m) => m.event === 'worker.listening',
       });
     } else {
       child = await this.#start({
         name: `Python SDK worker (${transport})`,
         command: PYTHON,
-        args: ['-m', 'physical_ai_worker', '--endpoint', endpoint, '--framework', 'py', '--policy', 'demo', '--log-level', 'warning'],
+        args: ['-m', 'physical_ai_worker', '--endpoint', endpoint, '--framework', 'py', '--policy', 'demo', '--log-level', 'warning', '--max-header-bytes', String(MAX_HEADER_BYTES)],
         env: { ...process.env, PYTHONPATH: join(ROOT, 'docker/worker-sdk'), PYTHONUNBUFFERED: '1', PYTHONDONTWRITEBYTECODE: '1' },
         ready: (m) => m.event === 'worker.listening',
       });
@@ -155,6 +162,30 @@ export class Environment {
     }
     this.#drivers.set(key, d);
     return d;
+  }
+
+  /**
+   * Untimed, between batches: waits until the gateway a configuration used says every framework is ready
+   * (GET /readyz). A worker busy for longer than the pool's health timeout (a single-threaded Python worker
+   * under queued JSON XL requests) is marked unhealthy, and the next configuration must not pay for that.
+   * Returns how long it waited, ms.
+   */
+  async settle(c: BenchConfig, maxWaitMs = 30_000): Promise<number> {
+    if (c.path.kind !== 'gateway-zmq' && c.path.kind !== 'gateway-http') return 0;
+    const gw = this.#gateways.get(c.path.kind === 'gateway-http' ? 'tcp' : c.transport);
+    if (!gw) return 0;
+    const t0 = performance.now();
+    while (performance.now() - t0 < maxWaitMs) {
+      try {
+        const res = await fetch(`${gw.httpUrl}/readyz`);
+        await res.arrayBuffer();
+        if (res.ok) break;
+      } catch {
+        // not answering yet
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    return performance.now() - t0;
   }
 
   /** Closes drivers, then children in reverse start order, then the ipc dir. Never throws. */

@@ -73,6 +73,8 @@ export interface BenchOptions {
   framework?: string;
   gatewayMetrics: boolean;
   profileDir?: string;
+  /** Also run the JSON paths at more than 1 in flight (off by default: slow, and not a target). */
+  jsonInflight: boolean;
   help: boolean;
 }
 
@@ -96,6 +98,7 @@ export const USAGE = `usage: npm run bench -- [flags]      (tsx bench/run.ts [fl
                             (repeatable; starts nothing locally)
   --framework NAME          framework at the target (HTTP default: demo; ZMQ default: none = the default one)
   --no-gateway-metrics      run the local gateways without request metrics
+  --json-inflight           also run the JSON paths at more than 1 in flight (default: 1 only)
   --profile-dir DIR         run the local gateways and TS workers under node --cpu-prof, profiles into DIR
   --help`;
 
@@ -135,6 +138,7 @@ export function parseOptions(argv: string[]): BenchOptions {
       framework: { type: 'string' },
       'no-gateway-metrics': { type: 'boolean', default: false },
       'profile-dir': { type: 'string' },
+      'json-inflight': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -181,6 +185,7 @@ export function parseOptions(argv: string[]): BenchOptions {
       ...(values.framework !== undefined ? { framework: values.framework } : {}),
       gatewayMetrics: !values['no-gateway-metrics'],
       ...(values['profile-dir'] !== undefined ? { profileDir: values['profile-dir'] } : {}),
+      jsonInflight: values['json-inflight']!,
       help: values.help!,
     };
   } catch (err) {
@@ -216,6 +221,7 @@ export function buildConfigs(o: BenchOptions): BenchConfig[] {
           for (const transport of o.refTransports) add({ path, transport, worker: '-', payload, inflight });
           continue;
         }
+        if (path.codec === 'json' && inflight > 1 && !o.jsonInflight) continue;
         const transports: Transport[] = path.kind === 'gateway-http' ? ['tcp'] : path.codec === 'binary' ? o.transports : o.codecTransports;
         for (const transport of transports) {
           if (!path.usesWorker) add({ path, transport, worker: '-', payload, inflight });
