@@ -3,6 +3,7 @@
 // bytes (the header is re-encoded, tensor bytes never are); the reply goes back in the caller's codec with the
 // caller's request_id. Any bytes get an answer or are dropped; none stop the loop.
 import { timingSafeEqual } from 'node:crypto';
+import { context } from '@opentelemetry/api';
 import * as zmq from 'zeromq';
 import { GatewayError, toGatewayError } from '../lib/errors.js';
 import { silentLogger, type Logger } from '../lib/log.js';
@@ -10,6 +11,7 @@ import { DEFAULT_LIMITS, decodeRequest, encodeMessage, type Codec, type Frame, t
 import { PROTOCOL_VERSION, type ReplyHeader, type RequestHeader } from '../protocol/messages.js';
 import type { Router } from '../router/router.js';
 import type { GatewayMetrics, RequestObservation } from '../telemetry/metrics.js';
+import { startServerSpan, type RequestSpan } from '../telemetry/tracing.js';
 
 export interface ZmqFrontOptions {
   /** Where to bind, e.g. tcp://127.0.0.1:5550 or tcp://127.0.0.1:* (any free port). */
@@ -26,6 +28,8 @@ export interface ZmqFrontOptions {
 
 const CONTROL_TYPES: ReadonlySet<string> = new Set(['train', 'command']);
 const MAX_ENVELOPE_FRAMES = 16;
+/** Metric and span label for a request naming no configured framework. */
+export const UNKNOWN_FRAMEWORK = 'unknown';
 
 export function tokenMatches(given: string | undefined, expected: string): boolean {
   if (given === undefined) return false;
@@ -182,28 +186,50 @@ export class ZmqFront implements AsyncDisposable {
       this.#counts.dropped++; // nothing to answer to (an empty message or a bare delimiter)
       return;
     }
+    const { router, metrics } = this.#options;
     let codec: Codec = frames[0]![0] === 0x7b ? 'json' : 'binary';
     let requestId: string | undefined;
     let reply: ReplyHeader;
     let obs: RequestObservation | undefined;
+    let span: RequestSpan | undefined;
     let framework = '';
     let copiedBytes = 0;
     let requestBytes = 0;
+    let decodeMs: number | undefined;
+    let queueMs: number | undefined;
+    let computeMs: number | undefined;
+    let transportMs: number | undefined;
     for (const f of frames) requestBytes += f.byteLength;
     try {
       if (this.#closing) throw new GatewayError('unavailable', 'the gateway is shutting down');
       const decoded = decodeRequest(frames, this.#limits);
+      const decodedAt = performance.now();
+      decodeMs = decodedAt - receivedAt;
       codec = decoded.codec;
       copiedBytes = decoded.copiedBytes;
       const header: RequestHeader = decoded.header;
       requestId = header.request_id;
-      framework = header.framework ?? this.#options.router.defaultFramework ?? '';
-      obs = this.#options.metrics?.requestStarted({ framework, transport: 'zmq', codec });
+      framework = header.framework ?? router.defaultFramework ?? '';
+      // Label by configured frameworks only: a caller cannot create series with made-up names.
+      const label = router.registry.has(framework) ? framework : UNKNOWN_FRAMEWORK;
+      obs = metrics?.requestStarted({ framework: label, transport: 'zmq', codec });
+      span = startServerSpan({ framework: label, transport: 'zmq', codec, requestId }, header, receivedAt);
       this.#authorise(header);
-      const result = await this.#options.router.route(
+      const result = await context.with(
+        span.context,
+        router.route, // with `router` as `this`: no closure per request
+        router,
         { type: header.type, data: header.data, framework: header.framework, traceparent: header.traceparent, tracestate: header.tracestate },
         { signal: this.#closeController.signal, timeoutMs: header.timeout_ms },
       );
+      const routedMs = performance.now() - decodedAt;
+      // Stages: time in the gateway before the request left for the worker (admission, on-demand start, pick,
+      // header encode), the worker's own compute, and the round trip minus the worker's total (the wire).
+      queueMs = routedMs - result.roundTripMs;
+      if (result.timing) {
+        computeMs = result.timing.compute_ms;
+        transportMs = result.roundTripMs - result.timing.total_ms;
+      }
       reply = {
         status: 'success',
         result: result.result,
@@ -213,20 +239,34 @@ export class ZmqFront implements AsyncDisposable {
         ...(result.timing ? { timing: result.timing } : {}),
       };
       this.#log.debug({ event: 'zmq_front.request', requestId, framework: result.framework, type: header.type, codec, ms: performance.now() - receivedAt });
-      obs?.end({ outcome: 'ok', requestBytes, copiedBytes, stagesMs: { worker_compute: result.timing?.compute_ms } });
     } catch (err) {
       const error = toGatewayError(err);
       requestId ??= sniffRequestId(frames[0]!);
       this.#counts.errors++;
-      if (obs) obs.end({ outcome: error.code, requestBytes, copiedBytes });
-      else this.#options.metrics?.recordError({ framework: framework || 'unknown', transport: 'zmq', code: error.code });
+      if (!obs) metrics?.recordError({ framework: framework && router.registry.has(framework) ? framework : UNKNOWN_FRAMEWORK, transport: 'zmq', code: error.code });
       const level = error.code === 'internal' ? 'error' : 'debug';
       this.#log[level]({ event: 'zmq_front.request_failed', requestId, code: error.code, message: error.message, ...(error.code === 'internal' ? { err } : {}) });
       const wire = error.toWire();
       if (requestId !== undefined) wire.request_id = requestId;
       reply = { status: 'error', error: wire, request_id: requestId, timestamp: Date.now() / 1000, version: PROTOCOL_VERSION };
     }
-    await this.#send(socket, envelope, reply, codec);
+    const encodeStart = performance.now();
+    const out = this.#encode(reply, codec);
+    const encodeMs = performance.now() - encodeStart;
+    const outcome = reply.status === 'success' ? 'ok' : typeof reply.error === 'object' ? reply.error.code : 'internal';
+    if (obs) {
+      let responseBytes = 0;
+      for (const f of out) responseBytes += f.byteLength;
+      obs.end({
+        outcome,
+        requestBytes,
+        responseBytes,
+        copiedBytes,
+        stagesMs: { decode: decodeMs, queue: queueMs, worker_compute: computeMs, transport: transportMs, encode: encodeMs },
+      });
+    }
+    span?.end(outcome, outcome === 'ok' ? undefined : typeof reply.error === 'object' ? reply.error.message : undefined);
+    await this.#send(socket, envelope, out, reply.request_id);
   }
 
   #authorise(header: RequestHeader): void {
@@ -239,20 +279,26 @@ export class ZmqFront implements AsyncDisposable {
     }
   }
 
-  async #send(socket: zmq.Router, envelope: Buffer[], reply: ReplyHeader, codec: Codec): Promise<void> {
-    let frames: Frame[];
+  /** The reply's frames; a reply that cannot be encoded becomes an `internal` error reply. */
+  #encode(reply: ReplyHeader, codec: Codec): Frame[] {
     try {
-      frames = encodeMessage(reply, codec);
+      return encodeMessage(reply, codec);
     } catch (err) {
       const wire = new GatewayError('internal', `cannot encode the reply: ${(err as Error).message}`).toWire();
-      frames = encodeMessage({ status: 'error', error: wire, request_id: reply.request_id, timestamp: Date.now() / 1000, version: PROTOCOL_VERSION }, codec);
+      reply.status = 'error';
+      reply.error = wire;
+      delete reply.result;
+      return encodeMessage({ status: 'error', error: wire, request_id: reply.request_id, timestamp: Date.now() / 1000, version: PROTOCOL_VERSION }, codec);
     }
+  }
+
+  async #send(socket: zmq.Router, envelope: Buffer[], frames: Frame[], requestId: string | undefined): Promise<void> {
     if (socket.closed) return;
     try {
       await socket.send([...envelope, ...frames]);
     } catch (err) {
       this.#counts.dropped++;
-      this.#log.warn({ event: 'zmq_front.send_failed', requestId: reply.request_id, err });
+      this.#log.warn({ event: 'zmq_front.send_failed', requestId, err });
     }
   }
 }

@@ -47,6 +47,15 @@ export const INSTRUMENTATION_NAME = 'physical-ai-gateway';
 export type Transport = 'zmq' | 'http';
 /** Same values as src/protocol/codec.ts `Codec` (kept structural so telemetry imports nothing from src). */
 export type CodecName = 'binary' | 'msgpack' | 'json';
+/**
+ * Stages of a request, as the front doors measure them:
+ * - decode: the front door decoding the request (ZMQ frames or the HTTP body, schema check included);
+ * - queue: time in the gateway between decode and the request leaving for the worker (router admission, an
+ *   on-demand framework start, worker pick, header encode); tens of µs unless a framework is being started;
+ * - worker_compute: the worker's own `timing.compute_ms`;
+ * - transport: the round trip to the worker minus the worker's `timing.total_ms` (wire and socket queues);
+ * - encode: encoding the reply.
+ */
 export const STAGES = ['decode', 'queue', 'worker_compute', 'transport', 'encode'] as const;
 export type Stage = (typeof STAGES)[number];
 /** `ok`, or an error code of src/lib/errors.ts. */

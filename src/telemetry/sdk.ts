@@ -1,7 +1,8 @@
 // The one place the OpenTelemetry SDK is set up: traces (batch processor → OTLP/HTTP JSON) and metrics
 // (periodic reader → OTLP/HTTP JSON), configured from the standard OTEL_* variables that the entry point
-// passes in. Off unless an OTLP endpoint or an exporter is named. Only src/cli may import this file, and it
-// must call startTelemetry() before createMetrics() so the metrics mirror binds to the SDK's MeterProvider.
+// passes in. Off unless an OTLP endpoint or an exporter is named. Only entry points import this file (src/cli,
+// the embedded worker's src/worker/main.ts, benchmarks), and they call startTelemetry() before createMetrics()
+// so the metrics mirror binds to the SDK's MeterProvider.
 import { context, diag, DiagLogLevel, metrics, propagation, trace } from '@opentelemetry/api';
 import type { DiagLogger } from '@opentelemetry/api';
 import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-http';

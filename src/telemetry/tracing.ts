@@ -1,7 +1,7 @@
 // Spans of the gateway and W3C trace context in the wire envelope (`traceparent`/`tracestate` header fields).
 // Uses @opentelemetry/api only: without a registered SDK every call here is the API's no-op, and a caller's
 // traceparent still passes through unchanged to the worker.
-import { context, createTraceState, isSpanContextValid, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
+import { context, createTraceState, INVALID_SPAN_CONTEXT, isSpanContextValid, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import type { Attributes, Context, Span, SpanContext, Tracer, TracerProvider } from '@opentelemetry/api';
 import { INSTRUMENTATION_NAME } from './metrics.js';
 
@@ -14,6 +14,13 @@ export interface TraceCarrier {
 /** Span names used by the gateway. */
 export const SERVER_SPAN_NAME = 'gateway.request';
 export const CLIENT_SPAN_NAME = 'gateway.worker_request';
+export const WORKER_SPAN_NAME = 'worker.request';
+
+/** The message type whose hops start no trace of their own (periodic health probes would flood the exporter). */
+const HEALTH_TYPE = 'health';
+
+/** A span that records nothing, for a hop that is not traced; its context is the parent unchanged. */
+const NOT_TRACED = trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
 
 /** The gateway's tracer (a proxy: it starts recording once an SDK registers, see sdk.ts). */
 export function getTracer(): Tracer {
@@ -131,17 +138,21 @@ export interface ServerSpanAttributes {
   requestId?: string;
 }
 
+/** Time the span started, as a `performance.now()` reading (default: now). */
+export type SpanStartTime = number | undefined;
+
 /**
  * The front doors' span: a SERVER span continuing the caller's trace from `carrier` (the request header,
  * or `{ traceparent, tracestate }` from HTTP headers). Without an SDK this is a non-recording span that
  * still carries the caller's context, so injecting it forwards the caller's traceparent unchanged.
  */
-export function startServerSpan(attrs: ServerSpanAttributes, carrier?: TraceCarrier): RequestSpan {
+export function startServerSpan(attrs: ServerSpanAttributes, carrier?: TraceCarrier, startTime?: SpanStartTime): RequestSpan {
   const parent = extractTraceContext(carrier, context.active());
   const span = getTracer().startSpan(
     SERVER_SPAN_NAME,
     {
       kind: SpanKind.SERVER,
+      startTime,
       attributes: {
         framework: attrs.framework,
         transport: attrs.transport,
@@ -166,13 +177,15 @@ export interface ClientSpanAttributes {
  * already in `header` (forwarded from the caller), else none. Writes the span's context
  * into `header.traceparent`/`tracestate` so the worker continues the same trace.
  */
-export function startClientSpan(header: TraceCarrier, attrs: ClientSpanAttributes, parent?: Context): RequestSpan {
+export function startClientSpan(header: TraceCarrier & { type?: string }, attrs: ClientSpanAttributes, parent?: Context): RequestSpan {
   let parentCtx = parent;
   if (!parentCtx) {
     const active = context.active();
     const activeSpan = trace.getSpanContext(active);
     parentCtx = activeSpan && isSpanContextValid(activeSpan) ? active : extractTraceContext(header, active);
   }
+  // A health probe outside any trace (the pool's periodic checks) is not traced: no root span every second.
+  if (header.type === HEALTH_TYPE && !hasValidSpan(parentCtx)) return requestSpan(NOT_TRACED, parentCtx);
   const span = getTracer().startSpan(
     CLIENT_SPAN_NAME,
     {
@@ -188,4 +201,41 @@ export function startClientSpan(header: TraceCarrier, attrs: ClientSpanAttribute
   const ctx = trace.setSpan(parentCtx, span);
   injectTraceContext(header, ctx);
   return requestSpan(span, ctx);
+}
+
+function hasValidSpan(ctx: Context): boolean {
+  const sc = trace.getSpanContext(ctx);
+  return sc !== undefined && isSpanContextValid(sc);
+}
+
+export interface WorkerSpanAttributes {
+  framework: string;
+  /** Message type (inference, train, ...). */
+  type: string;
+  requestId?: string;
+}
+
+/**
+ * The worker's SERVER span for one request, continuing the trace in the request header (`traceparent`, written by
+ * the gateway's client span); run the handler under `context` so its own spans are children. A health probe
+ * without trace context gets a non-recording span.
+ */
+export function startWorkerSpan(attrs: WorkerSpanAttributes, header: TraceCarrier, startTime?: SpanStartTime): RequestSpan {
+  const parent = extractTraceContext(header, context.active());
+  if (attrs.type === HEALTH_TYPE && !hasValidSpan(parent)) return requestSpan(NOT_TRACED, parent);
+  const span = getTracer().startSpan(
+    WORKER_SPAN_NAME,
+    {
+      kind: SpanKind.SERVER,
+      startTime,
+      attributes: {
+        framework: attrs.framework,
+        'rpc.system': 'zeromq',
+        'rpc.method': attrs.type,
+        ...(attrs.requestId === undefined ? {} : { request_id: attrs.requestId }),
+      },
+    },
+    parent,
+  );
+  return requestSpan(span, trace.setSpan(parent, span));
 }

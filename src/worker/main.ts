@@ -1,14 +1,27 @@
 // Entry point of the embedded demo worker process: `tsx src/worker/main.ts --endpoint <ep> [--delay-ms N]`.
 // Started by the gateway as a child process (fork, so readiness is reported over the IPC channel); it exits
 // when told to (SIGTERM/SIGINT) or when its parent goes away, so it never outlives the gateway.
+// It inherits the gateway's environment: with OTEL_* variables set it exports its spans too (service name
+// `<OTEL_SERVICE_NAME or physical-ai-gateway>-worker`), continuing the gateway's traces.
 import { parseArgs } from 'node:util';
-import { createLogger, isLogLevel } from '../lib/log.js';
+import { createLogger, isLogLevel, type Logger } from '../lib/log.js';
 import { createDemoWorker } from './demo-worker.js';
 
 export interface WorkerReadyMessage {
   type: 'ready';
   endpoint: string;
   pid: number;
+}
+
+/**
+ * The OpenTelemetry SDK when an OTEL_* variable asks for it; the SDK is loaded only then, so a plain start stays fast.
+ */
+async function startWorkerTelemetry(log: Logger): Promise<{ shutdown(): Promise<void> }> {
+  const env = process.env;
+  if (!Object.keys(env).some((k) => k.startsWith('OTEL_'))) return { shutdown: async () => {} };
+  const { startTelemetry } = await import('../telemetry/sdk.js');
+  const serviceName = `${env.OTEL_SERVICE_NAME?.trim() || 'physical-ai-gateway'}-worker`;
+  return startTelemetry({ serviceName, env: { ...env, OTEL_SERVICE_NAME: serviceName }, log });
 }
 
 async function main(): Promise<void> {
@@ -22,6 +35,7 @@ async function main(): Promise<void> {
   });
   const level = isLogLevel(values['log-level']) ? values['log-level'] : 'info';
   const log = createLogger({ level, bindings: { process: 'demo-worker' } });
+  const telemetry = await startWorkerTelemetry(log);
   const delayMs = Number(values['delay-ms']);
   const worker = createDemoWorker({ endpoint: values.endpoint!, framework: values.framework!, delayMs: Number.isFinite(delayMs) ? delayMs : 0, log });
   let stopping = false;
@@ -30,6 +44,7 @@ async function main(): Promise<void> {
     stopping = true;
     log.info({ event: 'worker.stopping', reason });
     await worker.close({ graceMs: 2_000 });
+    await telemetry.shutdown().catch((err: unknown) => log.warn({ event: 'worker.telemetry_shutdown_failed', err }));
     process.disconnect?.();
     process.exit(0);
   };

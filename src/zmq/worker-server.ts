@@ -1,11 +1,13 @@
 // Worker side of the protocol: a ROUTER socket serving handlers registered by message type, concurrently,
 // answering every message (unknown types, throwing handlers and bad frames get error replies).
+import { context } from '@opentelemetry/api';
 import * as zmq from 'zeromq';
 import { abortError, throwIfAborted } from '../lib/abort.js';
 import { GatewayError, toGatewayError } from '../lib/errors.js';
 import { silentLogger, type Logger } from '../lib/log.js';
 import { DEFAULT_LIMITS, decodeRequest, encodeMessage, type Codec, type Frame, type Limits } from '../protocol/codec.js';
 import { PROTOCOL_VERSION, type HealthResult, type ReplyHeader, type RequestHeader } from '../protocol/messages.js';
+import { startWorkerSpan, type RequestSpan } from '../telemetry/tracing.js';
 import { parseEndpoint } from './addresses.js';
 
 export interface HandlerContext {
@@ -166,12 +168,15 @@ export class WorkerServer implements AsyncDisposable {
     let codec: Codec = frames[0]?.[0] === 0x7b ? 'json' : 'binary';
     let requestId: string | undefined;
     let reply: ReplyHeader;
+    let span: RequestSpan | undefined;
     try {
       const decoded = decodeRequest(frames, this.#limits);
       codec = decoded.codec;
       const header = decoded.header;
       requestId = header.request_id;
       const decodedAt = performance.now();
+      // Continues the trace of the gateway's client span (the header's traceparent); handlers run under it.
+      span = startWorkerSpan({ framework: this.framework, type: header.type, requestId }, header, receivedAt);
       const handler = this.#handlers.get(header.type);
       if (!handler) {
         throw new GatewayError('bad_request', `unknown message type '${header.type}'; this worker handles: ${[...this.#handlers.keys()].join(', ')}`, { path: '/type' });
@@ -185,8 +190,9 @@ export class WorkerServer implements AsyncDisposable {
       throwIfAborted(signal, `request ${requestId ?? ''}`);
       const counted = header.type !== 'health';
       if (counted) this.#busy++;
+      const ctx = { requestId, header, signal };
       const result = await Promise.race([
-        Promise.resolve(handler(header.data ?? {}, { requestId, header, signal })),
+        Promise.resolve(context.with(span.context, handler, undefined, header.data ?? {}, ctx)),
         new Promise<never>((_, reject) => signal.addEventListener('abort', () => reject(abortError(signal, 'handler')), { once: true })),
       ]).finally(() => {
         if (counted) this.#busy--;
@@ -200,8 +206,13 @@ export class WorkerServer implements AsyncDisposable {
         version: PROTOCOL_VERSION,
         timing: { decode_ms: decodedAt - receivedAt, compute_ms: doneAt - decodedAt, total_ms: doneAt - receivedAt },
       };
+      span.end('ok');
     } catch (err) {
       reply = this.#errorReply(err, requestId, receivedAt);
+      if (span) {
+        const wire = reply.error;
+        span.end(typeof wire === 'object' ? wire.code : 'internal', typeof wire === 'object' ? wire.message : wire);
+      }
     }
     await this.#send(socket, envelope, reply, codec);
   }

@@ -2,6 +2,7 @@
 // msgpack with inline tensors, answered in the same encoding; status, readiness, OpenAPI and docs. No listen():
 // server.ts serves it, tests call app.request().
 import { randomUUID } from 'node:crypto';
+import { context } from '@opentelemetry/api';
 import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { GatewayError, toGatewayError } from '../../lib/errors.js';
@@ -11,7 +12,8 @@ import { PROTOCOL_VERSION, type ReplyHeader, type RequestHeader } from '../../pr
 import { validate } from '../../protocol/schemas.js';
 import { retryAfterSeconds, type Router } from '../../router/router.js';
 import type { GatewayMetrics, RequestObservation } from '../../telemetry/metrics.js';
-import { tokenMatches } from '../zmq-front.js';
+import { startServerSpan, type RequestSpan } from '../../telemetry/tracing.js';
+import { tokenMatches, UNKNOWN_FRAMEWORK } from '../zmq-front.js';
 import { DOCS_HTML } from './docs-page.js';
 import { buildOpenApi } from './openapi.js';
 
@@ -64,12 +66,16 @@ function encodeBody(value: object, encoding: Encoding): Uint8Array {
 
 /** The JSON/msgpack error body `{error:{code,message,retryable,request_id,path?}}` with its status and headers. */
 export function errorResponse(c: Context, err: unknown, requestId: string, encoding: Encoding = 'json'): Response {
-  const error = toGatewayError(err);
+  return errorReply(c, toGatewayError(err), requestId, encoding).response;
+}
+
+function errorReply(c: Context, error: GatewayError, requestId: string, encoding: Encoding): { response: Response; bytes: number } {
   const wire = { ...error.toWire(), request_id: requestId };
   const headers: Record<string, string> = { 'content-type': contentType(encoding), 'x-request-id': requestId };
   if (error.code === 'overloaded' || retryAfterSeconds(error) !== undefined) headers['retry-after'] = String(retryAfterSeconds(error) ?? 1);
   if (error.code === 'unauthorized') headers['www-authenticate'] = 'Bearer';
-  return c.body(encodeBody({ error: wire }, encoding) as Uint8Array<ArrayBuffer>, error.httpStatus as 400, headers);
+  const body = encodeBody({ error: wire }, encoding);
+  return { response: c.body(body as Uint8Array<ArrayBuffer>, error.httpStatus as 400, headers), bytes: body.byteLength };
 }
 
 export function createHttpApp(options: HttpAppOptions): Hono {
@@ -82,12 +88,17 @@ export function createHttpApp(options: HttpAppOptions): Hono {
   let openapi: Record<string, unknown> | undefined;
 
   const requestIdOf = (c: Context) => c.req.header('x-request-id')?.slice(0, 128) || randomUUID();
+  /** The metrics label of the route's framework: configured names only, so callers cannot create series. */
+  const frameworkLabel = (name: string | undefined) => (name !== undefined && router.registry.has(name) ? name : UNKNOWN_FRAMEWORK);
+  /** Counts a request refused before its handler ran (token, body limit). */
+  const recordRefused = (c: Context, code: string) => metrics?.recordError({ framework: frameworkLabel(c.req.param('name')), transport: 'http', code });
 
   const requireToken: MiddlewareHandler = async (c, next) => {
     if (!requireAuth) return next();
     const header = c.req.header('authorization') ?? '';
     const match = /^Bearer\s+(.+)$/i.exec(header);
     if (authToken === undefined || !match || !tokenMatches(match[1]!.trim(), authToken)) {
+      recordRefused(c, 'unauthorized');
       return errorResponse(c, new GatewayError('unauthorized', 'this endpoint needs Authorization: Bearer <token>'), requestIdOf(c), encodingOf(c));
     }
     return next();
@@ -122,23 +133,31 @@ export function createHttpApp(options: HttpAppOptions): Hono {
 
   const limit = bodyLimit({
     maxSize: bodyLimitBytes,
-    onError: (c) => errorResponse(c, new GatewayError('too_large', `request body is larger than ${bodyLimitBytes} bytes`), requestIdOf(c), encodingOf(c)),
+    onError: (c) => {
+      recordRefused(c, 'too_large');
+      return errorResponse(c, new GatewayError('too_large', `request body is larger than ${bodyLimitBytes} bytes`), requestIdOf(c), encodingOf(c));
+    },
   });
 
   const handle = async (c: Context, type: string, hasBody: boolean): Promise<Response> => {
     const receivedAt = performance.now();
     const name = c.req.param('name')!;
     const encoding = encodingOf(c);
+    const codec = encoding === 'msgpack' ? 'msgpack' : 'json';
+    const label = frameworkLabel(name);
     let requestId = requestIdOf(c);
-    let obs: RequestObservation | undefined;
+    // Every request is observed, an unknown framework under the `unknown` label.
+    const obs: RequestObservation | undefined = metrics?.requestStarted({ framework: label, transport: 'http', codec });
+    let span: RequestSpan | undefined;
     let requestBytes = 0;
+    let copiedBytes = 0;
+    let decodeMs: number | undefined;
     try {
-      if (!router.registry.has(name)) throw new GatewayError('unknown_framework', `unknown framework '${name}' (configured: ${router.registry.names.join(', ')})`);
-      obs = metrics?.requestStarted({ framework: name, transport: 'http', codec: encoding === 'msgpack' ? 'msgpack' : 'json' });
+      if (label === UNKNOWN_FRAMEWORK) throw new GatewayError('unknown_framework', `unknown framework '${name}' (configured: ${router.registry.names.join(', ')})`);
       let header: RequestHeader = { type, data: {} };
-      let copiedBytes = 0;
       if (hasBody) {
         const bytes = new Uint8Array(await c.req.arrayBuffer());
+        const decodeStart = performance.now();
         requestBytes = bytes.byteLength;
         if (bytes.byteLength > bodyLimitBytes) throw new GatewayError('too_large', `request body is larger than ${bodyLimitBytes} bytes`);
         let body: Record<string, unknown>;
@@ -168,11 +187,21 @@ export function createHttpApp(options: HttpAppOptions): Hono {
         if (header.framework !== undefined && header.framework !== name) {
           throw new GatewayError('bad_request', `envelope framework '${header.framework}' does not match the path's '${name}'`, { path: '/framework' });
         }
+        decodeMs = performance.now() - decodeStart;
       }
-      const result = await router.route(
-        { type, data: header.data ?? {}, framework: name, traceparent: header.traceparent ?? c.req.header('traceparent'), tracestate: header.tracestate ?? c.req.header('tracestate') },
+      // The caller's trace context: the envelope's fields, else the W3C `traceparent`/`tracestate` HTTP headers.
+      const traceparent = header.traceparent ?? c.req.header('traceparent');
+      const tracestate = header.traceparent !== undefined ? header.tracestate : c.req.header('tracestate');
+      span = startServerSpan({ framework: label, transport: 'http', codec, requestId }, { traceparent, tracestate }, receivedAt);
+      const routeStart = performance.now();
+      const result = await context.with(
+        span.context,
+        router.route, // with `router` as `this`: no closure per request
+        router,
+        { type, data: header.data ?? {}, framework: name, traceparent, tracestate },
         { signal: c.req.raw.signal, timeoutMs: header.timeout_ms },
       );
+      const routedMs = performance.now() - routeStart;
       const reply: ReplyHeader = {
         status: 'success',
         result: result.result,
@@ -181,9 +210,24 @@ export function createHttpApp(options: HttpAppOptions): Hono {
         version: PROTOCOL_VERSION,
         ...(result.timing ? { timing: result.timing } : {}),
       };
+      const encodeStart = performance.now();
       const body = encodeBody(reply, encoding);
-      const totalMs = performance.now() - receivedAt;
-      obs?.end({ outcome: 'ok', requestBytes, responseBytes: body.byteLength, copiedBytes, stagesMs: { worker_compute: result.timing?.compute_ms } });
+      const doneAt = performance.now();
+      const totalMs = doneAt - receivedAt;
+      obs?.end({
+        outcome: 'ok',
+        requestBytes,
+        responseBytes: body.byteLength,
+        copiedBytes,
+        stagesMs: {
+          decode: decodeMs,
+          queue: routedMs - result.roundTripMs,
+          worker_compute: result.timing?.compute_ms,
+          transport: result.timing ? result.roundTripMs - result.timing.total_ms : undefined,
+          encode: doneAt - encodeStart,
+        },
+      });
+      span.end('ok');
       log.debug({ event: 'http.request', requestId, framework: name, type, encoding, ms: totalMs });
       const serverTiming = [`gateway;dur=${totalMs.toFixed(3)}`, ...(result.timing ? [`worker;dur=${result.timing.total_ms.toFixed(3)}`] : [])].join(', ');
       return c.body(body as Uint8Array<ArrayBuffer>, 200, { 'content-type': contentType(encoding), 'x-request-id': requestId, 'server-timing': serverTiming });
@@ -191,9 +235,13 @@ export function createHttpApp(options: HttpAppOptions): Hono {
       const error = toGatewayError(err);
       if (error.code === 'internal') log.error({ event: 'http.request_failed', requestId, framework: name, type, err });
       else log.debug({ event: 'http.request_failed', requestId, framework: name, type, code: error.code, message: error.message });
-      const res = errorResponse(c, error, requestId, encoding);
-      obs?.end({ outcome: error.code, requestBytes });
-      return res;
+      // A request that failed before its span started (unknown framework, bad body) still gets one, from the HTTP headers.
+      span ??= startServerSpan({ framework: label, transport: 'http', codec, requestId }, { traceparent: c.req.header('traceparent'), tracestate: c.req.header('tracestate') }, receivedAt);
+      const encodeStart = performance.now();
+      const { response, bytes } = errorReply(c, error, requestId, encoding);
+      obs?.end({ outcome: error.code, requestBytes, responseBytes: bytes, copiedBytes, stagesMs: { decode: decodeMs, encode: performance.now() - encodeStart } });
+      span.end(error.code, error.message);
+      return response;
     }
   };
 
