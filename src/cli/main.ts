@@ -12,6 +12,7 @@ import { createLogger, type Logger } from '../lib/log.js';
 import { decodeMessage, encodeMessage, type Codec } from '../protocol/codec.js';
 import { Tensor } from '../protocol/tensor.js';
 import { createMetrics } from '../telemetry/metrics.js';
+import { startTelemetry } from '../telemetry/sdk.js';
 import { WorkerClient } from '../zmq/worker-client.js';
 import type { CliCommand, CliIo } from './commands.js';
 import { dockerCommands } from './docker-commands.js';
@@ -53,10 +54,13 @@ const serve: CliCommand = {
     const file = values.config ?? envConfig;
     const config = await loadConfig({ file, overrides: { ...envOverrides, ...flags } });
     const log = createLogger({ level: config.logLevel, bindings: { service: 'physical-ai-gateway' } });
+    // OpenTelemetry (OTEL_* variables; off without them) before createMetrics, so the OTLP metrics mirror binds to it.
+    const telemetry = startTelemetry({ serviceName: 'physical-ai-gateway', serviceVersion: VERSION, env: io.env, log });
     const metrics = createMetrics(new Registry());
     const launcher = await dockerLauncherFor(config, log);
     const gateway = await startGateway(config, { log, metrics, version: VERSION, launcher }).catch(async (err: unknown) => {
       await launcher?.close();
+      await telemetry.shutdown().catch(() => undefined);
       throw err;
     });
 
@@ -91,6 +95,7 @@ const serve: CliCommand = {
       process.once('SIGTERM', () => stop('SIGTERM'));
     });
     await launcher?.close();
+    await telemetry.shutdown().catch((err: unknown) => io.err(`telemetry shutdown failed: ${String(err)}`));
     io.out('stopped');
     return 0;
   },
