@@ -2,23 +2,42 @@
 // modules are imported only when one of these runs, so `serve` never loads dockerode.
 import { homedir } from 'node:os';
 import { parseArgs } from 'node:util';
+import { ConfigError, ENV_VARS, loadConfig } from '../config.js';
 import { createLogger } from '../lib/log.js';
 import type { CliCommand, CliIo } from './commands.js';
 
-async function context(io: CliIo, args: { 'image-tag'?: string; cpu?: boolean; jetson?: boolean }) {
-  const [{ DockerManager }, { builtinFrameworkSpecs }, { createHealthProbe }] = await Promise.all([
+/**
+ * The manager and the framework specs: the built-in ones (lerobot, groot, pi0), and, with --config (or
+ * PAIG_CONFIG), the gateway config's frameworks that have a `launcher` (they win over built-ins of the same name).
+ */
+async function context(io: CliIo, args: { 'image-tag'?: string; cpu?: boolean; jetson?: boolean; config?: string }) {
+  const [{ DockerManager }, { builtinFrameworkSpecs }, { createHealthProbe }, { specsFromConfig }] = await Promise.all([
     import('../docker/docker-manager.js'),
     import('../docker/framework-spec.js'),
     import('../docker/probe.js'),
+    import('../docker/docker-support.js'),
   ]);
   const log = createLogger({ level: 'warn' });
   const probe = createHealthProbe({ log });
   const manager = new DockerManager({ log, probe });
-  const specs = builtinFrameworkSpecs({ homeDir: homedir(), imageTag: args['image-tag'], gpus: args.cpu ? false : 'all', jetson: args.jetson });
+  const builtins = builtinFrameworkSpecs({ homeDir: homedir(), imageTag: args['image-tag'], gpus: args.cpu ? false : 'all', jetson: args.jetson });
+  const file = args.config ?? io.env[ENV_VARS.config];
+  let configured: ReturnType<typeof specsFromConfig> = [];
+  if (file) {
+    const config = await loadConfig({ file });
+    try {
+      configured = specsFromConfig(Object.values(config.frameworks), { homeDir: homedir(), ...(args['image-tag'] ? { imageTag: args['image-tag'] } : {}) });
+    } catch (err) {
+      throw new ConfigError([{ path: 'frameworks', message: (err as Error).message }], file);
+    }
+  }
+  const names = new Set(configured.map((s) => s.name));
+  const specs = [...configured, ...builtins.filter((b) => !names.has(b.name))];
   return { manager, specs, out: io.out, probe, log };
 }
 
 const common = {
+  config: { type: 'string' as const, short: 'c' },
   'image-tag': { type: 'string' as const },
   cpu: { type: 'boolean' as const, default: false },
   jetson: { type: 'boolean' as const, default: false },
@@ -31,7 +50,7 @@ export const dockerCommands: CliCommand[] = [
     async run(args, io) {
       const { values, positionals } = parseArgs({ args, options: common, allowPositionals: true });
       if (positionals.length !== 1) {
-        io.err('usage: physical-ai-gateway up <framework> [--image-tag local] [--cpu] [--jetson]');
+        io.err('usage: physical-ai-gateway up <framework> [--config gateway.yaml] [--image-tag local] [--cpu] [--jetson]');
         return 2;
       }
       const { up } = await import('../docker/commands.js');

@@ -64,7 +64,7 @@ export function fromEngineError(err: unknown, what: string, socket?: string): Do
   if (e?.code && NO_ENGINE_CODES.has(e.code)) {
     const where = socket ? ` at ${socket}` : '';
     const hint = e.code === 'EACCES' ? ' (permission denied: add the user to the docker group or run as root)' : ' (start it with scripts/ensure-docker.sh or your service manager)';
-    return new DockerError('unavailable', 'no_engine', `${what}: no Docker engine answers${where}: ${e.code}${hint}`, { cause: err });
+    return new DockerError('unavailable', 'no_engine', `${what}: Docker is not reachable: no Docker engine answers${where}: ${e.code}${hint}`, { cause: err });
   }
   const status = statusOf(err);
   const message = engineMessage(err);

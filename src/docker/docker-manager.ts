@@ -695,9 +695,14 @@ export class DockerManager {
 
   /** One resource sample (the engine takes about a second: it samples twice to compute CPU %). */
   async stats(idOrName: string): Promise<ResourceSample> {
+    return (await this.statsWithRaw(idOrName)).sample;
+  }
+
+  /** One resource sample and the engine's stats document it was computed from (for telemetry's own formula). */
+  async statsWithRaw(idOrName: string): Promise<{ sample: ResourceSample; raw: Docker.ContainerStats }> {
     try {
       const raw = (await this.docker.getContainer(idOrName).stats({ stream: false })) as unknown as Docker.ContainerStats;
-      return toSample(idOrName, raw, undefined);
+      return { sample: toSample(idOrName, raw, undefined), raw };
     } catch (err) {
       throw this.#wrap(err, `stats of ${idOrName}`);
     }
@@ -718,6 +723,7 @@ export class DockerManager {
     this.#streams.add(stream);
     const onAbort = () => stream.destroy();
     signal?.addEventListener('abort', onAbort, { once: true });
+    if (signal?.aborted || this.#closed) stream.destroy(); // aborted while the request was on its way
     let prev: T | undefined;
     try {
       for await (const line of linesOf(stream)) {

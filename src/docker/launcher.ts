@@ -6,9 +6,9 @@ import { abortError, sleep, throwIfAborted } from '../lib/abort.js';
 import { GatewayError } from '../lib/errors.js';
 import { EventStream } from '../lib/event-stream.js';
 import { silentLogger, type Logger } from '../lib/log.js';
-import type { FrameworkLauncher } from '../router/framework-launcher.js';
+import type { FrameworkControl, FrameworkLauncher, LaunchState, LaunchStatus, ManagedContainer } from '../router/framework-launcher.js';
 import { DockerError, isDockerError } from './docker-error.js';
-import { DockerManager, type ContainerEvent, type ReadinessProbe } from './docker-manager.js';
+import { DockerManager, type ContainerEvent, type ReadinessProbe, type ResourceSample } from './docker-manager.js';
 import { DEFAULT_READY_TIMEOUT_MS, containerNameFor, usesGpu, validateFrameworkSpec, type FrameworkSpec } from './framework-spec.js';
 
 export interface DockerLauncherOptions {
@@ -29,18 +29,12 @@ export interface DockerLauncherOptions {
   probeTimeoutMs?: number;
   /** Log lines attached to a "died while starting" error; default 30. */
   logTailLines?: number;
+  /** Where containers() finds each container's last resource sample (the sampler, container-watch.ts). */
+  stats?: { lastStats(container: string): ResourceSample | undefined };
 }
 
-export type FrameworkState = 'absent' | 'stopped' | 'starting' | 'ready' | 'running';
-
-export interface FrameworkStatus {
-  framework: string;
-  state: FrameworkState;
-  container: string;
-  containerId: string | undefined;
-  endpoint: string | undefined;
-  image: string;
-}
+export type FrameworkState = LaunchState;
+export type FrameworkStatus = LaunchStatus;
 
 export type LauncherEvent =
   | { type: 'starting'; framework: string }
@@ -79,7 +73,7 @@ function raceSignal<T>(promise: Promise<T>, signal: AbortSignal, what: string): 
   });
 }
 
-export class DockerLauncher implements FrameworkLauncher {
+export class DockerLauncher implements FrameworkLauncher, FrameworkControl {
   readonly #manager: DockerManager;
   readonly #specs = new Map<string, FrameworkSpec>();
   readonly #probe: ReadinessProbe;
@@ -93,7 +87,9 @@ export class DockerLauncher implements FrameworkLauncher {
   readonly #stopping = new Set<string>();
   readonly #events = new EventStream<LauncherEvent>();
   readonly #closeController = new AbortController();
-  #watching: Promise<void> | undefined;
+  /** Container events already handled (own subscription and noteContainerEvent may both deliver one). */
+  readonly #seenEvents = new Set<string>();
+  #watching: Promise<unknown> | undefined;
   #watchAlive = false;
   #closing: Promise<void> | undefined;
 
@@ -140,7 +136,13 @@ export class DockerLauncher implements FrameworkLauncher {
     if (this.#closing) throw new GatewayError('unavailable', 'launcher is closed');
     throwIfAborted(signal, `start ${framework}`);
     const known = this.#ready.get(framework);
-    if (known && this.#watchAlive) return known;
+    if (known && this.#watchAlive) {
+      // The router asks only when its pool found no ready worker: check the container is still there, since
+      // a die event may still be on its way.
+      const info = await this.#manager.inspect(containerNameFor(spec)).catch(() => undefined);
+      if (info?.State.Running) return known;
+      this.#ready.delete(framework);
+    }
     let start = this.#starting.get(framework);
     if (!start) {
       start = this.#start(spec).finally(() => this.#starting.delete(framework));
@@ -158,14 +160,20 @@ export class DockerLauncher implements FrameworkLauncher {
       this.#idleTimers.delete(framework);
       if (this.#starting.has(framework)) return;
       this.#log.info({ event: 'docker.framework_idle_stop', framework, idleMs });
-      this.stop(framework, 'idle').catch((err: unknown) => this.#log.warn({ event: 'docker.idle_stop_failed', framework, err }));
+      this.#stop(framework, 'idle').catch((err: unknown) => this.#log.warn({ event: 'docker.idle_stop_failed', framework, err }));
     }, idleMs);
     timer.unref();
     this.#idleTimers.set(framework, timer);
   }
 
   /** Stops a framework's container (kept for a fast restart); not running is not an error. */
-  async stop(framework: string, reason: 'idle' | 'switch' | 'request' | 'close' = 'request'): Promise<void> {
+  async stop(framework: string, signal?: AbortSignal): Promise<void> {
+    this.#spec(framework);
+    throwIfAborted(signal, `stop ${framework}`);
+    await (signal ? raceSignal(this.#stop(framework, 'request'), signal, `stop ${framework}`) : this.#stop(framework, 'request'));
+  }
+
+  async #stop(framework: string, reason: 'idle' | 'switch' | 'request' | 'close'): Promise<void> {
     const spec = this.#spec(framework);
     clearTimeout(this.#idleTimers.get(framework));
     this.#idleTimers.delete(framework);
@@ -197,6 +205,78 @@ export class DockerLauncher implements FrameworkLauncher {
     );
   }
 
+  /** Every container labelled as ours: state, health, image, endpoint (ours to launch), memory limit, last stats. */
+  async containers(): Promise<ManagedContainer[]> {
+    const byName = new Map([...this.#specs.values()].map((s) => [containerNameFor(s), s]));
+    const list = await this.#manager.listContainers();
+    const rows = await Promise.all(
+      list.map(async (c): Promise<ManagedContainer | undefined> => {
+        const info = await this.#manager.inspect(c.id).catch(() => undefined);
+        if (!info) return undefined; // removed meanwhile
+        const spec = byName.get(c.name);
+        const running = info.State.Running;
+        const endpoint = spec && running ? await this.#manager.endpointFor(spec).catch(() => undefined) : undefined;
+        const health = (info.State as { Health?: { Status?: string } }).Health?.Status;
+        const memory = info.HostConfig.Memory ?? 0;
+        const stats = running ? this.#opts.stats?.lastStats(c.name) : undefined;
+        return {
+          framework: c.framework ?? null,
+          name: c.name,
+          id: c.id,
+          state: info.State.Status,
+          health: health === 'healthy' || health === 'unhealthy' || health === 'starting' ? health : 'none',
+          image: c.image,
+          endpoint: endpoint ?? null,
+          memoryLimitBytes: memory > 0 ? memory : null,
+          startedAt: running ? info.State.StartedAt : null,
+          exitCode: running ? null : info.State.ExitCode,
+          oomKilled: info.State.OOMKilled,
+          lastStats: stats
+            ? {
+                time: stats.time.toISOString(),
+                cpuPercent: stats.cpuPercent ?? null,
+                memoryUsedBytes: stats.memoryUsedBytes,
+                memoryLimitBytes: stats.memoryLimitBytes,
+                networkRxBytes: stats.networkRxBytes,
+                networkTxBytes: stats.networkTxBytes,
+                blockReadBytes: stats.blockReadBytes,
+                blockWriteBytes: stats.blockWriteBytes,
+                pids: stats.pids ?? null,
+              }
+            : null,
+        };
+      }),
+    );
+    return rows.filter((r): r is ManagedContainer => r !== undefined);
+  }
+
+  /**
+   * A lifecycle event of one of our containers seen elsewhere (the sampler's subscription): a die/stop/destroy/oom
+   * of a framework's container forgets its readiness, so the next request starts it again. Idempotent per event.
+   */
+  noteContainerEvent(e: ContainerEvent): void {
+    const key = `${e.type}:${e.containerId}:${e.time.getTime()}:${e.health ?? ''}`;
+    if (this.#seenEvents.has(key)) return;
+    this.#seenEvents.add(key);
+    if (this.#seenEvents.size > 256) this.#seenEvents.delete(this.#seenEvents.values().next().value!);
+    const spec = [...this.#specs.values()].find((s) => containerNameFor(s) === e.name);
+    if (!spec || spec.name !== e.framework) return;
+    const framework = spec.name;
+    if (e.type === 'die' || e.type === 'stop' || e.type === 'destroy') {
+      this.#ready.delete(framework);
+      if (e.type === 'die') {
+        const expected = this.#stopping.has(framework);
+        if (!expected) this.#log.warn({ event: 'docker.framework_exited', framework, exitCode: e.exitCode });
+        this.#events.emit({ type: 'exited', framework, exitCode: e.exitCode, expected });
+      }
+    } else if (e.type === 'oom') {
+      this.#ready.delete(framework);
+      this.#events.emit({ type: 'oom', framework });
+    } else if (e.type === 'health' && e.health === 'unhealthy') {
+      this.#events.emit({ type: 'unhealthy', framework });
+    }
+  }
+
   async #start(spec: FrameworkSpec): Promise<string[]> {
     const t0 = performance.now();
     const framework = spec.name;
@@ -205,7 +285,8 @@ export class DockerLauncher implements FrameworkLauncher {
     const signal = AbortSignal.any([this.#closeController.signal, AbortSignal.timeout(readyMs)]);
     this.#events.emit({ type: 'starting', framework });
     try {
-      await this.#watchEvents();
+      const watchError = await this.#watchEvents();
+      if (isDockerError(watchError, 'no_engine')) throw watchError;
       if (this.#opts.oneGpuFrameworkAtATime && usesGpu(spec)) await this.#stopOtherGpuFrameworks(framework);
       let info = await this.#manager.inspect(name);
       if (info && !DockerManager.isOurs(info)) {
@@ -236,9 +317,14 @@ export class DockerLauncher implements FrameworkLauncher {
       this.touch(framework);
       return endpoints;
     } catch (err) {
-      const error = signal.aborted && !isDockerError(err) ? this.#abortReason(spec, signal, readyMs) : err;
+      let error = signal.aborted && !isDockerError(err) ? this.#abortReason(spec, signal, readyMs) : err;
+      if (isDockerError(error, 'no_engine')) {
+        error = new DockerError('unavailable', 'no_engine', `framework ${framework} runs in Docker and cannot start: ${error.message}`, { cause: error });
+      }
       this.#events.emit({ type: 'start_failed', framework, error: error instanceof Error ? error.message : String(error) });
-      this.#log.warn({ event: 'docker.framework_start_failed', framework, err: error });
+      // no engine: said once at start-up (see gateway-docker.ts); each request's failure is not news
+      if (isDockerError(error, 'no_engine')) this.#log.debug({ event: 'docker.framework_start_failed', framework, err: error });
+      else this.#log.warn({ event: 'docker.framework_start_failed', framework, err: error });
       throw error;
     }
   }
@@ -315,45 +401,31 @@ export class DockerLauncher implements FrameworkLauncher {
       const info = await this.#manager.inspect(containerNameFor(other));
       if (info?.State.Running && DockerManager.isOurs(info)) {
         this.#log.info({ event: 'docker.framework_switch', stopping: other.name, starting: framework });
-        await this.stop(other.name, 'switch');
+        await this.#stop(other.name, 'switch');
       }
     }
   }
 
-  /** Subscribes once to our containers' events; they clear readiness on die/stop and are re-emitted. */
-  #watchEvents(): Promise<void> {
+  /** Subscribes once to our containers' events; they clear readiness on die/stop and are re-emitted. Resolves with the failure, if any. */
+  #watchEvents(): Promise<unknown> {
     return (this.#watching ??= (async () => {
       try {
         const events = await this.#manager.events({ signal: this.#closeController.signal });
         this.#watchAlive = true;
         void this.#consume(events);
+        return undefined;
       } catch (err) {
         this.#watching = undefined; // try again on the next start
-        this.#log.warn({ event: 'docker.events_unavailable', err });
+        if (isDockerError(err, 'no_engine')) this.#log.debug({ event: 'docker.events_unavailable', err });
+        else this.#log.warn({ event: 'docker.events_unavailable', err });
+        return err;
       }
     })());
   }
 
   async #consume(events: AsyncIterable<ContainerEvent>): Promise<void> {
-    const byContainer = new Map([...this.#specs.values()].map((s) => [containerNameFor(s), s.name]));
     try {
-      for await (const e of events) {
-        const framework = byContainer.get(e.name);
-        if (!framework || this.#specs.get(framework)?.name !== e.framework) continue;
-        if (e.type === 'die' || e.type === 'stop' || e.type === 'destroy') {
-          this.#ready.delete(framework);
-          if (e.type === 'die') {
-            const expected = this.#stopping.has(framework);
-            if (!expected) this.#log.warn({ event: 'docker.framework_exited', framework, exitCode: e.exitCode });
-            this.#events.emit({ type: 'exited', framework, exitCode: e.exitCode, expected });
-          }
-        } else if (e.type === 'oom') {
-          this.#ready.delete(framework);
-          this.#events.emit({ type: 'oom', framework });
-        } else if (e.type === 'health' && e.health === 'unhealthy') {
-          this.#events.emit({ type: 'unhealthy', framework });
-        }
-      }
+      for await (const e of events) this.noteContainerEvent(e);
     } catch (err) {
       this.#log.warn({ event: 'docker.events_ended', err });
     } finally {
@@ -371,7 +443,7 @@ export class DockerLauncher implements FrameworkLauncher {
       this.#closeController.abort(new GatewayError('cancelled', 'launcher closed'));
       await Promise.allSettled([...this.#starting.values()]);
       if (this.#opts.stopOnClose) {
-        await Promise.allSettled([...this.#specs.keys()].map((f) => this.stop(f, 'close')));
+        await Promise.allSettled([...this.#specs.keys()].map((f) => this.#stop(f, 'close')));
       }
       this.#events.close();
     })());

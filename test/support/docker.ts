@@ -8,9 +8,16 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import type { TestContext } from 'node:test';
-import { silentLogger } from '../../src/lib/log.js';
+import { Registry } from 'prom-client';
+import { parseConfig } from '../../src/config.js';
+import { silentLogger, type Logger } from '../../src/lib/log.js';
 import { DockerManager } from '../../src/docker/docker-manager.js';
+import { startDockerSupport, type DockerSupport } from '../../src/docker/docker-support.js';
+import type { FrameworkSpec } from '../../src/docker/framework-spec.js';
 import { createHealthProbe } from '../../src/docker/probe.js';
+import { startGateway, type Gateway } from '../../src/gateway/gateway.js';
+import { registerControlRoutes } from '../../src/gateway/http/control-routes.js';
+import { createMetrics, type GatewayMetrics } from '../../src/telemetry/metrics.js';
 
 export const TEST_IMAGE = 'physical-ai-gateway/worker:local';
 export const BASE_IMAGE = 'physical-ai-gateway/worker-base:local';
@@ -90,4 +97,88 @@ export async function eventually<T>(check: () => Promise<T | undefined>, timeout
     if (Date.now() > end) throw new Error(`condition not met within ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, intervalMs));
   }
+}
+
+/** A demo-policy framework spec on the test image: host network, a free 127.0.0.1 port, this run's labels. */
+export async function testSpec(framework: string, extra: Partial<FrameworkSpec> = {}): Promise<FrameworkSpec> {
+  return {
+    name: framework,
+    image: TEST_IMAGE,
+    networkMode: 'host',
+    port: await freePort(),
+    containerName: uniqueName(framework),
+    labels: runLabels(),
+    readyTimeoutMs: 30_000,
+    stopTimeoutS: 2,
+    ...extra,
+  };
+}
+
+export interface DockerGateway {
+  gateway: Gateway;
+  support: DockerSupport;
+  metrics: GatewayMetrics;
+  /** JSON request to the gateway's HTTP API: status and parsed body. */
+  http(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; body: Record<string, unknown> }>;
+  /** The /metrics text. */
+  metricsText(): Promise<string>;
+}
+
+/**
+ * A real gateway (ephemeral ports) whose frameworks with a launcher run in containers of the test image: the
+ * DockerLauncher, the container sampler feeding a real metrics registry, and the HTTP control routes. Closed
+ * after the test; this run's containers are removed (testManager).
+ */
+export async function startDockerGateway(
+  t: TestContext,
+  { specs, config, statsIntervalMs = 60_000, log }: { specs: FrameworkSpec[]; config: Record<string, unknown>; statsIntervalMs?: number; log?: Logger },
+): Promise<DockerGateway> {
+  const manager = testManager(t);
+  const metrics = createMetrics(new Registry());
+  const support = await startDockerSupport({ specs, manager, metrics, statsIntervalMs, labels: [`${RUN_LABEL}=${RUN_ID}`], ...(log ? { log } : {}) });
+  let gateway: Gateway;
+  try {
+    const parsed = parseConfig({ healthIntervalMs: 200, ...config }, { httpPort: 0, zmqEndpoint: 'tcp://127.0.0.1:*' });
+    gateway = await startGateway(parsed, {
+      launcher: support.launcher,
+      metrics,
+      ...(log ? { log } : {}),
+      extendHttp: (app, { requireToken }) => registerControlRoutes(app, { control: support.launcher, requireToken, ...(log ? { log } : {}) }),
+    });
+  } catch (err) {
+    await support.close();
+    throw err;
+  }
+  t.after(async () => {
+    await gateway.close(500);
+    await support.close();
+  });
+  return {
+    gateway,
+    support,
+    metrics,
+    async http(method, path, body, headers = {}) {
+      const res = await fetch(`${gateway.httpUrl}${path}`, {
+        method,
+        headers: { ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
+        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+        signal: AbortSignal.timeout(120_000),
+      });
+      const text = await res.text();
+      return { status: res.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
+    },
+    metricsText: () => fetch(`${gateway.httpUrl}/metrics`).then((r) => r.text()),
+  };
+}
+
+/** The value of one series in a Prometheus text exposition, or undefined when absent. */
+export function metricValue(text: string, name: string, labels: Record<string, string>): number | undefined {
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${name}{`)) continue;
+    const close = line.lastIndexOf('}');
+    const labelText = line.slice(name.length + 1, close);
+    const have = Object.fromEntries([...labelText.matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((m) => [m[1], m[2]]));
+    if (Object.entries(labels).every(([k, v]) => have[k] === v)) return Number(line.slice(close + 1).trim());
+  }
+  return undefined;
 }

@@ -1,0 +1,142 @@
+// Docker for a running gateway, in one piece the composition root (cli serve, tests) starts: the manager, the
+// launcher for the frameworks configured with a `launcher`, and the sampler whose stats and events feed the
+// metrics and the launcher. No engine at start: one clear error in the log, and the launcher answers
+// `unavailable` ("Docker is not reachable") until an engine answers; the rest of the gateway is unaffected.
+import type Docker from 'dockerode';
+import { GatewayError } from '../lib/errors.js';
+import { silentLogger, type Logger } from '../lib/log.js';
+import { containerStatsFromDocker, type DockerStatsJson, type GatewayMetrics } from '../telemetry/metrics.js';
+import { watchContainers, type ContainerWatch } from './container-watch.js';
+import { DockerManager, type ContainerEvent, type ReadinessProbe } from './docker-manager.js';
+import { builtinFrameworkSpecs, validateFrameworkSpec, type FrameworkSpec } from './framework-spec.js';
+import { DockerLauncher, type DockerLauncherOptions } from './launcher.js';
+import { createHealthProbe } from './probe.js';
+
+/** A framework of the gateway's config that names a launcher: a built-in spec name or a spec mapping. */
+export interface LaunchableFramework {
+  name: string;
+  launcher?: unknown;
+}
+
+/**
+ * The framework specs for the config's launchable frameworks. `launcher: lerobot|groot|pi0` takes the built-in
+ * spec (under the framework's own name); a mapping is a spec of its own. Bad entries: one `bad_request` naming each.
+ */
+export function specsFromConfig(frameworks: readonly LaunchableFramework[], { homeDir, imageTag }: { homeDir: string; imageTag?: string }): FrameworkSpec[] {
+  const builtins = builtinFrameworkSpecs({ homeDir, ...(imageTag ? { imageTag } : {}) });
+  const problems: string[] = [];
+  const specs: FrameworkSpec[] = [];
+  for (const f of frameworks) {
+    if (f.launcher === undefined) continue;
+    try {
+      if (typeof f.launcher === 'string') {
+        const found = builtins.find((b) => b.name === f.launcher);
+        if (!found) throw new GatewayError('bad_request', `no built-in spec '${f.launcher}' (built-in: ${builtins.map((b) => b.name).join(', ')})`);
+        specs.push({ ...found, name: f.name });
+      } else specs.push(validateFrameworkSpec({ ...(f.launcher as object), name: f.name }));
+    } catch (err) {
+      problems.push(`frameworks.${f.name}.launcher: ${(err as Error).message}`);
+    }
+  }
+  if (problems.length > 0) throw new GatewayError('bad_request', problems.join('; '));
+  return specs;
+}
+
+/** What the sampler writes into (the gateway's metrics). */
+export type ContainerMetricsSink = Pick<GatewayMetrics, 'recordContainerStats' | 'recordContainerOom' | 'removeContainer'>;
+
+export interface DockerSupportOptions {
+  specs: readonly FrameworkSpec[];
+  /** An existing manager (not closed by close()); otherwise one is made from `docker`. */
+  manager?: DockerManager;
+  /** dockerode connection options (default: /var/run/docker.sock). */
+  docker?: Docker.DockerOptions;
+  log?: Logger;
+  /** Worker readiness probe; default the ZMQ health probe. */
+  probe?: ReadinessProbe;
+  metrics?: ContainerMetricsSink;
+  /** Time between two stats rounds of the sampler; default 5000 ms. */
+  statsIntervalMs?: number;
+  /** Extra label filters for the sampler (e.g. one test run's containers). */
+  labels?: string[];
+  /** More launcher options (idle stop, one GPU framework at a time, ...). */
+  launcher?: Omit<DockerLauncherOptions, 'manager' | 'specs' | 'probe' | 'log' | 'stats'>;
+  /** Called when a framework's container dies (after the launcher has forgotten it). */
+  onContainerExit?: (framework: string, event: ContainerEvent) => void;
+}
+
+export interface DockerSupport {
+  readonly manager: DockerManager;
+  readonly launcher: DockerLauncher;
+  readonly watch: ContainerWatch;
+  /** Whether an engine answered at start (and its version), or the error. */
+  readonly engine: { reachable: true; version: string } | { reachable: false; error: string };
+  /** Closes the launcher, the sampler and (when it made it) the manager. Idempotent. */
+  close(): Promise<void>;
+}
+
+export async function startDockerSupport(options: DockerSupportOptions): Promise<DockerSupport> {
+  const log = (options.log ?? silentLogger).child({ component: 'docker' });
+  const ownsManager = options.manager === undefined;
+  const probe = options.probe ?? options.manager?.probe ?? createHealthProbe({ log: options.log ?? silentLogger });
+  const manager = options.manager ?? new DockerManager({ ...(options.docker ? { docker: options.docker } : {}), log: options.log ?? silentLogger, probe });
+  const frameworks = options.specs.map((s) => s.name);
+
+  let engine: DockerSupport['engine'];
+  try {
+    const v = await manager.version();
+    engine = { reachable: true, version: v.version };
+    log.info({ event: 'docker.engine', version: v.version, apiVersion: v.apiVersion, frameworks });
+  } catch (err) {
+    const message = (err as Error).message;
+    engine = { reachable: false, error: message };
+    log.error({
+      event: 'docker.engine_unavailable',
+      message: `Docker is not reachable; frameworks ${frameworks.join(', ')} will answer 503 unavailable until an engine answers (the others are served as usual): ${message}`,
+    });
+  }
+
+  const metrics = options.metrics;
+  const late: { watch?: ContainerWatch } = {};
+  // Built first: a bad spec throws here, before anything runs.
+  const launcher = new DockerLauncher({
+    ...options.launcher,
+    manager,
+    specs: options.specs,
+    probe,
+    log: options.log ?? silentLogger,
+    stats: { lastStats: (container) => late.watch?.lastStats(container) },
+  });
+  const watch = watchContainers({
+    manager,
+    intervalMs: options.statsIntervalMs ?? 5_000,
+    log: options.log ?? silentLogger,
+    ...(options.labels ? { labels: options.labels } : {}),
+    onStats: (s) => {
+      if (metrics && s.framework !== undefined) metrics.recordContainerStats(containerStatsFromDocker(s.framework, s.container, s.raw as unknown as DockerStatsJson));
+    },
+    onEvent: (e) => {
+      const labels = e.framework !== undefined ? { framework: e.framework, container: e.name } : undefined;
+      if (metrics && labels) {
+        if (e.type === 'oom') metrics.recordContainerOom(labels);
+        if (e.type === 'die' || e.type === 'destroy') metrics.removeContainer(labels);
+      }
+      launcher.noteContainerEvent(e);
+      if (e.type === 'die' && e.framework !== undefined) options.onContainerExit?.(e.framework, e);
+    },
+  });
+  late.watch = watch;
+
+  let closing: Promise<void> | undefined;
+  return {
+    manager,
+    launcher,
+    watch,
+    engine,
+    close: () =>
+      (closing ??= (async () => {
+        await Promise.allSettled([launcher.close(), watch.close()]);
+        if (ownsManager) await manager.close();
+      })()),
+  };
+}
