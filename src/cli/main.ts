@@ -5,13 +5,13 @@ import { homedir } from 'node:os';
 import { parseArgs } from 'node:util';
 import { Registry } from 'prom-client';
 import { ConfigError, DEFAULT_HTTP_PORT, DEFAULT_ZMQ_ENDPOINT, loadConfig, overridesFromEnv, type ConfigOverrides, type GatewayConfig } from '../config.js';
-import type { FrameworkLauncher } from '../router/framework-launcher.js';
-import { startGateway } from '../gateway/gateway.js';
+import { startGateway, type Gateway } from '../gateway/gateway.js';
+import { registerControlRoutes } from '../gateway/http/control-routes.js';
 import { GatewayError } from '../lib/errors.js';
 import { createLogger, type Logger } from '../lib/log.js';
 import { decodeMessage, encodeMessage, type Codec } from '../protocol/codec.js';
 import { Tensor } from '../protocol/tensor.js';
-import { createMetrics } from '../telemetry/metrics.js';
+import { createMetrics, type GatewayMetrics } from '../telemetry/metrics.js';
 import { startTelemetry } from '../telemetry/sdk.js';
 import { WorkerClient } from '../zmq/worker-client.js';
 import type { CliCommand, CliIo } from './commands.js';
@@ -57,12 +57,21 @@ const serve: CliCommand = {
     // OpenTelemetry (OTEL_* variables; off without them) before createMetrics, so the OTLP metrics mirror binds to it.
     const telemetry = startTelemetry({ serviceName: 'physical-ai-gateway', serviceVersion: VERSION, env: io.env, log });
     const metrics = createMetrics(new Registry());
-    const launcher = await dockerLauncherFor(config, log);
-    const gateway = await startGateway(config, { log, metrics, version: VERSION, launcher }).catch(async (err: unknown) => {
-      await launcher?.close();
+    const late: { gateway?: Gateway } = {};
+    const docker = await dockerSupportFor(config, log, metrics, late);
+    const launcher = docker?.launcher;
+    const gateway = await startGateway(config, {
+      log,
+      metrics,
+      version: VERSION,
+      launcher,
+      extendHttp: (app, { requireToken }) => registerControlRoutes(app, { control: launcher, requireToken, log }),
+    }).catch(async (err: unknown) => {
+      await docker?.close();
       await telemetry.shutdown().catch(() => undefined);
       throw err;
     });
+    late.gateway = gateway;
 
     const names = gateway.router.status().map((f) => `${f.name}${f.default ? ' (default)' : ''}: ${f.state}`).join(', ');
     io.out(`physical-ai-gateway ${VERSION} listening`);
@@ -94,7 +103,7 @@ const serve: CliCommand = {
       process.once('SIGINT', () => stop('SIGINT'));
       process.once('SIGTERM', () => stop('SIGTERM'));
     });
-    await launcher?.close();
+    await docker?.close();
     await telemetry.shutdown().catch((err: unknown) => io.err(`telemetry shutdown failed: ${String(err)}`));
     io.out('stopped');
     return 0;
@@ -102,29 +111,29 @@ const serve: CliCommand = {
 };
 
 /**
- * The docker launcher for frameworks whose config names a `launcher`: a built-in spec name (lerobot, groot, pi0)
- * or a spec mapping (src/docker/framework-spec.ts). None: undefined, and dockerode is never loaded.
+ * Docker for frameworks whose config names a `launcher` (a built-in spec name: lerobot, groot, pi0, or a spec
+ * mapping, src/docker/framework-spec.ts): the launcher, and the container sampler feeding the metrics. A container
+ * that dies makes its pool check health at once. None launchable: undefined, and dockerode is never loaded.
  */
-async function dockerLauncherFor(config: GatewayConfig, log: Logger): Promise<FrameworkLauncher | undefined> {
+async function dockerSupportFor(config: GatewayConfig, log: Logger, metrics: GatewayMetrics, late: { gateway?: Gateway }) {
   const launchable = Object.values(config.frameworks).filter((f) => f.launcher !== undefined);
   if (launchable.length === 0) return undefined;
-  const [{ DockerManager }, spec, { DockerLauncher }, { createHealthProbe }] = await Promise.all([
-    import('../docker/docker-manager.js'),
-    import('../docker/framework-spec.js'),
-    import('../docker/launcher.js'),
-    import('../docker/probe.js'),
-  ]);
-  const builtins = spec.builtinFrameworkSpecs({ homeDir: homedir() });
-  const specs = launchable.map((f) => {
-    if (typeof f.launcher === 'string') {
-      const found = builtins.find((b) => b.name === f.launcher);
-      if (!found) throw new ConfigError([{ path: `frameworks.${f.name}.launcher`, message: `no built-in spec '${f.launcher}' (built-in: ${builtins.map((b) => b.name).join(', ')})` }]);
-      return { ...found, name: f.name };
-    }
-    return spec.validateFrameworkSpec({ ...(f.launcher as object), name: f.name });
+  const { specsFromConfig, startDockerSupport } = await import('../docker/docker-support.js');
+  let specs;
+  try {
+    specs = specsFromConfig(launchable, { homeDir: homedir() });
+  } catch (err) {
+    throw new ConfigError([{ path: 'frameworks', message: (err as Error).message }]);
+  }
+  return startDockerSupport({
+    specs,
+    log,
+    metrics,
+    onContainerExit: (framework) => {
+      const registry = late.gateway?.router.registry;
+      if (registry?.has(framework)) void registry.resolve(framework).pool.checkHealth().catch(() => undefined);
+    },
   });
-  const probe = createHealthProbe({ log });
-  return new DockerLauncher({ manager: new DockerManager({ log, probe }), specs, probe, log });
 }
 
 // ---------------------------------------------------------------- infer
