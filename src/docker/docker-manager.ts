@@ -226,7 +226,9 @@ export class DockerManager {
 
   constructor({ docker, log = silentLogger, probe }: DockerManagerOptions = {}) {
     this.docker = new Docker(docker);
-    this.#socket = docker?.socketPath ?? (docker?.host ? `${docker.host}:${docker.port ?? ''}` : '/var/run/docker.sock');
+    // where the modem really connects (it also honours DOCKER_HOST when no options are given)
+    const modem = this.docker.modem as { socketPath?: string; host?: string; port?: string | number };
+    this.#socket = modem.socketPath ?? (modem.host ? `${modem.host}:${modem.port ?? ''}` : '/var/run/docker.sock');
     this.#log = log.child({ component: 'docker' });
     this.probe = probe;
   }
