@@ -55,7 +55,8 @@ export interface TargetResult {
   description: string;
   /** The measured value, in `unit`. */
   value: number | null;
-  threshold: number;
+  /** null when the threshold is itself a measurement that is missing. */
+  threshold: number | null;
   unit: string;
   met: boolean | null;
   detail: string;
@@ -137,21 +138,29 @@ function gatewayCosts(results: ResultEntry[]): GatewayCost[] {
 function targets(results: ResultEntry[], costs: GatewayCost[]): TargetResult[] {
   const p50 = (path: string, worker: string, payload: string, transport = 'tcp') => find(results, path, transport, worker, payload)?.latency.p50_us;
   const out: TargetResult[] = [];
-  const add = (id: string, description: string, value: number | undefined, threshold: number, unit: string, atMost: boolean, detail: string) =>
-    out.push({ id, description, value: value === undefined ? null : r1(value), threshold, unit, met: value === undefined ? null : atMost ? value <= threshold : value >= threshold, detail: value === undefined ? 'not measured in this run' : detail });
+  const add = (id: string, description: string, value: number | undefined, threshold: number | undefined, unit: string, atMost: boolean, detail: string) => {
+    const measured = value !== undefined && threshold !== undefined;
+    out.push({
+      id,
+      description,
+      value: value === undefined ? null : r1(value),
+      threshold: threshold === undefined ? null : r1(threshold),
+      unit,
+      met: !measured ? null : atMost ? value <= threshold : value >= threshold,
+      detail: measured ? detail : 'not measured in this run',
+    });
+  };
 
   const gwPy = p50('gateway-zmq-binary', 'py', 'L');
   const ref = p50('python-groot-ref', '-', 'L');
-  add('python-vs-groot-ref', 'L p50 through the gateway (ZMQ binary) to the Python SDK worker ≤ direct Python pyzmq REQ/REP GR00T-style pair', gwPy, ref ?? Number.NaN, 'µs', true,
+  add('python-vs-groot-ref', 'L p50 through the gateway (ZMQ binary) to the Python SDK worker ≤ direct Python pyzmq REQ/REP GR00T-style pair', gwPy, ref, 'µs', true,
     `gateway→Python worker ${gwPy} µs vs GR00T-style pair ${ref} µs`);
-  if (ref === undefined) out[out.length - 1]!.met = null;
 
   for (const worker of ['ts', 'py']) {
     const c = costs.find((x) => x.payload === 'L' && x.codec === 'binary' && x.transport === 'tcp' && x.worker === worker);
     const raw = c?.raw_zeromq_p50_us ?? undefined;
-    add(`gateway-cost-${worker}`, `gateway cost at L (binary, tcp, ${worker === 'ts' ? 'TS' : 'Python'} worker) ≤ one raw zeromq.js round trip at L`, c?.cost_us, raw ?? Number.NaN, 'µs', true,
+    add(`gateway-cost-${worker}`, `gateway cost at L (binary, tcp, ${worker === 'ts' ? 'TS' : 'Python'} worker) ≤ one raw zeromq.js round trip at L`, c?.cost_us, raw, 'µs', true,
       c ? `${c.gateway_p50_us} − ${c.direct_p50_us} = ${c.cost_us} µs vs raw zeromq.js ${raw ?? '?'} µs` : '');
-    if (raw === undefined) out[out.length - 1]!.met = null;
   }
 
   const zmqL = p50('gateway-zmq-binary', 'ts', 'L');
@@ -305,7 +314,7 @@ export function renderMarkdown(report: Report): string {
   lines.push('|---|---:|---:|---|---|');
   for (const t of report.targets) {
     const met = t.met === null ? 'n/a' : t.met ? 'yes' : '**no**';
-    lines.push(`| ${t.description} | ${t.value === null ? '–' : `${t.value.toLocaleString('en-US')} ${t.unit}`} | ${Number.isNaN(t.threshold) ? '–' : `${t.threshold.toLocaleString('en-US')} ${t.unit}`} | ${met} | ${t.detail} |`);
+    lines.push(`| ${t.description} | ${t.value === null ? '–' : `${t.value.toLocaleString('en-US')} ${t.unit}`} | ${t.threshold === null ? '–' : `${t.threshold.toLocaleString('en-US')} ${t.unit}`} | ${met} | ${t.detail} |`);
   }
   lines.push('', 'Plots: `latency-by-payload.svg` (p50 with a bar to p99, log scale), `latency-cdf-L.svg` (latency CDF at L, 1 in flight).', '');
   return lines.join('\n');

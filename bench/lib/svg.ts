@@ -79,7 +79,8 @@ export function latencyByPayloadSvg(report: Report): string {
   const ly = (v: number) => y0 - ((Math.log10(v) - Math.log10(min)) / (Math.log10(max) - Math.log10(min))) * (y0 - y1);
   body.push(`<line x1="${x0}" y1="${y0}" x2="${x1}" y2="${y0}" stroke="#333"/><line x1="${x0}" y1="${y0}" x2="${x0}" y2="${y1}" stroke="#333"/>`);
   for (const t of logTicks(min, max)) {
-    body.push(`<line x1="${x0}" y1="${ly(t)}" x2="${x1}" y2="${ly(t)}" stroke="#e5e5e5"/><text x="${x0 - 6}" y="${ly(t) + 4}" font-size="11" text-anchor="end">${fmtUs(t)}</text>`);
+    const y = ly(t).toFixed(1);
+    body.push(`<line x1="${x0}" y1="${y}" x2="${x1}" y2="${y}" stroke="#e5e5e5"/><text x="${x0 - 6}" y="${(ly(t) + 4).toFixed(1)}" font-size="11" text-anchor="end">${fmtUs(t)}</text>`);
   }
   payloads.forEach((p, i) => body.push(`<text x="${lx(i)}" y="${y0 + 20}" font-size="12" text-anchor="middle">${p} (${Math.round(report.payloads[p]!.request_tensor_bytes / 1000).toLocaleString('en-US')} kB)</text>`));
   body.push(`<text x="${(x0 + x1) / 2}" y="${H - 16}" font-size="12" text-anchor="middle">payload (request tensor bytes)</text>`);
@@ -105,11 +106,14 @@ export function latencyByPayloadSvg(report: Report): string {
   return frame('Round-trip latency by payload (p50, bar to p99)', body, legend, subtitleOf(report));
 }
 
-/** Empirical CDF of the round trip at `payload`, 1 in flight, one line per configuration (log x). */
+/**
+ * Empirical CDF of the round trip at `payload`, 1 in flight, one line per configuration (log x). JSON paths
+ * are left out (100× slower, they would squeeze every other curve into a corner); the tables have them.
+ */
 export function cdfSvg(report: Report, payload: string): string {
   const curves = report.cdf[payload] ?? {};
-  const keys = Object.keys(curves).filter((k) => (curves[k] ?? []).length > 0);
   const byKey = new Map(report.results.map((e) => [e.key, e]));
+  const keys = Object.keys(curves).filter((k) => (curves[k] ?? []).length > 0 && byKey.get(k)?.codec !== 'json');
   if (keys.length === 0) return frame(`Latency CDF at ${payload}`, ['<text x="100" y="200">no data</text>'], [], subtitleOf(report));
   const values = keys.flatMap((k) => curves[k]!.map(([v]) => v));
   const min = Math.min(...values) * 0.9;
@@ -122,7 +126,10 @@ export function cdfSvg(report: Report, payload: string): string {
   const ly = (f: number) => y0 - f * (y0 - y1);
   const body: string[] = [];
   body.push(`<line x1="${x0}" y1="${y0}" x2="${x1}" y2="${y0}" stroke="#333"/><line x1="${x0}" y1="${y0}" x2="${x0}" y2="${y1}" stroke="#333"/>`);
-  for (const t of logTicks(min, max)) body.push(`<line x1="${lx(t)}" y1="${y0}" x2="${lx(t)}" y2="${y1}" stroke="#eee"/><text x="${lx(t)}" y="${y0 + 16}" font-size="11" text-anchor="middle">${fmtUs(t)}</text>`);
+  for (const t of logTicks(min, max)) {
+    const x = lx(t).toFixed(1);
+    body.push(`<line x1="${x}" y1="${y0}" x2="${x}" y2="${y1}" stroke="#eee"/><text x="${x}" y="${y0 + 16}" font-size="11" text-anchor="middle">${fmtUs(t)}</text>`);
+  }
   for (const f of [0, 0.25, 0.5, 0.75, 0.9, 0.99, 1]) body.push(`<line x1="${x0}" y1="${ly(f)}" x2="${x1}" y2="${ly(f)}" stroke="#eee"/><text x="${x0 - 6}" y="${ly(f) + 4}" font-size="11" text-anchor="end">${f}</text>`);
   body.push(`<text x="${(x0 + x1) / 2}" y="${H - 16}" font-size="12" text-anchor="middle">round trip (log scale)</text>`);
   body.push(`<text transform="translate(18 ${(y0 + y1) / 2}) rotate(-90)" font-size="12" text-anchor="middle">fraction of requests ≤ x</text>`);
@@ -137,5 +144,5 @@ export function cdfSvg(report: Report, payload: string): string {
     body.push(`<path d="${d}" fill="none" stroke="${color}" stroke-width="1.8"${dash ? ' stroke-dasharray="6 3"' : ''}/>`);
     legend.push({ label: e ? seriesLabel(e) : k, color, dash });
   });
-  return frame(`Latency CDF at ${payload}, 1 request in flight`, body, legend, subtitleOf(report));
+  return frame(`Latency CDF at ${payload}, 1 request in flight (JSON paths omitted)`, body, legend, subtitleOf(report));
 }
