@@ -48,7 +48,18 @@ export interface GatewayConfig {
   shutdownGraceMs: number;
   /** Seconds between background health checks of each pool. */
   healthIntervalMs: number;
+  /** How launcher-started frameworks (Docker) are managed. */
+  docker: DockerConfig;
   frameworks: Record<string, FrameworkConfig>;
+}
+
+export interface DockerConfig {
+  /** Stop a launched framework after this long without requests, ms (0: never). */
+  idleStopMs: number;
+  /** Keep at most one GPU framework running: starting one stops the others. */
+  oneGpuFrameworkAtATime: boolean;
+  /** Time between container stats samples for the metrics, ms. */
+  statsIntervalMs: number;
 }
 
 /** Values from flags or the environment; they win over the file. */
@@ -136,7 +147,7 @@ class Checker {
   }
 }
 
-const TOP_KEYS = ['http', 'zmq', 'defaultFramework', 'authToken', 'logLevel', 'limits', 'shutdownGraceMs', 'healthIntervalMs', 'frameworks'] as const;
+const TOP_KEYS = ['http', 'zmq', 'defaultFramework', 'authToken', 'logLevel', 'limits', 'shutdownGraceMs', 'healthIntervalMs', 'docker', 'frameworks'] as const;
 const FRAMEWORK_KEYS = ['endpoints', 'codec', 'timeoutMs', 'maxConcurrency', 'embedded', 'embeddedDelayMs', 'launcher', 'startTimeoutMs'] as const;
 
 /** The framework table used when no config file names any: `demo`, served by the embedded worker. */
@@ -192,6 +203,18 @@ export function parseConfig(raw: unknown, overrides: ConfigOverrides = {}, sourc
   };
   const shutdownGraceMs = c.int(root.shutdownGraceMs, 'shutdownGraceMs', DEFAULT_SHUTDOWN_GRACE_MS, 0, 600_000);
   const healthIntervalMs = c.int(root.healthIntervalMs, 'healthIntervalMs', 1_000, 50, 600_000);
+  const dockerRaw = c.object(root.docker, 'docker') ?? {};
+  c.known(dockerRaw, ['idleStopMs', 'oneGpuFrameworkAtATime', 'statsIntervalMs'], 'docker');
+  let oneGpuFrameworkAtATime = false;
+  if (dockerRaw.oneGpuFrameworkAtATime !== undefined) {
+    if (typeof dockerRaw.oneGpuFrameworkAtATime === 'boolean') oneGpuFrameworkAtATime = dockerRaw.oneGpuFrameworkAtATime;
+    else c.add('docker.oneGpuFrameworkAtATime', 'must be true or false');
+  }
+  const docker: DockerConfig = {
+    idleStopMs: c.int(dockerRaw.idleStopMs, 'docker.idleStopMs', 0, 0, 7 * 24 * 3_600_000),
+    oneGpuFrameworkAtATime,
+    statsIntervalMs: c.int(dockerRaw.statsIntervalMs, 'docker.statsIntervalMs', 5_000, 500, 3_600_000),
+  };
 
   const frameworks: Record<string, FrameworkConfig> = {};
   const fwRaw = c.object(root.frameworks, 'frameworks');
@@ -259,6 +282,7 @@ export function parseConfig(raw: unknown, overrides: ConfigOverrides = {}, sourc
     limits,
     shutdownGraceMs,
     healthIntervalMs,
+    docker,
     frameworks,
   };
 }

@@ -129,6 +129,8 @@ async function dockerSupportFor(config: GatewayConfig, log: Logger, metrics: Gat
     specs,
     log,
     metrics,
+    statsIntervalMs: config.docker.statsIntervalMs,
+    launcher: { idleStopMs: config.docker.idleStopMs || undefined, oneGpuFrameworkAtATime: config.docker.oneGpuFrameworkAtATime },
     onContainerExit: (framework) => {
       const registry = late.gateway?.router.registry;
       if (registry?.has(framework)) void registry.resolve(framework).pool.checkHealth().catch(() => undefined);

@@ -21,6 +21,7 @@ test('config: no file → the embedded demo framework on the documented defaults
   assert.deepEqual(Object.keys(config.frameworks), ['demo']);
   assert.equal(config.frameworks.demo!.embedded, true);
   assert.equal(config.defaultFramework, 'demo');
+  assert.deepEqual(config.docker, { idleStopMs: 0, oneGpuFrameworkAtATime: false, statsIntervalMs: 5_000 });
 });
 
 test('config: every bad field is reported at once, with its path', () => {
@@ -33,6 +34,7 @@ test('config: every bad field is reported at once, with its path', () => {
         authToken: 'short',
         frameworks: { lerobot: { endpoints: ['tcp://127.0.0.1:5555', 'nope'], codec: 'xml', timeoutMs: -1 }, 'Bad Name': { embedded: true }, groot: {} },
         defaultFramework: 'pi0',
+        docker: { idleStopMs: -5, oneGpuFrameworkAtATime: 'yes', statsIntervalMs: 1, swarm: true },
       });
     } catch (e) {
       return e;
@@ -41,7 +43,7 @@ test('config: every bad field is reported at once, with its path', () => {
   })();
   assert.ok(err instanceof ConfigError);
   const paths = err.issues.map((i) => i.path);
-  for (const p of ['http.port', 'http.colour', 'zmq.endpoint', 'logLevel', 'authToken', 'frameworks.lerobot.endpoints[1]', 'frameworks.lerobot.codec', 'frameworks.lerobot.timeoutMs', 'frameworks.Bad Name', 'frameworks.groot', 'defaultFramework']) {
+  for (const p of ['http.port', 'http.colour', 'zmq.endpoint', 'logLevel', 'authToken', 'frameworks.lerobot.endpoints[1]', 'frameworks.lerobot.codec', 'frameworks.lerobot.timeoutMs', 'frameworks.Bad Name', 'frameworks.groot', 'defaultFramework', 'docker.idleStopMs', 'docker.oneGpuFrameworkAtATime', 'docker.statsIntervalMs', 'docker.swarm']) {
     assert.ok(paths.includes(p), `${p} in ${paths.join(', ')}`);
   }
 });
