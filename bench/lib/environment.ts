@@ -15,8 +15,8 @@ export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const PYTHON = '/usr/bin/python3';
 const TSX_ARGS = ['--import', 'tsx'];
 /**
- * Header limit of the gateways and workers started here. The default (1 MiB) refuses the original JSON codec
- * at L and XL (`too_large`: its header holds every tensor as number lists); raised so JSON can be measured.
+ * Header limit of the gateways and workers started here: above the product default (16 MiB) so the original
+ * JSON codec, whose header holds every tensor as number lists (10 MB at XL), fits with room for larger payloads.
  * Binary and msgpack paths are not affected (their headers are small, or checked against the message limit).
  */
 export const MAX_HEADER_BYTES = 64 * 1024 * 1024;

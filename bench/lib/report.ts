@@ -209,7 +209,7 @@ export function buildReport({ opts, machine, startedAt, durationS, results }: Re
       'N in flight: N concurrent request loops through one client (one ZMQ DEALER connection; HTTP: one keep-alive agent, one connection per loop); req/s = completed / busy time.',
       'Every process is separate: client (this harness), gateway, worker; the gateway reaches its workers over the same transport as its ZMQ front door. HTTP always runs over tcp.',
       'Payload bytes are fixed by the seed; the reply is the demo policy\'s float32 [16, 14] chunk.',
-      'The gateways and workers started here allow 64 MiB headers (default 1 MiB), so the original JSON codec, whose header holds every tensor as number lists, can carry L and XL; the other codecs are unaffected.',
+      'The gateways and workers started here allow 64 MiB headers (product default 16 MiB), so the original JSON codec, whose header holds every tensor as number lists, fits at every payload; the other codecs are unaffected.',
     ],
     payloads,
     results: entries,
