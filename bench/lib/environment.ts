@@ -28,14 +28,12 @@ export class Environment {
   readonly #workers = new Map<string, string>();
   readonly #gateways = new Map<Transport, { httpUrl: string; zmqEndpoint: string }>();
   readonly #raw = new Map<Transport, string>();
-  readonly #ipcDir: string;
+  #ipcDir: string | undefined;
   readonly log: (line: string) => void;
 
   constructor(opts: BenchOptions, log: (line: string) => void) {
     this.#opts = opts;
     this.log = log;
-    const base = tmpdir().length < 60 ? tmpdir() : '/tmp';
-    this.#ipcDir = mkdtempSync(join(base, 'paig-bench-'));
   }
 
   #nodeArgs(name: string): string[] {
@@ -45,7 +43,10 @@ export class Environment {
   }
 
   #endpoint(transport: Transport, name: string): string {
-    return transport === 'ipc' ? `ipc://${join(this.#ipcDir, `${name}.sock`)}` : 'tcp://127.0.0.1:*';
+    if (transport === 'tcp') return 'tcp://127.0.0.1:*';
+    // ipc paths must stay under ~100 bytes: a short temp dir, made on first use, removed by close().
+    this.#ipcDir ??= mkdtempSync(join(tmpdir().length < 60 ? tmpdir() : '/tmp', 'paig-bench-'));
+    return `ipc://${join(this.#ipcDir, `${name}.sock`)}`;
   }
 
   async #start(o: Parameters<typeof startChild>[0]): Promise<Child> {
@@ -193,7 +194,7 @@ export class Environment {
     for (const d of this.#drivers.values()) await d.close().catch(() => undefined);
     this.#drivers.clear();
     for (const c of this.#children.splice(0).reverse()) await c.close().catch(() => undefined);
-    rmSync(this.#ipcDir, { recursive: true, force: true });
+    if (this.#ipcDir) rmSync(this.#ipcDir, { recursive: true, force: true });
   }
 }
 
