@@ -1,23 +1,37 @@
 // Telemetry overhead, measured in one run:
-//  1. the per-request telemetry work of the gateway in a hot loop (requestStarted/end with stages, a server span,
-//     a client span injected into the header): no telemetry vs metrics + no-op tracing (no SDK) vs metrics +
-//     tracing with the SDK registered (BatchSpanProcessor into an in-memory exporter);
-//  2. the full inference path at the L payload (three 224x224x3 images + state) through a real gateway's ZMQ
-//     front door to its embedded demo worker, metrics on vs off in interleaved blocks on the same gateway
-//     (the OTel SDK is registered throughout; the gateway itself does not start spans yet, so the span cost
-//     from part 1 is added to give the projected ratio).
-// Usage: npx tsx bench/telemetry-overhead.ts [--requests 4000] [--rounds 10] [--json]
+//  1. the per-request telemetry work of the gateway in a hot loop (requestStarted/end with stages, the server span,
+//     the client span injected into the header, the worker's span): no telemetry vs metrics + tracing API without
+//     an SDK vs metrics + tracing with the SDK registered (BatchSpanProcessor into an in-memory exporter);
+//  2. the full inference path at the L payload (three 224x224x3 images + state, ~452 kB) through a real gateway's
+//     ZMQ front door to its embedded demo worker (a child process), telemetry ON vs OFF in interleaved rounds:
+//     OFF = a gateway without metrics, no SDK registered, a worker child without OTEL_*;
+//     ON  = a gateway with metrics (Prometheus registry + the OTel metrics mirror exporting over OTLP), the SDK
+//           registered (BatchSpanProcessor → OTLP/HTTP), a worker child with OTEL_* exporting its spans too.
+//     The OTLP receiver runs in its own process (this file with --receiver), like a collector would. The caller
+//     sends pre-encoded frames with a traceparent on a raw DEALER socket, so it adds no span of its own.
+// Usage: npx tsx bench/telemetry-overhead.ts [--requests 4000] [--rounds 20] [--aa] [--json]
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { loadavg } from 'node:os';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { context, propagation, trace } from '@opentelemetry/api';
+import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-http';
+import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import { MeterProvider, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
 import { BatchSpanProcessor, InMemorySpanExporter, NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import { Registry } from 'prom-client';
+import * as zmq from 'zeromq';
 import { sampleObservation } from '../src/cli/sample.js';
 import { parseConfig } from '../src/config.js';
 import { startGateway, type Gateway } from '../src/gateway/gateway.js';
+import { encodeMessage } from '../src/protocol/codec.js';
 import type { RequestHeader } from '../src/protocol/messages.js';
-import { createMetrics, type GatewayMetrics } from '../src/telemetry/metrics.js';
-import { startClientSpan, startServerSpan } from '../src/telemetry/tracing.js';
-import { WorkerClient } from '../src/zmq/worker-client.js';
+import { createMetrics, INSTRUMENTATION_NAME, type GatewayMetrics } from '../src/telemetry/metrics.js';
+import { startClientSpan, startServerSpan, startWorkerSpan } from '../src/telemetry/tracing.js';
+import { startOtlpReceiver } from '../test/support/otlp-receiver.js';
 import { freePort } from '../test/support/prometheus.js';
 
 const { values: args } = parseArgs({
@@ -27,8 +41,10 @@ const { values: args } = parseArgs({
     rounds: { type: 'string', default: '20' },
     json: { type: 'boolean', default: false },
     'skip-gateway': { type: 'boolean', default: false },
-    /** A/A check: both sides run with metrics off, to see the noise floor of the path measurement. */
-    'aa': { type: 'boolean', default: false },
+    /** A/A check: both sides run with telemetry off, to see the noise floor of the path measurement. */
+    aa: { type: 'boolean', default: false },
+    /** Internal: run as the OTLP receiver process. */
+    receiver: { type: 'boolean', default: false },
   },
 });
 const ITERATIONS = Number(args.iterations);
@@ -68,9 +84,11 @@ function perRequest(metrics: GatewayMetrics | undefined, tracing: boolean, i: nu
   const server = tracing ? startServerSpan({ framework: 'demo', transport: 'zmq', codec: 'binary', requestId: String(i) }, incoming) : undefined;
   const outgoing: RequestHeader = { type: 'inference' };
   const client = tracing ? startClientSpan(outgoing, { framework: 'demo', endpoint: 'tcp://127.0.0.1:5555', requestId: String(i) }, server!.context) : undefined;
+  const worker = tracing ? startWorkerSpan({ framework: 'demo', type: 'inference', requestId: String(i) }, outgoing) : undefined;
+  worker?.end('ok');
   client?.end('ok');
   server?.end('ok');
-  obs?.end({ outcome: 'ok', requestBytes: 452_000, responseBytes: 1_200, stagesMs: { decode: 0.01, queue: 0.002, worker_compute: 0.3, transport: 0.1 } });
+  obs?.end({ outcome: 'ok', requestBytes: 452_000, responseBytes: 1_200, stagesMs: { decode: 0.01, queue: 0.002, worker_compute: 0.3, transport: 0.1, encode: 0.01 } });
 }
 
 async function hotLoop(): Promise<Record<string, number>> {
@@ -100,6 +118,49 @@ async function hotLoop(): Promise<Record<string, number>> {
   return out;
 }
 
+interface PathResult {
+  offMedianUs: number;
+  onMedianUs: number;
+  offP99Us: number;
+  onP99Us: number;
+  ratio: number;
+  perRoundRatios: number[];
+  spansExported: number;
+}
+
+/** An OTLP/HTTP receiver in a child process (this file with --receiver); resolves with its URL. */
+async function startReceiverProcess(): Promise<{ url: string; spans(): Promise<number>; close(): Promise<void> }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--receiver'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const lines = createInterface({ input: child.stdout! });
+  const pending: Array<(line: string) => void> = [];
+  lines.on('line', (line) => pending.shift()?.(line));
+  const next = () => new Promise<string>((resolve) => pending.push(resolve));
+  const url = await next();
+  return {
+    url,
+    async spans() {
+      const answer = next();
+      child.stdin!.write('count\n');
+      return Number(await answer);
+    },
+    async close() {
+      child.stdin!.end();
+      if (child.exitCode === null) await once(child, 'exit');
+    },
+  };
+}
+
+async function runReceiver(): Promise<void> {
+  const receiver = await startOtlpReceiver();
+  process.stdout.write(`${receiver.url}\n`);
+  const input = createInterface({ input: process.stdin });
+  for await (const line of input) {
+    if (line === 'count') process.stdout.write(`${receiver.spans.length}\n`);
+    receiver.spans.length = 0; // keep memory flat
+  }
+  await receiver.close();
+}
+
 async function startBenchGateway(metrics: GatewayMetrics | undefined): Promise<Gateway> {
   const config = parseConfig({
     http: { port: 0 },
@@ -110,64 +171,95 @@ async function startBenchGateway(metrics: GatewayMetrics | undefined): Promise<G
   return startGateway(config, metrics ? { metrics } : {});
 }
 
-interface PathResult {
-  offMedianUs: number;
-  onMedianUs: number;
-  offP99Us: number;
-  onP99Us: number;
-  ratio: number;
-  perRoundRatios: number[];
-}
-
-/** The gateway's metrics with a switch: off = the same calls end in a no-op (one branch per request). */
-function switchableMetrics(real: GatewayMetrics): { metrics: GatewayMetrics; set(on: boolean): void } {
-  let on = true;
-  const noop = { end: () => 0 };
-  const metrics: GatewayMetrics = {
-    ...real,
-    requestStarted: (labels) => (on ? real.requestStarted(labels) : noop),
-    observePoolEvent: (e) => real.observePoolEvent(e),
+/** A caller on a raw DEALER: the same pre-encoded request every time, awaited one at a time. */
+async function rawCaller(endpoint: string, frames: Uint8Array[]): Promise<{ request(): Promise<void>; close(): void }> {
+  const socket = new zmq.Dealer({ linger: 0 });
+  socket.connect(endpoint);
+  const message = [Buffer.alloc(0), ...frames];
+  return {
+    async request() {
+      await socket.send(message);
+      const [, header] = await socket.receive();
+      if (header![0] === 0x7b || header!.includes('"error"')) throw new Error(`error reply: ${header!.toString().slice(0, 200)}`);
+    },
+    close: () => socket.close(),
   };
-  return { metrics, set: (value) => void (on = value) };
 }
 
 async function inferencePath(): Promise<PathResult> {
-  // One gateway, one embedded worker: metrics (and the registered SDK) toggled per block, so the two sides
-  // share sockets, processes and placement and only the telemetry differs.
-  const sdk = registerSdk();
-  const drain = setInterval(() => sdk.exporter.reset(), 100);
-  const toggle = switchableMetrics(createMetrics(new Registry()));
-  const gateway = await startBenchGateway(toggle.metrics);
-  const client = new WorkerClient({ endpoint: gateway.zmqEndpoint, timeoutMs: 10_000 });
-  const data = sampleObservation('L');
-  const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+  const aa = args.aa;
+  const receiver = await startReceiverProcess();
+  // The ON side's SDK: spans through a BatchSpanProcessor to OTLP/HTTP, metrics mirrored to a MeterProvider that
+  // exports over OTLP/HTTP. The tracer provider is registered only during ON blocks.
+  const tracerProvider = new NodeTracerProvider({
+    resource: resourceFromAttributes({ 'service.name': 'bench-gateway' }),
+    spanProcessors: [new BatchSpanProcessor(new OTLPTraceExporter({ url: `${receiver.url}/v1/traces` }))],
+  });
+  const meterProvider = new MeterProvider({
+    resource: resourceFromAttributes({ 'service.name': 'bench-gateway' }),
+    readers: [new PeriodicExportingMetricReader({ exporter: new OTLPMetricExporter({ url: `${receiver.url}/v1/metrics` }), exportIntervalMillis: 5_000 })],
+  });
+  const setTracing = (on: boolean) => {
+    if (on) tracerProvider.register();
+    else {
+      trace.disable();
+      propagation.disable();
+      context.disable();
+    }
+  };
+  const off = await startBenchGateway(undefined);
+  // The ON gateway's worker child inherits OTEL_* (fork copies this process's environment at spawn).
+  if (!aa) {
+    process.env.OTEL_EXPORTER_OTLP_ENDPOINT = receiver.url;
+    process.env.OTEL_SERVICE_NAME = 'bench-gateway';
+  }
+  const on = await startBenchGateway(aa ? undefined : createMetrics(new Registry(), { meter: meterProvider.getMeter(INSTRUMENTATION_NAME) })).finally(() => {
+    delete process.env.OTEL_EXPORTER_OTLP_ENDPOINT;
+    delete process.env.OTEL_SERVICE_NAME;
+  });
+  const frames = encodeMessage(
+    { type: 'inference', framework: 'demo', request_id: 'bench', data: sampleObservation('L'), traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' },
+    'binary',
+  );
+  const callers = { off: await rawCaller(off.zmqEndpoint, frames), on: await rawCaller(on.zmqEndpoint, frames) };
   const samples = { off: [] as number[], on: [] as number[] };
   const perRoundRatios: number[] = [];
+  let spansExported = 0;
   try {
-    for (let i = 0; i < 300; i++) await client.request({ type: 'inference', framework: 'demo', data, traceparent });
+    for (const side of ['off', 'on'] as const) {
+      setTracing(side === 'on' && !aa);
+      for (let i = 0; i < 300; i++) await callers[side].request();
+      setTracing(false);
+    }
     const perRound = Math.max(1, Math.floor(REQUESTS / ROUNDS));
     for (let round = 0; round < ROUNDS; round++) {
       // Alternate which side goes first so drift on a shared machine cancels out.
       const order: Array<'off' | 'on'> = round % 2 ? ['on', 'off'] : ['off', 'on'];
       const roundMedians: Record<string, number> = {};
       for (const side of order) {
-        toggle.set(side === 'on' && !args.aa);
+        setTracing(side === 'on' && !aa);
+        const caller = callers[side];
         const xs: number[] = [];
         for (let i = 0; i < perRound; i++) {
           const t0 = performance.now();
-          await client.request({ type: 'inference', framework: 'demo', data, traceparent });
+          await caller.request();
           xs.push((performance.now() - t0) * 1000);
         }
         samples[side].push(...xs);
         roundMedians[side] = median(xs);
       }
+      setTracing(false);
       perRoundRatios.push(roundMedians.on! / roundMedians.off!);
     }
   } finally {
-    clearInterval(drain);
-    await client.close();
-    await gateway.close(1_000);
-    await sdk.close();
+    callers.off.close();
+    callers.on.close();
+    await tracerProvider.shutdown();
+    await meterProvider.shutdown();
+    await off.close(1_000);
+    await on.close(1_000); // the worker child flushes its spans on the way out
+    spansExported = await receiver.spans();
+    await receiver.close();
   }
   return {
     offMedianUs: median(samples.off),
@@ -176,9 +268,14 @@ async function inferencePath(): Promise<PathResult> {
     onP99Us: quantile(samples.on, 0.99),
     ratio: median(samples.on) / median(samples.off),
     perRoundRatios,
+    spansExported,
   };
 }
 
+if (args.receiver) {
+  await runReceiver();
+  process.exit(0);
+}
 const hot = await hotLoop();
 const path = args['skip-gateway'] ? undefined : await inferencePath();
 const spanCostUs = ((hot['metrics + tracing, SDK in-memory'] ?? 0) - (hot['metrics, tracing API without SDK'] ?? 0)) / 1000;
@@ -188,12 +285,12 @@ if (args.json) {
   console.log(`Per-request telemetry work, hot loop (${ITERATIONS} iterations):`);
   for (const [k, v] of Object.entries(hot)) console.log(`  ${k.padEnd(36)} ${v.toFixed(0).padStart(7)} ns/request`);
   if (path) {
-    console.log(`\nInference path, L payload (~452 kB), ZMQ front door -> embedded demo worker, ${REQUESTS} requests per side in ${ROUNDS} interleaved rounds:`);
-    console.log(`  metrics off:  median ${path.offMedianUs.toFixed(0)} µs   p99 ${path.offP99Us.toFixed(0)} µs`);
-    console.log(`  metrics on:   median ${path.onMedianUs.toFixed(0)} µs   p99 ${path.onP99Us.toFixed(0)} µs   (OTel SDK registered in both)`);
+    console.log(`\nInference path, L payload (~452 kB), ZMQ front door -> embedded demo worker, ${REQUESTS} requests per side in ${ROUNDS} interleaved rounds${args.aa ? ' (A/A: telemetry off on both sides)' : ''}:`);
+    console.log(`  telemetry off: median ${path.offMedianUs.toFixed(0)} µs   p99 ${path.offP99Us.toFixed(0)} µs`);
+    console.log(`  telemetry on:  median ${path.onMedianUs.toFixed(0)} µs   p99 ${path.onP99Us.toFixed(0)} µs   (metrics + spans in gateway and worker, OTLP export)`);
     console.log(`  ratio on/off (medians): ${path.ratio.toFixed(3)}   median of per-round ratios: ${median(path.perRoundRatios).toFixed(3)}`);
     console.log(`  per round: ${path.perRoundRatios.map((r) => r.toFixed(3)).join(' ')}`);
-    const projected = (path.onMedianUs + spanCostUs) / path.offMedianUs;
-    console.log(`  + the two spans per request measured above (${spanCostUs.toFixed(1)} µs), projected ratio: ${projected.toFixed(3)}`);
+    console.log(`  spans received by the OTLP receiver: ${path.spansExported}`);
+    console.log(`  load average at the end: ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
   }
 }

@@ -147,6 +147,11 @@ interface RequestChildren {
   otelAttrs: Attributes;
 }
 
+interface StageChild {
+  child: HistogramSeries;
+  otelAttrs: Attributes;
+}
+
 interface OutcomeChildren {
   duration: HistogramSeries;
   requests: ScalarSeries;
@@ -240,7 +245,7 @@ export function createMetrics(registry: Registry, { meter = otelMetrics.getMeter
   // Label children cached by key: labels() hashes and sorts on every call, this map lookup does not.
   const requestCache = new Map<string, RequestChildren>();
   const outcomeCache = new Map<string, OutcomeChildren>();
-  const stageCache = new Map<string, { child: HistogramSeries; otelAttrs: Attributes }>();
+  const stageCache = new Map<string, Array<StageChild | undefined>>();
 
   const requestChildren = (framework: string, transport: Transport): RequestChildren => {
     const key = `${framework}\0${transport}`;
@@ -274,17 +279,23 @@ export function createMetrics(registry: Registry, { meter = otelMetrics.getMeter
     }
     return c;
   };
-  const observeStage = (framework: string, name: Stage, ms: number): void => {
+  /** The stage series of a framework, in STAGES order, each created on first use (one lookup per request, not per stage). */
+  const stageRow = (framework: string): Array<StageChild | undefined> => {
+    let row = stageCache.get(framework);
+    if (!row) stageCache.set(framework, (row = STAGES.map(() => undefined)));
+    return row;
+  };
+  const observeStageAt = (framework: string, row: Array<StageChild | undefined>, index: number, ms: number): void => {
     if (!(ms >= 0)) return; // also drops NaN
-    const key = `${framework}\0${name}`;
-    let c = stageCache.get(key);
+    let c = row[index];
     if (!c) {
-      c = { child: stage.child({ framework, stage: name }), otelAttrs: { framework, stage: name } };
-      stageCache.set(key, c);
+      const name = STAGES[index]!;
+      c = row[index] = { child: stage.child({ framework, stage: name }), otelAttrs: { framework, stage: name } };
     }
     stage.observe(c.child, ms / 1000);
     otelStage.record(ms / 1000, c.otelAttrs);
   };
+  const observeStage = (framework: string, name: Stage, ms: number): void => observeStageAt(framework, stageRow(framework), STAGES.indexOf(name), ms);
 
   // Pool state per framework, so gateway_pool_endpoints is a count per state.
   const poolState = new Map<string, Map<string, string>>();
@@ -336,9 +347,10 @@ export function createMetrics(registry: Registry, { meter = otelMetrics.getMeter
           }
           const stages = result.stagesMs;
           if (stages) {
-            for (const name of STAGES) {
-              const ms = stages[name];
-              if (ms !== undefined) observeStage(fw, name, ms);
+            const row = stageRow(fw);
+            for (let i = 0; i < STAGES.length; i++) {
+              const ms = stages[STAGES[i]!];
+              if (ms !== undefined) observeStageAt(fw, row, i, ms);
             }
           }
           return seconds;

@@ -1,7 +1,7 @@
 // Spans of the gateway and W3C trace context in the wire envelope (`traceparent`/`tracestate` header fields).
 // Uses @opentelemetry/api only: without a registered SDK every call here is the API's no-op, and a caller's
 // traceparent still passes through unchanged to the worker.
-import { context, createTraceState, INVALID_SPAN_CONTEXT, isSpanContextValid, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
+import { context, createTraceState, INVALID_SPAN_CONTEXT, isSpanContextValid, ProxyTracerProvider, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import type { Attributes, Context, Span, SpanContext, Tracer, TracerProvider } from '@opentelemetry/api';
 import { INSTRUMENTATION_NAME } from './metrics.js';
 
@@ -21,6 +21,23 @@ const HEALTH_TYPE = 'health';
 
 /** A span that records nothing, for a hop that is not traced; its context is the parent unchanged. */
 const NOT_TRACED = trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
+const noopEnd = (): void => {};
+/** What an unregistered global tracer provider delegates to (the API's no-op provider singleton). */
+const NOOP_PROVIDER = new ProxyTracerProvider().getDelegate();
+
+/**
+ * True once an SDK tracer provider is registered. Without one the span helpers skip the no-op span machinery
+ * (its contexts and wrappers) and only carry the caller's trace context through.
+ */
+export function tracingEnabled(): boolean {
+  const provider = trace.getTracerProvider();
+  return !(provider instanceof ProxyTracerProvider) || provider.getDelegate() !== NOOP_PROVIDER;
+}
+
+/** A RequestSpan that records nothing and carries `ctx`. */
+function untraced(ctx: Context): RequestSpan {
+  return { span: NOT_TRACED, context: ctx, end: noopEnd };
+}
 
 /** The gateway's tracer (a proxy: it starts recording once an SDK registers, see sdk.ts). */
 export function getTracer(): Tracer {
@@ -114,7 +131,11 @@ export interface RequestSpan {
   end(outcome: string, message?: string): void;
 }
 
-function requestSpan(span: Span, ctx: Context): RequestSpan {
+/**
+ * `startedAt`: the span was given an explicit start time; the SDK then takes a millisecond `Date.now()` as the end
+ * unless told otherwise, so the end is given as a `performance.now()` reading too (same clock as the start).
+ */
+function requestSpan(span: Span, ctx: Context, startedAt?: number): RequestSpan {
   let ended = false;
   return {
     span,
@@ -126,7 +147,7 @@ function requestSpan(span: Span, ctx: Context): RequestSpan {
         span.setAttribute('outcome', outcome);
         if (outcome !== 'ok') span.setStatus({ code: SpanStatusCode.ERROR, message: message ?? outcome });
       }
-      span.end();
+      span.end(startedAt === undefined ? undefined : performance.now());
     },
   };
 }
@@ -148,6 +169,7 @@ export type SpanStartTime = number | undefined;
  */
 export function startServerSpan(attrs: ServerSpanAttributes, carrier?: TraceCarrier, startTime?: SpanStartTime): RequestSpan {
   const parent = extractTraceContext(carrier, context.active());
+  if (!tracingEnabled()) return untraced(parent);
   const span = getTracer().startSpan(
     SERVER_SPAN_NAME,
     {
@@ -162,7 +184,7 @@ export function startServerSpan(attrs: ServerSpanAttributes, carrier?: TraceCarr
     },
     parent,
   );
-  return requestSpan(span, trace.setSpan(parent, span));
+  return requestSpan(span, trace.setSpan(parent, span), startTime);
 }
 
 export interface ClientSpanAttributes {
@@ -179,13 +201,20 @@ export interface ClientSpanAttributes {
  */
 export function startClientSpan(header: TraceCarrier & { type?: string }, attrs: ClientSpanAttributes, parent?: Context): RequestSpan {
   let parentCtx = parent;
+  let fromHeader = false;
   if (!parentCtx) {
     const active = context.active();
     const activeSpan = trace.getSpanContext(active);
-    parentCtx = activeSpan && isSpanContextValid(activeSpan) ? active : extractTraceContext(header, active);
+    fromHeader = !(activeSpan && isSpanContextValid(activeSpan));
+    parentCtx = fromHeader ? extractTraceContext(header, active) : active;
   }
   // A health probe outside any trace (the pool's periodic checks) is not traced: no root span every second.
-  if (header.type === HEALTH_TYPE && !hasValidSpan(parentCtx)) return requestSpan(NOT_TRACED, parentCtx);
+  if (header.type === HEALTH_TYPE && !hasValidSpan(parentCtx)) return untraced(parentCtx);
+  if (!tracingEnabled()) {
+    // No SDK: the parent's context goes to the worker as it is (a header's own traceparent stays untouched).
+    if (!fromHeader) injectTraceContext(header, parentCtx);
+    return untraced(parentCtx);
+  }
   const span = getTracer().startSpan(
     CLIENT_SPAN_NAME,
     {
@@ -221,8 +250,9 @@ export interface WorkerSpanAttributes {
  * without trace context gets a non-recording span.
  */
 export function startWorkerSpan(attrs: WorkerSpanAttributes, header: TraceCarrier, startTime?: SpanStartTime): RequestSpan {
+  if (!tracingEnabled()) return untraced(context.active());
   const parent = extractTraceContext(header, context.active());
-  if (attrs.type === HEALTH_TYPE && !hasValidSpan(parent)) return requestSpan(NOT_TRACED, parent);
+  if (attrs.type === HEALTH_TYPE && !hasValidSpan(parent)) return untraced(parent);
   const span = getTracer().startSpan(
     WORKER_SPAN_NAME,
     {
@@ -237,5 +267,5 @@ export function startWorkerSpan(attrs: WorkerSpanAttributes, header: TraceCarrie
     },
     parent,
   );
-  return requestSpan(span, trace.setSpan(parent, span));
+  return requestSpan(span, trace.setSpan(parent, span), startTime);
 }

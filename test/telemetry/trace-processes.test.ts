@@ -53,7 +53,7 @@ test('a gateway process and its embedded worker process export spans over OTLP/H
   // No SDK in this process: the caller's traceparent goes out as written.
   const zmq = new WorkerClient({ endpoint: `tcp://127.0.0.1:${zmqPort}`, timeoutMs: 20_000 });
   t.after(() => zmq.close());
-  const reply = await zmq.request({ type: 'inference', framework: 'demo', data: sampleObservation('M'), traceparent: `00-${ZMQ_TRACE}-${CALLER_SPAN}-01` });
+  const reply = await zmq.request({ type: 'inference', framework: 'demo', data: sampleObservation('L'), traceparent: `00-${ZMQ_TRACE}-${CALLER_SPAN}-01` });
   assert.equal((reply.result as { model: string }).model, 'demo-v1');
   const res = await fetch(`http://127.0.0.1:${httpPort}/v1/frameworks/demo/inference`, {
     method: 'POST',
