@@ -7,7 +7,7 @@ import { context } from '@opentelemetry/api';
 import * as zmq from 'zeromq';
 import { GatewayError, toGatewayError } from '../lib/errors.js';
 import { silentLogger, type Logger } from '../lib/log.js';
-import { DEFAULT_LIMITS, decodeRequest, encodeMessage, type Codec, type Frame, type Limits } from '../protocol/codec.js';
+import { DEFAULT_LIMITS, decodeRequest, encodeMessage, peekRequestId, type Codec, type Frame, type Limits } from '../protocol/codec.js';
 import { PROTOCOL_VERSION, type ReplyHeader, type RequestHeader } from '../protocol/messages.js';
 import type { Router } from '../router/router.js';
 import type { GatewayMetrics, RequestObservation } from '../telemetry/metrics.js';
@@ -38,39 +38,6 @@ export function tokenMatches(given: string | undefined, expected: string): boole
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
-const SNIFF_BYTES = 2048;
-const JSON_ID = /"request_id"\s*:\s*"([^"\\]{1,128})"/;
-const MSGPACK_KEY = Buffer.from([0xaa, ...Buffer.from('request_id')]);
-
-/**
- * Best-effort request_id of a header that could not be decoded (too large, malformed), read from its first and
- * last bytes only, so that a DEALER client can match the error reply instead of waiting for its deadline.
- */
-export function sniffRequestId(frame: Uint8Array): string | undefined {
-  const buf = Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength);
-  const parts = buf.length <= 2 * SNIFF_BYTES ? [buf] : [buf.subarray(0, SNIFF_BYTES), buf.subarray(buf.length - SNIFF_BYTES)];
-  for (const part of parts) {
-    if (buf[0] === 0x7b) {
-      const m = JSON_ID.exec(part.toString('latin1'));
-      if (m) return m[1];
-      continue;
-    }
-    const at = part.indexOf(MSGPACK_KEY);
-    if (at < 0) continue;
-    let i = at + MSGPACK_KEY.length;
-    let len: number | undefined;
-    const tag = part[i];
-    if (tag !== undefined && tag >= 0xa0 && tag <= 0xbf) {
-      len = tag & 0x1f;
-      i += 1;
-    } else if (tag === 0xd9 && part[i + 1] !== undefined) {
-      len = part[i + 1];
-      i += 2;
-    }
-    if (len !== undefined && len > 0 && len <= 128 && i + len <= part.length) return part.subarray(i, i + len).toString('utf8');
-  }
-  return undefined;
-}
 
 /** Splits [identity..., empty, header, tensors...] into the routing envelope and the message. */
 function splitEnvelope(message: Buffer[]): { envelope: Buffer[]; frames: Buffer[] } {
@@ -241,7 +208,7 @@ export class ZmqFront implements AsyncDisposable {
       this.#log.debug({ event: 'zmq_front.request', requestId, framework: result.framework, type: header.type, codec, ms: performance.now() - receivedAt });
     } catch (err) {
       const error = toGatewayError(err);
-      requestId ??= sniffRequestId(frames[0]!);
+      requestId ??= peekRequestId(frames[0]!);
       this.#counts.errors++;
       if (!obs) metrics?.recordError({ framework: framework && router.registry.has(framework) ? framework : UNKNOWN_FRAMEWORK, transport: 'zmq', code: error.code });
       const level = error.code === 'internal' ? 'error' : 'debug';

@@ -53,3 +53,58 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     signal?.addEventListener('abort', onAbort, { once: true });
   });
 }
+
+/**
+ * One request's deadline: a signal that aborts when any parent aborts or `timeoutMs` passes, built from one
+ * AbortController and one timer, both released by `dispose()`. Used on the hot path instead of
+ * `AbortSignal.any` + `AbortSignal.timeout`, whose per-request bookkeeping showed up as garbage-collection
+ * pauses in the benchmark's profiles.
+ */
+export class RequestDeadline implements Disposable {
+  readonly #controller = new AbortController();
+  readonly #parents: readonly AbortSignal[];
+  readonly #onParentAbort: (() => void) | undefined;
+  readonly #timer: NodeJS.Timeout | undefined;
+
+  constructor(timeoutMs: number, ...parents: Array<AbortSignal | undefined>) {
+    this.#parents = parents.filter((p): p is AbortSignal => p !== undefined);
+    const aborted = this.#parents.find((p) => p.aborted);
+    if (aborted) {
+      this.#controller.abort(aborted.reason);
+      return;
+    }
+    if (!(timeoutMs > 0)) {
+      this.#controller.abort(new DOMException('deadline passed', 'TimeoutError'));
+      return;
+    }
+    if (this.#parents.length > 0) {
+      this.#onParentAbort = () => {
+        const parent = this.#parents.find((p) => p.aborted);
+        this.#abort(parent?.reason);
+      };
+      for (const p of this.#parents) p.addEventListener('abort', this.#onParentAbort, { once: true });
+    }
+    if (Number.isFinite(timeoutMs)) {
+      this.#timer = setTimeout(() => this.#abort(new DOMException('deadline passed', 'TimeoutError')), Math.ceil(timeoutMs));
+    }
+  }
+
+  get signal(): AbortSignal {
+    return this.#controller.signal;
+  }
+
+  #abort(reason: unknown): void {
+    this.dispose();
+    this.#controller.abort(reason);
+  }
+
+  /** Clears the timer and the parent listeners (the signal keeps its state). Idempotent. */
+  dispose(): void {
+    clearTimeout(this.#timer);
+    if (this.#onParentAbort) for (const p of this.#parents) p.removeEventListener('abort', this.#onParentAbort);
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+}

@@ -231,3 +231,36 @@ export function encodeMessage(header: object, codec: Codec = 'binary'): Frame[] 
   return frames;
 }
 
+const PEEK_BYTES = 2048;
+const JSON_ID = /"request_id"\s*:\s*"([^"\\]{1,128})"/;
+const MSGPACK_KEY = Buffer.from([0xaa, ...Buffer.from('request_id')]);
+
+/**
+ * Best-effort request_id of a header that could not be decoded (too large, malformed), read from its first and
+ * last bytes only, so that a DEALER client can match the error reply instead of waiting for its deadline.
+ */
+export function peekRequestId(frame: Uint8Array): string | undefined {
+  const buf = Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength);
+  const parts = buf.length <= 2 * PEEK_BYTES ? [buf] : [buf.subarray(0, PEEK_BYTES), buf.subarray(buf.length - PEEK_BYTES)];
+  for (const part of parts) {
+    if (buf[0] === 0x7b) {
+      const m = JSON_ID.exec(part.toString('latin1'));
+      if (m) return m[1];
+      continue;
+    }
+    const at = part.indexOf(MSGPACK_KEY);
+    if (at < 0) continue;
+    let i = at + MSGPACK_KEY.length;
+    let len: number | undefined;
+    const tag = part[i];
+    if (tag !== undefined && tag >= 0xa0 && tag <= 0xbf) {
+      len = tag & 0x1f;
+      i += 1;
+    } else if (tag === 0xd9 && part[i + 1] !== undefined) {
+      len = part[i + 1];
+      i += 2;
+    }
+    if (len !== undefined && len > 0 && len <= 128 && i + len <= part.length) return part.subarray(i, i + len).toString('utf8');
+  }
+  return undefined;
+}

@@ -1,6 +1,6 @@
 // Routes a request to its framework's pool: default framework, per-framework concurrency limit and deadline,
 // on-demand start through the launcher, and in-flight counts that always return to zero.
-import { abortError, deadlineSignal, sleep } from '../lib/abort.js';
+import { abortError, deadlineSignal, RequestDeadline, sleep } from '../lib/abort.js';
 import { GatewayError, toGatewayError } from '../lib/errors.js';
 import { silentLogger, type Logger } from '../lib/log.js';
 import type { Codec } from '../protocol/codec.js';
@@ -97,7 +97,8 @@ export class Router {
     }
     const budgetMs = Math.min(config.timeoutMs, opts.timeoutMs ?? Infinity);
     const startedAt = performance.now();
-    const signal = deadlineSignal(AbortSignal.any([this.#closeController.signal, ...(opts.signal ? [opts.signal] : [])]), budgetMs);
+    const deadline = new RequestDeadline(budgetMs, this.#closeController.signal, opts.signal);
+    const signal = deadline.signal;
     entry.inFlight++;
     try {
       if (signal.aborted) throw abortError(signal, `request to ${entry.name}`);
@@ -115,6 +116,7 @@ export class Router {
       const error = signal.aborted && !(err instanceof GatewayError && err.code !== 'cancelled') ? abortError(signal, `request to ${entry.name}`) : toGatewayError(err);
       throw error;
     } finally {
+      deadline.dispose();
       entry.inFlight--;
       if (this.#idle && this.inFlight === 0) this.#idle();
     }

@@ -2,7 +2,7 @@
 // a deadline and a signal on every request, and clean failure when the worker dies or restarts.
 import { randomUUID } from 'node:crypto';
 import * as zmq from 'zeromq';
-import { abortError, deadlineSignal, deferred, type Deferred } from '../lib/abort.js';
+import { abortError, deferred, type Deferred } from '../lib/abort.js';
 import { GatewayError, fromWireError } from '../lib/errors.js';
 import { EventStream } from '../lib/event-stream.js';
 import { silentLogger, type Logger } from '../lib/log.js';
@@ -114,9 +114,10 @@ export class WorkerClient implements AsyncDisposable {
    */
   async request(req: OutgoingRequest, opts: RequestOptions = {}): Promise<Reply> {
     const timeoutMs = opts.timeoutMs ?? this.#timeoutMs;
-    const signal = deadlineSignal(opts.signal, timeoutMs);
+    const parent = opts.signal;
     if (this.#closing) throw new GatewayError('unavailable', `client for ${this.endpoint} is closed`);
-    if (signal.aborted) throw abortError(signal, `request to ${this.endpoint}`);
+    if (parent?.aborted) throw abortError(parent, `request to ${this.endpoint}`);
+    if (!(timeoutMs > 0)) throw new GatewayError('timeout', `request to ${this.endpoint}: no time left (timeoutMs ${timeoutMs})`);
     this.start();
     const requestId = randomUUID();
     const header: RequestHeader = {
@@ -137,8 +138,13 @@ export class WorkerClient implements AsyncDisposable {
     }
     const pending: Pending = { requestId, reply: deferred<Reply>(), startedAt: performance.now() };
     this.#pending.set(requestId, pending);
-    const onAbort = () => this.#end(requestId, abortError(signal, `request ${requestId} to ${this.endpoint}`));
-    signal.addEventListener('abort', onAbort, { once: true });
+    // One timer and (when the caller passed a signal) one listener per request, both removed on every exit.
+    const timer = setTimeout(
+      () => this.#end(requestId, new GatewayError('timeout', `request ${requestId} to ${this.endpoint}: no reply within ${timeoutMs} ms`)),
+      Math.ceil(timeoutMs),
+    );
+    const onAbort = parent && (() => this.#end(requestId, abortError(parent, `request ${requestId} to ${this.endpoint}`)));
+    if (onAbort) parent.addEventListener('abort', onAbort, { once: true });
     try {
       try {
         await this.#socket!.send([EMPTY, ...frames]);
@@ -158,7 +164,8 @@ export class WorkerClient implements AsyncDisposable {
       span.end(err instanceof GatewayError ? err.code : 'internal', (err as Error).message);
       throw err;
     } finally {
-      signal.removeEventListener('abort', onAbort);
+      clearTimeout(timer);
+      if (onAbort) parent.removeEventListener('abort', onAbort);
     }
   }
 

@@ -2,10 +2,10 @@
 // answering every message (unknown types, throwing handlers and bad frames get error replies).
 import { context } from '@opentelemetry/api';
 import * as zmq from 'zeromq';
-import { abortError, throwIfAborted } from '../lib/abort.js';
+import { abortError, RequestDeadline, throwIfAborted } from '../lib/abort.js';
 import { GatewayError, toGatewayError } from '../lib/errors.js';
 import { silentLogger, type Logger } from '../lib/log.js';
-import { DEFAULT_LIMITS, decodeRequest, encodeMessage, type Codec, type Frame, type Limits } from '../protocol/codec.js';
+import { DEFAULT_LIMITS, decodeRequest, encodeMessage, peekRequestId, type Codec, type Frame, type Limits } from '../protocol/codec.js';
 import { PROTOCOL_VERSION, type HealthResult, type ReplyHeader, type RequestHeader } from '../protocol/messages.js';
 import { startWorkerSpan, type RequestSpan } from '../telemetry/tracing.js';
 import { parseEndpoint } from './addresses.js';
@@ -184,19 +184,31 @@ export class WorkerServer implements AsyncDisposable {
       if (header.type !== 'health' && this.#busy >= this.#capacity) {
         throw new GatewayError('overloaded', `worker is at capacity (${this.#capacity} requests)`);
       }
-      const signals = [this.#closeController.signal];
-      if (header.timeout_ms !== undefined) signals.push(AbortSignal.timeout(Math.max(1, Math.ceil(header.timeout_ms - (decodedAt - receivedAt)))));
-      const signal = AbortSignal.any(signals);
-      throwIfAborted(signal, `request ${requestId ?? ''}`);
+      const remainingMs = header.timeout_ms === undefined ? Infinity : header.timeout_ms - (decodedAt - receivedAt);
+      const deadline = new RequestDeadline(remainingMs, this.#closeController.signal);
+      const signal = deadline.signal;
       const counted = header.type !== 'health';
-      if (counted) this.#busy++;
-      const ctx = { requestId, header, signal };
-      const result = await Promise.race([
-        Promise.resolve(context.with(span.context, handler, undefined, header.data ?? {}, ctx)),
-        new Promise<never>((_, reject) => signal.addEventListener('abort', () => reject(abortError(signal, 'handler')), { once: true })),
-      ]).finally(() => {
-        if (counted) this.#busy--;
-      });
+      let busy = false;
+      let result: unknown;
+      try {
+        throwIfAborted(signal, `request ${requestId ?? ''}`);
+        if (counted) {
+          this.#busy++;
+          busy = true;
+        }
+        const ctx = { requestId, header, signal };
+        result = await new Promise((resolve, reject) => {
+          // The handler gets the signal; a handler that ignores it is still cut off at the deadline.
+          const onAbort = () => reject(abortError(signal, 'handler'));
+          signal.addEventListener('abort', onAbort, { once: true });
+          Promise.resolve(context.with(span!.context, handler, undefined, header.data ?? {}, ctx))
+            .then(resolve, reject)
+            .finally(() => signal.removeEventListener('abort', onAbort));
+        });
+      } finally {
+        deadline.dispose();
+        if (busy) this.#busy--;
+      }
       const doneAt = performance.now();
       reply = {
         status: 'success',
@@ -208,6 +220,7 @@ export class WorkerServer implements AsyncDisposable {
       };
       span.end('ok');
     } catch (err) {
+      requestId ??= frames[0] ? peekRequestId(frames[0]) : undefined;
       reply = this.#errorReply(err, requestId, receivedAt);
       if (span) {
         const wire = reply.error;
