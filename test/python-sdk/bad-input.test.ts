@@ -18,6 +18,7 @@ interface Case {
   code: ErrorCode;
   message: RegExp;
   path?: string;
+  requestId?: string;
 }
 
 const LIMITS = { maxMessageBytes: 1_000_000, maxFrames: 8, maxHeaderBytes: 65_536 };
@@ -44,6 +45,7 @@ const CASES: Case[] = [
   { name: 'message above the size limit', frames: [mp({ type: 'inference', data: { state: tref({ dtype: 'uint8', shape: [1_000_001] }) } }), new Uint8Array(1_000_001)], code: 'too_large', message: /limit is 1000000/ },
   { name: 'too many frames', frames: [mp({ type: 'inference' }), ...Array.from({ length: 8 }, () => f32(1))], code: 'too_large', message: /9 frames; the limit is 8/ },
   { name: 'header above the limit', frames: [mp({ type: 'inference', pad: 'x'.repeat(70_000) })], code: 'too_large', message: /header is \d+ bytes; the limit is 65536/ },
+  { name: 'header above the limit, with a request id', frames: [mp({ type: 'inference', request_id: 'big-1', pad: 'x'.repeat(70_000) })], code: 'too_large', message: /the limit is 65536/, requestId: 'big-1' },
   { name: 'demo policy without state', frames: [mp({ type: 'inference', data: { images: {} } })], code: 'bad_request', message: /state/, path: '/data/state' },
   { name: 'demo policy with a 2-D state', frames: [mp({ type: 'inference', data: { state: tref({ shape: [2, 7] }) } }), f32(14)], code: 'bad_request', message: /1-D/, path: '/data/state' },
   { name: 'demo policy with an empty state', frames: [mp({ type: 'inference', data: { state: [] } })], code: 'bad_request', message: /empty/, path: '/data/state' },
@@ -69,6 +71,7 @@ test('each malformed message gets the right error code, and the worker still ser
       assert.match(error.message, c.message);
       assert.equal(error.retryable, false);
       if (c.path !== undefined) assert.equal(error.path, c.path);
+      if (c.requestId !== undefined) assert.equal(reply.header.request_id, c.requestId, 'undecodable messages are still answered with their request id');
       // ...and the next good request is served
       const ok = await dealer.request({ type: 'inference', data: { state } });
       assert.equal(ok.header.status, 'success');

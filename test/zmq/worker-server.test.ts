@@ -64,6 +64,13 @@ test('a frame far above the limit is dropped by ZeroMQ; the worker keeps serving
   assert.equal(after.result, 1);
 });
 
+test('a message too large to decode is still answered with its request id', async (t) => {
+  const { ask } = await serverAndDealer(t, { ...DEFAULT_LIMITS, maxMessageBytes: 4096 });
+  const reply = await ask(bin({ type: 'echo', request_id: 'big-1', data: tensor({ shape: [1250] }) }), Buffer.alloc(5000));
+  assert.equal(reply.error.code, 'too_large');
+  assert.equal(reply.request_id, 'big-1');
+});
+
 test('a throwing handler becomes worker_error with its text; over capacity is overloaded', async (t) => {
   const { server, ask } = await serverAndDealer(t);
   server.register('boom', () => {

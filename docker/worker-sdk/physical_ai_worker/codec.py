@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 import msgpack
@@ -371,3 +372,36 @@ def check_request_header(header: Dict[str, Any]) -> None:
     tstate = header.get("tracestate")
     if tstate is not None and not isinstance(tstate, str):
         raise _invalid("/tracestate", "must be a string")
+
+
+_PEEK_BYTES = 2048
+_JSON_ID = re.compile(rb'"request_id"\s*:\s*"([^"\\]{1,128})"')
+_MSGPACK_KEY = b"\xaa" + b"request_id"
+
+
+def peek_request_id(frame: Any) -> Optional[str]:
+    """Best-effort request_id of a header that could not be decoded (too large, malformed), read from its first
+    and last bytes only, so the caller can match the error reply instead of waiting for its deadline."""
+    buf = bytes(frame_buffer(frame)) if not isinstance(frame, (bytes, bytearray)) else bytes(frame)
+    parts = [buf] if len(buf) <= 2 * _PEEK_BYTES else [buf[:_PEEK_BYTES], buf[-_PEEK_BYTES:]]
+    for part in parts:
+        if buf[:1] == b"{":
+            m = _JSON_ID.search(part)
+            if m:
+                return m.group(1).decode("utf-8", "replace")
+            continue
+        at = part.find(_MSGPACK_KEY)
+        if at < 0:
+            continue
+        i = at + len(_MSGPACK_KEY)
+        if i >= len(part):
+            continue
+        tag = part[i]
+        length = None
+        if 0xA0 <= tag <= 0xBF:
+            length, i = tag & 0x1F, i + 1
+        elif tag == 0xD9 and i + 1 < len(part):
+            length, i = part[i + 1], i + 2
+        if length and length <= 128 and i + length <= len(part):
+            return part[i:i + length].decode("utf-8", "replace")
+    return None

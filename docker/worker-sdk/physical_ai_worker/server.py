@@ -26,7 +26,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import zmq
 
-from .codec import Decoded, EncodeError, check_request_header, decode_message, encode_message, frame_buffer
+from .codec import Decoded, EncodeError, check_request_header, decode_message, encode_message, frame_buffer, peek_request_id
 from .protocol import DEFAULT_LIMITS, PROTOCOL_VERSION, SDK_NAME, SDK_VERSION, Limits, WorkerError
 
 try:  # Optional: continue the caller's trace when OpenTelemetry is installed in the container.
@@ -382,7 +382,7 @@ class ZMQServer(object):
         except WorkerError as err:
             codec = "json" if body and bytes(frame_buffer(body[0])[:1]) == b"{" else "binary"
             self._log.info({"event": "worker.bad_message", "code": err.code, "error": err.message})
-            self._send(envelope, self._error_frames(err, None, codec, t0))
+            self._send(envelope, self._error_frames(err, peek_request_id(body[0]) if body else None, codec, t0))
             return
         self.stats["copied_bytes"] += decoded.copied_bytes
         header = decoded.header
