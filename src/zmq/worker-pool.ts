@@ -31,6 +31,8 @@ interface Member {
   lastHealth?: HealthResult;
   lastError?: string;
   latencyEmaMs?: number;
+  /** When the endpoint last answered a request (performance.now()). */
+  lastReplyAt?: number;
   unsubscribe: () => void;
 }
 
@@ -123,6 +125,7 @@ export class WorkerPool implements AsyncDisposable {
     if (!this.#started) member.client.start();
     const reply = await member.client.request(req, { timeoutMs: this.#options.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS, ...opts });
     member.latencyEmaMs = member.latencyEmaMs === undefined ? reply.roundTripMs : 0.9 * member.latencyEmaMs + 0.1 * reply.roundTripMs;
+    member.lastReplyAt = performance.now();
     return reply;
   }
 
@@ -156,6 +159,14 @@ export class WorkerPool implements AsyncDisposable {
           this.#setState(member, health.ready ? 'ready' : 'unhealthy', health.ready ? undefined : 'worker not ready');
         } catch (err) {
           if (!this.#members.has(member.client.endpoint) || this.#closing) return;
+          // A worker that serves one request at a time answers health only between requests: while it is
+          // connected and busy (requests in flight, or a reply within the last two check periods), a check
+          // that timed out is not a failure.
+          const recentlyAnswered = member.lastReplyAt !== undefined && performance.now() - member.lastReplyAt < 2 * (timeoutMs + (this.#options.healthIntervalMs ?? 1_000));
+          if ((err as GatewayError).code === 'timeout' && member.client.connected && (member.client.inFlight > 0 || recentlyAnswered)) {
+            member.lastError = 'health check timed out while the worker was busy';
+            return;
+          }
           member.failures++;
           member.lastError = (err as Error).message;
           const down = member.failures >= (this.#options.downAfterFailures ?? 2) || !member.client.connected;

@@ -103,3 +103,28 @@ test('a pool with no endpoints answers unavailable', async () => {
     await pool.close();
   }
 });
+
+test('a worker busy with one request at a time stays ready when its health checks time out', async (t) => {
+  // A one-at-a-time worker: a REP-like server whose handlers block each other, so health waits behind inference.
+  const server = new WorkerServer({ endpoint: 'tcp://127.0.0.1:*', framework: 'busy', capacity: 100 });
+  let chain = Promise.resolve();
+  const serial = <T>(fn: () => Promise<T>): Promise<T> => {
+    const run = chain.then(fn);
+    chain = run.then(() => undefined, () => undefined);
+    return run;
+  };
+  server.register('infer', () => serial(() => sleep(300).then(() => 'done')));
+  server.register('health', () => serial(async () => ({ ready: true })));
+  await server.start();
+  t.after(() => server.close());
+  const pool = new WorkerPool({ framework: 'busy', endpoints: [server.endpoint], healthIntervalMs: 0, healthTimeoutMs: 100, downAfterFailures: 1, timeoutMs: 10_000 });
+  t.after(() => pool.close());
+  await pool.start();
+  assert.equal(pool.isReady(), true);
+  const work = Promise.all([1, 2, 3].map(() => pool.request({ type: 'infer' })));
+  await sleep(50);
+  const [status] = await pool.checkHealth();
+  assert.equal(status!.state, 'ready', 'still ready while busy');
+  assert.match(status!.lastError ?? '', /busy/);
+  assert.deepEqual((await work).map((r) => r.result), ['done', 'done', 'done']);
+});
