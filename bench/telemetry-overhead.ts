@@ -5,22 +5,21 @@
 //  2. the full inference path at the L payload (three 224x224x3 images + state, ~452 kB) through a real gateway's
 //     ZMQ front door to its embedded demo worker (a child process), telemetry ON vs OFF in interleaved rounds:
 //     OFF = a gateway without metrics, no SDK registered, a worker child without OTEL_*;
-//     ON  = a gateway with metrics (Prometheus registry + the OTel metrics mirror exporting over OTLP), the SDK
+//     ON  = a gateway with metrics (Prometheus registry, also exported over OTLP every 5 s), the SDK
 //           registered (BatchSpanProcessor → OTLP/HTTP), a worker child with OTEL_* exporting its spans too.
 //     The OTLP receiver runs in its own process (this file with --receiver), like a collector would. The caller
 //     sends pre-encoded frames with a traceparent on a raw DEALER socket, so it adds no span of its own.
 // Usage: npx tsx bench/telemetry-overhead.ts [--requests 4000] [--rounds 20] [--aa] [--json]
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { loadavg } from 'node:os';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { context, propagation, trace } from '@opentelemetry/api';
-import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-http';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
-import { MeterProvider, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
 import { BatchSpanProcessor, InMemorySpanExporter, NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import { Registry } from 'prom-client';
 import * as zmq from 'zeromq';
@@ -29,7 +28,8 @@ import { parseConfig } from '../src/config.js';
 import { startGateway, type Gateway } from '../src/gateway/gateway.js';
 import { encodeMessage } from '../src/protocol/codec.js';
 import type { RequestHeader } from '../src/protocol/messages.js';
-import { createMetrics, INSTRUMENTATION_NAME, type GatewayMetrics } from '../src/telemetry/metrics.js';
+import { createMetrics, type GatewayMetrics } from '../src/telemetry/metrics.js';
+import { startTelemetry } from '../src/telemetry/sdk.js';
 import { startClientSpan, startServerSpan, startWorkerSpan } from '../src/telemetry/tracing.js';
 import { startOtlpReceiver } from '../test/support/otlp-receiver.js';
 import { freePort } from '../test/support/prometheus.js';
@@ -45,6 +45,17 @@ const { values: args } = parseArgs({
     aa: { type: 'boolean', default: false },
     /** Internal: run as the OTLP receiver process. */
     receiver: { type: 'boolean', default: false },
+    // Breakdown of the ON side (each turns one part off):
+    /** The worker child exports no spans. */
+    'no-worker-otel': { type: 'boolean', default: false },
+    /** The gateway's spans go to an in-memory exporter instead of OTLP/HTTP. */
+    'memory-exporter': { type: 'boolean', default: false },
+    /** No OTLP metrics export (Prometheus registry only). */
+    'no-otel-metrics': { type: 'boolean', default: false },
+    /** No tracer provider registered in the gateway. */
+    'no-tracing': { type: 'boolean', default: false },
+    /** The tracer provider without the AsyncLocalStorage context manager. */
+    'no-context-manager': { type: 'boolean', default: false },
   },
 });
 const ITERATIONS = Number(args.iterations);
@@ -126,6 +137,7 @@ interface PathResult {
   ratio: number;
   perRoundRatios: number[];
   spansExported: number;
+  cpuUsPerRequest: Record<'off' | 'on', { gateway: number; worker: number }>;
 }
 
 /** An OTLP/HTTP receiver in a child process (this file with --receiver); resolves with its URL. */
@@ -191,16 +203,20 @@ async function inferencePath(): Promise<PathResult> {
   const receiver = await startReceiverProcess();
   // The ON side's SDK: spans through a BatchSpanProcessor to OTLP/HTTP, metrics mirrored to a MeterProvider that
   // exports over OTLP/HTTP. The tracer provider is registered only during ON blocks.
+  const memExporter = new InMemorySpanExporter();
+  const memDrain = setInterval(() => memExporter.reset(), 500);
+  memDrain.unref();
   const tracerProvider = new NodeTracerProvider({
     resource: resourceFromAttributes({ 'service.name': 'bench-gateway' }),
-    spanProcessors: [new BatchSpanProcessor(new OTLPTraceExporter({ url: `${receiver.url}/v1/traces` }))],
+    spanProcessors: [new BatchSpanProcessor(args['memory-exporter'] ? memExporter : new OTLPTraceExporter({ url: `${receiver.url}/v1/traces` }))],
   });
-  const meterProvider = new MeterProvider({
-    resource: resourceFromAttributes({ 'service.name': 'bench-gateway' }),
-    readers: [new PeriodicExportingMetricReader({ exporter: new OTLPMetricExporter({ url: `${receiver.url}/v1/metrics` }), exportIntervalMillis: 5_000 })],
+  // OTLP metrics: the ON gateway's registry, read by the SDK's MetricProducer at each export (every 5 s).
+  const metricsTelemetry = startTelemetry({
+    serviceName: 'bench-gateway',
+    env: { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_TRACES_EXPORTER: 'none', OTEL_METRIC_EXPORT_INTERVAL: '5000' },
   });
   const setTracing = (on: boolean) => {
-    if (on) tracerProvider.register();
+    if (on && !args['no-tracing']) tracerProvider.register(args['no-context-manager'] ? { contextManager: null } : {});
     else {
       trace.disable();
       propagation.disable();
@@ -209,11 +225,13 @@ async function inferencePath(): Promise<PathResult> {
   };
   const off = await startBenchGateway(undefined);
   // The ON gateway's worker child inherits OTEL_* (fork copies this process's environment at spawn).
-  if (!aa) {
+  if (!aa && !args['no-worker-otel']) {
     process.env.OTEL_EXPORTER_OTLP_ENDPOINT = receiver.url;
     process.env.OTEL_SERVICE_NAME = 'bench-gateway';
   }
-  const on = await startBenchGateway(aa ? undefined : createMetrics(new Registry(), { meter: meterProvider.getMeter(INSTRUMENTATION_NAME) })).finally(() => {
+  const onMetrics = aa ? undefined : createMetrics(new Registry());
+  if (onMetrics && !args['no-otel-metrics']) metricsTelemetry.exportMetrics(onMetrics.registry);
+  const on = await startBenchGateway(onMetrics).finally(() => {
     delete process.env.OTEL_EXPORTER_OTLP_ENDPOINT;
     delete process.env.OTEL_SERVICE_NAME;
   });
@@ -222,6 +240,9 @@ async function inferencePath(): Promise<PathResult> {
     'binary',
   );
   const callers = { off: await rawCaller(off.zmqEndpoint, frames), on: await rawCaller(on.zmqEndpoint, frames) };
+  // CPU time per side: this process (caller + gateway) and that side's worker child, µs summed over its blocks.
+  const workerPid = { off: off.embeddedWorkers.get('demo')?.pid, on: on.embeddedWorkers.get('demo')?.pid };
+  const cpu = { off: { gateway: 0, worker: 0, requests: 0 }, on: { gateway: 0, worker: 0, requests: 0 } };
   const samples = { off: [] as number[], on: [] as number[] };
   const perRoundRatios: number[] = [];
   let spansExported = 0;
@@ -240,11 +261,17 @@ async function inferencePath(): Promise<PathResult> {
         setTracing(side === 'on' && !aa);
         const caller = callers[side];
         const xs: number[] = [];
+        const cpu0 = process.cpuUsage();
+        const worker0 = processCpuUs(workerPid[side]);
         for (let i = 0; i < perRound; i++) {
           const t0 = performance.now();
           await caller.request();
           xs.push((performance.now() - t0) * 1000);
         }
+        const used = process.cpuUsage(cpu0);
+        cpu[side].gateway += used.user + used.system;
+        cpu[side].worker += processCpuUs(workerPid[side]) - worker0;
+        cpu[side].requests += perRound;
         samples[side].push(...xs);
         roundMedians[side] = median(xs);
       }
@@ -255,7 +282,7 @@ async function inferencePath(): Promise<PathResult> {
     callers.off.close();
     callers.on.close();
     await tracerProvider.shutdown();
-    await meterProvider.shutdown();
+    await metricsTelemetry.shutdown();
     await off.close(1_000);
     await on.close(1_000); // the worker child flushes its spans on the way out
     spansExported = await receiver.spans();
@@ -269,8 +296,25 @@ async function inferencePath(): Promise<PathResult> {
     ratio: median(samples.on) / median(samples.off),
     perRoundRatios,
     spansExported,
+    cpuUsPerRequest: {
+      off: { gateway: cpu.off.gateway / cpu.off.requests, worker: cpu.off.worker / cpu.off.requests },
+      on: { gateway: cpu.on.gateway / cpu.on.requests, worker: cpu.on.worker / cpu.on.requests },
+    },
   };
 }
+
+/** User + system CPU time of a process from /proc, µs (0 when unavailable). */
+function processCpuUs(pid: number | undefined): number {
+  if (pid === undefined) return 0;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1e6) / CLOCK_TICKS;
+  } catch {
+    return 0;
+  }
+}
+const CLOCK_TICKS = 100;
 
 if (args.receiver) {
   await runReceiver();
@@ -290,6 +334,9 @@ if (args.json) {
     console.log(`  telemetry on:  median ${path.onMedianUs.toFixed(0)} µs   p99 ${path.onP99Us.toFixed(0)} µs   (metrics + spans in gateway and worker, OTLP export)`);
     console.log(`  ratio on/off (medians): ${path.ratio.toFixed(3)}   median of per-round ratios: ${median(path.perRoundRatios).toFixed(3)}`);
     console.log(`  per round: ${path.perRoundRatios.map((r) => r.toFixed(3)).join(' ')}`);
+    const c = path.cpuUsPerRequest;
+    console.log(`  CPU per request, caller+gateway process: off ${c.off.gateway.toFixed(0)} µs, on ${c.on.gateway.toFixed(0)} µs (+${(c.on.gateway - c.off.gateway).toFixed(0)})`);
+    console.log(`  CPU per request, worker child:           off ${c.off.worker.toFixed(0)} µs, on ${c.on.worker.toFixed(0)} µs (+${(c.on.worker - c.off.worker).toFixed(0)})`);
     console.log(`  spans received by the OTLP receiver: ${path.spansExported}`);
     console.log(`  load average at the end: ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
   }

@@ -57,6 +57,7 @@ const serve: CliCommand = {
     // OpenTelemetry (OTEL_* variables; off without them) before createMetrics, so the OTLP metrics mirror binds to it.
     const telemetry = startTelemetry({ serviceName: 'physical-ai-gateway', serviceVersion: VERSION, env: io.env, log });
     const metrics = createMetrics(new Registry());
+    telemetry.exportMetrics(metrics.registry);
     const late: { gateway?: Gateway } = {};
     const docker = await dockerSupportFor(config, log, metrics, late);
     const launcher = docker?.launcher;

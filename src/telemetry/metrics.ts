@@ -1,8 +1,6 @@
 // Prometheus metrics of the gateway on an injected registry, behind a small observer API so that the rest of
-// the code never touches prom-client. Key request metrics are mirrored to an OpenTelemetry Meter (a no-op
-// unless an SDK MeterProvider was registered before createMetrics was called; see sdk.ts).
-import { metrics as otelMetrics } from '@opentelemetry/api';
-import type { Attributes, Counter as OtelCounter, Histogram as OtelHistogram, Meter, UpDownCounter } from '@opentelemetry/api';
+// the code never touches prom-client. The hot path only adds to plain records; OTLP export (sdk.ts) reads the
+// same registry at each collection, so exporting costs nothing per request.
 import { Counter, Gauge } from 'prom-client';
 import type { Registry } from 'prom-client';
 import { FastCounter, FastGauge, FastHistogram } from './instruments.js';
@@ -112,10 +110,6 @@ export interface ContainerStatsSample {
   memoryLimitBytes?: number;
 }
 
-export interface MetricsOptions {
-  /** OpenTelemetry meter that mirrors the key request metrics; defaults to the global one (no-op without an SDK). */
-  meter?: Meter;
-}
 
 /** The gateway's instruments. Create one per gateway with its own Registry. */
 export interface GatewayMetrics {
@@ -144,19 +138,16 @@ interface RequestChildren {
   responseBytes: ScalarSeries;
   copies: ScalarSeries;
   copiedBytes: ScalarSeries;
-  otelAttrs: Attributes;
 }
 
 interface StageChild {
   child: HistogramSeries;
-  otelAttrs: Attributes;
 }
 
 interface OutcomeChildren {
   duration: HistogramSeries;
   requests: ScalarSeries;
   errors: ScalarSeries | undefined;
-  otelAttrs: Attributes;
 }
 
 const nowSeconds = (): number => performance.now() / 1000;
@@ -168,7 +159,7 @@ const nowSeconds = (): number => performance.now() / 1000;
  * const obs = metrics.requestStarted({ framework: 'demo', transport: 'zmq', codec: 'binary' });
  * obs.end({ outcome: 'ok', requestBytes: 1200, responseBytes: 900, stagesMs: { worker_compute: 1.2 } });
  */
-export function createMetrics(registry: Registry, { meter = otelMetrics.getMeter(INSTRUMENTATION_NAME) }: MetricsOptions = {}): GatewayMetrics {
+export function createMetrics(registry: Registry): GatewayMetrics {
   const registers = [registry];
   const duration = new FastHistogram(REQUEST_DURATION_SECONDS, 'Time from a request arriving at a front door to its reply being handed back, seconds.', ['framework', 'transport', 'codec', 'outcome'], DURATION_BUCKETS_SECONDS, registry);
   const stage = new FastHistogram(STAGE_DURATION_SECONDS, 'Time spent per stage of a request (decode, queue, worker_compute, transport, encode), seconds.', ['framework', 'stage'], DURATION_BUCKETS_SECONDS, registry);
@@ -228,20 +219,6 @@ export function createMetrics(registry: Registry, { meter = otelMetrics.getMeter
     registers,
   });
 
-  // OpenTelemetry mirror of the request metrics (same names; OTel unit strings).
-  const otelDuration: OtelHistogram = meter.createHistogram(REQUEST_DURATION_SECONDS, {
-    description: 'Request duration at the front door',
-    unit: 's',
-    advice: { explicitBucketBoundaries: [...DURATION_BUCKETS_SECONDS] },
-  });
-  const otelRequests: OtelCounter = meter.createCounter('gateway_requests', { description: 'Requests answered' });
-  const otelInFlight: UpDownCounter = meter.createUpDownCounter(REQUESTS_IN_FLIGHT, { description: 'Requests in flight' });
-  const otelStage: OtelHistogram = meter.createHistogram(STAGE_DURATION_SECONDS, {
-    description: 'Duration per stage',
-    unit: 's',
-    advice: { explicitBucketBoundaries: [...DURATION_BUCKETS_SECONDS] },
-  });
-
   // Label children cached by key: labels() hashes and sorts on every call, this map lookup does not.
   const requestCache = new Map<string, RequestChildren>();
   const outcomeCache = new Map<string, OutcomeChildren>();
@@ -258,7 +235,6 @@ export function createMetrics(registry: Registry, { meter = otelMetrics.getMeter
         responseBytes: responseBytes.child(labels),
         copies: copies.child(labels),
         copiedBytes: copiedBytes.child(labels),
-        otelAttrs: { framework, transport },
       };
       requestCache.set(key, c);
     }
@@ -273,7 +249,6 @@ export function createMetrics(registry: Registry, { meter = otelMetrics.getMeter
         duration: duration.child(labels),
         requests: requests.child(labels),
         errors: outcome === 'ok' ? undefined : errors.child({ framework, transport, code: outcome }),
-        otelAttrs: { framework, transport, codec, outcome },
       };
       outcomeCache.set(key, c);
     }
@@ -290,10 +265,9 @@ export function createMetrics(registry: Registry, { meter = otelMetrics.getMeter
     let c = row[index];
     if (!c) {
       const name = STAGES[index]!;
-      c = row[index] = { child: stage.child({ framework, stage: name }), otelAttrs: { framework, stage: name } };
+      c = row[index] = { child: stage.child({ framework, stage: name }) };
     }
     stage.observe(c.child, ms / 1000);
-    otelStage.record(ms / 1000, c.otelAttrs);
   };
   const observeStage = (framework: string, name: Stage, ms: number): void => observeStageAt(framework, stageRow(framework), STAGES.indexOf(name), ms);
 
@@ -322,7 +296,6 @@ export function createMetrics(registry: Registry, { meter = otelMetrics.getMeter
       const start = nowSeconds();
       const rc = requestChildren(framework, transport);
       rc.inFlight.value += 1;
-      otelInFlight.add(1, rc.otelAttrs);
       let ended = false;
       return {
         end(result) {
@@ -330,15 +303,12 @@ export function createMetrics(registry: Registry, { meter = otelMetrics.getMeter
           if (ended) return seconds;
           ended = true;
           rc.inFlight.value -= 1;
-          otelInFlight.add(-1, rc.otelAttrs);
           const fw = result.framework ?? framework;
           const rcFinal = fw === framework ? rc : requestChildren(fw, transport);
           const oc = outcomeChildren(fw, transport, result.codec ?? codec, result.outcome);
           duration.observe(oc.duration, seconds);
           oc.requests.value += 1;
           if (oc.errors) oc.errors.value += 1;
-          otelDuration.record(seconds, oc.otelAttrs);
-          otelRequests.add(1, oc.otelAttrs);
           if (result.requestBytes! > 0) rcFinal.requestBytes.value += result.requestBytes!;
           if (result.responseBytes! > 0) rcFinal.responseBytes.value += result.responseBytes!;
           if (result.copiedBytes! > 0) {

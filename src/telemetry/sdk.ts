@@ -1,15 +1,17 @@
 // The one place the OpenTelemetry SDK is set up: traces (batch processor → OTLP/HTTP JSON) and metrics
 // (periodic reader → OTLP/HTTP JSON), configured from the standard OTEL_* variables that the entry point
 // passes in. Off unless an OTLP endpoint or an exporter is named. Only entry points import this file (src/cli,
-// the embedded worker's src/worker/main.ts, benchmarks), and they call startTelemetry() before createMetrics()
-// so the metrics mirror binds to the SDK's MeterProvider.
-import { context, diag, DiagLogLevel, metrics, propagation, trace } from '@opentelemetry/api';
-import type { DiagLogger } from '@opentelemetry/api';
+// the embedded worker's src/worker/main.ts, benchmarks). Metrics over OTLP are the gateway's Prometheus
+// registry, read at each export by a MetricProducer (telemetry.exportMetrics(registry)): nothing per request.
+import { context, diag, DiagLogLevel, metrics, propagation, trace, ValueType } from '@opentelemetry/api';
+import type { Attributes, DiagLogger, HrTime } from '@opentelemetry/api';
+import { millisToHrTime } from '@opentelemetry/core';
 import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-http';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
-import { defaultResource, resourceFromAttributes } from '@opentelemetry/resources';
-import { MeterProvider, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
-import type { MetricReader } from '@opentelemetry/sdk-metrics';
+import { defaultResource, resourceFromAttributes, type Resource } from '@opentelemetry/resources';
+import { AggregationTemporality, DataPointType, MeterProvider, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
+import type { CollectionResult, DataPoint, MetricData, MetricProducer, MetricReader } from '@opentelemetry/sdk-metrics';
+import { INSTRUMENTATION_NAME } from './metrics.js';
 import {
   AlwaysOffSampler,
   AlwaysOnSampler,
@@ -44,6 +46,8 @@ export interface Telemetry {
   /** Which signals export. */
   readonly tracesEnabled: boolean;
   readonly metricsEnabled: boolean;
+  /** Exports the metrics of this registry over OTLP at each export (when OTLP metrics are on; else a no-op). */
+  exportMetrics(registry: PrometheusRegistryLike): void;
   /** Exports what is buffered now. */
   forceFlush(): Promise<void>;
   /** Flushes and stops the SDK and removes the global providers. Idempotent. */
@@ -193,6 +197,7 @@ function diagLogger(log: TelemetryLogger): DiagLogger {
 const disabledTelemetry: Telemetry = {
   tracesEnabled: false,
   metricsEnabled: false,
+  exportMetrics: () => {},
   forceFlush: async () => {},
   shutdown: async () => {},
 };
@@ -244,12 +249,14 @@ export function startTelemetry({ serviceName, env, serviceVersion, log, spanProc
   }
 
   let meterProvider: MeterProvider | undefined;
+  const registries: PrometheusRegistryLike[] = [];
   if (useMetrics) {
     const readers: MetricReader[] = [
       new PeriodicExportingMetricReader({
         exporter: new OTLPMetricExporter({ url: config.metricsEndpoint, headers: config.metricsHeaders, timeoutMillis: config.timeoutMs }),
         exportIntervalMillis: Math.max(config.metricExportIntervalMs, 1),
         exportTimeoutMillis: Math.min(config.metricExportTimeoutMs, Math.max(config.metricExportIntervalMs, 1)),
+        metricProducers: [registryMetricProducer(registries, resource)],
       }),
     ];
     meterProvider = new MeterProvider({ resource, readers });
@@ -281,9 +288,104 @@ export function startTelemetry({ serviceName, env, serviceVersion, log, spanProc
   return {
     tracesEnabled: useTraces,
     metricsEnabled: useMetrics,
+    exportMetrics(registry) {
+      if (useMetrics && !registries.includes(registry)) registries.push(registry);
+    },
     async forceFlush() {
       await Promise.all([tracerProvider?.forceFlush(), meterProvider?.forceFlush()]);
     },
     shutdown: () => (closing ??= shutdown()),
+  };
+}
+
+// ---------------------------------------------------------------- Prometheus registry → OTLP metrics
+
+/** What the OTLP bridge reads from a prom-client Registry: its JSON form. */
+export interface PrometheusRegistryLike {
+  getMetricsAsJSON(): Promise<PrometheusMetricJson[]>;
+}
+
+export interface PrometheusMetricJson {
+  name: string;
+  help: string;
+  /** 'counter' | 'gauge' | 'histogram' | 'summary' at run time (prom-client's typings say a numeric enum). */
+  type: unknown;
+  values: Array<{ value: number; labels: Partial<Record<string, string | number>>; metricName?: string }>;
+}
+
+/** OTel names drop the Prometheus `_total` suffix of counters (an OTLP→Prometheus exporter adds it back). */
+function otlpName(name: string, type: string): string {
+  return type === 'counter' && name.endsWith('_total') ? name.slice(0, -'_total'.length) : name;
+}
+
+function unitOf(name: string): string {
+  const base = name.replace(/_total$/, '');
+  if (base.endsWith('_seconds')) return 's';
+  if (base.endsWith('_bytes')) return 'By';
+  if (base.endsWith('_ratio')) return '1';
+  return '';
+}
+
+function attributesOf(labels: Partial<Record<string, string | number>>, skip?: string): Attributes {
+  const out: Attributes = {};
+  for (const [k, v] of Object.entries(labels)) if (k !== skip && v !== undefined) out[k] = v;
+  return out;
+}
+
+/** One Prometheus metric (JSON form) as OTLP metric data: counters as monotonic cumulative sums, gauges, histograms. */
+export function toOtlpMetric(metric: PrometheusMetricJson, startTime: HrTime, endTime: HrTime): MetricData | undefined {
+  const type = typeof metric.type === 'number' ? (['counter', 'gauge', 'histogram', 'summary'][metric.type] ?? '') : String(metric.type);
+  const descriptor = { name: otlpName(metric.name, type), description: metric.help, unit: unitOf(metric.name), valueType: ValueType.DOUBLE };
+  const temporality = AggregationTemporality.CUMULATIVE;
+  const points = (): Array<DataPoint<number>> => metric.values.map((v) => ({ startTime, endTime, attributes: attributesOf(v.labels), value: v.value }));
+  if (type === 'counter') return { descriptor, aggregationTemporality: temporality, dataPointType: DataPointType.SUM, isMonotonic: true, dataPoints: points() };
+  if (type === 'gauge') return { descriptor, aggregationTemporality: temporality, dataPointType: DataPointType.GAUGE, dataPoints: points() };
+  if (type !== 'histogram') return undefined;
+  // Prometheus buckets are cumulative `le` series plus _sum and _count; OTLP wants per-bucket counts.
+  const series = new Map<string, { attributes: Attributes; bounds: Array<[number, number]>; sum: number; count: number }>();
+  for (const v of metric.values) {
+    const attributes = attributesOf(v.labels, 'le');
+    const key = JSON.stringify(attributes);
+    let s = series.get(key);
+    if (!s) series.set(key, (s = { attributes, bounds: [], sum: 0, count: 0 }));
+    const suffix = v.metricName?.slice(metric.name.length);
+    if (suffix === '_sum') s.sum = v.value;
+    else if (suffix === '_count') s.count = v.value;
+    else if (suffix === '_bucket' && v.labels.le !== '+Inf') s.bounds.push([Number(v.labels.le), v.value]);
+  }
+  const dataPoints = [...series.values()].map((s) => {
+    s.bounds.sort((a, b) => a[0] - b[0]);
+    const counts: number[] = [];
+    let previous = 0;
+    for (const [, cumulative] of s.bounds) {
+      counts.push(cumulative - previous);
+      previous = cumulative;
+    }
+    counts.push(s.count - previous); // +Inf
+    return { startTime, endTime, attributes: s.attributes, value: { buckets: { boundaries: s.bounds.map((b) => b[0]), counts }, sum: s.sum, count: s.count } };
+  });
+  return { descriptor, aggregationTemporality: temporality, dataPointType: DataPointType.HISTOGRAM, dataPoints };
+}
+
+/** A MetricProducer that reads the registries at each collection (cumulative since the producer was made). */
+function registryMetricProducer(registries: readonly PrometheusRegistryLike[], resource: Resource): MetricProducer {
+  const startTime = millisToHrTime(Date.now());
+  return {
+    async collect(): Promise<CollectionResult> {
+      const endTime = millisToHrTime(Date.now());
+      const errors: unknown[] = [];
+      const data: MetricData[] = [];
+      for (const registry of registries) {
+        try {
+          for (const metric of await registry.getMetricsAsJSON()) {
+            const m = toOtlpMetric(metric, startTime, endTime);
+            if (m && m.dataPoints.length > 0) data.push(m);
+          }
+        } catch (err) {
+          errors.push(err);
+        }
+      }
+      return { resourceMetrics: { resource, scopeMetrics: [{ scope: { name: INSTRUMENTATION_NAME }, metrics: data }] }, errors };
+    },
   };
 }

@@ -112,7 +112,8 @@ export function injectTraceContext<C extends TraceCarrier>(carrier: C, ctx: Cont
   carrier.traceparent = formatTraceparent(spanContext);
   const state = spanContext.traceState?.serialize();
   if (state) carrier.tracestate = state;
-  else delete carrier.tracestate;
+  // `delete` would turn the header into a slow dictionary-mode object; the codecs drop undefined fields.
+  else if (carrier.tracestate !== undefined) carrier.tracestate = undefined;
   return carrier;
 }
 

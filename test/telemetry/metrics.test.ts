@@ -3,6 +3,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Registry } from 'prom-client';
 import type { PoolEvent } from '../../src/zmq/types.js';
+import { DataPointType, type HistogramMetricData, type SumMetricData } from '@opentelemetry/sdk-metrics';
+import { toOtlpMetric } from '../../src/telemetry/sdk.js';
 import {
   containerStatsFromDocker,
   createMetrics,
@@ -132,4 +134,36 @@ test('container stats: gauges from a sample, OOM counter, removal; Docker stats 
   assert.equal(await value(registry, 'gateway_container_memory_bytes', labels), undefined);
   // First sample (no precpu): CPU 0 rather than a bogus ratio.
   assert.equal(containerStatsFromDocker('a', 'b', { cpu_stats: { cpu_usage: { total_usage: 5 }, system_cpu_usage: 10 } }).cpuRatio, 0);
+});
+
+test('the registry converts to OTLP data: per-bucket histogram counts, counters without _total, units', async () => {
+  const metrics = createMetrics(new Registry());
+  for (const ms of [0.05, 0.3, 0.3, 40]) {
+    metrics.requestStarted({ framework: 'demo', transport: 'zmq', codec: 'binary' }).end({ outcome: 'ok', stagesMs: { worker_compute: ms } });
+  }
+  metrics.requestStarted({ framework: 'demo', transport: 'http', codec: 'json' }).end({ outcome: 'timeout' });
+  const json = await metrics.registry.getMetricsAsJSON();
+  const t: [number, number] = [1, 0];
+  const stage = toOtlpMetric(json.find((m) => m.name === 'gateway_stage_duration_seconds')!, t, t) as HistogramMetricData;
+  assert.equal(stage.dataPointType, DataPointType.HISTOGRAM);
+  assert.equal(stage.descriptor.unit, 's');
+  const point = stage.dataPoints.find((p) => p.attributes.stage === 'worker_compute')!;
+  assert.deepEqual(point.value.buckets.boundaries, DURATION_BUCKETS_SECONDS);
+  assert.equal(point.value.count, 4);
+  assert.ok(Math.abs(point.value.sum! - 0.04065) < 1e-9);
+  const counts = point.value.buckets.counts;
+  assert.equal(counts.length, DURATION_BUCKETS_SECONDS.length + 1);
+  assert.equal(counts.reduce((a, b) => a + b, 0), 4);
+  assert.equal(counts[DURATION_BUCKETS_SECONDS.indexOf(0.0001)], 1); // 50 µs
+  assert.equal(counts[DURATION_BUCKETS_SECONDS.indexOf(0.0005)], 2); // 300 µs
+  assert.equal(counts[DURATION_BUCKETS_SECONDS.indexOf(0.05)], 1); // 40 ms
+  const requests = toOtlpMetric(json.find((m) => m.name === 'gateway_requests_total')!, t, t) as SumMetricData;
+  assert.equal(requests.descriptor.name, 'gateway_requests');
+  assert.equal(requests.isMonotonic, true);
+  assert.deepEqual(
+    requests.dataPoints.map((p) => [p.attributes.transport, p.attributes.outcome, p.value]).sort(),
+    [['http', 'timeout', 1], ['zmq', 'ok', 4]],
+  );
+  const bytes = toOtlpMetric(json.find((m) => m.name === 'gateway_request_bytes_total')!, t, t)!;
+  assert.equal(bytes.descriptor.unit, 'By');
 });

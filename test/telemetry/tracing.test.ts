@@ -177,8 +177,9 @@ test('real OTLP/HTTP exporters: one trace id across gateway and a worker process
   t.after(() => telemetry.shutdown());
   assert.equal(telemetry.tracesEnabled, true);
   assert.equal(telemetry.metricsEnabled, true);
-  // createMetrics after startTelemetry: the OTel mirror binds to the SDK's meter provider.
+  // The registry goes out over OTLP at each export (a MetricProducer reads it; nothing per request).
   const metrics = createMetrics(new Registry());
+  telemetry.exportMetrics(metrics.registry);
 
   // Caller's traceparent arrives at the gateway front door.
   const incoming: RequestHeader = { type: 'inference', request_id: 'otlp-1', traceparent: TRACEPARENT };
