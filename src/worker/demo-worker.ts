@@ -21,9 +21,10 @@ export function createDemoWorker({ endpoint, framework = 'demo', delayMs = 0, ca
   const server = new WorkerServer({ endpoint, framework, model: DEMO_MODEL, capacity, limits, log });
   const counts = { inference: 0, train: 0, command: 0 };
   const startedAt = Date.now();
-  server.register('inference', async (data, { signal }) => {
+  // Synchronous without a delay: the server then needs no deadline timer or promise for the request.
+  server.register('inference', (data, ctx) => {
     counts.inference++;
-    if (delayMs > 0) await sleep(delayMs, signal);
+    if (delayMs > 0) return sleep(delayMs, ctx.signal).then(() => demoPolicy(data));
     return demoPolicy(data);
   });
   server.register('train', (data) => {

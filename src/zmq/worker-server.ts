@@ -2,7 +2,7 @@
 // answering every message (unknown types, throwing handlers and bad frames get error replies).
 import { context } from '@opentelemetry/api';
 import * as zmq from 'zeromq';
-import { abortError, RequestDeadline, throwIfAborted } from '../lib/abort.js';
+import { abortError, RequestDeadline } from '../lib/abort.js';
 import { GatewayError, toGatewayError } from '../lib/errors.js';
 import { silentLogger, type Logger } from '../lib/log.js';
 import { DEFAULT_LIMITS, decodeRequest, encodeMessage, peekRequestId, type Codec, type Frame, type Limits } from '../protocol/codec.js';
@@ -37,6 +37,10 @@ const SDK = 'physical-ai-gateway-ts/0.1.0';
 /** The per-frame size above which ZeroMQ itself disconnects the sender. */
 export function socketFrameLimit(limits: Limits): number {
   return Math.min(2 * limits.maxMessageBytes, 2 ** 31 - 1);
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return value !== null && (typeof value === 'object' || typeof value === 'function') && typeof (value as { then?: unknown }).then === 'function';
 }
 
 /** Serves registered handlers on a ROUTER socket. `await start()` binds; `close()` drains and unbinds. */
@@ -184,30 +188,59 @@ export class WorkerServer implements AsyncDisposable {
       if (header.type !== 'health' && this.#busy >= this.#capacity) {
         throw new GatewayError('overloaded', `worker is at capacity (${this.#capacity} requests)`);
       }
-      const remainingMs = header.timeout_ms === undefined ? Infinity : header.timeout_ms - (decodedAt - receivedAt);
-      const deadline = new RequestDeadline(remainingMs, this.#closeController.signal);
-      const signal = deadline.signal;
+      const closeSignal = this.#closeController.signal;
+      if (closeSignal.aborted) throw abortError(closeSignal, `request ${requestId ?? ''}`);
+      if (header.timeout_ms !== undefined && !(header.timeout_ms - (decodedAt - receivedAt) > 0)) {
+        throw new GatewayError('timeout', `request ${requestId ?? ''}: deadline passed`, { cause: new DOMException('deadline passed', 'TimeoutError') });
+      }
+      // The request's deadline is made only when used: when the handler reads ctx.signal or returns a promise.
+      // A synchronous handler that ignores the signal (the demo policy) costs no timer, controller or listener.
+      let deadline: RequestDeadline | undefined;
+      let settled = false;
+      const timeoutMs = header.timeout_ms;
+      const deadlineSignal = (): AbortSignal => {
+        // Read after the handler ended: a signal that never aborts, as a disposed deadline's.
+        if (settled && !deadline) return new AbortController().signal;
+        return (deadline ??= new RequestDeadline(timeoutMs === undefined ? Infinity : timeoutMs - (performance.now() - receivedAt), closeSignal)).signal;
+      };
       const counted = header.type !== 'health';
-      let busy = false;
+      if (counted) this.#busy++;
       let result: unknown;
       try {
-        throwIfAborted(signal, `request ${requestId ?? ''}`);
-        if (counted) {
-          this.#busy++;
-          busy = true;
+        const ctx: HandlerContext = {
+          requestId,
+          header,
+          get signal() {
+            return deadlineSignal();
+          },
+        };
+        const out = context.with(span.context, handler, undefined, header.data ?? {}, ctx);
+        if (isThenable(out)) {
+          const signal = deadlineSignal();
+          result = await new Promise((resolve, reject) => {
+            // The handler gets the signal; a handler that ignores it is still cut off at the deadline.
+            const onAbort = () => reject(abortError(signal, 'handler'));
+            if (signal.aborted) return onAbort();
+            signal.addEventListener('abort', onAbort, { once: true });
+            const done = () => signal.removeEventListener('abort', onAbort);
+            out.then(
+              (value) => {
+                done();
+                resolve(value);
+              },
+              (err: unknown) => {
+                done();
+                reject(err);
+              },
+            );
+          });
+        } else {
+          result = out;
         }
-        const ctx = { requestId, header, signal };
-        result = await new Promise((resolve, reject) => {
-          // The handler gets the signal; a handler that ignores it is still cut off at the deadline.
-          const onAbort = () => reject(abortError(signal, 'handler'));
-          signal.addEventListener('abort', onAbort, { once: true });
-          Promise.resolve(context.with(span!.context, handler, undefined, header.data ?? {}, ctx))
-            .then(resolve, reject)
-            .finally(() => signal.removeEventListener('abort', onAbort));
-        });
       } finally {
-        deadline.dispose();
-        if (busy) this.#busy--;
+        settled = true;
+        deadline?.dispose();
+        if (counted) this.#busy--;
       }
       const doneAt = performance.now();
       reply = {
