@@ -187,7 +187,7 @@ export class ZmqFront implements AsyncDisposable {
         router.route, // with `router` as `this`: no closure per request
         router,
         { type: header.type, data: header.data, framework: header.framework, traceparent: header.traceparent, tracestate: header.tracestate },
-        { signal: this.#closeController.signal, timeoutMs: header.timeout_ms },
+        { signal: this.#closeController.signal, sharedSignal: true, timeoutMs: header.timeout_ms },
       );
       const routedMs = performance.now() - decodedAt;
       // Stages: time in the gateway before the request left for the worker (admission, on-demand start, pick,

@@ -26,6 +26,12 @@ export function retryAfterSeconds(err: unknown): number | undefined {
 export interface RouteOptions {
   /** The caller's cancellation (client went away, gateway closing). */
   signal?: AbortSignal;
+  /**
+   * True when `signal` is long-lived and shared by many requests (a front door's close signal): the router then
+   * combines it with its own close signal once and reuses that, and leaves the deadline to the worker client's
+   * timer, so a request to a running framework costs no AbortController, timer or listeners here.
+   */
+  sharedSignal?: boolean;
   /** The caller's own budget, ms (`timeout_ms` in the header); the framework's timeout caps it. */
   timeoutMs?: number;
   /** Codec towards the worker; defaults to the framework's. */
@@ -64,6 +70,7 @@ export class Router {
   readonly #closeController = new AbortController();
   #closing: Promise<void> | undefined;
   #idle: (() => void) | undefined;
+  readonly #combined = new WeakMap<AbortSignal, AbortSignal>();
 
   constructor({ registry, log = silentLogger }: RouterOptions) {
     this.registry = registry;
@@ -97,8 +104,11 @@ export class Router {
     }
     const budgetMs = Math.min(config.timeoutMs, opts.timeoutMs ?? Infinity);
     const startedAt = performance.now();
-    const deadline = new RequestDeadline(budgetMs, this.#closeController.signal, opts.signal);
-    const signal = deadline.signal;
+    // Fast path (a running framework, no per-request caller signal): the pool's client enforces the budget with
+    // its own timer and listens to one long-lived signal. Otherwise one deadline for the launch and the request.
+    const fast = (opts.signal === undefined || opts.sharedSignal === true) && !(entry.launcher && !entry.pool.isReady());
+    const deadline = fast ? undefined : new RequestDeadline(budgetMs, this.#closeController.signal, opts.signal);
+    const signal = deadline ? deadline.signal : this.#sharedSignal(opts.signal);
     entry.inFlight++;
     try {
       if (signal.aborted) throw abortError(signal, `request to ${entry.name}`);
@@ -116,10 +126,19 @@ export class Router {
       const error = signal.aborted && !(err instanceof GatewayError && err.code !== 'cancelled') ? abortError(signal, `request to ${entry.name}`) : toGatewayError(err);
       throw error;
     } finally {
-      deadline.dispose();
+      deadline?.dispose();
       entry.inFlight--;
       if (this.#idle && this.inFlight === 0) this.#idle();
     }
+  }
+
+  /** The router's close signal combined with a long-lived caller signal, made once per caller signal. */
+  #sharedSignal(caller: AbortSignal | undefined): AbortSignal {
+    const own = this.#closeController.signal;
+    if (!caller) return own;
+    let combined = this.#combined.get(caller);
+    if (!combined) this.#combined.set(caller, (combined = AbortSignal.any([own, caller])));
+    return combined;
   }
 
   /** Starts the framework through its launcher (one launch shared by every waiting request), within `signal`. */
