@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --initial-old-space-size=128
 /* global URL */
 // Launcher for `npx physical-ai-gateway`: runs the built CLI when present, else the TypeScript source via tsx.
 import { existsSync } from 'node:fs';

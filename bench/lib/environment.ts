@@ -10,10 +10,12 @@ import { promisify } from 'node:util';
 import { startChild, type Child } from './children.js';
 import { HttpDriver, ProtocolZmqDriver, PythonRefDriver, RawZmqDriver, type Driver } from './drivers.js';
 import type { BenchConfig, BenchOptions, Transport, WorkerKind } from './matrix.js';
+import { RUNTIME_NODE_FLAGS } from '../../src/lib/node-flags.js';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const PYTHON = '/usr/bin/python3';
-const TSX_ARGS = ['--import', 'tsx'];
+// The product's runtime flags on every Node server here, the raw reference included, so all run alike.
+const TSX_ARGS = [...RUNTIME_NODE_FLAGS, '--import', 'tsx'];
 /**
  * Header limit of the gateways and workers started here: above the product default (16 MiB) so the original
  * JSON codec, whose header holds every tensor as number lists (10 MB at XL), fits with room for larger payloads.

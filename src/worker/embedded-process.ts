@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { GatewayError } from '../lib/errors.js';
 import { silentLogger, type Logger, type LogLevel } from '../lib/log.js';
 import type { WorkerReadyMessage } from './main.js';
+import { RUNTIME_NODE_FLAGS } from '../lib/node-flags.js';
 
 export interface EmbeddedWorkerOptions {
   /** Where the worker binds; default ipc://<temp dir>/demo.sock. */
@@ -36,7 +37,7 @@ export interface EmbeddedWorker {
 function workerEntry(): { path: string; execArgv: string[] } {
   const self = fileURLToPath(import.meta.url);
   const ts = self.endsWith('.ts');
-  return { path: join(self, '..', ts ? 'main.ts' : 'main.js'), execArgv: ts ? ['--import', 'tsx'] : [] };
+  return { path: join(self, '..', ts ? 'main.ts' : 'main.js'), execArgv: [...RUNTIME_NODE_FLAGS, ...(ts ? ['--import', 'tsx'] : [])] };
 }
 
 function spawnChild(endpoint: string, opts: EmbeddedWorkerOptions): ChildProcess {
