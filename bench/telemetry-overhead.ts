@@ -9,8 +9,10 @@
 //           registered (BatchSpanProcessor → OTLP/HTTP), a worker child with OTEL_* exporting its spans too.
 //     The OTLP receiver runs in its own process (this file with --receiver), like a collector would. The caller
 //     sends pre-encoded frames with a traceparent on a raw DEALER socket, so it adds no span of its own.
-// Usage: npx tsx bench/telemetry-overhead.ts [--requests 4000] [--rounds 20] [--aa] [--json]
+// Usage: npx tsx bench/telemetry-overhead.ts [--requests 4000] [--rounds 20] [--aa] [--sample-ratio 0.1] [--json]
+//   breakdown of the ON side: --no-worker-otel, --memory-exporter, --no-otel-metrics, --no-tracing, --no-context-manager
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { loadavg } from 'node:os';
@@ -20,13 +22,13 @@ import { parseArgs } from 'node:util';
 import { context, propagation, trace } from '@opentelemetry/api';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
-import { BatchSpanProcessor, InMemorySpanExporter, NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
+import { AlwaysOnSampler, BatchSpanProcessor, InMemorySpanExporter, NodeTracerProvider, TraceIdRatioBasedSampler } from '@opentelemetry/sdk-trace-node';
 import { Registry } from 'prom-client';
 import * as zmq from 'zeromq';
 import { sampleObservation } from '../src/cli/sample.js';
 import { parseConfig } from '../src/config.js';
 import { startGateway, type Gateway } from '../src/gateway/gateway.js';
-import { encodeMessage } from '../src/protocol/codec.js';
+import { decodeReply, encodeMessage } from '../src/protocol/codec.js';
 import type { RequestHeader } from '../src/protocol/messages.js';
 import { createMetrics, type GatewayMetrics } from '../src/telemetry/metrics.js';
 import { startTelemetry } from '../src/telemetry/sdk.js';
@@ -54,6 +56,8 @@ const { values: args } = parseArgs({
     'no-otel-metrics': { type: 'boolean', default: false },
     /** No tracer provider registered in the gateway. */
     'no-tracing': { type: 'boolean', default: false },
+    /** Trace this fraction of requests (TraceIdRatioBasedSampler in gateway and worker; callers send varied trace ids). */
+    'sample-ratio': { type: 'string', default: '1' },
     /** The tracer provider without the AsyncLocalStorage context manager. */
     'no-context-manager': { type: 'boolean', default: false },
   },
@@ -61,6 +65,7 @@ const { values: args } = parseArgs({
 const ITERATIONS = Number(args.iterations);
 const REQUESTS = Number(args.requests);
 const ROUNDS = Number(args.rounds);
+const SAMPLE_RATIO = Number(args['sample-ratio']);
 
 const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
@@ -133,6 +138,9 @@ interface PathResult {
   offMedianUs: number;
   onMedianUs: number;
   offP99Us: number;
+  /** The worker's own time (reply timing.total_ms), median. */
+  offWorkerMedianUs: number;
+  onWorkerMedianUs: number;
   onP99Us: number;
   ratio: number;
   perRoundRatios: number[];
@@ -184,15 +192,19 @@ async function startBenchGateway(metrics: GatewayMetrics | undefined): Promise<G
 }
 
 /** A caller on a raw DEALER: the same pre-encoded request every time, awaited one at a time. */
-async function rawCaller(endpoint: string, frames: Uint8Array[]): Promise<{ request(): Promise<void>; close(): void }> {
+/** A caller on a raw DEALER; request() resolves with the worker's own total_ms from the reply. */
+async function rawCaller(endpoint: string, requests: Uint8Array[][]): Promise<{ request(): Promise<number>; close(): void }> {
   const socket = new zmq.Dealer({ linger: 0 });
   socket.connect(endpoint);
-  const message = [Buffer.alloc(0), ...frames];
+  const messages = requests.map((frames) => [Buffer.alloc(0), ...frames]);
+  let next = 0;
   return {
     async request() {
-      await socket.send(message);
-      const [, header] = await socket.receive();
-      if (header![0] === 0x7b || header!.includes('"error"')) throw new Error(`error reply: ${header!.toString().slice(0, 200)}`);
+      await socket.send(messages[next++ % messages.length]!);
+      const [, ...frames] = await socket.receive();
+      const reply = decodeReply(frames).header;
+      if (reply.status !== 'success') throw new Error(`error reply: ${JSON.stringify(reply.error)}`);
+      return reply.timing?.total_ms ?? NaN;
     },
     close: () => socket.close(),
   };
@@ -208,6 +220,7 @@ async function inferencePath(): Promise<PathResult> {
   memDrain.unref();
   const tracerProvider = new NodeTracerProvider({
     resource: resourceFromAttributes({ 'service.name': 'bench-gateway' }),
+    sampler: SAMPLE_RATIO < 1 ? new TraceIdRatioBasedSampler(SAMPLE_RATIO) : new AlwaysOnSampler(),
     spanProcessors: [new BatchSpanProcessor(args['memory-exporter'] ? memExporter : new OTLPTraceExporter({ url: `${receiver.url}/v1/traces` }))],
   });
   // OTLP metrics: the ON gateway's registry, read by the SDK's MetricProducer at each export (every 5 s).
@@ -228,22 +241,27 @@ async function inferencePath(): Promise<PathResult> {
   if (!aa && !args['no-worker-otel']) {
     process.env.OTEL_EXPORTER_OTLP_ENDPOINT = receiver.url;
     process.env.OTEL_SERVICE_NAME = 'bench-gateway';
+    if (SAMPLE_RATIO < 1) Object.assign(process.env, { OTEL_TRACES_SAMPLER: 'traceidratio', OTEL_TRACES_SAMPLER_ARG: String(SAMPLE_RATIO) });
   }
   const onMetrics = aa ? undefined : createMetrics(new Registry());
   if (onMetrics && !args['no-otel-metrics']) metricsTelemetry.exportMetrics(onMetrics.registry);
   const on = await startBenchGateway(onMetrics).finally(() => {
     delete process.env.OTEL_EXPORTER_OTLP_ENDPOINT;
     delete process.env.OTEL_SERVICE_NAME;
+    delete process.env.OTEL_TRACES_SAMPLER;
+    delete process.env.OTEL_TRACES_SAMPLER_ARG;
   });
-  const frames = encodeMessage(
-    { type: 'inference', framework: 'demo', request_id: 'bench', data: sampleObservation('L'), traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' },
-    'binary',
+  // 64 requests that differ only in their trace id (a ratio sampler then traces some of them), sent in turn.
+  const data = sampleObservation('L');
+  const requests = Array.from({ length: 64 }, () =>
+    encodeMessage({ type: 'inference', framework: 'demo', request_id: 'bench', data, traceparent: `00-${randomBytes(16).toString('hex')}-00f067aa0ba902b7-01` }, 'binary'),
   );
-  const callers = { off: await rawCaller(off.zmqEndpoint, frames), on: await rawCaller(on.zmqEndpoint, frames) };
+  const callers = { off: await rawCaller(off.zmqEndpoint, requests), on: await rawCaller(on.zmqEndpoint, requests) };
   // CPU time per side: this process (caller + gateway) and that side's worker child, µs summed over its blocks.
   const workerPid = { off: off.embeddedWorkers.get('demo')?.pid, on: on.embeddedWorkers.get('demo')?.pid };
   const cpu = { off: { gateway: 0, worker: 0, requests: 0 }, on: { gateway: 0, worker: 0, requests: 0 } };
   const samples = { off: [] as number[], on: [] as number[] };
+  const workerSamples = { off: [] as number[], on: [] as number[] };
   const perRoundRatios: number[] = [];
   let spansExported = 0;
   try {
@@ -265,8 +283,9 @@ async function inferencePath(): Promise<PathResult> {
         const worker0 = processCpuUs(workerPid[side]);
         for (let i = 0; i < perRound; i++) {
           const t0 = performance.now();
-          await caller.request();
+          const workerMs = await caller.request();
           xs.push((performance.now() - t0) * 1000);
+          workerSamples[side].push(workerMs * 1000);
         }
         const used = process.cpuUsage(cpu0);
         cpu[side].gateway += used.user + used.system;
@@ -291,6 +310,8 @@ async function inferencePath(): Promise<PathResult> {
   return {
     offMedianUs: median(samples.off),
     onMedianUs: median(samples.on),
+    offWorkerMedianUs: median(workerSamples.off),
+    onWorkerMedianUs: median(workerSamples.on),
     offP99Us: quantile(samples.off, 0.99),
     onP99Us: quantile(samples.on, 0.99),
     ratio: median(samples.on) / median(samples.off),
@@ -334,10 +355,11 @@ if (args.json) {
     console.log(`  telemetry on:  median ${path.onMedianUs.toFixed(0)} µs   p99 ${path.onP99Us.toFixed(0)} µs   (metrics + spans in gateway and worker, OTLP export)`);
     console.log(`  ratio on/off (medians): ${path.ratio.toFixed(3)}   median of per-round ratios: ${median(path.perRoundRatios).toFixed(3)}`);
     console.log(`  per round: ${path.perRoundRatios.map((r) => r.toFixed(3)).join(' ')}`);
+    console.log(`  inside the worker (its timing.total_ms): off median ${path.offWorkerMedianUs.toFixed(0)} µs, on ${path.onWorkerMedianUs.toFixed(0)} µs`);
     const c = path.cpuUsPerRequest;
     console.log(`  CPU per request, caller+gateway process: off ${c.off.gateway.toFixed(0)} µs, on ${c.on.gateway.toFixed(0)} µs (+${(c.on.gateway - c.off.gateway).toFixed(0)})`);
     console.log(`  CPU per request, worker child:           off ${c.off.worker.toFixed(0)} µs, on ${c.on.worker.toFixed(0)} µs (+${(c.on.worker - c.off.worker).toFixed(0)})`);
-    console.log(`  spans received by the OTLP receiver: ${path.spansExported}`);
+    console.log(`  spans received by the OTLP receiver: ${path.spansExported}${SAMPLE_RATIO < 1 ? ` (sampling ratio ${SAMPLE_RATIO})` : ''}`);
     console.log(`  load average at the end: ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
   }
 }

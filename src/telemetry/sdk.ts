@@ -3,7 +3,7 @@
 // passes in. Off unless an OTLP endpoint or an exporter is named. Only entry points import this file (src/cli,
 // the embedded worker's src/worker/main.ts, benchmarks). Metrics over OTLP are the gateway's Prometheus
 // registry, read at each export by a MetricProducer (telemetry.exportMetrics(registry)): nothing per request.
-import { context, diag, DiagLogLevel, metrics, propagation, trace, ValueType } from '@opentelemetry/api';
+import { context, diag, DiagLogLevel, propagation, trace, ValueType } from '@opentelemetry/api';
 import type { Attributes, DiagLogger, HrTime } from '@opentelemetry/api';
 import { millisToHrTime } from '@opentelemetry/core';
 import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-http';
@@ -245,7 +245,8 @@ export function startTelemetry({ serviceName, env, serviceVersion, log, spanProc
       sampler: makeSampler(config.sampler, config.samplerArg, config.warnings),
       spanProcessors: processors,
     });
-    tracerProvider.register(); // global tracer provider + W3C trace context/baggage propagator + AsyncLocalStorage
+    // Global tracer provider + W3C trace context/baggage propagator (+ the AsyncLocalStorage context manager).
+    tracerProvider.register();
   }
 
   let meterProvider: MeterProvider | undefined;
@@ -259,8 +260,9 @@ export function startTelemetry({ serviceName, env, serviceVersion, log, spanProc
         metricProducers: [registryMetricProducer(registries, resource)],
       }),
     ];
+    // Not registered globally: the gateway's metrics reach OTLP through the MetricProducer, and a global provider
+    // would only switch on the tracing SDK's own per-span metrics (otel.sdk.span.*), a cost on every span.
     meterProvider = new MeterProvider({ resource, readers });
-    metrics.setGlobalMeterProvider(meterProvider);
   }
   for (const warning of config.warnings) log?.warn({ event: 'otel.config', warning });
   log?.info({
@@ -280,7 +282,6 @@ export function startTelemetry({ serviceName, env, serviceVersion, log, spanProc
       propagation.disable();
       context.disable();
     }
-    if (meterProvider) metrics.disable();
     diag.disable();
     const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed.length > 0) throw new AggregateError(failed.map((r) => r.reason as unknown), 'telemetry shutdown failed');

@@ -21,7 +21,8 @@ async function startWorkerTelemetry(log: Logger): Promise<{ shutdown(): Promise<
   if (!Object.keys(env).some((k) => k.startsWith('OTEL_'))) return { shutdown: async () => {} };
   const { startTelemetry } = await import('../telemetry/sdk.js');
   const serviceName = `${env.OTEL_SERVICE_NAME?.trim() || 'physical-ai-gateway'}-worker`;
-  return startTelemetry({ serviceName, env: { ...env, OTEL_SERVICE_NAME: serviceName }, log });
+  // Spans only: the worker has no metrics of its own (the gateway exports the request metrics).
+  return startTelemetry({ serviceName, env: { ...env, OTEL_SERVICE_NAME: serviceName, OTEL_METRICS_EXPORTER: 'none' }, log });
 }
 
 async function main(): Promise<void> {
