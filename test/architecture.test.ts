@@ -54,3 +54,11 @@ test('imports between src/ areas point only the allowed way', () => {
   assert.ok(checked > 50, 'the scan found the imports');
   assert.deepEqual(violations, []);
 });
+
+test('only src/zmq touches zeromq', () => {
+  const users = files(SRC)
+    .filter((file) => /from 'zeromq'|import\('zeromq'\)/.test(readFileSync(file, 'utf8')))
+    .map((file) => relative(SRC, file));
+  assert.ok(users.length > 0, 'the scan finds the zeromq imports');
+  assert.deepEqual(users.filter((file) => !file.startsWith('zmq/')), []);
+});

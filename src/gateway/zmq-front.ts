@@ -4,7 +4,6 @@
 // caller's request_id. Any bytes get an answer or are dropped; none stop the loop.
 import { timingSafeEqual } from 'node:crypto';
 import { context } from '@opentelemetry/api';
-import * as zmq from 'zeromq';
 import { GatewayError, toGatewayError } from '../lib/errors.js';
 import { silentLogger, type Logger } from '../lib/log.js';
 import { DEFAULT_LIMITS, decodeRequest, encodeMessage, peekRequestId, type Codec, type Frame, type Limits } from '../protocol/codec.js';
@@ -12,6 +11,7 @@ import { PROTOCOL_VERSION, type ReplyHeader, type RequestHeader } from '../proto
 import type { Router } from '../router/router.js';
 import type { GatewayMetrics, RequestObservation } from '../telemetry/metrics.js';
 import { startServerSpan, type RequestSpan } from '../telemetry/tracing.js';
+import { RouterServer } from '../zmq/router-server.js';
 
 export interface ZmqFrontOptions {
   /** Where to bind, e.g. tcp://127.0.0.1:5550 or tcp://127.0.0.1:* (any free port). */
@@ -27,7 +27,6 @@ export interface ZmqFrontOptions {
 }
 
 const CONTROL_TYPES: ReadonlySet<string> = new Set(['train', 'command']);
-const MAX_ENVELOPE_FRAMES = 16;
 /** Metric and span label for a request naming no configured framework. */
 export const UNKNOWN_FRAMEWORK = 'unknown';
 
@@ -39,25 +38,12 @@ export function tokenMatches(given: string | undefined, expected: string): boole
 }
 
 
-/** Splits [identity..., empty, header, tensors...] into the routing envelope and the message. */
-function splitEnvelope(message: Buffer[]): { envelope: Buffer[]; frames: Buffer[] } {
-  const limit = Math.min(message.length, MAX_ENVELOPE_FRAMES);
-  for (let i = 1; i < limit; i++) {
-    if (message[i]!.byteLength === 0) return { envelope: message.slice(0, i + 1), frames: message.slice(i + 1) };
-  }
-  // A DEALER that sends no delimiter: the identity, then the message.
-  return { envelope: message.slice(0, 1), frames: message.slice(1) };
-}
-
 export class ZmqFront implements AsyncDisposable {
   readonly #options: ZmqFrontOptions;
   readonly #limits: Limits;
   readonly #log: Logger;
-  readonly #inFlight = new Set<Promise<void>>();
+  readonly #server: RouterServer;
   readonly #closeController = new AbortController();
-  #socket: zmq.Router | undefined;
-  #endpoint: string | undefined;
-  #loop: Promise<void> | undefined;
   #closing: Promise<void> | undefined;
   #counts = { requests: 0, errors: 0, dropped: 0 };
 
@@ -65,42 +51,37 @@ export class ZmqFront implements AsyncDisposable {
     this.#options = options;
     this.#limits = options.limits ?? DEFAULT_LIMITS;
     this.#log = (options.log ?? silentLogger).child({ component: 'gateway.zmq' });
+    // Headroom over the message limit for the routing envelope: an oversized message is still received and
+    // answered with `too_large`, up to twice the limit; beyond that libzmq drops the peer. Linger: replies
+    // queued at close still go out (briefly).
+    this.#server = new RouterServer({
+      endpoint: options.endpoint,
+      name: 'ZMQ front door',
+      maxFrameBytes: this.#limits.maxMessageBytes * 2 + 4096,
+      lingerMs: 500,
+      handle: (frames) => this.#handle(frames),
+      log: this.#log,
+    });
   }
 
   get endpoint(): string {
-    if (!this.#endpoint) throw new GatewayError('internal', 'ZMQ front door not started');
-    return this.#endpoint;
+    return this.#server.endpoint;
   }
 
   get inFlight(): number {
-    return this.#inFlight.size;
+    return this.#server.inFlight;
   }
 
   stats(): { requests: number; errors: number; dropped: number; inFlight: number } {
-    return { ...this.#counts, inFlight: this.#inFlight.size };
+    return { ...this.#counts, dropped: this.#counts.dropped + this.#server.dropped, inFlight: this.#server.inFlight };
   }
 
   /** Binds and starts serving; resolves with the bound endpoint (real port when bound to `*`). */
   async start(): Promise<string> {
     if (this.#closing) throw new GatewayError('unavailable', 'ZMQ front door is closed');
-    if (this.#socket) return this.endpoint;
-    // Headroom over the message limit for the routing envelope: an oversized message is still received and
-    // answered with `too_large` by checkLimits, up to twice the limit; beyond that libzmq drops the peer.
-    // linger: replies queued at close still go out (briefly); sendTimeout 0: a send never blocks the loop.
-    const socket = new zmq.Router({ linger: 500, sendTimeout: 0, maxMessageSize: this.#limits.maxMessageBytes * 2 + 4096 });
-    this.#socket = socket;
-    try {
-      await socket.bind(this.#options.endpoint);
-    } catch (err) {
-      socket.close();
-      this.#socket = undefined;
-      const code = (err as { code?: string }).code;
-      throw new GatewayError('unavailable', `cannot bind the ZMQ front door to ${this.#options.endpoint}: ${code === 'EADDRINUSE' ? 'address already in use' : (err as Error).message}`, { cause: err });
-    }
-    this.#endpoint = socket.lastEndpoint ?? this.#options.endpoint;
-    this.#loop = this.#serve(socket);
-    this.#log.info({ event: 'zmq_front.listening', endpoint: this.#endpoint });
-    return this.#endpoint;
+    const endpoint = await this.#server.start();
+    this.#log.info({ event: 'zmq_front.listening', endpoint });
+    return endpoint;
   }
 
   /** Stops receiving, lets requests in flight finish for up to `graceMs` (the router cancels the rest), closes the socket. Idempotent. */
@@ -113,46 +94,23 @@ export class ZmqFront implements AsyncDisposable {
   }
 
   /** Waits for requests in flight (they end by reply, error or router close), up to `graceMs`. */
-  async drain(graceMs: number): Promise<void> {
-    if (this.#inFlight.size === 0) return;
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([Promise.allSettled([...this.#inFlight]), new Promise((r) => (timer = setTimeout(r, graceMs)))]);
-    clearTimeout(timer);
+  drain(graceMs: number): Promise<void> {
+    return this.#server.drain(graceMs);
   }
 
   async #shutdown(graceMs: number): Promise<void> {
-    const socket = this.#socket;
-    if (!socket) return;
     await this.drain(graceMs);
     this.#closeController.abort(new GatewayError('cancelled', 'the gateway is shutting down'));
     // Let the cancelled requests send their error replies, and the peers read them, before the socket goes.
     await this.drain(500);
     await new Promise((resolve) => setTimeout(resolve, 50));
-    socket.close();
-    await this.#loop;
+    await this.#server.close();
     this.#log.info({ event: 'zmq_front.closed' });
   }
 
-  async #serve(socket: zmq.Router): Promise<void> {
-    try {
-      for await (const message of socket) {
-        const task = this.#handle(socket, message).catch((err: unknown) => this.#log.error({ event: 'zmq_front.handler_failed', err }));
-        this.#inFlight.add(task);
-        void task.finally(() => this.#inFlight.delete(task));
-      }
-    } catch (err) {
-      if (!socket.closed) this.#log.error({ event: 'zmq_front.receive_failed', err });
-    }
-  }
-
-  async #handle(socket: zmq.Router, message: Buffer[]): Promise<void> {
+  async #handle(frames: Buffer[]): Promise<Frame[]> {
     const receivedAt = performance.now();
     this.#counts.requests++;
-    const { envelope, frames } = splitEnvelope(message);
-    if (frames.length === 0) {
-      this.#counts.dropped++; // nothing to answer to (an empty message or a bare delimiter)
-      return;
-    }
     const { router, metrics } = this.#options;
     let codec: Codec = frames[0]![0] === 0x7b ? 'json' : 'binary';
     let requestId: string | undefined;
@@ -233,7 +191,7 @@ export class ZmqFront implements AsyncDisposable {
       });
     }
     span?.end(outcome, outcome === 'ok' ? undefined : typeof reply.error === 'object' ? reply.error.message : undefined);
-    await this.#send(socket, envelope, out, reply.request_id);
+    return out;
   }
 
   #authorise(header: RequestHeader): void {
@@ -256,16 +214,6 @@ export class ZmqFront implements AsyncDisposable {
       reply.error = wire;
       delete reply.result;
       return encodeMessage({ status: 'error', error: wire, request_id: reply.request_id, timestamp: Date.now() / 1000, version: PROTOCOL_VERSION }, codec);
-    }
-  }
-
-  async #send(socket: zmq.Router, envelope: Buffer[], frames: Frame[], requestId: string | undefined): Promise<void> {
-    if (socket.closed) return;
-    try {
-      await socket.send([...envelope, ...frames]);
-    } catch (err) {
-      this.#counts.dropped++;
-      this.#log.warn({ event: 'zmq_front.send_failed', requestId, err });
     }
   }
 }

@@ -1,14 +1,13 @@
 // Worker side of the protocol: a ROUTER socket serving handlers registered by message type, concurrently,
 // answering every message (unknown types, throwing handlers and bad frames get error replies).
 import { context } from '@opentelemetry/api';
-import * as zmq from 'zeromq';
 import { abortError, RequestDeadline } from '../lib/abort.js';
 import { GatewayError, toGatewayError } from '../lib/errors.js';
 import { silentLogger, type Logger } from '../lib/log.js';
 import { DEFAULT_LIMITS, decodeRequest, encodeMessage, peekRequestId, type Codec, type Frame, type Limits } from '../protocol/codec.js';
 import { PROTOCOL_VERSION, type HealthResult, type ReplyHeader, type RequestHeader } from '../protocol/messages.js';
 import { startWorkerSpan, type RequestSpan } from '../telemetry/tracing.js';
-import { parseEndpoint } from './addresses.js';
+import { RouterServer } from './router-server.js';
 
 export interface HandlerContext {
   requestId: string | undefined;
@@ -51,25 +50,30 @@ export class WorkerServer implements AsyncDisposable {
   readonly #limits: Limits;
   readonly #log: Logger;
   readonly #capacity: number;
-  readonly #inFlight = new Set<Promise<void>>();
+  readonly #server: RouterServer;
   readonly #closeController = new AbortController();
   readonly #startedAt = performance.now();
   #ready: boolean;
   /** Handlers running now, health checks excluded. */
   #busy = 0;
-  #socket: zmq.Router | undefined;
-  #endpoint: string | undefined;
   #closing: Promise<void> | undefined;
-  #loop: Promise<void> | undefined;
 
   constructor(options: WorkerServerOptions) {
-    parseEndpoint(options.endpoint, { forBind: true });
     this.#options = options;
     this.framework = options.framework;
     this.#limits = options.limits ?? DEFAULT_LIMITS;
     this.#capacity = options.capacity ?? 64;
     this.#ready = options.ready ?? true;
     this.#log = (options.log ?? silentLogger).child({ component: 'zmq.worker', framework: options.framework });
+    // Frames up to twice the limit arrive and get a too_large reply; ZeroMQ drops the connection of a peer
+    // that sends a single frame larger than that, so a hostile peer cannot make us buffer without bound.
+    this.#server = new RouterServer({
+      endpoint: options.endpoint,
+      name: 'worker',
+      maxFrameBytes: socketFrameLimit(this.#limits),
+      handle: (frames) => this.#handle(frames),
+      log: this.#log,
+    });
     this.register('health', () => this.#health());
   }
 
@@ -85,34 +89,19 @@ export class WorkerServer implements AsyncDisposable {
 
   /** The bound endpoint (with the real port when bound to `*`). */
   get endpoint(): string {
-    if (!this.#endpoint) throw new GatewayError('internal', 'worker server not started');
-    return this.#endpoint;
+    return this.#server.endpoint;
   }
 
   get inFlight(): number {
-    return this.#inFlight.size;
+    return this.#server.inFlight;
   }
 
   /** Binds the socket and starts serving. Resolves with the bound endpoint. */
   async start(): Promise<string> {
     if (this.#closing) throw new GatewayError('unavailable', 'worker server is closed');
-    if (this.#socket) return this.endpoint;
-    // Frames up to twice the limit arrive and get a too_large reply; ZeroMQ drops the connection of a peer
-    // that sends a single frame larger than that, so a hostile peer cannot make us buffer without bound.
-    const socket = new zmq.Router({ linger: 0, sendTimeout: 0, maxMessageSize: socketFrameLimit(this.#limits) });
-    this.#socket = socket;
-    try {
-      await socket.bind(this.#options.endpoint);
-    } catch (err) {
-      socket.close();
-      this.#socket = undefined;
-      const code = (err as { code?: string }).code;
-      throw new GatewayError('unavailable', `cannot bind ${this.#options.endpoint}: ${code === 'EADDRINUSE' ? 'address already in use' : (err as Error).message}`, { cause: err });
-    }
-    this.#endpoint = socket.lastEndpoint ?? this.#options.endpoint;
-    this.#loop = this.#serve(socket);
-    this.#log.info({ event: 'worker.listening', endpoint: this.#endpoint });
-    return this.#endpoint;
+    const endpoint = await this.#server.start();
+    this.#log.info({ event: 'worker.listening', endpoint });
+    return endpoint;
   }
 
   /** Stops receiving, lets handlers in flight finish for up to `graceMs`, then closes the socket. Idempotent. */
@@ -125,16 +114,9 @@ export class WorkerServer implements AsyncDisposable {
   }
 
   async #shutdown(graceMs: number): Promise<void> {
-    const socket = this.#socket;
-    if (!socket) return;
-    if (this.#inFlight.size > 0) {
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([Promise.allSettled(this.#inFlight), new Promise((r) => (timer = setTimeout(r, graceMs)))]);
-      clearTimeout(timer);
-    }
+    await this.#server.drain(graceMs);
     this.#closeController.abort(new GatewayError('cancelled', 'worker server closed'));
-    socket.close();
-    await this.#loop;
+    await this.#server.close();
   }
 
   #health(): HealthResult {
@@ -150,30 +132,14 @@ export class WorkerServer implements AsyncDisposable {
     };
   }
 
-  async #serve(socket: zmq.Router): Promise<void> {
-    try {
-      for await (const message of socket) {
-        if (this.#closing) break;
-        const task = this.#handle(socket, message).catch((err: unknown) => this.#log.error({ event: 'worker.reply_failed', err }));
-        this.#inFlight.add(task);
-        void task.finally(() => this.#inFlight.delete(task));
-      }
-    } catch (err) {
-      if (!socket.closed) this.#log.error({ event: 'worker.receive_failed', err });
-    }
-  }
-
-  async #handle(socket: zmq.Router, message: Buffer[]): Promise<void> {
+  async #handle(frames: Buffer[]): Promise<Frame[]> {
     const receivedAt = performance.now();
-    // Routing envelope: the identity frame, then (REQ and our clients) an empty delimiter.
-    const split = message[1]?.byteLength === 0 ? 2 : 1;
-    const envelope = message.slice(0, split);
-    const frames = message.slice(split);
     let codec: Codec = frames[0]?.[0] === 0x7b ? 'json' : 'binary';
     let requestId: string | undefined;
     let reply: ReplyHeader;
     let span: RequestSpan | undefined;
     try {
+      if (this.#closing) throw new GatewayError('unavailable', 'the worker is shutting down');
       const decoded = decodeRequest(frames, this.#limits);
       codec = decoded.codec;
       const header = decoded.header;
@@ -260,7 +226,7 @@ export class WorkerServer implements AsyncDisposable {
         span.end(typeof wire === 'object' ? wire.code : 'internal', typeof wire === 'object' ? wire.message : wire);
       }
     }
-    await this.#send(socket, envelope, reply, codec);
+    return this.#encode(reply, codec);
   }
 
   #errorReply(err: unknown, requestId: string | undefined, receivedAt: number): ReplyHeader {
@@ -276,18 +242,12 @@ export class WorkerServer implements AsyncDisposable {
     return { status: 'error', error: wire, request_id: requestId, timestamp: Date.now() / 1000, version: PROTOCOL_VERSION, timing: { compute_ms: 0, total_ms: total } };
   }
 
-  async #send(socket: zmq.Router, envelope: Buffer[], reply: ReplyHeader, codec: Codec): Promise<void> {
-    let frames: Frame[];
+  /** The reply's frames; a result that cannot be encoded becomes a `worker_error` reply. */
+  #encode(reply: ReplyHeader, codec: Codec): Frame[] {
     try {
-      frames = encodeMessage(reply, codec);
+      return encodeMessage(reply, codec);
     } catch (err) {
-      frames = encodeMessage(this.#errorReply(new GatewayError('worker_error', `cannot encode the result: ${(err as Error).message}`), reply.request_id, performance.now()), codec);
-    }
-    if (socket.closed) return;
-    try {
-      await socket.send([...envelope, ...frames]);
-    } catch (err) {
-      this.#log.warn({ event: 'worker.send_failed', requestId: reply.request_id, err });
+      return encodeMessage(this.#errorReply(new GatewayError('worker_error', `cannot encode the result: ${(err as Error).message}`), reply.request_id, performance.now()), codec);
     }
   }
 }
