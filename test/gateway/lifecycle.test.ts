@@ -55,6 +55,7 @@ test('healthz, readyz, /v1/frameworks, openapi.json and a self-contained docs pa
   const openapi = JSON.parse((await get('/openapi.json')).text) as { openapi: string; paths: Record<string, unknown>; components: { schemas: Record<string, unknown> } };
   assert.equal(openapi.openapi, '3.1.0');
   assert.ok(openapi.paths['/v1/frameworks/{name}/inference']);
+  for (const path of ['/v1/frameworks/{name}/train', '/v1/frameworks/{name}/command', '/v1/frameworks/{name}/start', '/v1/frameworks/{name}/stop', '/v1/containers', '/readyz', '/metrics']) assert.ok(openapi.paths[path], path);
   for (const name of ['Observation', 'ActionChunk', 'TensorRef', 'WireError', 'RequestHeader', 'ReplyHeader', 'HealthResult']) assert.ok(openapi.components.schemas[name], name);
   assert.ok(!JSON.stringify(openapi).includes('.schema.json"'), 'every $ref points into components');
   const docs = await get('/docs');

@@ -162,6 +162,37 @@ export function buildOpenApi({ version = '0.1.0', controlNeedsToken = false }: O
       '/v1/frameworks/{name}': {
         get: { summary: 'One framework', parameters: [nameParam], responses: { 200: { description: 'ok', content: { 'application/json': { schema: ref('FrameworkStatus') } } }, 404: errorResponse('unknown_framework') } },
       },
+      // Container control (frameworks with a launcher, e.g. Docker): always behind the bearer token rule.
+      '/v1/frameworks/{name}/start': {
+        post: {
+          summary: 'Start the framework (its container) and wait until its worker is ready; timeout_ms in the query or a JSON body',
+          parameters: [nameParam, { name: 'timeout_ms', in: 'query', required: false, schema: { type: 'integer', minimum: 1 } }],
+          security: [{ bearer: [] }],
+          responses: {
+            200: { description: 'ready: framework, state, endpoints, container, image, time taken', content: { 'application/json': { schema: { type: 'object' } } } },
+            400: errorResponse('bad_request: bad timeout_ms'),
+            401: errorResponse('unauthorized'),
+            404: errorResponse('unknown_framework, or a framework without a launcher'),
+            503: errorResponse('unavailable: Docker not reachable, image missing (the message says how to build it)'),
+            504: errorResponse('timeout: not ready within the deadline (the start goes on)'),
+          },
+        },
+      },
+      '/v1/frameworks/{name}/stop': {
+        post: {
+          summary: "Stop the framework's container (stopping a stopped one is not an error)",
+          parameters: [nameParam],
+          security: [{ bearer: [] }],
+          responses: { 200: { description: 'stopped' }, 401: errorResponse('unauthorized'), 404: errorResponse('unknown_framework'), 503: errorResponse('unavailable: Docker not reachable') },
+        },
+      },
+      '/v1/containers': {
+        get: {
+          summary: "The gateway's labelled containers: framework, state, health, image, endpoint, memory limit, last stats",
+          security: [{ bearer: [] }],
+          responses: { 200: { description: 'ok', content: { 'application/json': { schema: { type: 'object' } } } }, 401: errorResponse('unauthorized'), 503: errorResponse('unavailable: Docker not reachable') },
+        },
+      },
       '/healthz': { get: { summary: 'The gateway process is alive', responses: { 200: { description: 'alive' } } } },
       '/readyz': {
         get: {
