@@ -3,9 +3,9 @@
 // from latest.json.
 import type { Report, ResultEntry } from './report.js';
 
-const W = 960;
+const W = 1240;
 const H = 560;
-const M = { left: 80, right: 330, top: 50, bottom: 60 };
+const M = { left: 80, right: 420, top: 50, bottom: 60 };
 const PALETTE = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf', '#393b79', '#ad494a', '#637939', '#843c39', '#5254a3', '#e7969c'];
 
 function esc(s: string): string {
@@ -130,7 +130,7 @@ export function cdfSvg(report: Report, payload: string): string {
     const x = lx(t).toFixed(1);
     body.push(`<line x1="${x}" y1="${y0}" x2="${x}" y2="${y1}" stroke="#eee"/><text x="${x}" y="${y0 + 16}" font-size="11" text-anchor="middle">${fmtUs(t)}</text>`);
   }
-  for (const f of [0, 0.25, 0.5, 0.75, 0.9, 0.99, 1]) body.push(`<line x1="${x0}" y1="${ly(f)}" x2="${x1}" y2="${ly(f)}" stroke="#eee"/><text x="${x0 - 6}" y="${ly(f) + 4}" font-size="11" text-anchor="end">${f}</text>`);
+  for (const f of [0, 0.25, 0.5, 0.75, 0.9, 1]) body.push(`<line x1="${x0}" y1="${ly(f)}" x2="${x1}" y2="${ly(f)}" stroke="#eee"/><text x="${x0 - 6}" y="${ly(f) + 4}" font-size="11" text-anchor="end">${f}</text>`);
   body.push(`<text x="${(x0 + x1) / 2}" y="${H - 16}" font-size="12" text-anchor="middle">round trip (log scale)</text>`);
   body.push(`<text transform="translate(18 ${(y0 + y1) / 2}) rotate(-90)" font-size="12" text-anchor="middle">fraction of requests ≤ x</text>`);
   const legend: Array<{ label: string; color: string; dash: boolean }> = [];
