@@ -188,7 +188,8 @@ const infer: CliCommand = {
     if (size !== 'S' && size !== 'L') throw new GatewayError('bad_request', '--sample must be S or L');
     let data: unknown;
     if (values.file) data = JSON.parse(await readFile(values.file, 'utf8'));
-    else data = codec === 'json' || (values.http && codec !== 'msgpack') ? sampleObservationJson(size) : sampleObservation(size);
+    // HTTP has one body, so its binary form is msgpack with inline tensors; JSON only when asked for.
+    else data = codec === 'json' ? sampleObservationJson(size) : sampleObservation(size);
     if (values.instruction !== undefined && data && typeof data === 'object') (data as Record<string, unknown>).instruction = values.instruction;
     const count = Math.max(1, Number(values.count) || 1);
     const timeoutMs = Number(values['timeout-ms']) || 5000;
@@ -197,7 +198,7 @@ const infer: CliCommand = {
 
     if (values.http) {
       const framework = values.framework ?? 'demo';
-      const msgpack = codec === 'msgpack';
+      const msgpack = codec !== 'json';
       const url = `${values.url!.replace(/\/$/, '')}/v1/frameworks/${framework}/inference`;
       for (let i = 0; i < count; i++) {
         const body = msgpack ? encodeMessage({ data }, 'msgpack')[0]! : JSON.stringify({ data });
