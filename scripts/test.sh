@@ -3,6 +3,7 @@
 # (Debian's python3-zmq/msgpack/numpy, a Docker engine and the offline worker image, Prometheus),
 # then type-checks, lints and runs every test. Stops what it started.
 set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
 cd "$(dirname "$0")/.."
 say() { printf '[test] %s\n' "$*"; }
 t0=$SECONDS
