@@ -101,6 +101,20 @@ def _ms(seconds: float) -> float:
     return round(seconds * 1000.0, 3)
 
 
+def _reply_header(status: str, key: str, value: Any, request_id: Optional[str], t0: float, decode_ms: float, compute_ms: float) -> Dict[str, Any]:
+    """A reply header: ``{status, <key>: value, timestamp, version, timing[, request_id]}``."""
+    header = {
+        "status": status,
+        key: value,
+        "timestamp": time.time(),
+        "version": PROTOCOL_VERSION,
+        "timing": {"decode_ms": decode_ms, "compute_ms": compute_ms, "total_ms": _ms(time.perf_counter() - t0)},
+    }  # type: Dict[str, Any]
+    if request_id is not None:
+        header["request_id"] = request_id
+    return header
+
+
 class ZMQServer(object):
     """A protocol worker on one ROUTER socket. Constructing it does no I/O; bind() or run() binds."""
 
@@ -313,13 +327,17 @@ class ZMQServer(object):
     def _send_completed(self) -> None:
         while True:
             try:
-                envelope, frames = self._replies.get_nowait()
+                reply = self._replies.get_nowait()
             except queue.Empty:
                 return
-            with self._lock:
-                self._in_flight -= 1
-            if frames is not None:
-                self._send(envelope, frames)
+            self._finish(*reply)
+
+    def _finish(self, envelope: List[bytes], frames: Optional[List[Any]]) -> None:
+        """A pooled handler's reply, taken from the queue: frees its slot and sends it (None: no reply)."""
+        with self._lock:
+            self._in_flight -= 1
+        if frames is not None:
+            self._send(envelope, frames)
 
     def _receive_burst(self) -> None:
         assert self._sock is not None
@@ -339,13 +357,10 @@ class ZMQServer(object):
         deadline = time.monotonic() + self.drain_timeout_s
         while self._in_flight > 0 and time.monotonic() < deadline:
             try:
-                envelope, frames = self._replies.get(timeout=min(0.05, max(0.0, deadline - time.monotonic())))
+                reply = self._replies.get(timeout=min(0.05, max(0.0, deadline - time.monotonic())))
             except queue.Empty:
                 continue
-            with self._lock:
-                self._in_flight -= 1
-            if frames is not None:
-                self._send(envelope, frames)
+            self._finish(*reply)
         if self._in_flight > 0:
             self._log.warning({"event": "worker.drain_timeout", "in_flight": self._in_flight})
 
@@ -362,15 +377,7 @@ class ZMQServer(object):
 
     def _error_frames(self, err: WorkerError, request_id: Optional[str], codec: str, t0: float, decode_ms: float = 0.0, compute_ms: float = 0.0) -> List[Any]:
         self._count_error(err.code)
-        header = {
-            "status": "error",
-            "error": err.to_wire(request_id),
-            "timestamp": time.time(),
-            "version": PROTOCOL_VERSION,
-            "timing": {"decode_ms": decode_ms, "compute_ms": compute_ms, "total_ms": _ms(time.perf_counter() - t0)},
-        }  # type: Dict[str, Any]
-        if request_id is not None:
-            header["request_id"] = request_id
+        header = _reply_header("error", "error", err.to_wire(request_id), request_id, t0, decode_ms, compute_ms)
         return encode_message(header, "json" if codec == "json" else "binary")
 
     def _on_message(self, frames: List[zmq.Frame]) -> None:
@@ -490,16 +497,7 @@ class ZMQServer(object):
             return self._error_frames(werr, ctx.request_id, ctx.codec, job.t0, job.decode_ms, compute_ms)
 
     def _success_frames(self, result: Any, request_id: Optional[str], codec: str, t0: float, decode_ms: float, compute_ms: float) -> List[Any]:
-        header = {
-            "status": "success",
-            "result": result,
-            "timestamp": time.time(),
-            "version": PROTOCOL_VERSION,
-            "timing": {"decode_ms": decode_ms, "compute_ms": compute_ms, "total_ms": _ms(time.perf_counter() - t0)},
-        }  # type: Dict[str, Any]
-        if request_id is not None:
-            header["request_id"] = request_id
-        frames = encode_message(header, codec)
+        frames = encode_message(_reply_header("success", "result", result, request_id, t0, decode_ms, compute_ms), codec)
         self.stats["requests"] += 1
         return frames
 
