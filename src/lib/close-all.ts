@@ -19,8 +19,3 @@ export async function closeAll(resources: ReadonlyArray<Closable | undefined>): 
   if (failures.length > 1) throw new AggregateError(failures, `${failures.length} resources failed to close`);
 }
 
-/** Memoises an async close so a second call returns the same promise (idempotent, awaitable). */
-export function once(fn: () => Promise<void>): () => Promise<void> {
-  let done: Promise<void> | undefined;
-  return () => (done ??= fn());
-}

@@ -30,8 +30,3 @@ export function parseEndpoint(text: string, { forBind = false } = {}): Endpoint 
   return { transport, host: hostPort[1]!, port, text };
 }
 
-/** True for loopback-only tcp hosts, ipc and inproc endpoints. */
-export function isLocalEndpoint(endpoint: Endpoint): boolean {
-  if (endpoint.transport !== 'tcp') return true;
-  return endpoint.host === 'localhost' || endpoint.host.startsWith('127.') || endpoint.host === '[::1]';
-}

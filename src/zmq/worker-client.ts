@@ -59,7 +59,7 @@ export class WorkerClient implements AsyncDisposable {
   #socket: zmq.Dealer | undefined;
   #connected = false;
   #closing: Promise<void> | undefined;
-  #stats = { sent: 0, replies: 0, errors: 0, timeouts: 0, lateReplies: 0, unmatchedReplies: 0, reconnects: 0 };
+  #stats = { sent: 0, replies: 0, errors: 0, timeouts: 0, lateReplies: 0, unmatchedReplies: 0 };
 
   constructor(options: WorkerClientOptions) {
     parseEndpoint(options.endpoint);
@@ -311,7 +311,6 @@ export class WorkerClient implements AsyncDisposable {
           this.#timers.add(timer);
         } else if (event.type === 'connect:retry') {
           attempt++;
-          this.#stats.reconnects++;
           this.#events.emit({ type: 'reconnect', framework: this.framework, endpoint: this.endpoint, attempt });
         }
       }
