@@ -7,6 +7,7 @@ import { parseConfig } from '../../src/config.js';
 import { startGateway } from '../../src/gateway/gateway.js';
 import { createLogger } from '../../src/lib/log.js';
 import { createMetrics } from '../../src/telemetry/metrics.js';
+import { closeOnStop } from './stop.js';
 
 const raw = JSON.parse(process.argv[2] ?? '{}') as unknown;
 const withMetrics = !process.argv.includes('--no-metrics');
@@ -14,17 +15,4 @@ const config = parseConfig(raw);
 const log = createLogger({ level: config.logLevel, bindings: { process: 'bench-gateway' } });
 const gateway = await startGateway(config, { log, ...(withMetrics ? { metrics: createMetrics(new Registry()) } : {}) });
 process.stdout.write(JSON.stringify({ event: 'gateway.listening', httpUrl: gateway.httpUrl, zmqEndpoint: gateway.zmqEndpoint, pid: process.pid }) + '\n');
-
-let stopping = false;
-const stop = () => {
-  if (stopping) return;
-  stopping = true;
-  gateway.close(1_000).then(
-    () => process.exit(0),
-    () => process.exit(1),
-  );
-};
-process.on('SIGTERM', stop);
-process.on('SIGINT', stop);
-process.stdin.on('end', stop);
-process.stdin.resume();
+closeOnStop(() => gateway.close(1_000));

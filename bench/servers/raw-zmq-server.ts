@@ -4,6 +4,7 @@
 // `tsx bench/servers/raw-zmq-server.ts <bind endpoint>`; prints {"event":"listening","endpoint"} and exits on SIGTERM or stdin end.
 import { encode } from '@msgpack/msgpack';
 import * as zmq from 'zeromq';
+import { closeOnStop } from './stop.js';
 
 const sock = new zmq.Router({ linger: 0, sendTimeout: 0, maxMessageSize: -1 });
 await sock.bind(process.argv[2] ?? 'tcp://127.0.0.1:*');
@@ -13,15 +14,7 @@ const header = Buffer.from(
 );
 const body = Buffer.from(chunk.buffer);
 process.stdout.write(JSON.stringify({ event: 'listening', endpoint: sock.lastEndpoint, pid: process.pid }) + '\n');
-
-const stop = () => {
-  sock.close();
-  process.exit(0);
-};
-process.on('SIGTERM', stop);
-process.on('SIGINT', stop);
-process.stdin.on('end', stop);
-process.stdin.resume();
+closeOnStop(() => sock.close());
 
 for await (const msg of sock) {
   // [identity, empty, header, ...tensors] → [identity, empty, header, chunk]

@@ -4,23 +4,11 @@
 // {"event":"worker.listening","endpoint"} and exits on SIGTERM/SIGINT or when stdin ends.
 import { DEFAULT_LIMITS } from '../../src/protocol/codec.js';
 import { createDemoWorker } from '../../src/worker/demo-worker.js';
+import { closeOnStop } from './stop.js';
 
 const [endpoint = 'tcp://127.0.0.1:*', framework = 'ts', maxHeader] = process.argv.slice(2);
 const maxHeaderBytes = Number(maxHeader ?? DEFAULT_LIMITS.maxHeaderBytes);
 const worker = createDemoWorker({ endpoint, framework, limits: { ...DEFAULT_LIMITS, maxHeaderBytes } });
 const bound = await worker.start();
 process.stdout.write(JSON.stringify({ event: 'worker.listening', endpoint: bound, pid: process.pid }) + '\n');
-
-let stopping = false;
-const stop = () => {
-  if (stopping) return;
-  stopping = true;
-  worker.close().then(
-    () => process.exit(0),
-    () => process.exit(1),
-  );
-};
-process.on('SIGTERM', stop);
-process.on('SIGINT', stop);
-process.stdin.on('end', stop);
-process.stdin.resume();
+closeOnStop(() => worker.close());
