@@ -81,7 +81,6 @@ export interface BridgeConfig {
 }
 
 export const DEFAULT_GATEWAY_ZMQ = 'tcp://127.0.0.1:5550';
-export const DEFAULT_GATEWAY_HTTP = 'http://127.0.0.1:8080';
 
 export const BRIDGE_DEFAULTS = {
   robot: 'custom',

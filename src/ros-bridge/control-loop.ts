@@ -16,10 +16,10 @@ import type {
   RosAdapter,
   RosPublisher,
   RosService,
-  RosTime,
   StringMsg,
   TriggerResponse,
 } from './ros-adapter.js';
+import { fromRosTime } from './ros-adapter.js';
 
 export type BridgeState = 'idle' | 'running' | 'holding' | 'estopped';
 export type HoldReason = 'starved' | 'watchdog' | 'gateway_error' | 'stale_input' | 'bad_input' | 'bad_chunk' | 'stop' | 'emergency_stop' | 'shutdown';
@@ -111,7 +111,6 @@ export class ControlLoop {
   #hadPlan = false;
   /** Something was commanded since the last hold (or since start): a hold has something to stop. */
   #commanded = false;
-  #plan: { stamp: RosTime; obsMs: number } | undefined;
 
   #timer: NodeJS.Timeout | undefined;
   #t0 = 0;
@@ -242,15 +241,13 @@ export class ControlLoop {
       rateHz: this.#config.rateHz,
       ...this.#counts,
       remainingSteps: this.#player.remaining(now),
-      stamp: 0,
+      stamp: fromRosTime(this.#adapter.now()),
     };
     if (this.#hold) {
       status.reason = this.#hold.reason;
       status.detail = this.#hold.detail;
     }
     if (this.#lastRoundTripMs !== undefined) status.lastRoundTripMs = Math.round(this.#lastRoundTripMs * 10) / 10;
-    const t = this.#adapter.now();
-    status.stamp = t.sec + t.nanosec / 1e9;
     return status;
   }
 
@@ -411,11 +408,10 @@ export class ControlLoop {
     this.#lastChunkMs = now;
     this.#hadPlan = true;
     this.#commanded = true;
-    this.#plan = { stamp: inflight.built.rosStamp, obsMs: inflight.obsTickMs };
     const resumed = this.#hold !== undefined;
     this.#hold = undefined;
     for (const out of this.#outputs) {
-      out.trajectory?.publish(trajectoryForGroup(this.#player.steps, out.spec, out.idx, this.#plan.stamp, this.#plan.obsMs, now));
+      out.trajectory?.publish(trajectoryForGroup(this.#player.steps, out.spec, out.idx, inflight.built.rosStamp, inflight.obsTickMs, now));
     }
     this.#metrics.observationToPublish.observe((this.#nowMs() - inflight.built.atMs) / 1000);
     if (resumed) {

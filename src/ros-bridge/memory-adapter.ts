@@ -132,11 +132,6 @@ export class MemoryRosAdapter implements RosAdapter {
     return [...((this.#topics.get(topic)?.recorded ?? []) as RecordedMessage<MessageTypes[K]>[])];
   }
 
-  /** Number of subscribers on `topic`. */
-  subscriberCount(topic: string): number {
-    return this.#topics.get(topic)?.callbacks.size ?? 0;
-  }
-
   /**
    * Resolves with the first message on `topic` (recorded after index `fromIndex`) that satisfies `predicate`;
    * rejects with `timeout` after `timeoutMs`.
