@@ -9,7 +9,7 @@ import { closeAll } from '../lib/close-all.js';
 import { GatewayError } from '../lib/errors.js';
 import { createLogger, isLogLevel, type Logger } from '../lib/log.js';
 import { WorkerClient } from '../zmq/worker-client.js';
-import { BridgeConfigError, validateBridgeConfig, type BridgeConfig, type ConfigProblem } from './config.js';
+import { BridgeConfigError, mergeConfig, validateBridgeConfig, type BridgeConfig, type ConfigProblem } from './config.js';
 import { ControlLoop } from './control-loop.js';
 import { loadJpegDecoder, JPEG_DECODER_PACKAGE, type ImageDecoder } from './image.js';
 import { createBridgeMetrics } from './metrics.js';
@@ -134,8 +134,7 @@ export async function configFromArgs(argv: string[]): Promise<ParsedArgs> {
       const text = await readFile(values.config, 'utf8');
       const parsed: unknown = values.config.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
       if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('not an object');
-      const file = parsed as Record<string, unknown>;
-      input = { ...input, ...file, ...(file.blending && input.blending ? { blending: { ...(input.blending as object), ...(file.blending as object) } } : {}) };
+      input = mergeConfig(input, parsed) as Record<string, unknown>;
     } catch (err) {
       problems.push({ path: '--config', message: `cannot read ${values.config}: ${(err as Error).message}` });
     }
