@@ -176,10 +176,11 @@ test('emergency stop holds, drops chunks, refuses stop/resume until start', asyn
   const rig = await startRig(t, { delayMs: 50 });
   const topic = rig.config.outputs[0]!.topic;
   await until('2 chunks', () => rig.policy.results.length >= 2 || undefined, 20_000);
+  const before = trajectories(rig.adapter, topic).length;
   const reply = await rig.adapter.callTrigger('/physical_ai_bridge/emergency_stop');
   assert.equal(reply.success, true);
   const all = trajectories(rig.adapter, topic);
-  assert.ok(isHold(all.at(-1)!.msg), 'a hold is the last command');
+  assert.ok(all.length > before && isHold(all.at(-1)!.msg), 'the e-stop published a hold, and it is the last command');
   const count = all.length;
   await sleep(400);
   assert.equal(trajectories(rig.adapter, topic).length, count, 'nothing published after the e-stop (the chunk in flight is dropped)');
@@ -196,14 +197,21 @@ test('emergency stop holds, drops chunks, refuses stop/resume until start', asyn
 
 test('stop holds and waits; start resumes; the bridge starts idle without startOnLaunch', async (t) => {
   const rig = await startRig(t, { config: { startOnLaunch: false } });
+  const topic = rig.config.outputs[0]!.topic;
   await sleep(200);
   assert.equal(rig.bridge.loop.state, 'idle');
   assert.equal(rig.policy.observations.length, 0);
+  assert.equal(trajectories(rig.adapter, topic).length, 0, 'nothing commanded while idle');
   assert.equal((await rig.adapter.callTrigger('/physical_ai_bridge/start')).success, true);
-  await until('a chunk', () => rig.policy.results.length >= 1 || undefined, 20_000);
+  await rig.adapter.waitFor(topic, 'trajectory_msgs/msg/JointTrajectory', (m) => !isHold(m), { timeoutMs: 20_000 });
+  const before = trajectories(rig.adapter, topic).length;
   assert.equal((await rig.adapter.callTrigger('/physical_ai_bridge/stop')).success, true);
   assert.equal(rig.bridge.loop.state, 'idle');
   assert.equal(lastStatus(rig)?.reason, 'stop');
+  const after = trajectories(rig.adapter, topic);
+  assert.ok(after.length > before && isHold(after.at(-1)!.msg), 'stop published a hold, and it is the last command');
+  await sleep(300);
+  assert.equal(trajectories(rig.adapter, topic).length, after.length, 'nothing published after stop');
 });
 
 test('forward-command outputs get one Float64MultiArray per tick in the group’s joint order', async (t) => {
