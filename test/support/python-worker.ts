@@ -12,10 +12,10 @@
 //   // ... talk to worker.endpoint ...
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePort } from './endpoints.js';
 
 /** Debian's Python with python3-zmq, python3-msgpack and python3-numpy (the `python3` on PATH may lack them). */
 export const PYTHON = '/usr/bin/python3';
@@ -198,14 +198,7 @@ export async function spawnPythonWorker(options: PythonWorkerOptions = {}): Prom
 
 /** `tcp://127.0.0.1:<port>` with a port that was free a moment ago (the OS may reuse it; bind soon). */
 export async function freeTcpEndpoint(): Promise<string> {
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
-  });
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return `tcp://127.0.0.1:${port}`;
+  return `tcp://127.0.0.1:${await freePort()}`;
 }
 
 let ipcCounter = 0;
