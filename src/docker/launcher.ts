@@ -33,9 +33,6 @@ export interface DockerLauncherOptions {
   stats?: { lastStats(container: string): ResourceSample | undefined };
 }
 
-export type FrameworkState = LaunchState;
-export type FrameworkStatus = LaunchStatus;
-
 export type LauncherEvent =
   | { type: 'starting'; framework: string }
   | { type: 'ready'; framework: string; endpoint: string; startMs: number }
@@ -191,12 +188,12 @@ export class DockerLauncher implements FrameworkLauncher, FrameworkControl {
   }
 
   /** Where each framework stands (one inspect per framework). */
-  async status(): Promise<FrameworkStatus[]> {
+  async status(): Promise<LaunchStatus[]> {
     return Promise.all(
       [...this.#specs.values()].map(async (spec) => {
         const container = containerNameFor(spec);
         const info = await this.#manager.inspect(container);
-        let state: FrameworkState = 'absent';
+        let state: LaunchState = 'absent';
         if (info) state = info.State.Running ? (this.#ready.has(spec.name) ? 'ready' : 'running') : 'stopped';
         if (this.#starting.has(spec.name)) state = 'starting';
         const endpoint = info?.State.Running ? await this.#manager.endpointFor(spec).catch(() => undefined) : undefined;
