@@ -7,6 +7,7 @@ import { createInterface } from 'node:readline';
 import Docker from 'dockerode';
 import { abortError, throwIfAborted } from '../lib/abort.js';
 import { silentLogger, type Logger } from '../lib/log.js';
+import type { ContainerStatsSnapshot } from '../router/framework-launcher.js';
 import { DockerError, engineMessage, fromEngineError, statusOf } from './docker-error.js';
 import {
   CONTAINER_IPC_DIR,
@@ -112,17 +113,12 @@ export interface ExecResult {
   stderr: string;
 }
 
-export interface ResourceSample {
+/** One stats sample: the byte counters of ContainerStatsSnapshot (what GET /v1/containers shows), in native types. */
+export interface ResourceSample extends Omit<ContainerStatsSnapshot, 'time' | 'cpuPercent' | 'pids'> {
   containerId: string;
   time: Date;
   /** % of one CPU summed over CPUs (200 = two full CPUs); undefined without a previous sample. */
   cpuPercent: number | undefined;
-  memoryUsedBytes: number;
-  memoryLimitBytes: number;
-  networkRxBytes: number;
-  networkTxBytes: number;
-  blockReadBytes: number;
-  blockWriteBytes: number;
   pids: number | undefined;
 }
 

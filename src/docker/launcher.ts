@@ -6,7 +6,7 @@ import { abortError, sleep, throwIfAborted } from '../lib/abort.js';
 import { GatewayError } from '../lib/errors.js';
 import { EventStream } from '../lib/event-stream.js';
 import { silentLogger, type Logger } from '../lib/log.js';
-import type { FrameworkControl, FrameworkLauncher, LaunchState, LaunchStatus, ManagedContainer } from '../router/framework-launcher.js';
+import type { ContainerStatsSnapshot, FrameworkControl, FrameworkLauncher, LaunchState, LaunchStatus, ManagedContainer } from '../router/framework-launcher.js';
 import { DockerError, isDockerError } from './docker-error.js';
 import { DockerManager, type ContainerEvent, type ReadinessProbe, type ResourceSample } from './docker-manager.js';
 import { DEFAULT_READY_TIMEOUT_MS, containerNameFor, usesGpu, validateFrameworkSpec, type FrameworkSpec } from './framework-spec.js';
@@ -41,6 +41,11 @@ export type LauncherEvent =
   | { type: 'exited'; framework: string; exitCode: number | undefined; expected: boolean }
   | { type: 'oom'; framework: string }
   | { type: 'unhealthy'; framework: string };
+
+/** A sample as GET /v1/containers shows it: ISO time, null for what is not known, no container id. */
+function snapshotOf({ containerId: _containerId, time, cpuPercent, pids, ...counters }: ResourceSample): ContainerStatsSnapshot {
+  return { time: time.toISOString(), cpuPercent: cpuPercent ?? null, ...counters, pids: pids ?? null };
+}
 
 /** True when nothing accepts connections on 127.0.0.1:port (we can bind it ourselves). */
 function portIsFree(port: number): Promise<boolean> {
@@ -228,19 +233,7 @@ export class DockerLauncher implements FrameworkLauncher, FrameworkControl {
           startedAt: running ? info.State.StartedAt : null,
           exitCode: running ? null : info.State.ExitCode,
           oomKilled: info.State.OOMKilled,
-          lastStats: stats
-            ? {
-                time: stats.time.toISOString(),
-                cpuPercent: stats.cpuPercent ?? null,
-                memoryUsedBytes: stats.memoryUsedBytes,
-                memoryLimitBytes: stats.memoryLimitBytes,
-                networkRxBytes: stats.networkRxBytes,
-                networkTxBytes: stats.networkTxBytes,
-                blockReadBytes: stats.blockReadBytes,
-                blockWriteBytes: stats.blockWriteBytes,
-                pids: stats.pids ?? null,
-              }
-            : null,
+          lastStats: stats ? snapshotOf(stats) : null,
         };
       }),
     );

@@ -114,6 +114,9 @@ test('HTTP control API: start within a deadline, containers with memory limit an
   const stats = mine.lastStats as { memoryUsedBytes: number; memoryLimitBytes: number } | null;
   assert.ok(stats && stats.memoryUsedBytes > 0, JSON.stringify(mine));
   assert.equal(stats.memoryLimitBytes, 200 * MiB);
+  // the wire shape: ISO time, null (never absent) for what is unknown, no internal container id
+  assert.deepEqual(Object.keys(stats).sort(), ['blockReadBytes', 'blockWriteBytes', 'cpuPercent', 'memoryLimitBytes', 'memoryUsedBytes', 'networkRxBytes', 'networkTxBytes', 'pids', 'time']);
+  assert.ok(!Number.isNaN(Date.parse((stats as unknown as { time: string }).time)), JSON.stringify(stats));
   const frameworks = listed.body.frameworks as Array<{ framework: string; state: string }>;
   assert.deepEqual(frameworks.map((f) => [f.framework, f.state]), [['groot', 'ready'], ['pi0', 'absent']]);
 
