@@ -2,7 +2,6 @@
 // (absent: the default one); tensors arrive as views on the received frames and go to the worker as the same
 // bytes (the header is re-encoded, tensor bytes never are); the reply goes back in the caller's codec with the
 // caller's request_id. Any bytes get an answer or are dropped; none stop the loop.
-import { timingSafeEqual } from 'node:crypto';
 import { context } from '@opentelemetry/api';
 import { GatewayError, toGatewayError } from '../lib/errors.js';
 import { silentLogger, type Logger } from '../lib/log.js';
@@ -12,6 +11,7 @@ import type { Router } from '../router/router.js';
 import type { GatewayMetrics, RequestObservation } from '../telemetry/metrics.js';
 import { startServerSpan, type RequestSpan } from '../telemetry/tracing.js';
 import { RouterServer } from '../zmq/router-server.js';
+import { frameworkLabel, routeStages, successReply, tokenMatches, type RouteStages } from './front-door.js';
 
 export interface ZmqFrontOptions {
   /** Where to bind, e.g. tcp://127.0.0.1:5550 or tcp://127.0.0.1:* (any free port). */
@@ -27,16 +27,6 @@ export interface ZmqFrontOptions {
 }
 
 const CONTROL_TYPES: ReadonlySet<string> = new Set(['train', 'command']);
-/** Metric and span label for a request naming no configured framework. */
-export const UNKNOWN_FRAMEWORK = 'unknown';
-
-export function tokenMatches(given: string | undefined, expected: string): boolean {
-  if (given === undefined) return false;
-  const a = Buffer.from(given);
-  const b = Buffer.from(expected);
-  return a.length === b.length && timingSafeEqual(a, b);
-}
-
 
 export class ZmqFront implements AsyncDisposable {
   readonly #options: ZmqFrontOptions;
@@ -121,9 +111,7 @@ export class ZmqFront implements AsyncDisposable {
     let copiedBytes = 0;
     let requestBytes = 0;
     let decodeMs: number | undefined;
-    let queueMs: number | undefined;
-    let computeMs: number | undefined;
-    let transportMs: number | undefined;
+    let stages: RouteStages | undefined;
     for (const f of frames) requestBytes += f.byteLength;
     try {
       if (this.#closing) throw new GatewayError('unavailable', 'the gateway is shutting down');
@@ -135,8 +123,7 @@ export class ZmqFront implements AsyncDisposable {
       const header: RequestHeader = decoded.header;
       requestId = header.request_id;
       framework = header.framework ?? router.defaultFramework ?? '';
-      // Label by configured frameworks only: a caller cannot create series with made-up names.
-      const label = router.registry.has(framework) ? framework : UNKNOWN_FRAMEWORK;
+      const label = frameworkLabel(router, framework);
       obs = metrics?.requestStarted({ framework: label, transport: 'zmq', codec });
       span = startServerSpan({ framework: label, transport: 'zmq', codec, requestId }, header, receivedAt);
       this.#authorise(header);
@@ -147,28 +134,14 @@ export class ZmqFront implements AsyncDisposable {
         { type: header.type, data: header.data, framework: header.framework, traceparent: header.traceparent, tracestate: header.tracestate },
         { signal: this.#closeController.signal, sharedSignal: true, timeoutMs: header.timeout_ms },
       );
-      const routedMs = performance.now() - decodedAt;
-      // Stages: time in the gateway before the request left for the worker (admission, on-demand start, pick,
-      // header encode), the worker's own compute, and the round trip minus the worker's total (the wire).
-      queueMs = routedMs - result.roundTripMs;
-      if (result.timing) {
-        computeMs = result.timing.compute_ms;
-        transportMs = result.roundTripMs - result.timing.total_ms;
-      }
-      reply = {
-        status: 'success',
-        result: result.result,
-        request_id: requestId,
-        timestamp: Date.now() / 1000,
-        version: PROTOCOL_VERSION,
-        ...(result.timing ? { timing: result.timing } : {}),
-      };
+      stages = routeStages(result, performance.now() - decodedAt);
+      reply = successReply(result, requestId);
       this.#log.debug({ event: 'zmq_front.request', requestId, framework: result.framework, type: header.type, codec, ms: performance.now() - receivedAt });
     } catch (err) {
       const error = toGatewayError(err);
       requestId ??= peekRequestId(frames[0]!);
       this.#counts.errors++;
-      if (!obs) metrics?.recordError({ framework: framework && router.registry.has(framework) ? framework : UNKNOWN_FRAMEWORK, transport: 'zmq', code: error.code });
+      if (!obs) metrics?.recordError({ framework: frameworkLabel(router, framework), transport: 'zmq', code: error.code });
       const level = error.code === 'internal' ? 'error' : 'debug';
       this.#log[level]({ event: 'zmq_front.request_failed', requestId, code: error.code, message: error.message, ...(error.code === 'internal' ? { err } : {}) });
       const wire = error.toWire();
@@ -187,7 +160,7 @@ export class ZmqFront implements AsyncDisposable {
         requestBytes,
         responseBytes,
         copiedBytes,
-        stagesMs: { decode: decodeMs, queue: queueMs, worker_compute: computeMs, transport: transportMs, encode: encodeMs },
+        stagesMs: { decode: decodeMs, ...stages, encode: encodeMs },
       });
     }
     span?.end(outcome, outcome === 'ok' ? undefined : typeof reply.error === 'object' ? reply.error.message : undefined);

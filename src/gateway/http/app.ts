@@ -8,12 +8,12 @@ import { bodyLimit } from 'hono/body-limit';
 import { GatewayError, toGatewayError } from '../../lib/errors.js';
 import { silentLogger, type Logger } from '../../lib/log.js';
 import { DEFAULT_LIMITS, decodeMessage, encodeMessage, type Limits } from '../../protocol/codec.js';
-import { PROTOCOL_VERSION, type ReplyHeader, type RequestHeader } from '../../protocol/messages.js';
+import type { RequestHeader } from '../../protocol/messages.js';
 import { validate } from '../../protocol/schemas.js';
 import { retryAfterSeconds, type Router } from '../../router/router.js';
 import type { GatewayMetrics, RequestObservation } from '../../telemetry/metrics.js';
 import { startServerSpan, type RequestSpan } from '../../telemetry/tracing.js';
-import { tokenMatches, UNKNOWN_FRAMEWORK } from '../zmq-front.js';
+import { frameworkLabel, routeStages, successReply, tokenMatches, UNKNOWN_FRAMEWORK } from '../front-door.js';
 import { DOCS_HTML } from './docs-page.js';
 import { buildOpenApi } from './openapi.js';
 
@@ -88,10 +88,8 @@ export function createHttpApp(options: HttpAppOptions): Hono {
   let openapi: Record<string, unknown> | undefined;
 
   const requestIdOf = (c: Context) => c.req.header('x-request-id')?.slice(0, 128) || randomUUID();
-  /** The metrics label of the route's framework: configured names only, so callers cannot create series. */
-  const frameworkLabel = (name: string | undefined) => (name !== undefined && router.registry.has(name) ? name : UNKNOWN_FRAMEWORK);
   /** Counts a request refused before its handler ran (token, body limit). */
-  const recordRefused = (c: Context, code: string) => metrics?.recordError({ framework: frameworkLabel(c.req.param('name')), transport: 'http', code });
+  const recordRefused = (c: Context, code: string) => metrics?.recordError({ framework: frameworkLabel(router, c.req.param('name')), transport: 'http', code });
 
   const requireToken: MiddlewareHandler = async (c, next) => {
     if (!requireAuth) return next();
@@ -144,7 +142,7 @@ export function createHttpApp(options: HttpAppOptions): Hono {
     const name = c.req.param('name')!;
     const encoding = encodingOf(c);
     const codec = encoding === 'msgpack' ? 'msgpack' : 'json';
-    const label = frameworkLabel(name);
+    const label = frameworkLabel(router, name);
     let requestId = requestIdOf(c);
     // Every request is observed, an unknown framework under the `unknown` label.
     const obs: RequestObservation | undefined = metrics?.requestStarted({ framework: label, transport: 'http', codec });
@@ -201,15 +199,8 @@ export function createHttpApp(options: HttpAppOptions): Hono {
         { type, data: header.data ?? {}, framework: name, traceparent, tracestate },
         { signal: c.req.raw.signal, timeoutMs: header.timeout_ms },
       );
-      const routedMs = performance.now() - routeStart;
-      const reply: ReplyHeader = {
-        status: 'success',
-        result: result.result,
-        request_id: requestId,
-        timestamp: Date.now() / 1000,
-        version: PROTOCOL_VERSION,
-        ...(result.timing ? { timing: result.timing } : {}),
-      };
+      const stages = routeStages(result, performance.now() - routeStart);
+      const reply = successReply(result, requestId);
       const encodeStart = performance.now();
       const body = encodeBody(reply, encoding);
       const doneAt = performance.now();
@@ -219,13 +210,7 @@ export function createHttpApp(options: HttpAppOptions): Hono {
         requestBytes,
         responseBytes: body.byteLength,
         copiedBytes,
-        stagesMs: {
-          decode: decodeMs,
-          queue: routedMs - result.roundTripMs,
-          worker_compute: result.timing?.compute_ms,
-          transport: result.timing ? result.roundTripMs - result.timing.total_ms : undefined,
-          encode: doneAt - encodeStart,
-        },
+        stagesMs: { decode: decodeMs, ...stages, encode: doneAt - encodeStart },
       });
       span.end('ok');
       log.debug({ event: 'http.request', requestId, framework: name, type, encoding, ms: totalMs });
