@@ -4,7 +4,6 @@ import { silentLogger, type Logger } from '../lib/log.js';
 import type { Limits } from '../protocol/codec.js';
 import type { FrameworkConfig } from '../config.js';
 import { WorkerPool } from '../zmq/worker-pool.js';
-import type { PoolStats } from '../zmq/types.js';
 import type { FrameworkLauncher } from './framework-launcher.js';
 
 /** What the router needs from a pool (WorkerPool implements it). */
@@ -34,8 +33,6 @@ export interface FrameworkRegistryOptions {
   /** Used for frameworks whose config has a `launcher`. */
   launcher?: FrameworkLauncher;
   log?: Logger;
-  /** Builds a pool for a framework (default: a WorkerPool). */
-  createPool?: (framework: FrameworkConfig) => FrameworkPool;
 }
 
 export class FrameworkRegistry {
@@ -46,18 +43,6 @@ export class FrameworkRegistry {
 
   constructor(options: FrameworkRegistryOptions) {
     this.#log = (options.log ?? silentLogger).child({ component: 'router.registry' });
-    const create =
-      options.createPool ??
-      ((fw: FrameworkConfig) =>
-        new WorkerPool({
-          framework: fw.name,
-          endpoints: fw.endpoints,
-          timeoutMs: fw.timeoutMs,
-          codec: fw.codec,
-          limits: options.limits,
-          healthIntervalMs: options.healthIntervalMs,
-          log: options.log,
-        }));
     for (const fw of options.frameworks) {
       if (this.#entries.has(fw.name)) throw new GatewayError('bad_request', `framework '${fw.name}' is configured twice`);
       const launcher = fw.launcher !== undefined ? options.launcher : undefined;
@@ -67,7 +52,15 @@ export class FrameworkRegistry {
       this.#entries.set(fw.name, {
         name: fw.name,
         config: fw,
-        pool: create(fw),
+        pool: new WorkerPool({
+          framework: fw.name,
+          endpoints: fw.endpoints,
+          timeoutMs: fw.timeoutMs,
+          codec: fw.codec,
+          limits: options.limits,
+          healthIntervalMs: options.healthIntervalMs,
+          log: options.log,
+        }),
         launcher,
         inFlight: 0,
         latencyEmaMs: undefined,
@@ -120,10 +113,6 @@ export class FrameworkRegistry {
     const entry = this.#entries.get(target);
     if (!entry) throw new GatewayError('unknown_framework', `unknown framework '${target}' (configured: ${this.names.join(', ') || 'none'})`);
     return entry;
-  }
-
-  stats(name: string): PoolStats {
-    return this.resolve(name).pool.stats();
   }
 
   /** Closes every pool (requests still in flight get `cancelled` after `graceMs`). Idempotent. */
