@@ -64,6 +64,11 @@ function encodeBody(value: object, encoding: Encoding): Uint8Array {
   return encodeMessage(value, encoding)[0]!;
 }
 
+/** The caller's `x-request-id` (at most 128 characters), else a new one. */
+export function requestIdOf(c: Context): string {
+  return c.req.header('x-request-id')?.slice(0, 128) || randomUUID();
+}
+
 /** The JSON/msgpack error body `{error:{code,message,retryable,request_id,path?}}` with its status and headers. */
 export function errorResponse(c: Context, err: unknown, requestId: string, encoding: Encoding = 'json'): Response {
   return errorReply(c, toGatewayError(err), requestId, encoding).response;
@@ -87,7 +92,6 @@ export function createHttpApp(options: HttpAppOptions): Hono {
   const app = new Hono();
   let openapi: Record<string, unknown> | undefined;
 
-  const requestIdOf = (c: Context) => c.req.header('x-request-id')?.slice(0, 128) || randomUUID();
   /** Counts a request refused before its handler ran (token, body limit). */
   const recordRefused = (c: Context, code: string) => metrics?.recordError({ framework: frameworkLabel(router, c.req.param('name')), transport: 'http', code });
 

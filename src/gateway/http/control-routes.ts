@@ -1,13 +1,12 @@
 // Control of launchable frameworks over HTTP: start (within a deadline), stop, and the containers the gateway
 // manages. Always behind `requireToken` (a token is needed when the gateway listens beyond loopback or one is
 // configured). The control is an interface (src/router/framework-launcher.ts): the gateway never imports Docker.
-import { randomUUID } from 'node:crypto';
 import type { Context, Hono, MiddlewareHandler } from 'hono';
 import { deadlineSignal } from '../../lib/abort.js';
 import { GatewayError, toGatewayError } from '../../lib/errors.js';
 import { silentLogger, type Logger } from '../../lib/log.js';
 import type { FrameworkControl } from '../../router/framework-launcher.js';
-import { errorResponse } from './app.js';
+import { errorResponse, requestIdOf } from './app.js';
 
 export interface ControlRoutesOptions {
   /** The launcher's control side; undefined when no framework has a launcher (start/stop answer 404). */
@@ -20,10 +19,6 @@ export interface ControlRoutesOptions {
 
 /** Longest start deadline a request may ask for (10 minutes: large models load slowly). */
 const MAX_START_TIMEOUT_MS = 600_000;
-
-function requestIdOf(c: Context): string {
-  return c.req.header('x-request-id')?.slice(0, 128) || randomUUID();
-}
 
 /** `timeout_ms` from the query or a JSON body `{timeout_ms}`; undefined when absent. */
 async function timeoutOf(c: Context): Promise<number | undefined> {
