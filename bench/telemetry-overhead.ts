@@ -34,7 +34,8 @@ import { createMetrics, type GatewayMetrics } from '../src/telemetry/metrics.js'
 import { startTelemetry } from '../src/telemetry/sdk.js';
 import { startClientSpan, startServerSpan, startWorkerSpan } from '../src/telemetry/tracing.js';
 import { startOtlpReceiver } from '../test/support/otlp-receiver.js';
-import { freePort } from '../test/support/prometheus.js';
+import { registerInMemoryTracing } from '../test/support/tracing.js';
+import { freePort } from '../test/support/endpoints.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -77,23 +78,6 @@ const quantile = (xs: number[], q: number): number => {
   return s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
 };
 
-function registerSdk(): { exporter: InMemorySpanExporter; close(): Promise<void> } {
-  const exporter = new InMemorySpanExporter();
-  const provider = new NodeTracerProvider({
-    spanProcessors: [new BatchSpanProcessor(exporter, { maxQueueSize: 65_536, maxExportBatchSize: 4_096, scheduledDelayMillis: 200 })],
-  });
-  provider.register();
-  return {
-    exporter,
-    async close() {
-      await provider.shutdown();
-      trace.disable();
-      propagation.disable();
-      context.disable();
-    },
-  };
-}
-
 /** One request's worth of the gateway's telemetry calls. */
 function perRequest(metrics: GatewayMetrics | undefined, tracing: boolean, i: number, incoming: RequestHeader): void {
   const obs = metrics?.requestStarted({ framework: 'demo', transport: 'zmq', codec: 'binary' });
@@ -119,7 +103,7 @@ async function hotLoop(): Promise<Record<string, number>> {
   const add = ([k, v]: [string, number]) => (out[k] = v);
   add(run('none', undefined, false));
   add(run('metrics, tracing API without SDK', createMetrics(new Registry()), true));
-  const sdk = registerSdk();
+  const sdk = registerInMemoryTracing((exporter) => new BatchSpanProcessor(exporter, { maxQueueSize: 65_536, maxExportBatchSize: 4_096, scheduledDelayMillis: 200 }));
   try {
     // Drain the in-memory exporter now and then so memory stays flat.
     const drain = setInterval(() => sdk.exporter.reset(), 100);

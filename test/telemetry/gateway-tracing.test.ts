@@ -5,8 +5,8 @@
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { test, type TestContext } from 'node:test';
-import { context, propagation, ROOT_CONTEXT, SpanKind, trace } from '@opentelemetry/api';
-import { InMemorySpanExporter, NodeTracerProvider, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-node';
+import { context, ROOT_CONTEXT, SpanKind, trace } from '@opentelemetry/api';
+import type { InMemorySpanExporter, ReadableSpan } from '@opentelemetry/sdk-trace-node';
 import { Registry } from 'prom-client';
 import { sampleObservation, sampleState } from '../../src/cli/sample.js';
 import { parseConfig } from '../../src/config.js';
@@ -16,20 +16,14 @@ import { CLIENT_SPAN_NAME, formatTraceparent, getTracer, SERVER_SPAN_NAME, WORKE
 import { createDemoWorker } from '../../src/worker/demo-worker.js';
 import { WorkerClient } from '../../src/zmq/worker-client.js';
 import { spawnPythonWorker } from '../support/python-worker.js';
+import { registerInMemoryTracing } from '../support/tracing.js';
 
 const PROBE_DIR = fileURLToPath(new URL('../python-sdk/', import.meta.url));
 
 function registerInMemory(t: TestContext): InMemorySpanExporter {
-  const exporter = new InMemorySpanExporter();
-  const provider = new NodeTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
-  provider.register();
-  t.after(async () => {
-    await provider.shutdown();
-    trace.disable();
-    propagation.disable();
-    context.disable();
-  });
-  return exporter;
+  const sdk = registerInMemoryTracing();
+  t.after(() => sdk.close());
+  return sdk.exporter;
 }
 
 async function gatewayFor(t: TestContext, endpoint: string, deps: GatewayDeps = {}, codec = 'binary'): Promise<Gateway> {

@@ -4,8 +4,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
-import { context, propagation, ROOT_CONTEXT, SpanKind, trace, TraceFlags } from '@opentelemetry/api';
-import { InMemorySpanExporter, NodeTracerProvider, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-node';
+import { context, ROOT_CONTEXT, SpanKind, trace, TraceFlags } from '@opentelemetry/api';
 import { Registry } from 'prom-client';
 import type { RequestHeader } from '../../src/protocol/messages.js';
 import { createMetrics } from '../../src/telemetry/metrics.js';
@@ -23,25 +22,11 @@ import {
   type TraceCarrier,
 } from '../../src/telemetry/tracing.js';
 import { startOtlpReceiver } from '../support/otlp-receiver.js';
+import { registerInMemoryTracing } from '../support/tracing.js';
 
 const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';
 const SPAN_ID = '00f067aa0ba902b7';
 const TRACEPARENT = `00-${TRACE_ID}-${SPAN_ID}-01`;
-
-function registerInMemory(): { exporter: InMemorySpanExporter; close(): Promise<void> } {
-  const exporter = new InMemorySpanExporter();
-  const provider = new NodeTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
-  provider.register();
-  return {
-    exporter,
-    async close() {
-      await provider.shutdown();
-      trace.disable();
-      propagation.disable();
-      context.disable();
-    },
-  };
-}
 
 test('traceparent parse/format follows W3C TraceContext', () => {
   const sc = parseTraceparent(TRACEPARENT, 'vendor=abc,other=1');
@@ -87,7 +72,7 @@ test('without an SDK: spans are no-ops and a caller traceparent passes through t
 });
 
 test('in-memory exporter: caller span → header → gateway server span → client span → worker span, one trace', async (t) => {
-  const sdk = registerInMemory();
+  const sdk = registerInMemoryTracing();
   t.after(() => sdk.close());
   const tracer = getTracer();
 
