@@ -3,9 +3,9 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile, copyFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
+import { freePort } from './endpoints.js';
 
 export interface PrometheusOptions {
   /** Scrape targets as host:port (only 127.0.0.1). */
@@ -31,7 +31,7 @@ export interface PrometheusServer {
   readonly port: number;
   /** Runs an instant query; rejects on an API or PromQL error. */
   query(promql: string): Promise<PromSample[]>;
-  /** Waits until every target is `up` and has been scraped at least `minScrapes` times. */
+  /** Waits until every target is `up` (scraped successfully at least once). */
   waitForTargetsUp(timeoutMs?: number): Promise<void>;
   /** Polls `promql` until it returns at least one sample. */
   waitForData(promql: string, timeoutMs?: number): Promise<PromSample[]>;
@@ -39,19 +39,6 @@ export interface PrometheusServer {
   output(): string;
   close(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
-}
-
-/** A free TCP port on 127.0.0.1 (bind to 0, read it back, release). */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const address = srv.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

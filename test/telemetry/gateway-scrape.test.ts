@@ -10,7 +10,8 @@ import { parseConfig } from '../../src/config.js';
 import { startGateway } from '../../src/gateway/gateway.js';
 import { createMetrics } from '../../src/telemetry/metrics.js';
 import { WorkerClient } from '../../src/zmq/worker-client.js';
-import { freePort, startPrometheus } from '../support/prometheus.js';
+import { freePort } from '../support/endpoints.js';
+import { startPrometheus } from '../support/prometheus.js';
 import { ALERTS_FILE, allExpressions, expressionsWithoutData } from './observability-files.js';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
