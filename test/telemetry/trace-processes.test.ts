@@ -9,6 +9,7 @@ import { test } from 'node:test';
 import { sampleObservation, sampleState } from '../../src/cli/sample.js';
 import { CLIENT_SPAN_NAME, SERVER_SPAN_NAME, WORKER_SPAN_NAME } from '../../src/telemetry/tracing.js';
 import { WorkerClient } from '../../src/zmq/worker-client.js';
+import { collectOutput } from '../support/child-output.js';
 import { freePort } from '../support/endpoints.js';
 import { startOtlpReceiver } from '../support/otlp-receiver.js';
 
@@ -40,15 +41,8 @@ test('a gateway process and its embedded worker process export spans over OTLP/H
   t.after(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const until = Date.now() + 60_000;
-  while (!/^try: /m.test(stdout)) {
-    assert.ok(Date.now() < until && child.exitCode === null, `the gateway did not come up:\n${stdout}\n${stderr}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  const output = collectOutput(child);
+  await output.waitFor(/^try: /m, 60_000, 'the gateway did not come up');
 
   // No SDK in this process: the caller's traceparent goes out as written.
   const zmq = new WorkerClient({ endpoint: `tcp://127.0.0.1:${zmqPort}`, timeoutMs: 20_000 });
@@ -68,7 +62,7 @@ test('a gateway process and its embedded worker process export spans over OTLP/H
   assert.equal(receiver.spans.filter((s) => s.traceId === ZMQ_TRACE).length, 0, 'spans wait in the batch until shutdown');
 
   child.kill('SIGTERM');
-  assert.equal(await exited, 0, `exit code; stderr:\n${stderr}`);
+  assert.equal(await exited, 0, `exit code; stderr:\n${output.stderr}`);
   const spans = await receiver.waitForSpans((s) => s.filter((x) => x.name === WORKER_SPAN_NAME).length >= 2, 15_000);
   const describe = spans.map((s) => `${s.serviceName}:${s.name}:${s.traceId.slice(0, 6)}`).join(', ');
   for (const traceId of [ZMQ_TRACE, HTTP_TRACE]) {
