@@ -30,7 +30,7 @@ abstract class Instrument<S extends { labels: Labels }> {
   protected abstract create(labels: Labels): S;
 
   /** The record of one label set (created on first use); keep it and update it directly. */
-  protected record(labels: Labels): S {
+  child(labels: Labels): S {
     const key = this.labelNames.map((n) => labels[n] ?? '').join('\u0000');
     let s = this.series.get(key);
     if (!s) {
@@ -40,10 +40,6 @@ abstract class Instrument<S extends { labels: Labels }> {
       this.series.set(key, s);
     }
     return s;
-  }
-
-  remove(labels: Labels): void {
-    this.series.delete(this.labelNames.map((n) => labels[n] ?? '').join('\u0000'));
   }
 
   protected abstract values(): Value[];
@@ -62,41 +58,30 @@ export interface ScalarSeries {
   value: number;
 }
 
-/** A monotonically increasing counter; `child(labels).value += n` on the hot path via inc(). */
-export class FastCounter extends Instrument<ScalarSeries> {
-  constructor(name: string, help: string, labelNames: readonly string[], registry: Registry) {
-    super(name, help, 'counter', labelNames, registry);
-  }
+/** One number per label set: counters and gauges. */
+abstract class ScalarInstrument extends Instrument<ScalarSeries> {
   protected create(labels: Labels): ScalarSeries {
     return { labels, value: 0 };
-  }
-  child(labels: Labels): ScalarSeries {
-    return this.record(labels);
-  }
-  inc(labels: Labels, by = 1): void {
-    if (by >= 0) this.record(labels).value += by;
   }
   protected values(): Value[] {
     return [...this.series.values()].map((s) => ({ value: s.value, labels: s.labels }));
   }
 }
 
-/** A gauge; set() or add to `child(labels).value`. */
-export class FastGauge extends Instrument<ScalarSeries> {
+/** A monotonically increasing counter; `child(labels).value += n` on the hot path, or inc(). */
+export class FastCounter extends ScalarInstrument {
+  constructor(name: string, help: string, labelNames: readonly string[], registry: Registry) {
+    super(name, help, 'counter', labelNames, registry);
+  }
+  inc(labels: Labels, by = 1): void {
+    if (by >= 0) this.child(labels).value += by;
+  }
+}
+
+/** A gauge: set or add to `child(labels).value`. */
+export class FastGauge extends ScalarInstrument {
   constructor(name: string, help: string, labelNames: readonly string[], registry: Registry) {
     super(name, help, 'gauge', labelNames, registry);
-  }
-  protected create(labels: Labels): ScalarSeries {
-    return { labels, value: 0 };
-  }
-  child(labels: Labels): ScalarSeries {
-    return this.record(labels);
-  }
-  set(labels: Labels, value: number): void {
-    this.record(labels).value = value;
-  }
-  protected values(): Value[] {
-    return [...this.series.values()].map((s) => ({ value: s.value, labels: s.labels }));
   }
 }
 
@@ -118,9 +103,6 @@ export class FastHistogram extends Instrument<HistogramSeries> {
   }
   protected create(labels: Labels): HistogramSeries {
     return { labels, counts: new Float64Array(this.#bounds.length + 1), sum: 0, count: 0 };
-  }
-  child(labels: Labels): HistogramSeries {
-    return this.record(labels);
   }
   /** Adds `value` to a series (NaN and negative values are dropped). */
   observe(series: HistogramSeries, value: number): void {

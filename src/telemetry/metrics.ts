@@ -140,10 +140,6 @@ interface RequestChildren {
   copiedBytes: ScalarSeries;
 }
 
-interface StageChild {
-  child: HistogramSeries;
-}
-
 interface OutcomeChildren {
   duration: HistogramSeries;
   requests: ScalarSeries;
@@ -160,7 +156,9 @@ const nowSeconds = (): number => performance.now() / 1000;
  * obs.end({ outcome: 'ok', requestBytes: 1200, responseBytes: 900, stagesMs: { worker_compute: 1.2 } });
  */
 export function createMetrics(registry: Registry): GatewayMetrics {
-  const registers = [registry];
+  // Off the hot path (pool events, container samples): plain prom-client metrics.
+  const gauge = (name: string, help: string, labelNames: string[]) => new Gauge({ name, help, labelNames, registers: [registry] });
+  const counter = (name: string, help: string, labelNames: string[]) => new Counter({ name, help, labelNames, registers: [registry] });
   const duration = new FastHistogram(REQUEST_DURATION_SECONDS, 'Time from a request arriving at a front door to its reply being handed back, seconds.', ['framework', 'transport', 'codec', 'outcome'], DURATION_BUCKETS_SECONDS, registry);
   const stage = new FastHistogram(STAGE_DURATION_SECONDS, 'Time spent per stage of a request (decode, queue, worker_compute, transport, encode), seconds.', ['framework', 'stage'], DURATION_BUCKETS_SECONDS, registry);
   const inFlight = new FastGauge(REQUESTS_IN_FLIGHT, 'Requests received and not yet answered.', ['framework', 'transport'], registry);
@@ -168,61 +166,21 @@ export function createMetrics(registry: Registry): GatewayMetrics {
   const errors = new FastCounter(ERRORS_TOTAL, 'Requests that ended with an error, by error code.', ['framework', 'transport', 'code'], registry);
   const requestBytes = new FastCounter(REQUEST_BYTES_TOTAL, 'Bytes received in requests (all frames or the HTTP body).', ['framework', 'transport'], registry);
   const responseBytes = new FastCounter(RESPONSE_BYTES_TOTAL, 'Bytes sent in replies (all frames or the HTTP body).', ['framework', 'transport'], registry);
-  const workerUp = new Gauge({
-    name: WORKER_UP,
-    help: 'Whether a worker endpoint is ready (1) or not (0).',
-    labelNames: ['framework', 'endpoint'],
-    registers,
-  });
-  const poolEndpoints = new Gauge({
-    name: POOL_ENDPOINTS,
-    help: 'Worker endpoints of a framework pool by state.',
-    labelNames: ['framework', 'state'],
-    registers,
-  });
-  const lateReplies = new Counter({
-    name: LATE_REPLIES_TOTAL,
-    help: 'Worker replies that arrived after their request had ended, dropped.',
-    labelNames: ['framework'],
-    registers,
-  });
-  const reconnects = new Counter({
-    name: RECONNECTS_TOTAL,
-    help: 'Reconnections of pool sockets to workers.',
-    labelNames: ['framework'],
-    registers,
-  });
+  const workerUp = gauge(WORKER_UP, 'Whether a worker endpoint is ready (1) or not (0).', ['framework', 'endpoint']);
+  const poolEndpoints = gauge(POOL_ENDPOINTS, 'Worker endpoints of a framework pool by state.', ['framework', 'state']);
+  const lateReplies = counter(LATE_REPLIES_TOTAL, 'Worker replies that arrived after their request had ended, dropped.', ['framework']);
+  const reconnects = counter(RECONNECTS_TOTAL, 'Reconnections of pool sockets to workers.', ['framework']);
   const copies = new FastCounter(TENSOR_COPIES_TOTAL, 'Request decodes that had to copy tensor bytes (misaligned inline data).', ['framework', 'transport'], registry);
   const copiedBytes = new FastCounter(TENSOR_COPIED_BYTES_TOTAL, 'Tensor bytes copied while decoding requests.', ['framework', 'transport'], registry);
-  const cpu = new Gauge({
-    name: CONTAINER_CPU_RATIO,
-    help: 'CPU used by a framework container, in cores (1 = one core busy).',
-    labelNames: ['framework', 'container'],
-    registers,
-  });
-  const memory = new Gauge({
-    name: CONTAINER_MEMORY_BYTES,
-    help: 'Memory used by a framework container (without page cache), bytes.',
-    labelNames: ['framework', 'container'],
-    registers,
-  });
-  const memoryLimit = new Gauge({
-    name: CONTAINER_MEMORY_LIMIT_BYTES,
-    help: 'Memory limit of a framework container, bytes (0 = none).',
-    labelNames: ['framework', 'container'],
-    registers,
-  });
-  const oom = new Counter({
-    name: CONTAINER_OOM_TOTAL,
-    help: 'Out-of-memory kills of framework containers.',
-    labelNames: ['framework', 'container'],
-    registers,
-  });
+  const cpu = gauge(CONTAINER_CPU_RATIO, 'CPU used by a framework container, in cores (1 = one core busy).', ['framework', 'container']);
+  const memory = gauge(CONTAINER_MEMORY_BYTES, 'Memory used by a framework container (without page cache), bytes.', ['framework', 'container']);
+  const memoryLimit = gauge(CONTAINER_MEMORY_LIMIT_BYTES, 'Memory limit of a framework container, bytes (0 = none).', ['framework', 'container']);
+  const oom = counter(CONTAINER_OOM_TOTAL, 'Out-of-memory kills of framework containers.', ['framework', 'container']);
 
   // Label children cached by key: labels() hashes and sorts on every call, this map lookup does not.
   const requestCache = new Map<string, RequestChildren>();
   const outcomeCache = new Map<string, OutcomeChildren>();
-  const stageCache = new Map<string, Array<StageChild | undefined>>();
+  const stageCache = new Map<string, Array<HistogramSeries | undefined>>();
 
   const requestChildren = (framework: string, transport: Transport): RequestChildren => {
     const key = `${framework}\0${transport}`;
@@ -255,19 +213,14 @@ export function createMetrics(registry: Registry): GatewayMetrics {
     return c;
   };
   /** The stage series of a framework, in STAGES order, each created on first use (one lookup per request, not per stage). */
-  const stageRow = (framework: string): Array<StageChild | undefined> => {
+  const stageRow = (framework: string): Array<HistogramSeries | undefined> => {
     let row = stageCache.get(framework);
     if (!row) stageCache.set(framework, (row = STAGES.map(() => undefined)));
     return row;
   };
-  const observeStageAt = (framework: string, row: Array<StageChild | undefined>, index: number, ms: number): void => {
+  const observeStageAt = (framework: string, row: Array<HistogramSeries | undefined>, index: number, ms: number): void => {
     if (!(ms >= 0)) return; // also drops NaN
-    let c = row[index];
-    if (!c) {
-      const name = STAGES[index]!;
-      c = row[index] = { child: stage.child({ framework, stage: name }) };
-    }
-    stage.observe(c.child, ms / 1000);
+    stage.observe((row[index] ??= stage.child({ framework, stage: STAGES[index]! })), ms / 1000);
   };
   const observeStage = (framework: string, name: Stage, ms: number): void => observeStageAt(framework, stageRow(framework), STAGES.indexOf(name), ms);
 
