@@ -11,11 +11,11 @@
 //   await using worker = await spawnPythonWorker({ endpoint: ipcEndpoint(t), delayMs: 20 });
 //   // ... talk to worker.endpoint ...
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { delimiter } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from './endpoints.js';
+
+export { ipcEndpoint } from './endpoints.js';
 
 /** Debian's Python with python3-zmq, python3-msgpack and python3-numpy (the `python3` on PATH may lack them). */
 export const PYTHON = '/usr/bin/python3';
@@ -201,36 +201,3 @@ export async function freeTcpEndpoint(): Promise<string> {
   return `tcp://127.0.0.1:${await freePort()}`;
 }
 
-let ipcCounter = 0;
-const ipcDirs = new Set<string>();
-let ipcHookInstalled = false;
-
-/**
- * `ipc://<tmpdir>/w-<n>.sock` in a fresh temp dir (path under 100 bytes, the ipc limit is 107). The dir is
- * removed after the test when `t` is given (`t.after`), otherwise when the process exits.
- */
-export function ipcEndpoint(t?: { after(fn: () => void | Promise<void>): void }): string {
-  const base = tmpdir().length < 60 ? tmpdir() : '/tmp';
-  const dir = mkdtempSync(join(base, 'paig-py-'));
-  const path = join(dir, `w-${++ipcCounter}.sock`);
-  if (Buffer.byteLength(path) >= 100) {
-    rmSync(dir, { recursive: true, force: true });
-    throw new Error(`ipc path too long (${Buffer.byteLength(path)} bytes): ${path}`);
-  }
-  const remove = () => {
-    ipcDirs.delete(dir);
-    rmSync(dir, { recursive: true, force: true });
-  };
-  if (t) {
-    t.after(remove);
-  } else {
-    ipcDirs.add(dir);
-    if (!ipcHookInstalled) {
-      ipcHookInstalled = true;
-      process.once('exit', () => {
-        for (const d of ipcDirs) rmSync(d, { recursive: true, force: true });
-      });
-    }
-  }
-  return `ipc://${path}`;
-}

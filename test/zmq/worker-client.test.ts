@@ -36,9 +36,7 @@ async function startServer(endpoint = 'tcp://127.0.0.1:*') {
 for (const transport of ['tcp', 'ipc'] as const) {
   describe(`client and TypeScript worker over ${transport}`, () => {
     test('the L payload goes out and a 16x14 chunk comes back, as views on both sides', async (t) => {
-      const ipc = ipcEndpoint();
-      t.after(ipc.cleanup);
-      const { server, seen } = await startServer(transport === 'tcp' ? 'tcp://127.0.0.1:*' : ipc.endpoint);
+      const { server, seen } = await startServer(transport === 'tcp' ? 'tcp://127.0.0.1:*' : ipcEndpoint(t));
       t.after(() => server.close());
       const client = new WorkerClient({ endpoint: server.endpoint });
       t.after(() => client.close());
@@ -143,11 +141,10 @@ describe('WorkerClient', () => {
   });
 
   test('a worker killed mid-request fails the caller within its deadline, and a restarted worker serves again', async (t) => {
-    const ipc = ipcEndpoint();
-    t.after(ipc.cleanup);
-    const first = await spawnTsWorker({ endpoint: ipc.endpoint });
+    const endpoint = ipcEndpoint(t);
+    const first = await spawnTsWorker({ endpoint });
     t.after(() => first.close());
-    const client = new WorkerClient({ endpoint: ipc.endpoint, timeoutMs: 3_000 });
+    const client = new WorkerClient({ endpoint, timeoutMs: 3_000 });
     t.after(() => client.close());
     assert.deepEqual((await client.request({ type: 'echo', data: { a: 1 } })).result, { a: 1 });
     const started = performance.now();
@@ -162,7 +159,7 @@ describe('WorkerClient', () => {
     assert.ok(performance.now() - started < 3_000 + 500, 'failed within its deadline');
     assert.equal(client.inFlight, 0);
 
-    const second = await spawnTsWorker({ endpoint: ipc.endpoint });
+    const second = await spawnTsWorker({ endpoint });
     t.after(() => second.close());
     let reply;
     for (let attempt = 0; attempt < 50 && !reply; attempt++) {
