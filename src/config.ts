@@ -46,7 +46,7 @@ export interface GatewayConfig {
   logLevel: LogLevel;
   limits: Limits;
   shutdownGraceMs: number;
-  /** Seconds between background health checks of each pool. */
+  /** Time between background health checks of each pool, ms. */
   healthIntervalMs: number;
   /** How launcher-started frameworks (Docker) are managed. */
   docker: DockerConfig;
@@ -321,18 +321,10 @@ export const ENV_VARS = {
 
 /** Overrides from an environment map (the CLI passes process.env). Empty values are ignored. */
 export function overridesFromEnv(env: Readonly<Record<string, string | undefined>>): ConfigOverrides & { config?: string } {
-  const pick = (name: string) => (env[name] === undefined || env[name] === '' ? undefined : env[name]);
   const out: ConfigOverrides & { config?: string } = {};
-  const set = <K extends keyof (ConfigOverrides & { config?: string })>(key: K, name: string) => {
-    const v = pick(name);
-    if (v !== undefined) out[key] = v as never;
-  };
-  set('config', ENV_VARS.config);
-  set('httpHost', ENV_VARS.httpHost);
-  set('httpPort', ENV_VARS.httpPort);
-  set('zmqEndpoint', ENV_VARS.zmqEndpoint);
-  set('logLevel', ENV_VARS.logLevel);
-  set('authToken', ENV_VARS.authToken);
-  set('defaultFramework', ENV_VARS.defaultFramework);
+  for (const key of Object.keys(ENV_VARS) as Array<keyof typeof ENV_VARS>) {
+    const value = env[ENV_VARS[key]];
+    if (value !== undefined && value !== '') out[key] = value;
+  }
   return out;
 }
