@@ -161,27 +161,20 @@ const EVENT_ACTIONS: Record<string, ContainerEventType> = {
 };
 const MAX_EXEC_OUTPUT_BYTES = 4 * 1024 * 1024;
 
-/** Parses a non-TTY log/attach buffer: 8-byte headers (stream type, big-endian length) + payload. */
-export function demuxBuffer(buf: Buffer): { stdout: string; stderr: string; lines: string[] } {
-  let stdout = '';
-  let stderr = '';
+/**
+ * The lines of a log buffer: non-TTY containers frame each write with an 8-byte header (stream type 0/1/2, 3 zero
+ * bytes, big-endian length); TTY containers send raw text.
+ */
+function logLines(buf: Buffer): string[] {
+  const split = (text: string) => text.split('\n').filter((l) => l !== '');
+  if (buf.length > 0 && buf[0]! > 2) return split(buf.toString('utf8'));
   const lines: string[] = [];
-  let offset = 0;
-  while (offset + 8 <= buf.length) {
-    const type = buf[offset];
+  for (let offset = 0; offset + 8 <= buf.length; ) {
     const size = buf.readUInt32BE(offset + 4);
-    const payload = buf.subarray(offset + 8, offset + 8 + size).toString('utf8');
+    lines.push(...split(buf.subarray(offset + 8, offset + 8 + size).toString('utf8')));
     offset += 8 + size;
-    if (type === 2) stderr += payload;
-    else stdout += payload;
-    lines.push(...payload.split('\n').filter((l) => l !== ''));
   }
-  if (offset === 0 && buf.length > 0 && buf[0] !== 1 && buf[0] !== 2) {
-    // TTY containers send raw text without headers
-    const text = buf.toString('utf8');
-    return { stdout: text, stderr: '', lines: text.split('\n').filter((l) => l !== '') };
-  }
-  return { stdout, stderr, lines };
+  return lines;
 }
 
 function deviceRequests(gpus: GpuRequest): Docker.DeviceRequest[] {
@@ -767,7 +760,7 @@ export class DockerManager {
   async logs(idOrName: string, { tail = 100, timestamps = false }: LogOptions = {}): Promise<string[]> {
     try {
       const buf = (await this.docker.getContainer(idOrName).logs({ stdout: true, stderr: true, follow: false, tail, timestamps })) as unknown as Buffer;
-      return demuxBuffer(Buffer.isBuffer(buf) ? buf : Buffer.from(String(buf))).lines;
+      return logLines(Buffer.isBuffer(buf) ? buf : Buffer.from(String(buf)));
     } catch (err) {
       throw this.#wrap(err, `logs of ${idOrName}`);
     }
