@@ -41,13 +41,11 @@ export class ZmqFront implements AsyncDisposable {
     this.#options = options;
     this.#limits = options.limits ?? DEFAULT_LIMITS;
     this.#log = (options.log ?? silentLogger).child({ component: 'gateway.zmq' });
-    // Headroom over the message limit for the routing envelope: an oversized message is still received and
-    // answered with `too_large`, up to twice the limit; beyond that libzmq drops the peer. Linger: replies
-    // queued at close still go out (briefly).
+    // Linger: replies queued at close still go out (briefly).
     this.#server = new RouterServer({
       endpoint: options.endpoint,
       name: 'ZMQ front door',
-      maxFrameBytes: this.#limits.maxMessageBytes * 2 + 4096,
+      limits: this.#limits,
       lingerMs: 500,
       handle: (frames) => this.#handle(frames),
       log: this.#log,

@@ -3,11 +3,20 @@
 import * as zmq from 'zeromq';
 import { GatewayError } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
-import type { Frame } from '../protocol/codec.js';
+import type { Frame, Limits } from '../protocol/codec.js';
 import { parseEndpoint } from './addresses.js';
 
 /** Routing envelopes longer than this (identity frames of proxies in a chain) are not looked into. */
 const MAX_ENVELOPE_FRAMES = 16;
+
+/**
+ * The per-frame size above which ZeroMQ itself drops the sender's connection (ZMQ_MAXMSGSIZE). Frames up to
+ * twice the message limit still arrive and get a `too_large` reply naming the limit; a hostile peer cannot
+ * make a receiver buffer more than that.
+ */
+export function socketFrameLimit(limits: Limits): number {
+  return Math.min(2 * limits.maxMessageBytes, 2 ** 31 - 1);
+}
 
 /** Answers one message (its routing envelope removed). The frames returned go back to the sender; none: no reply. */
 export type MessageHandler = (frames: Buffer[]) => Promise<Frame[] | undefined>;
@@ -17,8 +26,8 @@ export interface RouterServerOptions {
   endpoint: string;
   /** Names the socket in errors and logs, e.g. `worker` or `ZMQ front door`. */
   name: string;
-  /** A single frame above this makes ZeroMQ drop the sender's connection (ZMQ_MAXMSGSIZE). */
-  maxFrameBytes: number;
+  /** The receiver's limits; a single frame above twice the message limit makes ZeroMQ drop the sender. */
+  limits: Limits;
   /** How long replies queued at close may still go out, ms (ZMQ_LINGER; 0 = drop them). */
   lingerMs?: number;
   handle: MessageHandler;
@@ -55,7 +64,7 @@ export class RouterServer {
     if (this.#closing) throw new GatewayError('unavailable', `${name} is closed`);
     if (this.#socket) return this.endpoint;
     // sendTimeout 0: a send never blocks the loop (a ROUTER drops replies to peers that are gone).
-    const socket = new zmq.Router({ linger: this.#options.lingerMs ?? 0, sendTimeout: 0, maxMessageSize: this.#options.maxFrameBytes });
+    const socket = new zmq.Router({ linger: this.#options.lingerMs ?? 0, sendTimeout: 0, maxMessageSize: socketFrameLimit(this.#options.limits) });
     this.#socket = socket;
     try {
       await socket.bind(endpoint);

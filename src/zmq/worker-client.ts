@@ -10,7 +10,7 @@ import { DEFAULT_LIMITS, decodeReply, encodeMessage, type Codec, type Frame, typ
 import { PROTOCOL_VERSION, type HealthResult, type ReplyHeader, type RequestHeader } from '../protocol/messages.js';
 import { startClientSpan } from '../telemetry/tracing.js';
 import { parseEndpoint } from './addresses.js';
-import { socketFrameLimit } from './worker-server.js';
+import { socketFrameLimit } from './router-server.js';
 import type { ClientStats, OutgoingRequest, PoolEvent, Reply, RequestOptions } from './types.js';
 
 export const DEFAULT_REQUEST_TIMEOUT_MS = 2_000;

@@ -33,11 +33,6 @@ export interface WorkerServerOptions {
 
 const SDK = 'physical-ai-gateway-ts/0.1.0';
 
-/** The per-frame size above which ZeroMQ itself disconnects the sender. */
-export function socketFrameLimit(limits: Limits): number {
-  return Math.min(2 * limits.maxMessageBytes, 2 ** 31 - 1);
-}
-
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   return value !== null && (typeof value === 'object' || typeof value === 'function') && typeof (value as { then?: unknown }).then === 'function';
 }
@@ -65,12 +60,10 @@ export class WorkerServer implements AsyncDisposable {
     this.#capacity = options.capacity ?? 64;
     this.#ready = options.ready ?? true;
     this.#log = (options.log ?? silentLogger).child({ component: 'zmq.worker', framework: options.framework });
-    // Frames up to twice the limit arrive and get a too_large reply; ZeroMQ drops the connection of a peer
-    // that sends a single frame larger than that, so a hostile peer cannot make us buffer without bound.
     this.#server = new RouterServer({
       endpoint: options.endpoint,
       name: 'worker',
-      maxFrameBytes: socketFrameLimit(this.#limits),
+      limits: this.#limits,
       handle: (frames) => this.#handle(frames),
       log: this.#log,
     });
