@@ -7,6 +7,7 @@ import { promisify } from 'node:util';
 import { test } from 'node:test';
 import { SAMPLE_CURL } from '../../src/cli/sample.js';
 import { freePort } from '../support/endpoints.js';
+import { collectOutput } from '../support/child-output.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const run = promisify(execFile);
@@ -33,15 +34,9 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
         }
       }
     });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const until = Date.now() + 60_000;
-    while (!/^try: /m.test(stdout)) {
-      assert.ok(Date.now() < until && child.exitCode === null, `npm start did not come up:\n${stdout}\n${stderr}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    const output = collectOutput(child);
+    await output.waitFor(/^try: /m, 60_000, 'npm start did not come up');
+    const { stdout } = output;
     assert.match(stdout, new RegExp(`HTTP  http://127\\.0\\.0\\.1:${httpPort}`));
     assert.match(stdout, new RegExp(`ZMQ   tcp://127\\.0\\.0\\.1:${zmqPort}`));
     assert.match(stdout, /frameworks: demo \(default\): ready/);
@@ -62,7 +57,7 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     assert.ok(gatewayPid, `the gateway process in:\n${ps}`);
     process.kill(Number(gatewayPid), signal);
     const code = await exited;
-    assert.equal(code, 0, `exit code; stderr:\n${stderr}`);
-    assert.match(stdout, /stopped/);
+    assert.equal(code, 0, `exit code; stderr:\n${output.stderr}`);
+    assert.match(output.stdout, /stopped/);
   });
 }
