@@ -5,6 +5,7 @@ import { extname } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { CODECS, DEFAULT_LIMITS, type Codec, type Limits } from './protocol/codec.js';
 import { isLogLevel, type LogLevel } from './lib/log.js';
+import { parseEndpoint } from './zmq/addresses.js';
 
 export const DEFAULT_HTTP_HOST = '127.0.0.1';
 export const DEFAULT_HTTP_PORT = 8080;
@@ -88,7 +89,6 @@ export class ConfigError extends Error {
 }
 
 const NAME_RE = /^[a-z0-9][a-z0-9_-]{0,63}$/;
-const ENDPOINT_RE = /^(tcp:\/\/[^\s:]+:(\d+|\*)|ipc:\/\/\S+)$/;
 
 /** True for hosts that only this machine can reach. */
 export function isLoopbackHost(host: string): boolean {
@@ -98,8 +98,8 @@ export function isLoopbackHost(host: string): boolean {
 
 /** The host part of a tcp:// endpoint (ipc:// is local: returns '127.0.0.1'). */
 export function endpointHost(endpoint: string): string {
-  const m = /^tcp:\/\/(\[[^\]]+\]|[^:]+):/.exec(endpoint);
-  return m ? m[1]! : '127.0.0.1';
+  const parsed = parseEndpoint(endpoint, { forBind: true });
+  return parsed.transport === 'tcp' ? parsed.host : '127.0.0.1';
 }
 
 class Checker {
@@ -139,11 +139,14 @@ class Checker {
     return n;
   }
   endpoint(value: unknown, path: string): string | undefined {
-    if (typeof value !== 'string' || !ENDPOINT_RE.test(value)) {
+    try {
+      if (typeof value !== 'string') throw new Error('not a string');
+      parseEndpoint(value, { forBind: true });
+      return value;
+    } catch {
       this.add(path, `must be a ZMQ endpoint like tcp://127.0.0.1:5555 or ipc:///tmp/x.sock (got ${JSON.stringify(value)})`);
       return undefined;
     }
-    return value;
   }
 }
 
