@@ -1,7 +1,6 @@
 // The container sampler: every `intervalMs` one stats sample of each running container of ours, and the
 // engine's lifecycle events of our containers (die, oom, health, ...) as they happen. The composition root
 // feeds both to the metrics and the launcher. Survives an engine that is absent or restarts: it retries.
-import type Docker from 'dockerode';
 import { silentLogger, type Logger } from '../lib/log.js';
 import type { ContainerEvent, DockerManager, ResourceSample } from './docker-manager.js';
 
@@ -11,8 +10,6 @@ export interface ContainerStats {
   container: string;
   containerId: string;
   sample: ResourceSample;
-  /** The engine's stats document (telemetry's containerStatsFromDocker reads it). */
-  raw: Docker.ContainerStats;
 }
 
 export interface WatchContainersOptions {
@@ -93,10 +90,10 @@ export function watchContainers({ manager, intervalMs = 5_000, onStats, onEvent,
     await Promise.all(
       running.map(async (c) => {
         try {
-          const { sample, raw } = await manager.statsWithRaw(c.id);
+          const sample = await manager.stats(c.id);
           if (controller.signal.aborted || (goneAt.get(c.name) ?? 0) >= began) return;
           last.set(c.name, sample);
-          deliver(onStats, { framework: c.framework, container: c.name, containerId: c.id, sample, raw });
+          deliver(onStats, { framework: c.framework, container: c.name, containerId: c.id, sample });
         } catch (err) {
           logger.debug({ event: 'docker.watch_stats_failed', container: c.name, err });
         }

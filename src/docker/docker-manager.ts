@@ -686,14 +686,9 @@ export class DockerManager {
 
   /** One resource sample (the engine takes about a second: it samples twice to compute CPU %). */
   async stats(idOrName: string): Promise<ResourceSample> {
-    return (await this.statsWithRaw(idOrName)).sample;
-  }
-
-  /** One resource sample and the engine's stats document it was computed from (for telemetry's own formula). */
-  async statsWithRaw(idOrName: string): Promise<{ sample: ResourceSample; raw: Docker.ContainerStats }> {
     try {
       const raw = (await this.docker.getContainer(idOrName).stats({ stream: false })) as unknown as Docker.ContainerStats;
-      return { sample: toSample(idOrName, raw, undefined), raw };
+      return toSample(idOrName, raw, undefined);
     } catch (err) {
       throw this.#wrap(err, `stats of ${idOrName}`);
     }

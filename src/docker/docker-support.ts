@@ -5,7 +5,7 @@
 import type Docker from 'dockerode';
 import { GatewayError } from '../lib/errors.js';
 import { silentLogger, type Logger } from '../lib/log.js';
-import { containerStatsFromDocker, type DockerStatsJson, type GatewayMetrics } from '../telemetry/metrics.js';
+import type { GatewayMetrics } from '../telemetry/metrics.js';
 import { watchContainers, type ContainerWatch } from './container-watch.js';
 import { DockerManager, type ContainerEvent, type ReadinessProbe } from './docker-manager.js';
 import { builtinFrameworkSpecs, validateFrameworkSpec, type FrameworkSpec } from './framework-spec.js';
@@ -113,7 +113,15 @@ export async function startDockerSupport(options: DockerSupportOptions): Promise
     log: options.log ?? silentLogger,
     ...(options.labels ? { labels: options.labels } : {}),
     onStats: (s) => {
-      if (metrics && s.framework !== undefined) metrics.recordContainerStats(containerStatsFromDocker(s.framework, s.container, s.raw as unknown as DockerStatsJson));
+      if (metrics && s.framework !== undefined) metrics.recordContainerStats({
+          framework: s.framework,
+          container: s.container,
+          // The manager's one formula (as the docker CLI: usage minus inactive file pages; CPU 0 until a
+          // second reading exists), so /metrics and GET /v1/containers agree.
+          cpuRatio: (s.sample.cpuPercent ?? 0) / 100,
+          memoryBytes: s.sample.memoryUsedBytes,
+          memoryLimitBytes: s.sample.memoryLimitBytes,
+        });
     },
     onEvent: (e) => {
       const labels = e.framework !== undefined ? { framework: e.framework, container: e.name } : undefined;

@@ -344,26 +344,3 @@ export function createMetrics(registry: Registry): GatewayMetrics {
   };
 }
 
-/** The parts of a Docker Engine `/containers/{id}/stats` document that containerStatsFromDocker reads. */
-export interface DockerStatsJson {
-  cpu_stats?: { cpu_usage?: { total_usage?: number }; system_cpu_usage?: number; online_cpus?: number };
-  precpu_stats?: { cpu_usage?: { total_usage?: number }; system_cpu_usage?: number };
-  memory_stats?: { usage?: number; limit?: number; stats?: Record<string, number | undefined> };
-}
-
-/**
- * Turns one Docker stats document into a sample, the way `docker stats` computes it: CPU delta over
- * system delta times online CPUs; memory usage without the page cache (cgroup v2 `inactive_file`, v1 `cache`).
- */
-export function containerStatsFromDocker(framework: string, container: string, stats: DockerStatsJson): ContainerStatsSample {
-  const cpuDelta = (stats.cpu_stats?.cpu_usage?.total_usage ?? 0) - (stats.precpu_stats?.cpu_usage?.total_usage ?? 0);
-  const systemDelta = (stats.cpu_stats?.system_cpu_usage ?? 0) - (stats.precpu_stats?.system_cpu_usage ?? 0);
-  const cpus = stats.cpu_stats?.online_cpus ?? 1;
-  // The first sample of a stream has no previous reading (precpu zeros): report 0 rather than a bogus ratio.
-  const hasPrevious = (stats.precpu_stats?.system_cpu_usage ?? 0) > 0;
-  const cpuRatio = hasPrevious && cpuDelta > 0 && systemDelta > 0 ? (cpuDelta / systemDelta) * cpus : 0;
-  const mem = stats.memory_stats;
-  const cache = mem?.stats?.inactive_file ?? mem?.stats?.total_inactive_file ?? mem?.stats?.cache ?? 0;
-  const memoryBytes = Math.max(0, (mem?.usage ?? 0) - cache);
-  return { framework, container, cpuRatio, memoryBytes, memoryLimitBytes: mem?.limit ?? 0 };
-}

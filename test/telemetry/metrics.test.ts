@@ -6,7 +6,6 @@ import type { PoolEvent } from '../../src/zmq/types.js';
 import { DataPointType, type HistogramMetricData, type SumMetricData } from '@opentelemetry/sdk-metrics';
 import { toOtlpMetric } from '../../src/telemetry/sdk.js';
 import {
-  containerStatsFromDocker,
   createMetrics,
   DURATION_BUCKETS_SECONDS,
   METRIC_NAMES,
@@ -114,16 +113,10 @@ test('pool events drive worker_up, pool_endpoints, late replies and reconnects',
   assert.equal(await state('ready'), 0);
 });
 
-test('container stats: gauges from a sample, OOM counter, removal; Docker stats JSON → sample', async () => {
+test('container stats: gauges from a sample, OOM counter, removal', async () => {
   const registry = new Registry();
   const metrics = createMetrics(registry);
-  const sample = containerStatsFromDocker('groot', 'pag-groot', {
-    cpu_stats: { cpu_usage: { total_usage: 3_000_000_000 }, system_cpu_usage: 20_000_000_000, online_cpus: 4 },
-    precpu_stats: { cpu_usage: { total_usage: 2_000_000_000 }, system_cpu_usage: 16_000_000_000 },
-    memory_stats: { usage: 600 * 2 ** 20, limit: 2 ** 30, stats: { inactive_file: 100 * 2 ** 20 } },
-  });
-  assert.deepEqual(sample, { framework: 'groot', container: 'pag-groot', cpuRatio: 1, memoryBytes: 500 * 2 ** 20, memoryLimitBytes: 2 ** 30 });
-  metrics.recordContainerStats(sample);
+  metrics.recordContainerStats({ framework: 'groot', container: 'pag-groot', cpuRatio: 1, memoryBytes: 500 * 2 ** 20, memoryLimitBytes: 2 ** 30 });
   metrics.recordContainerOom({ framework: 'groot', container: 'pag-groot' });
   const labels = { framework: 'groot', container: 'pag-groot' };
   assert.equal(await value(registry, 'gateway_container_cpu_ratio', labels), 1);
@@ -132,8 +125,6 @@ test('container stats: gauges from a sample, OOM counter, removal; Docker stats 
   assert.equal(await value(registry, 'gateway_container_oom_total', labels), 1);
   metrics.removeContainer(labels);
   assert.equal(await value(registry, 'gateway_container_memory_bytes', labels), undefined);
-  // First sample (no precpu): CPU 0 rather than a bogus ratio.
-  assert.equal(containerStatsFromDocker('a', 'b', { cpu_stats: { cpu_usage: { total_usage: 5 }, system_cpu_usage: 10 } }).cpuRatio, 0);
 });
 
 test('the registry converts to OTLP data: per-bucket histogram counts, counters without _total, units', async () => {
