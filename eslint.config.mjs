@@ -21,6 +21,18 @@ export default tseslint.config(
     },
   },
   { files: ['src/**/*.ts'], ignores: ['src/cli/**'], rules: { 'no-console': 'error' } },
+  {
+    // Deadlines come from lib/abort.ts's Deadline (it owns its timer): AbortSignal.any + AbortSignal.timeout
+    // stops firing after garbage collection on Node 20.20.
+    files: ['src/**/*.ts'],
+    rules: {
+      'no-restricted-properties': [
+        'error',
+        { object: 'AbortSignal', property: 'timeout', message: 'use Deadline from src/lib/abort.ts (it owns its timer)' },
+        { object: 'AbortSignal', property: 'any', message: 'use Deadline from src/lib/abort.ts (AbortSignal.any loses timeout signals after GC on Node 20.20)' },
+      ],
+    },
+  },
   { files: ['test/**/*.ts', 'bench/**/*.ts', 'examples/**/*.ts', 'scripts/**/*.ts'], rules: { '@typescript-eslint/no-explicit-any': 'off' } },
   { files: ['**/*.js', '**/*.mjs'], languageOptions: { globals: { process: 'readonly', console: 'readonly' } } },
 );

@@ -7,6 +7,7 @@ import { Registry } from 'prom-client';
 import { ConfigError, DEFAULT_HTTP_PORT, DEFAULT_ZMQ_ENDPOINT, loadConfig, overridesFromEnv, type ConfigOverrides, type GatewayConfig } from '../config.js';
 import { startGateway, type Gateway } from '../gateway/gateway.js';
 import { registerControlRoutes } from '../gateway/http/control-routes.js';
+import { Deadline } from '../lib/abort.js';
 import { GatewayError } from '../lib/errors.js';
 import { createLogger, type Logger } from '../lib/log.js';
 import { decodeMessage, encodeMessage, type Codec } from '../protocol/codec.js';
@@ -203,7 +204,8 @@ const infer: CliCommand = {
       for (let i = 0; i < count; i++) {
         const body = msgpack ? encodeMessage({ data }, 'msgpack')[0]! : JSON.stringify({ data });
         const t0 = performance.now();
-        const res = await fetch(url, { method: 'POST', headers: { 'content-type': msgpack ? 'application/msgpack' : 'application/json' }, body: body as Uint8Array<ArrayBuffer> | string, signal: AbortSignal.timeout(timeoutMs) });
+        using deadline = new Deadline(timeoutMs);
+        const res = await fetch(url, { method: 'POST', headers: { 'content-type': msgpack ? 'application/msgpack' : 'application/json' }, body: body as Uint8Array<ArrayBuffer> | string, signal: deadline.signal });
         const bytes = new Uint8Array(await res.arrayBuffer());
         times.push(performance.now() - t0);
         const reply = msgpack ? decodeMessage([bytes]).header : (JSON.parse(Buffer.from(bytes).toString('utf8')) as Record<string, unknown>);
@@ -243,7 +245,8 @@ const frameworks: CliCommand = {
   summary: "list the gateway's frameworks: state, endpoints, requests in flight, recent latency",
   async run(args, io) {
     const { values } = parseArgs({ args, options: { url: { type: 'string', default: `http://127.0.0.1:${DEFAULT_HTTP_PORT}` }, json: { type: 'boolean', default: false } } });
-    const res = await fetch(`${values.url!.replace(/\/$/, '')}/v1/frameworks`, { signal: AbortSignal.timeout(5_000) });
+    using deadline = new Deadline(5_000);
+    const res = await fetch(`${values.url!.replace(/\/$/, '')}/v1/frameworks`, { signal: deadline.signal });
     const body = (await res.json()) as { frameworks: Array<{ name: string; default: boolean; state: string; inFlight: number; maxConcurrency: number; recentLatencyMs?: number; endpoints: Array<{ endpoint: string; state: string }> }> };
     if (values.json) {
       io.out(JSON.stringify(body, null, 2));

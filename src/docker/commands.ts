@@ -3,6 +3,7 @@
 import { DockerLauncher } from './launcher.js';
 import type { DockerManager, ReadinessProbe } from './docker-manager.js';
 import { containerNameFor, type FrameworkSpec } from './framework-spec.js';
+import { Deadline } from '../lib/abort.js';
 import { GatewayError } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 
@@ -29,8 +30,8 @@ export async function up(ctx: CommandContext, framework: string): Promise<string
   const t0 = performance.now();
   try {
     ctx.out(`starting ${framework} (${spec.image}) ...`);
-    const signal = AbortSignal.any([AbortSignal.timeout(spec.readyTimeoutMs ?? 120_000), ...(ctx.signal ? [ctx.signal] : [])]);
-    const [endpoint] = await launcher.ensureRunning(framework, signal);
+    const deadline = new Deadline(spec.readyTimeoutMs ?? 120_000, ctx.signal);
+    const [endpoint] = await launcher.ensureRunning(framework, deadline.signal).finally(() => deadline.dispose());
     ctx.out(`${framework} ready at ${endpoint} in ${Math.round(performance.now() - t0)} ms`);
     return endpoint!;
   } finally {

@@ -2,7 +2,7 @@
 // container when a request needs it, waits for the worker's health reply (never a fixed sleep), stops idle
 // frameworks, and optionally keeps only one GPU framework running at a time.
 import { createServer } from 'node:net';
-import { abortError, sleep, throwIfAborted } from '../lib/abort.js';
+import { abortError, Deadline, sleep, throwIfAborted } from '../lib/abort.js';
 import { GatewayError } from '../lib/errors.js';
 import { EventStream } from '../lib/event-stream.js';
 import { silentLogger, type Logger } from '../lib/log.js';
@@ -25,8 +25,6 @@ export interface DockerLauncherOptions {
   stopOnClose?: boolean;
   /** Pause between health probes while a worker starts; default 100 ms. */
   probeIntervalMs?: number;
-  /** Longest wait for one health reply; default 1000 ms. */
-  probeTimeoutMs?: number;
   /** Log lines attached to a "died while starting" error; default 30. */
   logTailLines?: number;
   /** Where containers() finds each container's last resource sample (the sampler, container-watch.ts). */
@@ -272,7 +270,8 @@ export class DockerLauncher implements FrameworkLauncher, FrameworkControl {
     const framework = spec.name;
     const name = containerNameFor(spec);
     const readyMs = spec.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS;
-    const signal = AbortSignal.any([this.#closeController.signal, AbortSignal.timeout(readyMs)]);
+    const deadline = new Deadline(readyMs, this.#closeController.signal);
+    const signal = deadline.signal;
     this.#events.emit({ type: 'starting', framework });
     try {
       const watchError = await this.#watchEvents();
@@ -316,6 +315,8 @@ export class DockerLauncher implements FrameworkLauncher, FrameworkControl {
       if (isDockerError(error, 'no_engine')) this.#log.debug({ event: 'docker.framework_start_failed', framework, err: error });
       else this.#log.warn({ event: 'docker.framework_start_failed', framework, err: error });
       throw error;
+    } finally {
+      deadline.dispose();
     }
   }
 
@@ -358,13 +359,11 @@ export class DockerLauncher implements FrameworkLauncher, FrameworkControl {
 
   async #waitReady(spec: FrameworkSpec, name: string, endpoint: string, signal: AbortSignal, readyMs: number): Promise<void> {
     const interval = this.#opts.probeIntervalMs ?? 100;
-    const attemptMs = this.#opts.probeTimeoutMs ?? 1_000;
     for (;;) {
       if (signal.aborted) throw this.#abortReason(spec, signal, readyMs);
-      const attempt = AbortSignal.any([signal, AbortSignal.timeout(attemptMs)]);
       let ready = false;
       try {
-        ready = (await this.#probe(endpoint, attempt)).ready;
+        ready = (await this.#probe(endpoint, signal)).ready;
       } catch (err) {
         if (signal.aborted) throw this.#abortReason(spec, signal, readyMs);
         this.#log.debug({ event: 'docker.probe_failed', framework: spec.name, err });

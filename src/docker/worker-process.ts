@@ -1,6 +1,6 @@
 // A framework worker started as a process inside a running container (docker exec), ready when it answers
 // the protocol's health request, and watched afterwards: alive, exit code, last log lines.
-import { abortError, sleep } from '../lib/abort.js';
+import { abortError, Deadline, sleep } from '../lib/abort.js';
 import { GatewayError } from '../lib/errors.js';
 import { silentLogger, type Logger } from '../lib/log.js';
 import { DockerError } from './docker-error.js';
@@ -76,7 +76,8 @@ export class WorkerProcess {
     })();
     await pidKnown;
 
-    const deadline = AbortSignal.any([AbortSignal.timeout(readyTimeoutMs), ...(signal ? [signal] : [])]);
+    const ready = new Deadline(readyTimeoutMs, signal);
+    const deadline = ready.signal;
     const t0 = performance.now();
     try {
       for (;;) {
@@ -88,14 +89,15 @@ export class WorkerProcess {
           if (signal?.aborted) throw abortError(signal, `start worker in ${container}`);
           throw new DockerError('unavailable', 'not_ready', `worker in ${container} not ready within ${readyTimeoutMs} ms`, { logLines: proc.lastLines(30) });
         }
-        const attempt = AbortSignal.any([deadline, AbortSignal.timeout(1_000)]);
-        const ready = await Promise.race([probe(endpoint, attempt).then((h) => h.ready, () => false), exitedDone.then(() => false)]);
-        if (ready) break;
+        const isReady = await Promise.race([probe(endpoint, deadline).then((h) => h.ready, () => false), exitedDone.then(() => false)]);
+        if (isReady) break;
         await sleep(50, deadline).catch(() => undefined);
       }
     } catch (err) {
       await proc.stop().catch(() => undefined);
       throw err;
+    } finally {
+      ready.dispose();
     }
     log.info({ event: 'docker.worker_process_ready', endpoint, pid: proc.#pid, readyMs: Math.round(performance.now() - t0) });
     return proc;

@@ -1,6 +1,6 @@
 // How the control loop asks for action chunks: one small interface, over the gateway's ZMQ front door (the
 // project's ZMQ client) or its HTTP API, with the reply parsed into a flat float32 [horizon * dof] chunk.
-import { abortError, deadlineSignal } from '../lib/abort.js';
+import { abortError, Deadline } from '../lib/abort.js';
 import { GatewayError, fromWireError, toGatewayError } from '../lib/errors.js';
 import { decodeMessage, encodeMessage } from '../protocol/codec.js';
 import type { WorkerTiming } from '../protocol/messages.js';
@@ -152,7 +152,8 @@ export class HttpPolicyClient implements PolicyClient {
   }
 
   async infer(observation: BridgeObservation, { signal, timeoutMs = this.#timeoutMs }: InferOptions = {}): Promise<PolicyChunk> {
-    const deadline = deadlineSignal(AbortSignal.any(signal ? [signal, this.#closed.signal] : [this.#closed.signal]), timeoutMs);
+    using guard = new Deadline(timeoutMs, signal, this.#closed.signal);
+    const deadline = guard.signal;
     if (deadline.aborted) throw abortError(deadline, 'inference');
     const [body] = encodeMessage({ data: observation, timeout_ms: Math.max(1, Math.round(timeoutMs)) }, this.#codec);
     const headers: Record<string, string> = {

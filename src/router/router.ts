@@ -1,6 +1,6 @@
 // Routes a request to its framework's pool: default framework, per-framework concurrency limit and deadline,
 // on-demand start through the launcher, and in-flight counts that always return to zero.
-import { abortError, deadlineSignal, RequestDeadline, sleep } from '../lib/abort.js';
+import { abortError, Deadline, sleep } from '../lib/abort.js';
 import { GatewayError, toGatewayError } from '../lib/errors.js';
 import { silentLogger, type Logger } from '../lib/log.js';
 import type { Codec } from '../protocol/codec.js';
@@ -107,7 +107,7 @@ export class Router {
     // Fast path (a running framework, no per-request caller signal): the pool's client enforces the budget with
     // its own timer and listens to one long-lived signal. Otherwise one deadline for the launch and the request.
     const fast = (opts.signal === undefined || opts.sharedSignal === true) && !(entry.launcher && !entry.pool.isReady());
-    const deadline = fast ? undefined : new RequestDeadline(budgetMs, this.#closeController.signal, opts.signal);
+    const deadline = fast ? undefined : new Deadline(budgetMs, this.#closeController.signal, opts.signal);
     const signal = deadline ? deadline.signal : this.#sharedSignal(opts.signal);
     entry.inFlight++;
     try {
@@ -137,7 +137,11 @@ export class Router {
     const own = this.#closeController.signal;
     if (!caller) return own;
     let combined = this.#combined.get(caller);
-    if (!combined) this.#combined.set(caller, (combined = AbortSignal.any([own, caller])));
+    if (!combined) {
+      // Lives as long as the caller's signal (a front door's close signal): no timer, listeners never removed.
+      const linked = new Deadline(Infinity, own, caller);
+      this.#combined.set(caller, (combined = linked.signal));
+    }
     return combined;
   }
 
@@ -156,7 +160,8 @@ export class Router {
   async #launch(entry: FrameworkEntry): Promise<void> {
     const launcher = entry.launcher!;
     // The launch has its own deadline: a request that gives up does not stop a start others may need.
-    const signal = deadlineSignal(this.#closeController.signal, entry.config.startTimeoutMs);
+    const deadline = new Deadline(entry.config.startTimeoutMs, this.#closeController.signal);
+    const signal = deadline.signal;
     const log = this.#log.child({ framework: entry.name });
     const startedAt = performance.now();
     log.info({ event: 'router.launch_start' });
@@ -173,6 +178,8 @@ export class Router {
       const error = signal.aborted ? abortError(signal, `start of framework '${entry.name}'`) : toGatewayError(err);
       log.warn({ event: 'router.launch_failed', err: error });
       throw error.code === 'timeout' || error.code === 'cancelled' ? error : new GatewayError('unavailable', `framework '${entry.name}' could not be started: ${error.message}`, { cause: error });
+    } finally {
+      deadline.dispose();
     }
   }
 

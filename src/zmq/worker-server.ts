@@ -1,7 +1,7 @@
 // Worker side of the protocol: a ROUTER socket serving handlers registered by message type, concurrently,
 // answering every message (unknown types, throwing handlers and bad frames get error replies).
 import { context } from '@opentelemetry/api';
-import { abortError, RequestDeadline } from '../lib/abort.js';
+import { abortError, Deadline } from '../lib/abort.js';
 import { GatewayError, toGatewayError } from '../lib/errors.js';
 import { silentLogger, type Logger } from '../lib/log.js';
 import { DEFAULT_LIMITS, decodeRequest, encodeMessage, peekRequestId, type Codec, type Frame, type Limits } from '../protocol/codec.js';
@@ -154,13 +154,13 @@ export class WorkerServer implements AsyncDisposable {
       }
       // The request's deadline is made only when used: when the handler reads ctx.signal or returns a promise.
       // A synchronous handler that ignores the signal (the demo policy) costs no timer, controller or listener.
-      let deadline: RequestDeadline | undefined;
+      let deadline: Deadline | undefined;
       let settled = false;
       const timeoutMs = header.timeout_ms;
       const deadlineSignal = (): AbortSignal => {
         // Read after the handler ended: a signal that never aborts, as a disposed deadline's.
         if (settled && !deadline) return new AbortController().signal;
-        return (deadline ??= new RequestDeadline(timeoutMs === undefined ? Infinity : timeoutMs - (performance.now() - receivedAt), closeSignal)).signal;
+        return (deadline ??= new Deadline(timeoutMs === undefined ? Infinity : timeoutMs - (performance.now() - receivedAt), closeSignal)).signal;
       };
       const counted = header.type !== 'health';
       if (counted) this.#busy++;

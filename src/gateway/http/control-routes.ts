@@ -2,7 +2,7 @@
 // manages. Always behind `requireToken` (a token is needed when the gateway listens beyond loopback or one is
 // configured). The control is an interface (src/router/framework-launcher.ts): the gateway never imports Docker.
 import type { Context, Hono, MiddlewareHandler } from 'hono';
-import { deadlineSignal } from '../../lib/abort.js';
+import { Deadline } from '../../lib/abort.js';
 import { GatewayError, toGatewayError } from '../../lib/errors.js';
 import { silentLogger, type Logger } from '../../lib/log.js';
 import type { FrameworkControl } from '../../router/framework-launcher.js';
@@ -78,7 +78,8 @@ export function registerControlRoutes(app: Hono, { control, requireToken, log = 
       const ctl = launchable(name);
       const timeoutMs = (await timeoutOf(c)) ?? defaultStartTimeoutMs;
       const t0 = performance.now();
-      const endpoints = await ctl.ensureRunning(name, deadlineSignal(c.req.raw.signal, timeoutMs));
+      const deadline = new Deadline(timeoutMs, c.req.raw.signal);
+      const endpoints = await ctl.ensureRunning(name, deadline.signal).finally(() => deadline.dispose());
       const ms = Math.round(performance.now() - t0);
       const status = (await ctl.status()).find((s) => s.framework === name);
       logger.info({ event: 'control.started', framework: name, endpoints, ms });
@@ -93,7 +94,8 @@ export function registerControlRoutes(app: Hono, { control, requireToken, log = 
       const name = c.req.param('name')!;
       const ctl = launchable(name);
       const timeoutMs = (await timeoutOf(c)) ?? defaultStartTimeoutMs;
-      await ctl.stop(name, deadlineSignal(c.req.raw.signal, timeoutMs));
+      const deadline = new Deadline(timeoutMs, c.req.raw.signal);
+      await ctl.stop(name, deadline.signal).finally(() => deadline.dispose());
       const status = (await ctl.status()).find((s) => s.framework === name);
       logger.info({ event: 'control.stopped', framework: name });
       return c.json({ framework: name, state: status?.state ?? 'stopped', container: status?.container ?? null });
