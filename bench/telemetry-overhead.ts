@@ -27,7 +27,7 @@ import { Registry } from 'prom-client';
 import * as zmq from 'zeromq';
 import { sampleObservation } from '../src/cli/sample.js';
 import { parseConfig } from '../src/config.js';
-import { startGateway, type Gateway } from '../src/gateway/gateway.js';
+import { buildGateway, type Gateway } from '../src/build-gateway.js';
 import { decodeReply, encodeMessage } from '../src/protocol/codec.js';
 import type { RequestHeader } from '../src/protocol/messages.js';
 import { createMetrics, type GatewayMetrics } from '../src/telemetry/metrics.js';
@@ -172,7 +172,7 @@ async function startBenchGateway(metrics: GatewayMetrics | undefined): Promise<G
     logLevel: 'warn',
     frameworks: { demo: { embedded: true } },
   });
-  return startGateway(config, metrics ? { metrics } : {});
+  return buildGateway(config, metrics ? { metrics } : {});
 }
 
 /** A caller on a raw DEALER: the same pre-encoded request every time, awaited one at a time. */

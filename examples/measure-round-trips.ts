@@ -1,13 +1,13 @@
 // Quick measurement: median round trip through each front door for the S and L payloads (embedded demo worker).
 //   npx tsx examples/measure-round-trips.ts [count=300]
 import { parseConfig } from '../src/config.js';
-import { startGateway } from '../src/gateway/gateway.js';
+import { buildGateway } from '../src/build-gateway.js';
 import { decodeMessage, encodeMessage, type Codec } from '../src/protocol/codec.js';
 import { sampleObservation, sampleObservationJson, type SampleSize } from '../src/cli/sample.js';
 import { WorkerClient } from '../src/zmq/worker-client.js';
 
 const count = Number(process.argv[2] ?? 300);
-const gateway = await startGateway(parseConfig(undefined, { httpPort: 0, zmqEndpoint: 'tcp://127.0.0.1:*' }));
+const gateway = await buildGateway(parseConfig(undefined, { httpPort: 0, zmqEndpoint: 'tcp://127.0.0.1:*' }));
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const rows: string[] = [];
 try {

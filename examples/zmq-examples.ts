@@ -3,7 +3,7 @@
 //   npx tsx examples/zmq-examples.ts            (the test suite runs it: test/examples/examples.test.ts)
 import * as zmq from 'zeromq';
 import { parseConfig } from '../src/config.js';
-import { startGateway } from '../src/gateway/gateway.js';
+import { buildGateway } from '../src/build-gateway.js';
 import { decodeMessage, encodeMessage } from '../src/protocol/codec.js';
 import { Tensor } from '../src/protocol/tensor.js';
 import { sampleObservation } from '../src/cli/sample.js';
@@ -18,7 +18,7 @@ function describeAction(result: unknown): string {
 }
 
 const config = parseConfig(undefined, { httpPort: 0, zmqEndpoint: 'tcp://127.0.0.1:*' });
-const gateway = await startGateway(config);
+const gateway = await buildGateway(config);
 console.log(`gateway: HTTP ${gateway.httpUrl}, ZMQ ${gateway.zmqEndpoint}`);
 try {
   // --- ZMQ front door, binary codec (images as raw frames, no copy on the way through)

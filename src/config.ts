@@ -196,6 +196,11 @@ export function parseConfig(raw: unknown, overrides: ConfigOverrides = {}, sourc
   }
   const authToken = c.string(overrides.authToken ?? root.authToken, 'authToken');
   if (authToken !== undefined && authToken.length < 16) c.add('authToken', 'must be at least 16 characters');
+  // One rule on every front door: listening beyond loopback needs a token.
+  if (authToken === undefined) {
+    if (!isLoopbackHost(host)) c.add('http.host', `${host} is not loopback: listening there needs authToken (or PAIG_AUTH_TOKEN)`);
+    if (zmqRaw !== undefined && !isLoopbackHost(endpointHost(zmqEndpoint))) c.add(zmqPath, `${zmqEndpoint} is not loopback: listening there needs authToken (or PAIG_AUTH_TOKEN)`);
+  }
 
   const limitsRaw = c.object(root.limits, 'limits') ?? {};
   c.known(limitsRaw, ['maxMessageBytes', 'maxFrames', 'maxHeaderBytes'], 'limits');

@@ -27,8 +27,8 @@ export type { WorkerServerOptions, Handler, HandlerContext } from './zmq/worker-
 export type { Reply, RequestOptions, OutgoingRequest, PoolEvent, PoolStats, ClientStats, EndpointStatus, EndpointState } from './zmq/types.js';
 
 // Gateway
-export { startGateway } from './gateway/gateway.js';
-export type { Gateway, GatewayDeps } from './gateway/gateway.js';
+export { buildGateway } from './build-gateway.js';
+export type { Gateway, GatewayEnvironment } from './build-gateway.js';
 export { loadConfig, parseConfig, ConfigError } from './config.js';
 export type { GatewayConfig, FrameworkConfig } from './config.js';
 export type { FrameworkLauncher } from './router/framework-launcher.js';

@@ -4,7 +4,7 @@
 // on stdout, and closes on SIGTERM/SIGINT or when stdin ends (so it never outlives the harness).
 import { Registry } from 'prom-client';
 import { parseConfig } from '../../src/config.js';
-import { startGateway } from '../../src/gateway/gateway.js';
+import { buildGateway } from '../../src/build-gateway.js';
 import { createLogger } from '../../src/lib/log.js';
 import { createMetrics } from '../../src/telemetry/metrics.js';
 import { closeOnStop } from './stop.js';
@@ -13,6 +13,6 @@ const raw = JSON.parse(process.argv[2] ?? '{}') as unknown;
 const withMetrics = !process.argv.includes('--no-metrics');
 const config = parseConfig(raw);
 const log = createLogger({ level: config.logLevel, bindings: { process: 'bench-gateway' } });
-const gateway = await startGateway(config, { log, ...(withMetrics ? { metrics: createMetrics(new Registry()) } : {}) });
+const gateway = await buildGateway(config, { log, ...(withMetrics ? { metrics: createMetrics(new Registry()) } : {}) });
 process.stdout.write(JSON.stringify({ event: 'gateway.listening', httpUrl: gateway.httpUrl, zmqEndpoint: gateway.zmqEndpoint, pid: process.pid }) + '\n');
 closeOnStop(() => gateway.close(1_000));

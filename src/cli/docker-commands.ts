@@ -2,7 +2,7 @@
 // modules are imported only when one of these runs, so `serve` never loads dockerode.
 import { homedir } from 'node:os';
 import { parseArgs } from 'node:util';
-import { ConfigError, ENV_VARS, loadConfig } from '../config.js';
+import { ENV_VARS, loadConfig } from '../config.js';
 import { createLogger } from '../lib/log.js';
 import type { CliCommand, CliIo } from './commands.js';
 
@@ -11,29 +11,26 @@ import type { CliCommand, CliIo } from './commands.js';
  * PAIG_CONFIG), the gateway config's frameworks that have a `launcher` (they win over built-ins of the same name).
  */
 async function context(io: CliIo, args: { 'image-tag'?: string; cpu?: boolean; jetson?: boolean; config?: string }) {
-  const [{ DockerManager }, { builtinFrameworkSpecs }, { createHealthProbe }, { specsFromConfig }] = await Promise.all([
+  const [{ DockerManager }, { builtinFrameworkSpecs }, { WorkerPool }, { specsFromConfig }] = await Promise.all([
     import('../docker/docker-manager.js'),
     import('../docker/framework-spec.js'),
-    import('../docker/probe.js'),
+    import('../zmq/worker-pool.js'),
     import('../docker/docker-support.js'),
   ]);
   const log = createLogger({ level: 'warn' });
-  const probe = createHealthProbe({ log });
-  const manager = new DockerManager({ log, probe });
+  const manager = new DockerManager({ log });
+  // Ready = a worker answers the protocol's health request with ready=true, over the pool's own sockets.
+  const waitReady = (endpoints: string[], signal: AbortSignal) => WorkerPool.waitUntilReady(endpoints, { signal, log });
   const builtins = builtinFrameworkSpecs({ homeDir: homedir(), imageTag: args['image-tag'], gpus: args.cpu ? false : 'all', jetson: args.jetson });
   const file = args.config ?? io.env[ENV_VARS.config];
   let configured: ReturnType<typeof specsFromConfig> = [];
   if (file) {
     const config = await loadConfig({ file });
-    try {
-      configured = specsFromConfig(Object.values(config.frameworks), { homeDir: homedir(), ...(args['image-tag'] ? { imageTag: args['image-tag'] } : {}) });
-    } catch (err) {
-      throw new ConfigError([{ path: 'frameworks', message: (err as Error).message }], file);
-    }
+    configured = specsFromConfig(Object.values(config.frameworks), { homeDir: homedir(), ...(args['image-tag'] ? { imageTag: args['image-tag'] } : {}) });
   }
   const names = new Set(configured.map((s) => s.name));
   const specs = [...configured, ...builtins.filter((b) => !names.has(b.name))];
-  return { manager, specs, out: io.out, probe, log };
+  return { manager, specs, out: io.out, waitReady, log };
 }
 
 const common = {

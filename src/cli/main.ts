@@ -1,18 +1,16 @@
 // Entry point (importing it runs the CLI). The `physical-ai-gateway` command: serve, infer, frameworks (+ docker and ros-bridge commands when present).
 // The only place that reads process.env and argv, prints with console, and exits.
 import { readFile } from 'node:fs/promises';
-import { homedir } from 'node:os';
 import { parseArgs } from 'node:util';
 import { Registry } from 'prom-client';
-import { ConfigError, DEFAULT_HTTP_PORT, DEFAULT_ZMQ_ENDPOINT, loadConfig, overridesFromEnv, type ConfigOverrides, type GatewayConfig } from '../config.js';
-import { startGateway, type Gateway } from '../gateway/gateway.js';
-import { registerControlRoutes } from '../gateway/http/control-routes.js';
+import { ConfigError, DEFAULT_HTTP_PORT, DEFAULT_ZMQ_ENDPOINT, loadConfig, overridesFromEnv, type ConfigOverrides } from '../config.js';
+import { buildGateway } from '../build-gateway.js';
 import { Deadline } from '../lib/abort.js';
 import { GatewayError } from '../lib/errors.js';
-import { createLogger, type Logger } from '../lib/log.js';
+import { createLogger } from '../lib/log.js';
 import { decodeMessage, encodeMessage, type Codec } from '../protocol/codec.js';
 import { Tensor } from '../protocol/tensor.js';
-import { createMetrics, type GatewayMetrics } from '../telemetry/metrics.js';
+import { createMetrics } from '../telemetry/metrics.js';
 import { startTelemetry } from '../telemetry/sdk.js';
 import { WorkerClient } from '../zmq/worker-client.js';
 import type { CliCommand, CliIo } from './commands.js';
@@ -59,21 +57,10 @@ const serve: CliCommand = {
     const telemetry = startTelemetry({ serviceName: 'physical-ai-gateway', serviceVersion: VERSION, env: io.env, log });
     const metrics = createMetrics(new Registry());
     telemetry.exportMetrics(metrics.registry);
-    const late: { gateway?: Gateway } = {};
-    const docker = await dockerSupportFor(config, log, metrics, late);
-    const launcher = docker?.launcher;
-    const gateway = await startGateway(config, {
-      log,
-      metrics,
-      version: VERSION,
-      launcher,
-      extendHttp: (app, { requireToken }) => registerControlRoutes(app, { control: launcher, requireToken, log }),
-    }).catch(async (err: unknown) => {
-      await docker?.close();
+    const gateway = await buildGateway(config, { log, metrics, version: VERSION }).catch(async (err: unknown) => {
       await telemetry.shutdown().catch(() => undefined);
       throw err;
     });
-    late.gateway = gateway;
 
     const names = gateway.router.status().map((f) => `${f.name}${f.default ? ' (default)' : ''}: ${f.state}`).join(', ');
     io.out(`physical-ai-gateway ${VERSION} listening`);
@@ -105,40 +92,11 @@ const serve: CliCommand = {
       process.once('SIGINT', () => stop('SIGINT'));
       process.once('SIGTERM', () => stop('SIGTERM'));
     });
-    await docker?.close();
     await telemetry.shutdown().catch((err: unknown) => io.err(`telemetry shutdown failed: ${String(err)}`));
     io.out('stopped');
     return 0;
   },
 };
-
-/**
- * Docker for frameworks whose config names a `launcher` (a built-in spec name: lerobot, groot, pi0, or a spec
- * mapping, src/docker/framework-spec.ts): the launcher, and the container sampler feeding the metrics. A container
- * that dies makes its pool check health at once. None launchable: undefined, and dockerode is never loaded.
- */
-async function dockerSupportFor(config: GatewayConfig, log: Logger, metrics: GatewayMetrics, late: { gateway?: Gateway }) {
-  const launchable = Object.values(config.frameworks).filter((f) => f.launcher !== undefined);
-  if (launchable.length === 0) return undefined;
-  const { specsFromConfig, startDockerSupport } = await import('../docker/docker-support.js');
-  let specs;
-  try {
-    specs = specsFromConfig(launchable, { homeDir: homedir() });
-  } catch (err) {
-    throw new ConfigError([{ path: 'frameworks', message: (err as Error).message }]);
-  }
-  return startDockerSupport({
-    specs,
-    log,
-    metrics,
-    statsIntervalMs: config.docker.statsIntervalMs,
-    launcher: { idleStopMs: config.docker.idleStopMs || undefined, oneGpuFrameworkAtATime: config.docker.oneGpuFrameworkAtATime },
-    onContainerExit: (framework) => {
-      const registry = late.gateway?.router.registry;
-      if (registry?.has(framework)) void registry.resolve(framework).pool.checkHealth().catch(() => undefined);
-    },
-  });
-}
 
 // ---------------------------------------------------------------- infer
 function summariseAction(action: unknown, rows: number): string[] {

@@ -1,7 +1,7 @@
 // CLI commands for frameworks in Docker: up, down, ps, logs. Plain functions; the CLI entry wires argv,
 // the DockerManager, the specs and an output function (one line per call).
 import { DockerLauncher } from './launcher.js';
-import type { DockerManager, ReadinessProbe } from './docker-manager.js';
+import type { DockerManager } from './docker-manager.js';
 import { containerNameFor, type FrameworkSpec } from './framework-spec.js';
 import { Deadline } from '../lib/abort.js';
 import { GatewayError } from '../lib/errors.js';
@@ -12,7 +12,8 @@ export interface CommandContext {
   specs: readonly FrameworkSpec[];
   /** Writes one line of output. */
   out: (line: string) => void;
-  probe?: ReadinessProbe;
+  /** Resolves once a worker at one of `endpoints` is ready (the CLI passes the ZMQ pool's health wait); without it `up` returns once the container runs. */
+  waitReady?: (endpoints: string[], signal: AbortSignal) => Promise<void>;
   log?: Logger;
   signal?: AbortSignal;
 }
@@ -23,18 +24,30 @@ function specOf(ctx: CommandContext, framework: string): FrameworkSpec {
   return spec;
 }
 
-/** Starts a framework's container and waits until its worker is ready; prints the endpoint and the time it took. */
+/**
+ * Starts a framework's container and waits until its worker is ready (or the container ends first, with its last
+ * log lines); prints the endpoint and the time it took.
+ */
 export async function up(ctx: CommandContext, framework: string): Promise<string> {
   const spec = specOf(ctx, framework);
-  const launcher = new DockerLauncher({ manager: ctx.manager, specs: [spec], ...(ctx.probe ? { probe: ctx.probe } : {}), ...(ctx.log ? { log: ctx.log } : {}) });
+  const launcher = new DockerLauncher({ manager: ctx.manager, specs: [spec], ...(ctx.log ? { log: ctx.log } : {}) });
   const t0 = performance.now();
+  const deadline = new Deadline(spec.readyTimeoutMs ?? 120_000, ctx.signal);
   try {
     ctx.out(`starting ${framework} (${spec.image}) ...`);
-    const deadline = new Deadline(spec.readyTimeoutMs ?? 120_000, ctx.signal);
-    const [endpoint] = await launcher.ensureRunning(framework, deadline.signal).finally(() => deadline.dispose());
-    ctx.out(`${framework} ready at ${endpoint} in ${Math.round(performance.now() - t0)} ms`);
-    return endpoint!;
+    const { endpoints, ended } = await launcher.ensureRunning(framework, deadline.signal);
+    ctx.out(`${framework} running; waiting for its worker at ${endpoints.join(', ')} to be ready ...`);
+    if (ctx.waitReady) {
+      const waitReady = ctx.waitReady;
+      await new Promise<void>((resolve, reject) => {
+        waitReady(endpoints, deadline.signal).then(resolve, reject);
+        void ended.then(reject); // never rejects; a no-op once ready
+      });
+    }
+    ctx.out(`${framework} ready at ${endpoints[0]} in ${Math.round(performance.now() - t0)} ms`);
+    return endpoints[0]!;
   } finally {
+    deadline.release(); // a readiness wait that lost the race to `ended` stops here
     await launcher.close();
   }
 }

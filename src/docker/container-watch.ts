@@ -1,6 +1,7 @@
 // The container sampler: every `intervalMs` one stats sample of each running container of ours, and the
 // engine's lifecycle events of our containers (die, oom, health, ...) as they happen. The composition root
 // feeds both to the metrics and the launcher. Survives an engine that is absent or restarts: it retries.
+import { EventStream } from '../lib/event-stream.js';
 import { silentLogger, type Logger } from '../lib/log.js';
 import type { ContainerEvent, DockerManager, ResourceSample } from './docker-manager.js';
 
@@ -17,7 +18,6 @@ export interface WatchContainersOptions {
   /** Time between two stats rounds; default 5000 ms. Also the pause before re-subscribing to events. */
   intervalMs?: number;
   onStats?: (stats: ContainerStats) => void;
-  onEvent?: (event: ContainerEvent) => void;
   /** Extra label filters (`key=value`) on top of ours, e.g. one test run's containers. */
   labels?: string[];
   log?: Logger;
@@ -26,6 +26,8 @@ export interface WatchContainersOptions {
 export interface ContainerWatch {
   /** The last sample of a running container (by name), or undefined. */
   lastStats(container: string): ResourceSample | undefined;
+  /** Calls `listener` with each lifecycle event of our containers until the returned function is called. */
+  onEvent(listener: (event: ContainerEvent) => void): () => void;
   /** True while the events subscription is in place. */
   readonly eventsConnected: boolean;
   /** Runs one stats round now (also what the timer does); rounds never overlap. */
@@ -36,10 +38,11 @@ export interface ContainerWatch {
 
 const GONE: ReadonlySet<string> = new Set(['die', 'stop', 'destroy', 'oom']);
 
-export function watchContainers({ manager, intervalMs = 5_000, onStats, onEvent, labels = [], log = silentLogger }: WatchContainersOptions): ContainerWatch {
+export function watchContainers({ manager, intervalMs = 5_000, onStats, labels = [], log = silentLogger }: WatchContainersOptions): ContainerWatch {
   const logger = log.child({ component: 'docker.watch' });
   const controller = new AbortController();
   const last = new Map<string, ResourceSample>();
+  const lifecycle = new EventStream<ContainerEvent>();
   /** When each container was last seen going away (ms): a stats round that began before drops its sample. */
   const goneAt = new Map<string, number>();
   let round: Promise<void> | undefined;
@@ -125,7 +128,7 @@ export function watchContainers({ manager, intervalMs = 5_000, onStats, onEvent,
             last.delete(e.name);
           }
           if (e.type === 'destroy') goneAt.delete(e.name);
-          deliver(onEvent, e);
+          lifecycle.emit(e);
         }
       } catch (err) {
         logger.debug({ event: 'docker.watch_events_failed', err });
@@ -141,6 +144,7 @@ export function watchContainers({ manager, intervalMs = 5_000, onStats, onEvent,
 
   return {
     lastStats: (container) => last.get(container),
+    onEvent: (listener) => lifecycle.on(listener),
     get eventsConnected() {
       return eventsConnected;
     },
@@ -150,6 +154,7 @@ export function watchContainers({ manager, intervalMs = 5_000, onStats, onEvent,
         controller.abort();
         clearTimeout(timer);
         await Promise.allSettled([round, eventsDone]);
+        lifecycle.close();
       })());
     },
   };

@@ -7,7 +7,7 @@ import { createInterface } from 'node:readline';
 import Docker from 'dockerode';
 import { abortError, throwIfAborted } from '../lib/abort.js';
 import { silentLogger, type Logger } from '../lib/log.js';
-import type { ContainerStatsSnapshot } from '../router/framework-launcher.js';
+import type { ContainerStatsSnapshot } from './types.js';
 import { DockerError, engineMessage, fromEngineError, statusOf } from './docker-error.js';
 import {
   CONTAINER_IPC_DIR,
@@ -21,15 +21,10 @@ import {
   type GpuRequest,
 } from './framework-spec.js';
 
-/** Asks a worker's health over the protocol; `ready` = model loaded and warmed. */
-export type ReadinessProbe = (endpoint: string, signal: AbortSignal) => Promise<{ ready: boolean }>;
-
 export interface DockerManagerOptions {
   /** dockerode connection options; default the local socket /var/run/docker.sock. */
   docker?: Docker.DockerOptions;
   log?: Logger;
-  /** Health probe used by worker processes and the launcher (see probe.ts for the ZMQ one). */
-  probe?: ReadinessProbe;
 }
 
 export interface EngineVersion {
@@ -207,19 +202,17 @@ function linesOf(stream: Readable): AsyncIterable<string> {
 
 export class DockerManager {
   readonly docker: Docker;
-  readonly probe: ReadinessProbe | undefined;
   readonly #log: Logger;
   readonly #socket: string;
   readonly #streams = new Set<{ destroy(): void }>();
   #closed = false;
 
-  constructor({ docker, log = silentLogger, probe }: DockerManagerOptions = {}) {
+  constructor({ docker, log = silentLogger }: DockerManagerOptions = {}) {
     this.docker = new Docker(docker);
     // where the modem really connects (it also honours DOCKER_HOST when no options are given)
     const modem = this.docker.modem as { socketPath?: string; host?: string; port?: string | number };
     this.#socket = modem.socketPath ?? (modem.host ? `${modem.host}:${modem.port ?? ''}` : '/var/run/docker.sock');
     this.#log = log.child({ component: 'docker' });
-    this.probe = probe;
   }
 
   #wrap(err: unknown, what: string): DockerError {

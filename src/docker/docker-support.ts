@@ -1,16 +1,16 @@
-// Docker for a running gateway, in one piece the composition root (cli serve, tests) starts: the manager, the
+// Docker for a running gateway, in one piece the composition root (src/build-gateway.ts) starts: the manager, the
 // launcher for the frameworks configured with a `launcher`, and the sampler whose stats and events feed the
 // metrics and the launcher. No engine at start: one clear error in the log, and the launcher answers
 // `unavailable` ("Docker is not reachable") until an engine answers; the rest of the gateway is unaffected.
 import type Docker from 'dockerode';
+import { ConfigError, type ConfigIssue } from '../config.js';
 import { GatewayError } from '../lib/errors.js';
 import { silentLogger, type Logger } from '../lib/log.js';
 import type { GatewayMetrics } from '../telemetry/metrics.js';
 import { watchContainers, type ContainerWatch } from './container-watch.js';
-import { DockerManager, type ContainerEvent, type ReadinessProbe } from './docker-manager.js';
+import { DockerManager } from './docker-manager.js';
 import { builtinFrameworkSpecs, validateFrameworkSpec, type FrameworkSpec } from './framework-spec.js';
 import { DockerLauncher, type DockerLauncherOptions } from './launcher.js';
-import { createHealthProbe } from './probe.js';
 
 /** A framework of the gateway's config that names a launcher: a built-in spec name or a spec mapping. */
 export interface LaunchableFramework {
@@ -20,11 +20,11 @@ export interface LaunchableFramework {
 
 /**
  * The framework specs for the config's launchable frameworks. `launcher: lerobot|groot|pi0` takes the built-in
- * spec (under the framework's own name); a mapping is a spec of its own. Bad entries: one `bad_request` naming each.
+ * spec (under the framework's own name); a mapping is a spec of its own. Bad entries: one ConfigError naming each.
  */
 export function specsFromConfig(frameworks: readonly LaunchableFramework[], { homeDir, imageTag }: { homeDir: string; imageTag?: string }): FrameworkSpec[] {
   const builtins = builtinFrameworkSpecs({ homeDir, ...(imageTag ? { imageTag } : {}) });
-  const problems: string[] = [];
+  const problems: ConfigIssue[] = [];
   const specs: FrameworkSpec[] = [];
   for (const f of frameworks) {
     if (f.launcher === undefined) continue;
@@ -35,10 +35,10 @@ export function specsFromConfig(frameworks: readonly LaunchableFramework[], { ho
         specs.push({ ...found, name: f.name });
       } else specs.push(validateFrameworkSpec({ ...(f.launcher as object), name: f.name }));
     } catch (err) {
-      problems.push(`frameworks.${f.name}.launcher: ${(err as Error).message}`);
+      problems.push({ path: `frameworks.${f.name}.launcher`, message: (err as Error).message });
     }
   }
-  if (problems.length > 0) throw new GatewayError('bad_request', problems.join('; '));
+  if (problems.length > 0) throw new ConfigError(problems);
   return specs;
 }
 
@@ -52,17 +52,13 @@ export interface DockerSupportOptions {
   /** dockerode connection options (default: /var/run/docker.sock). */
   docker?: Docker.DockerOptions;
   log?: Logger;
-  /** Worker readiness probe; default the ZMQ health probe. */
-  probe?: ReadinessProbe;
   metrics?: ContainerMetricsSink;
   /** Time between two stats rounds of the sampler; default 5000 ms. */
   statsIntervalMs?: number;
   /** Extra label filters for the sampler (e.g. one test run's containers). */
   labels?: string[];
   /** More launcher options (idle stop, one GPU framework at a time, ...). */
-  launcher?: Omit<DockerLauncherOptions, 'manager' | 'specs' | 'probe' | 'log' | 'stats'>;
-  /** Called when a framework's container dies (after the launcher has forgotten it). */
-  onContainerExit?: (framework: string, event: ContainerEvent) => void;
+  launcher?: Omit<DockerLauncherOptions, 'manager' | 'specs' | 'log' | 'stats'>;
 }
 
 export interface DockerSupport {
@@ -78,8 +74,7 @@ export interface DockerSupport {
 export async function startDockerSupport(options: DockerSupportOptions): Promise<DockerSupport> {
   const log = (options.log ?? silentLogger).child({ component: 'docker' });
   const ownsManager = options.manager === undefined;
-  const probe = options.probe ?? options.manager?.probe ?? createHealthProbe({ log: options.log ?? silentLogger });
-  const manager = options.manager ?? new DockerManager({ ...(options.docker ? { docker: options.docker } : {}), log: options.log ?? silentLogger, probe });
+  const manager = options.manager ?? new DockerManager({ ...(options.docker ? { docker: options.docker } : {}), log: options.log ?? silentLogger });
   const frameworks = options.specs.map((s) => s.name);
 
   let engine: DockerSupport['engine'];
@@ -97,16 +92,6 @@ export async function startDockerSupport(options: DockerSupportOptions): Promise
   }
 
   const metrics = options.metrics;
-  const late: { watch?: ContainerWatch } = {};
-  // Built first: a bad spec throws here, before anything runs.
-  const launcher = new DockerLauncher({
-    ...options.launcher,
-    manager,
-    specs: options.specs,
-    probe,
-    log: options.log ?? silentLogger,
-    stats: { lastStats: (container) => late.watch?.lastStats(container) },
-  });
   const watch = watchContainers({
     manager,
     intervalMs: options.statsIntervalMs ?? 5_000,
@@ -123,17 +108,23 @@ export async function startDockerSupport(options: DockerSupportOptions): Promise
           memoryLimitBytes: s.sample.memoryLimitBytes,
         });
     },
-    onEvent: (e) => {
-      const labels = e.framework !== undefined ? { framework: e.framework, container: e.name } : undefined;
-      if (metrics && labels) {
-        if (e.type === 'oom') metrics.recordContainerOom(labels);
-        if (e.type === 'die' || e.type === 'destroy') metrics.removeContainer(labels);
-      }
-      launcher.noteContainerEvent(e);
-      if (e.type === 'die' && e.framework !== undefined) options.onContainerExit?.(e.framework, e);
-    },
   });
-  late.watch = watch;
+  let launcher: DockerLauncher;
+  try {
+    // A bad spec throws here, before the launcher runs anything.
+    launcher = new DockerLauncher({ ...options.launcher, manager, specs: options.specs, log: options.log ?? silentLogger, stats: watch });
+  } catch (err) {
+    await watch.close();
+    throw err;
+  }
+  watch.onEvent((e) => {
+    const labels = e.framework !== undefined ? { framework: e.framework, container: e.name } : undefined;
+    if (metrics && labels) {
+      if (e.type === 'oom') metrics.recordContainerOom(labels);
+      if (e.type === 'die' || e.type === 'destroy') metrics.removeContainer(labels);
+    }
+    launcher.noteContainerEvent(e);
+  });
 
   let closing: Promise<void> | undefined;
   return {

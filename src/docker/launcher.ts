@@ -1,21 +1,22 @@
 // Frameworks on demand: the router's FrameworkLauncher on top of the DockerManager. Starts a framework's
-// container when a request needs it, waits for the worker's health reply (never a fixed sleep), stops idle
-// frameworks, and optionally keeps only one GPU framework running at a time.
+// container when a request needs it and says where its worker listens; whether the worker is ready is the
+// router's pool's business (health over its own long-lived sockets), not this module's. Announces containers
+// that end (with their last log lines when they crash), stops idle frameworks, and optionally keeps only one
+// GPU framework running at a time.
 import { createServer } from 'node:net';
-import { abortError, Deadline, sleep, throwIfAborted } from '../lib/abort.js';
+import { abortError, Deadline, deferred, throwIfAborted, type Deferred } from '../lib/abort.js';
 import { GatewayError } from '../lib/errors.js';
 import { EventStream } from '../lib/event-stream.js';
 import { silentLogger, type Logger } from '../lib/log.js';
-import type { ContainerStatsSnapshot, FrameworkControl, FrameworkLauncher, LaunchState, LaunchStatus, ManagedContainer } from '../router/framework-launcher.js';
+import type { FrameworkControl, FrameworkLauncher, Launch } from '../router/framework-launcher.js';
+import type { ContainerStatsSnapshot, LaunchState, LaunchStatus, ManagedContainer } from './types.js';
 import { DockerError, isDockerError } from './docker-error.js';
-import { DockerManager, type ContainerEvent, type ReadinessProbe, type ResourceSample } from './docker-manager.js';
+import { DockerManager, type ContainerEvent, type ResourceSample } from './docker-manager.js';
 import { DEFAULT_READY_TIMEOUT_MS, containerNameFor, usesGpu, validateFrameworkSpec, type FrameworkSpec } from './framework-spec.js';
 
 export interface DockerLauncherOptions {
   manager: DockerManager;
   specs: readonly FrameworkSpec[];
-  /** Health probe; default the manager's. */
-  probe?: ReadinessProbe;
   log?: Logger;
   /** Stop a framework this long after its last request (touch); 0 or absent: never. */
   idleStopMs?: number;
@@ -23,9 +24,7 @@ export interface DockerLauncherOptions {
   oneGpuFrameworkAtATime?: boolean;
   /** Stop the frameworks' containers on close(); default false (they keep running). */
   stopOnClose?: boolean;
-  /** Pause between health probes while a worker starts; default 100 ms. */
-  probeIntervalMs?: number;
-  /** Log lines attached to a "died while starting" error; default 30. */
+  /** Log lines attached to the error of a container that crashed; default 30. */
   logTailLines?: number;
   /** Where containers() finds each container's last resource sample (the sampler, container-watch.ts). */
   stats?: { lastStats(container: string): ResourceSample | undefined };
@@ -33,10 +32,10 @@ export interface DockerLauncherOptions {
 
 export type LauncherEvent =
   | { type: 'starting'; framework: string }
-  | { type: 'ready'; framework: string; endpoint: string; startMs: number }
+  | { type: 'running'; framework: string; endpoints: string[]; startMs: number }
   | { type: 'start_failed'; framework: string; error: string }
   | { type: 'stopped'; framework: string; reason: 'idle' | 'switch' | 'request' | 'close' }
-  | { type: 'exited'; framework: string; exitCode: number | undefined; expected: boolean }
+  | { type: 'exited'; framework: string; exitCode: number | undefined; expected: boolean; error?: string }
   | { type: 'oom'; framework: string }
   | { type: 'unhealthy'; framework: string };
 
@@ -76,12 +75,13 @@ function raceSignal<T>(promise: Promise<T>, signal: AbortSignal, what: string): 
 export class DockerLauncher implements FrameworkLauncher, FrameworkControl {
   readonly #manager: DockerManager;
   readonly #specs = new Map<string, FrameworkSpec>();
-  readonly #probe: ReadinessProbe;
   readonly #log: Logger;
   readonly #opts: DockerLauncherOptions;
-  readonly #starting = new Map<string, Promise<string[]>>();
-  /** Frameworks known ready; kept true only while the events watcher runs (it clears them on die/stop). */
-  readonly #ready = new Map<string, string[]>();
+  readonly #starting = new Map<string, Promise<Launch>>();
+  /** Frameworks known running, with their launch; kept only while the events watcher runs (it clears them on die/stop). */
+  readonly #running = new Map<string, Launch>();
+  /** The `ended` promise of each running container we launched, by container id, settled by its die/stop/destroy event. */
+  readonly #ends = new Map<string, { framework: string; end: Deferred<GatewayError> }>();
   readonly #idleTimers = new Map<string, NodeJS.Timeout>();
   /** Stops we asked for, so their die/stop events are not reported as crashes. */
   readonly #stopping = new Set<string>();
@@ -101,13 +101,10 @@ export class DockerLauncher implements FrameworkLauncher, FrameworkControl {
       if (this.#specs.has(valid.name)) throw new GatewayError('bad_request', `framework "${valid.name}" is specified twice`);
       this.#specs.set(valid.name, valid);
     }
-    const probe = options.probe ?? options.manager.probe;
-    if (!probe) throw new GatewayError('bad_request', 'DockerLauncher needs a readiness probe (options.probe or the manager\'s)');
-    this.#probe = probe;
     this.#log = (options.log ?? silentLogger).child({ component: 'docker.launcher' });
   }
 
-  /** Lifecycle events: starting, ready, stopped, exited (crash or stop), oom, unhealthy. */
+  /** Lifecycle events: starting, running, stopped, exited (crash or stop), oom, unhealthy. */
   events(): AsyncIterable<LauncherEvent> {
     return this.#events;
   }
@@ -127,21 +124,22 @@ export class DockerLauncher implements FrameworkLauncher, FrameworkControl {
   }
 
   /**
-   * Makes sure the framework's container runs and its worker answers health with ready=true; resolves with
-   * the endpoint. Concurrent calls share one start. The caller's signal bounds only its own wait: a start that
-   * outlives it goes on (bounded by the spec's readyTimeoutMs) so the next request finds the worker ready.
+   * Makes sure the framework's container runs (starting it if needed) and resolves with where its worker listens
+   * and a promise of the container's end. It does not wait for the worker to be ready: the caller's pool does,
+   * by health, and races that with `ended`. Concurrent calls share one start. The caller's signal bounds only its
+   * own wait: a start that outlives it goes on (bounded by the spec's readyTimeoutMs).
    */
-  async ensureRunning(framework: string, signal: AbortSignal): Promise<string[]> {
+  async ensureRunning(framework: string, signal: AbortSignal): Promise<Launch> {
     const spec = this.#spec(framework);
     if (this.#closing) throw new GatewayError('unavailable', 'launcher is closed');
     throwIfAborted(signal, `start ${framework}`);
-    const known = this.#ready.get(framework);
+    const known = this.#running.get(framework);
     if (known && this.#watchAlive) {
-      // The router asks only when its pool found no ready worker: check the container is still there, since
-      // a die event may still be on its way.
+      // Asked again when the pool found no ready worker: check the container is still there, since a die event
+      // may still be on its way.
       const info = await this.#manager.inspect(containerNameFor(spec)).catch(() => undefined);
       if (info?.State.Running) return known;
-      this.#ready.delete(framework);
+      this.#running.delete(framework);
     }
     let start = this.#starting.get(framework);
     if (!start) {
@@ -177,7 +175,7 @@ export class DockerLauncher implements FrameworkLauncher, FrameworkControl {
     const spec = this.#spec(framework);
     clearTimeout(this.#idleTimers.get(framework));
     this.#idleTimers.delete(framework);
-    this.#ready.delete(framework);
+    this.#running.delete(framework);
     const name = containerNameFor(spec);
     const info = await this.#manager.inspect(name);
     if (!info?.State.Running) return;
@@ -197,7 +195,7 @@ export class DockerLauncher implements FrameworkLauncher, FrameworkControl {
         const container = containerNameFor(spec);
         const info = await this.#manager.inspect(container);
         let state: LaunchState = 'absent';
-        if (info) state = info.State.Running ? (this.#ready.has(spec.name) ? 'ready' : 'running') : 'stopped';
+        if (info) state = info.State.Running ? 'running' : 'stopped';
         if (this.#starting.has(spec.name)) state = 'starting';
         const endpoint = info?.State.Running ? await this.#manager.endpointFor(spec).catch(() => undefined) : undefined;
         return { framework: spec.name, state, container, containerId: info?.Id, endpoint, image: spec.image };
@@ -251,21 +249,61 @@ export class DockerLauncher implements FrameworkLauncher, FrameworkControl {
     if (!spec || spec.name !== e.framework) return;
     const framework = spec.name;
     if (e.type === 'die' || e.type === 'stop' || e.type === 'destroy') {
-      this.#ready.delete(framework);
-      if (e.type === 'die') {
-        const expected = this.#stopping.has(framework);
-        if (!expected) this.#log.warn({ event: 'docker.framework_exited', framework, exitCode: e.exitCode });
-        this.#events.emit({ type: 'exited', framework, exitCode: e.exitCode, expected });
-      }
+      this.#running.delete(framework);
+      if (e.type === 'die') void this.#reportExit(spec, e);
+      else this.#settleEnd(e.containerId, new GatewayError('unavailable', `framework ${framework}: container ${e.name} ${e.type === 'stop' ? 'stopped' : 'was removed'}`));
     } else if (e.type === 'oom') {
-      this.#ready.delete(framework);
+      this.#running.delete(framework);
       this.#events.emit({ type: 'oom', framework });
     } else if (e.type === 'health' && e.health === 'unhealthy') {
       this.#events.emit({ type: 'unhealthy', framework });
     }
   }
 
-  async #start(spec: FrameworkSpec): Promise<string[]> {
+  /** A container died: its `ended` promise settles and an `exited` event goes out, with the log tail when nobody asked for it. */
+  async #reportExit(spec: FrameworkSpec, e: ContainerEvent): Promise<void> {
+    const framework = spec.name;
+    const expected = this.#stopping.has(framework);
+    let error: string | undefined;
+    if (!expected) {
+      const lines = await this.#manager.logs(e.containerId, { tail: this.#opts.logTailLines ?? 30 }).catch(() => [] as string[]);
+      error = `framework ${framework}: container ${e.name} exited with code ${e.exitCode ?? 'unknown'}` + (lines.length ? `; last log lines:\n${lines.join('\n')}` : ' (no log output)');
+      this.#log.warn({ event: 'docker.framework_exited', framework, exitCode: e.exitCode });
+      this.#settleEnd(e.containerId, new DockerError('unavailable', 'exited_while_starting', error, { logLines: lines }));
+    } else {
+      this.#settleEnd(e.containerId, new GatewayError('unavailable', `framework ${framework}: container ${e.name} was stopped`));
+    }
+    this.#events.emit({ type: 'exited', framework, exitCode: e.exitCode, expected, ...(error ? { error } : {}) });
+  }
+
+  #settleEnd(containerId: string, reason: GatewayError): void {
+    const entry = this.#ends.get(containerId);
+    if (!entry) return;
+    this.#ends.delete(containerId);
+    entry.end.resolve(reason);
+  }
+
+  /** The `ended` promise of a running container; settles soon when it is already gone (a die event we may have missed). */
+  #endOf(spec: FrameworkSpec, containerId: string): Promise<GatewayError> {
+    let entry = this.#ends.get(containerId);
+    if (!entry) {
+      entry = { framework: spec.name, end: deferred<GatewayError>() };
+      this.#ends.set(containerId, entry);
+      void this.#checkStillRunning(spec, containerId);
+    }
+    return entry.end.promise;
+  }
+
+  async #checkStillRunning(spec: FrameworkSpec, containerId: string): Promise<void> {
+    const info = await this.#manager.inspect(containerId).catch(() => undefined);
+    if (!info?.State.Running) {
+      const lines = info ? await this.#manager.logs(containerId, { tail: this.#opts.logTailLines ?? 30 }).catch(() => [] as string[]) : [];
+      const exit = info ? `exited with code ${info.State.ExitCode}${info.State.OOMKilled ? ' (out of memory)' : ''}` : 'was removed';
+      this.#settleEnd(containerId, new DockerError('unavailable', 'exited_while_starting', `framework ${spec.name}: container ${containerNameFor(spec)} ${exit}` + (lines.length ? `; last log lines:\n${lines.join('\n')}` : ' (no log output)'), { logLines: lines }));
+    }
+  }
+
+  async #start(spec: FrameworkSpec): Promise<Launch> {
     const t0 = performance.now();
     const framework = spec.name;
     const name = containerNameFor(spec);
@@ -296,15 +334,16 @@ export class DockerLauncher implements FrameworkLauncher, FrameworkControl {
         }
         info = await this.#manager.inspect(name);
       }
-      const endpoint = await this.#manager.endpointFor(spec);
-      await this.#waitReady(spec, name, endpoint, signal, readyMs);
+      if (!info) throw new DockerError('unavailable', 'exited_while_starting', `framework ${framework}: container ${name} was removed while starting`);
+      const endpoints = [await this.#manager.endpointFor(spec)];
+      throwIfAborted(signal, `start ${framework}`);
+      const launch: Launch = { endpoints, ended: this.#endOf(spec, info.Id) };
       const startMs = Math.round(performance.now() - t0);
-      const endpoints = [endpoint];
-      if (this.#watchAlive) this.#ready.set(framework, endpoints);
-      this.#log.info({ event: 'docker.framework_ready', framework, endpoint, startMs, containerId: info?.Id });
-      this.#events.emit({ type: 'ready', framework, endpoint, startMs });
+      if (this.#watchAlive) this.#running.set(framework, launch);
+      this.#log.info({ event: 'docker.framework_running', framework, endpoints, startMs, containerId: info.Id });
+      this.#events.emit({ type: 'running', framework, endpoints, startMs });
       this.touch(framework);
-      return endpoints;
+      return launch;
     } catch (err) {
       let error = signal.aborted && !isDockerError(err) ? this.#abortReason(spec, signal, readyMs) : err;
       if (isDockerError(error, 'no_engine')) {
@@ -322,7 +361,7 @@ export class DockerLauncher implements FrameworkLauncher, FrameworkControl {
 
   #abortReason(spec: FrameworkSpec, signal: AbortSignal, readyMs: number): GatewayError {
     if (this.#closeController.signal.aborted) return new GatewayError('cancelled', `start ${spec.name}: launcher closed`);
-    return new DockerError('unavailable', 'not_ready', `framework ${spec.name}: worker not ready within ${readyMs} ms (readyTimeoutMs)`, { cause: signal.reason });
+    return new DockerError('unavailable', 'not_ready', `framework ${spec.name}: container not running within ${readyMs} ms (readyTimeoutMs)`, { cause: signal.reason });
   }
 
   /** Checks what would make a start fail in a confusing way: the image, the runtime, the port. */
@@ -354,33 +393,6 @@ export class DockerLauncher implements FrameworkLauncher, FrameworkControl {
         'port_in_use',
         `framework ${spec.name}: port ${spec.port} on 127.0.0.1 is already in use by another process; stop it or give the framework another port`,
       );
-    }
-  }
-
-  async #waitReady(spec: FrameworkSpec, name: string, endpoint: string, signal: AbortSignal, readyMs: number): Promise<void> {
-    const interval = this.#opts.probeIntervalMs ?? 100;
-    for (;;) {
-      if (signal.aborted) throw this.#abortReason(spec, signal, readyMs);
-      let ready = false;
-      try {
-        ready = (await this.#probe(endpoint, signal)).ready;
-      } catch (err) {
-        if (signal.aborted) throw this.#abortReason(spec, signal, readyMs);
-        this.#log.debug({ event: 'docker.probe_failed', framework: spec.name, err });
-      }
-      if (ready) return;
-      const info = await this.#manager.inspect(name);
-      if (!info || !info.State.Running) {
-        const lines = info ? await this.#manager.logs(name, { tail: this.#opts.logTailLines ?? 30 }).catch(() => []) : [];
-        const exit = info ? `exited with code ${info.State.ExitCode}${info.State.OOMKilled ? ' (out of memory)' : ''}` : 'was removed';
-        throw new DockerError(
-          'unavailable',
-          'exited_while_starting',
-          `framework ${spec.name}: container ${name} ${exit} before its worker was ready` + (lines.length ? `; last log lines:\n${lines.join('\n')}` : ' (no log output)'),
-          { logLines: lines },
-        );
-      }
-      await sleep(interval, signal).catch(() => undefined);
     }
   }
 
@@ -420,7 +432,7 @@ export class DockerLauncher implements FrameworkLauncher, FrameworkControl {
     } finally {
       this.#watchAlive = false;
       this.#watching = undefined;
-      this.#ready.clear();
+      this.#running.clear();
     }
   }
 
@@ -431,6 +443,7 @@ export class DockerLauncher implements FrameworkLauncher, FrameworkControl {
       this.#idleTimers.clear();
       this.#closeController.abort(new GatewayError('cancelled', 'launcher closed'));
       await Promise.allSettled([...this.#starting.values()]);
+      for (const id of [...this.#ends.keys()]) this.#settleEnd(id, new GatewayError('cancelled', 'launcher closed'));
       if (this.#opts.stopOnClose) {
         await Promise.allSettled([...this.#specs.keys()].map((f) => this.#stop(f, 'close')));
       }

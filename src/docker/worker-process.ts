@@ -1,10 +1,10 @@
-// A framework worker started as a process inside a running container (docker exec), ready when it answers
-// the protocol's health request, and watched afterwards: alive, exit code, last log lines.
-import { abortError, Deadline, sleep } from '../lib/abort.js';
-import { GatewayError } from '../lib/errors.js';
+// A framework worker started as a process inside a running container (docker exec), ready when the caller's
+// readiness wait says so (the protocol's health request, over the ZMQ layer; this module does not speak it), and
+// watched afterwards: alive, exit code, last log lines.
+import { abortError, Deadline } from '../lib/abort.js';
 import { silentLogger, type Logger } from '../lib/log.js';
 import { DockerError } from './docker-error.js';
-import type { DockerManager, ReadinessProbe } from './docker-manager.js';
+import type { DockerManager } from './docker-manager.js';
 
 export interface WorkerProcessOptions {
   manager: DockerManager;
@@ -15,7 +15,8 @@ export interface WorkerProcessOptions {
   /** The endpoint the gateway reaches the worker at (host side). */
   endpoint: string;
   env?: Readonly<Record<string, string>>;
-  probe?: ReadinessProbe;
+  /** Resolves once the worker at `endpoint` is ready (e.g. WorkerPool.waitUntilReady); rejects on the signal. */
+  waitReady: (endpoint: string, signal: AbortSignal) => Promise<void>;
   /** Longest wait until ready; default 30 s. */
   readyTimeoutMs?: number;
   /** How many output lines to keep; default 200. */
@@ -52,8 +53,7 @@ export class WorkerProcess {
   static async start(opts: WorkerProcessOptions): Promise<WorkerProcess> {
     const { manager, container, argv, endpoint, env, readyTimeoutMs = 30_000, keepLines = 200, signal } = opts;
     const log = (opts.log ?? silentLogger).child({ component: 'docker.worker_process', container });
-    const probe = opts.probe ?? manager.probe;
-    if (!probe) throw new GatewayError('bad_request', 'WorkerProcess needs a readiness probe');
+    const { waitReady } = opts;
     // `sh -c 'echo PID; exec "$@"'` tells us the process id inside the container (to stop it later) while the
     // worker's own arguments stay an argv: they are positional parameters, never parsed by the shell.
     const wrapped = ['sh', '-c', `echo ${PID_MARK}$$; exec "$@"`, 'physical-ai-worker', ...argv];
@@ -80,24 +80,21 @@ export class WorkerProcess {
     const deadline = ready.signal;
     const t0 = performance.now();
     try {
-      for (;;) {
-        if (proc.#exitCode !== undefined) {
-          const lines = proc.lastLines(30);
-          throw new DockerError('unavailable', 'exited_while_starting', `worker in ${container} exited with code ${proc.#exitCode} before it was ready; last output:\n${lines.join('\n')}`, { logLines: lines });
-        }
-        if (deadline.aborted) {
-          if (signal?.aborted) throw abortError(signal, `start worker in ${container}`);
-          throw new DockerError('unavailable', 'not_ready', `worker in ${container} not ready within ${readyTimeoutMs} ms`, { logLines: proc.lastLines(30) });
-        }
-        const isReady = await Promise.race([probe(endpoint, deadline).then((h) => h.ready, () => false), exitedDone.then(() => false)]);
-        if (isReady) break;
-        await sleep(50, deadline).catch(() => undefined);
+      // Ready, exited first, or out of time: whichever happens first.
+      const outcome = await Promise.race([waitReady(endpoint, deadline).then(() => 'ready' as const, () => 'aborted' as const), proc.exited.then(() => 'exited' as const)]);
+      if (outcome === 'exited') {
+        const lines = proc.lastLines(30);
+        throw new DockerError('unavailable', 'exited_while_starting', `worker in ${container} exited with code ${proc.#exitCode} before it was ready; last output:\n${lines.join('\n')}`, { logLines: lines });
+      }
+      if (outcome === 'aborted') {
+        if (signal?.aborted) throw abortError(signal, `start worker in ${container}`);
+        throw new DockerError('unavailable', 'not_ready', `worker in ${container} not ready within ${readyTimeoutMs} ms`, { logLines: proc.lastLines(30) });
       }
     } catch (err) {
       await proc.stop().catch(() => undefined);
       throw err;
     } finally {
-      ready.dispose();
+      ready.release(); // a readiness wait that lost the race stops here
     }
     log.info({ event: 'docker.worker_process_ready', endpoint, pid: proc.#pid, readyMs: Math.round(performance.now() - t0) });
     return proc;

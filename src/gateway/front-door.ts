@@ -1,6 +1,5 @@
-// What the two front doors (HTTP, ZMQ) share: the metric label of a framework name, the control-token check,
-// the success reply built from the router's result, and the stages measured around the route.
-import { timingSafeEqual } from 'node:crypto';
+// Small pieces of the request pipeline (pipeline.ts): the metric label of a framework name, the success reply
+// built from the router's result, and the stages measured around the route.
 import { PROTOCOL_VERSION, type ReplyHeader } from '../protocol/messages.js';
 import type { RouteResult, Router } from '../router/router.js';
 
@@ -10,13 +9,6 @@ export const UNKNOWN_FRAMEWORK = 'unknown';
 /** The metrics label of a framework name: configured names only, so callers cannot create series. */
 export function frameworkLabel(router: Router, name: string | undefined): string {
   return name !== undefined && router.registry.has(name) ? name : UNKNOWN_FRAMEWORK;
-}
-
-export function tokenMatches(given: string | undefined, expected: string): boolean {
-  if (given === undefined) return false;
-  const a = Buffer.from(given);
-  const b = Buffer.from(expected);
-  return a.length === b.length && timingSafeEqual(a, b);
 }
 
 /** The success reply to a routed request, under the caller's request_id. */

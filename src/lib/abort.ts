@@ -96,6 +96,14 @@ export class Deadline implements Disposable {
     this.#controller.abort(reason);
   }
 
+  /**
+   * Ends the deadline now: the timer and listeners go, and whatever still waits on the signal (the loser of a race)
+   * lets go with `cancelled`. Use it where the work that the deadline bounded has finished some other way.
+   */
+  release(): void {
+    this.#abort(new GatewayError('cancelled', 'no longer needed'));
+  }
+
   /** Clears the timer and the parent listeners (the signal keeps its state). Idempotent. */
   dispose(): void {
     clearTimeout(this.#timer);

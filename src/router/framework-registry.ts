@@ -7,7 +7,10 @@ import { WorkerPool } from '../zmq/worker-pool.js';
 import type { FrameworkLauncher } from './framework-launcher.js';
 
 /** What the router needs from a pool (WorkerPool implements it). */
-export type FrameworkPool = Pick<WorkerPool, 'request' | 'addEndpoint' | 'removeEndpoint' | 'checkHealth' | 'isReady' | 'stats' | 'start' | 'close' | 'onEvent' | 'endpoints'>;
+export type FrameworkPool = Pick<WorkerPool, 'request' | 'addEndpoint' | 'removeEndpoint' | 'checkHealth' | 'isReady' | 'whenReady' | 'stats' | 'start' | 'close' | 'onEvent' | 'endpoints'>;
+
+/** `ready`: a worker is ready; `starting`: a launch is in progress; `stopped`: launchable and not running (on purpose); `down`: no ready worker. */
+export type FrameworkState = 'ready' | 'starting' | 'stopped' | 'down';
 
 export interface FrameworkEntry {
   readonly name: string;
@@ -22,6 +25,8 @@ export interface FrameworkEntry {
   counts: { ok: number; errors: number; overloaded: number };
   /** The on-demand start in progress, shared by the requests that wait for it. */
   launching: Promise<void> | undefined;
+  /** Last state the router announced (it owns this field). */
+  state: FrameworkState;
 }
 
 export interface FrameworkRegistryOptions {
@@ -66,6 +71,7 @@ export class FrameworkRegistry {
         latencyEmaMs: undefined,
         counts: { ok: 0, errors: 0, overloaded: 0 },
         launching: undefined,
+        state: 'down',
       });
     }
     const names = [...this.#entries.keys()];

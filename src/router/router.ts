@@ -1,11 +1,25 @@
 // Routes a request to its framework's pool: default framework, per-framework concurrency limit and deadline,
-// on-demand start through the launcher, and in-flight counts that always return to zero.
-import { abortError, Deadline, sleep } from '../lib/abort.js';
+// on-demand start through the launcher, and in-flight counts that always return to zero. Owns each framework's
+// state (ready, starting, stopped, down), derived from its pool's and its launcher's events and announced as
+// events of its own; nothing here polls or sleeps.
+import { abortError, Deadline } from '../lib/abort.js';
 import { GatewayError, toGatewayError } from '../lib/errors.js';
+import { EventStream } from '../lib/event-stream.js';
 import { silentLogger, type Logger } from '../lib/log.js';
 import type { Codec } from '../protocol/codec.js';
 import type { EndpointStatus, OutgoingRequest, Reply } from '../zmq/types.js';
-import type { FrameworkEntry, FrameworkRegistry } from './framework-registry.js';
+import type { FrameworkLauncher, LaunchEvent } from './framework-launcher.js';
+import type { FrameworkEntry, FrameworkRegistry, FrameworkState } from './framework-registry.js';
+
+export type { FrameworkState };
+
+/** A framework's state changed: `stopped` is stopped on purpose (idle, switch, request) and is not an outage. */
+export interface FrameworkStateEvent {
+  type: 'framework_state';
+  framework: string;
+  state: FrameworkState;
+  reason?: string;
+}
 
 /** A GatewayError that tells the caller when to try again (HTTP Retry-After). */
 export class RetryLaterError extends GatewayError {
@@ -46,8 +60,8 @@ export interface FrameworkStatus {
   name: string;
   default: boolean;
   endpoints: EndpointStatus[];
-  /** `ready`: some worker is ready; `starting`: a launch is in progress; `stopped`: launchable, nothing running; `down`: none ready. */
-  state: 'ready' | 'starting' | 'stopped' | 'down';
+  /** `ready`: some worker is ready; `starting`: a launch is in progress; `stopped`: launchable, stopped on purpose or never started; `down`: none ready. */
+  state: FrameworkState;
   ready: boolean;
   inFlight: number;
   maxConcurrency: number;
@@ -71,10 +85,57 @@ export class Router {
   #closing: Promise<void> | undefined;
   #idle: (() => void) | undefined;
   readonly #combined = new WeakMap<AbortSignal, AbortSignal>();
+  readonly #events = new EventStream<FrameworkStateEvent>();
+  readonly #unsubscribe: Array<() => void> = [];
 
   constructor({ registry, log = silentLogger }: RouterOptions) {
     this.registry = registry;
     this.#log = log.child({ component: 'router' });
+    const launchers = new Set<FrameworkLauncher>();
+    for (const entry of registry.entries()) {
+      entry.state = this.#stateOf(entry);
+      this.#unsubscribe.push(entry.pool.onEvent(() => this.#refresh(entry)));
+      if (entry.launcher) launchers.add(entry.launcher);
+    }
+    for (const launcher of launchers) this.#unsubscribe.push(launcher.onEvent((e) => this.#onLaunchEvent(e as LaunchEvent)));
+  }
+
+  /** Framework state changes, in order (subscribe, then read status() for the states before). */
+  onEvent(listener: (event: FrameworkStateEvent) => void): () => void {
+    return this.#events.on(listener);
+  }
+
+  events(): AsyncIterable<FrameworkStateEvent> {
+    return this.#events;
+  }
+
+  #stateOf(e: FrameworkEntry): FrameworkState {
+    if (e.pool.isReady()) return 'ready';
+    if (e.launching) return 'starting';
+    if (e.launcher && e.pool.endpoints.length === 0) return 'stopped';
+    return 'down';
+  }
+
+  #refresh(e: FrameworkEntry, reason?: string): void {
+    const state = this.#stateOf(e);
+    if (state === e.state) return;
+    e.state = state;
+    this.#events.emit({ type: 'framework_state', framework: e.name, state, ...(reason ? { reason } : {}) });
+  }
+
+  /**
+   * A framework stopped on purpose leaves the pool (no reconnects, not "down"); one that crashed stays in it, is
+   * checked at once, and is started again by the next request.
+   */
+  #onLaunchEvent(e: LaunchEvent): void {
+    if (!this.registry.has(e.framework)) return;
+    const entry = this.registry.resolve(e.framework);
+    if (e.type === 'stopped') {
+      this.#log.info({ event: 'router.framework_stopped', framework: e.framework, reason: e.reason });
+      void Promise.all(entry.pool.endpoints.map((ep) => entry.pool.removeEndpoint(ep))).then(() => this.#refresh(entry, e.reason));
+    } else if (e.type === 'exited' && !e.expected) {
+      void entry.pool.checkHealth().catch(() => undefined);
+    }
   }
 
   get defaultFramework(): string | undefined {
@@ -145,9 +206,28 @@ export class Router {
     return combined;
   }
 
+  /**
+   * Starts a launchable framework (if it is not ready) and resolves once one of its workers is ready, with its
+   * endpoints. The HTTP control route `start` uses it.
+   */
+  async startFramework(name: string, signal: AbortSignal): Promise<string[]> {
+    if (this.#closing) throw new GatewayError('unavailable', 'the gateway is shutting down');
+    const entry = this.registry.resolve(name);
+    if (!entry.launcher) throw new GatewayError('unknown_framework', `framework '${name}' has no launcher`);
+    if (!entry.pool.isReady()) await this.#ensureRunning(entry, signal);
+    return entry.pool.endpoints;
+  }
+
   /** Starts the framework through its launcher (one launch shared by every waiting request), within `signal`. */
   async #ensureRunning(entry: FrameworkEntry, signal: AbortSignal): Promise<void> {
-    entry.launching ??= this.#launch(entry).finally(() => (entry.launching = undefined));
+    if (!entry.launching) {
+      entry.launching = this.#launch(entry).finally(() => {
+        entry.launching = undefined;
+        this.#refresh(entry);
+      });
+      entry.launching.catch(() => undefined); // every waiter gets the error; none left unhandled
+      this.#refresh(entry);
+    }
     const launch = entry.launching;
     await new Promise<void>((resolve, reject) => {
       const onAbort = () => reject(abortError(signal, `start of framework '${entry.name}'`));
@@ -157,6 +237,10 @@ export class Router {
     });
   }
 
+  /**
+   * The launcher starts the container and names its endpoints; the pool connects and announces the first ready
+   * worker by event. A container that ends first fails the launch with its reason (exit code, last log lines).
+   */
   async #launch(entry: FrameworkEntry): Promise<void> {
     const launcher = entry.launcher!;
     // The launch has its own deadline: a request that gives up does not stop a start others may need.
@@ -166,20 +250,21 @@ export class Router {
     const startedAt = performance.now();
     log.info({ event: 'router.launch_start' });
     try {
-      const endpoints = await launcher.ensureRunning(entry.name, signal);
+      const { endpoints, ended } = await launcher.ensureRunning(entry.name, signal);
+      for (const ep of entry.pool.endpoints) if (!endpoints.includes(ep)) await entry.pool.removeEndpoint(ep);
       for (const ep of endpoints) entry.pool.addEndpoint(ep);
-      while (true) {
-        await entry.pool.checkHealth({ signal });
-        if (entry.pool.isReady()) break;
-        await sleep(250, signal);
-      }
+      void entry.pool.checkHealth().catch(() => undefined); // now, not at the next health interval
+      await new Promise<void>((resolve, reject) => {
+        entry.pool.whenReady(signal).then(resolve, reject);
+        void ended.then(reject); // `ended` never rejects; after a ready worker this reject is a no-op
+      });
       log.info({ event: 'router.launch_ready', endpoints, ms: Math.round(performance.now() - startedAt) });
     } catch (err) {
       const error = signal.aborted ? abortError(signal, `start of framework '${entry.name}'`) : toGatewayError(err);
       log.warn({ event: 'router.launch_failed', err: error });
       throw error.code === 'timeout' || error.code === 'cancelled' ? error : new GatewayError('unavailable', `framework '${entry.name}' could not be started: ${error.message}`, { cause: error });
     } finally {
-      deadline.dispose();
+      deadline.release(); // the readiness wait that lost the race to `ended` lets go of the pool
     }
   }
 
@@ -188,7 +273,7 @@ export class Router {
     return this.registry.entries().map((e) => {
       const pool = e.pool.stats();
       const ready = pool.ready;
-      const state: FrameworkStatus['state'] = ready ? 'ready' : e.launching ? 'starting' : e.launcher && pool.endpoints.length === 0 ? 'stopped' : 'down';
+      const state = this.#stateOf(e);
       return {
         name: e.name,
         default: e.name === this.registry.defaultFramework,
@@ -223,7 +308,9 @@ export class Router {
       clearTimeout(timer);
     }
     this.#closeController.abort(new GatewayError('cancelled', 'the gateway is shutting down'));
+    for (const stop of this.#unsubscribe) stop();
     await this.registry.close();
+    this.#events.close();
     if (this.inFlight !== 0) this.#log.warn({ event: 'router.closed_with_in_flight', inFlight: this.inFlight });
   }
 }

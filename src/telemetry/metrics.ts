@@ -16,6 +16,7 @@ export const REQUEST_BYTES_TOTAL = 'gateway_request_bytes_total';
 export const RESPONSE_BYTES_TOTAL = 'gateway_response_bytes_total';
 export const WORKER_UP = 'gateway_worker_up';
 export const POOL_ENDPOINTS = 'gateway_pool_endpoints';
+export const FRAMEWORK_STATE = 'gateway_framework_state';
 export const LATE_REPLIES_TOTAL = 'gateway_late_replies_total';
 export const RECONNECTS_TOTAL = 'gateway_reconnects_total';
 export const TENSOR_COPIES_TOTAL = 'gateway_tensor_copies_total';
@@ -28,7 +29,7 @@ export const CONTAINER_OOM_TOTAL = 'gateway_container_oom_total';
 /** Every metric name this module registers. */
 export const METRIC_NAMES = [
   REQUEST_DURATION_SECONDS, STAGE_DURATION_SECONDS, REQUESTS_IN_FLIGHT, REQUESTS_TOTAL, ERRORS_TOTAL,
-  REQUEST_BYTES_TOTAL, RESPONSE_BYTES_TOTAL, WORKER_UP, POOL_ENDPOINTS, LATE_REPLIES_TOTAL, RECONNECTS_TOTAL,
+  REQUEST_BYTES_TOTAL, RESPONSE_BYTES_TOTAL, WORKER_UP, POOL_ENDPOINTS, FRAMEWORK_STATE, LATE_REPLIES_TOTAL, RECONNECTS_TOTAL,
   TENSOR_COPIES_TOTAL, TENSOR_COPIED_BYTES_TOTAL, CONTAINER_CPU_RATIO, CONTAINER_MEMORY_BYTES,
   CONTAINER_MEMORY_LIMIT_BYTES, CONTAINER_OOM_TOTAL,
 ] as const;
@@ -95,6 +96,9 @@ export type PoolEventLike =
   | { type: 'late_reply'; framework: string; endpoint: string; requestId: string }
   | { type: 'closed'; framework: string };
 
+/** Framework states of the router (src/router/framework-registry.ts FrameworkState); one is 1 at a time. */
+export const FRAMEWORK_STATES = ['ready', 'starting', 'stopped', 'down'] as const;
+
 /** Endpoint states of the pool (src/zmq/types.ts EndpointState); every one is exported, 0 when unused. */
 export const ENDPOINT_STATES = ['connecting', 'ready', 'unhealthy', 'down'] as const;
 
@@ -118,6 +122,8 @@ export interface GatewayMetrics {
   requestStarted(labels: RequestLabels): RequestObservation;
   /** Count an error that has no request observation (e.g. a frame that could not be decoded at all). */
   recordError(labels: { framework: string; transport: Transport; code: string }): void;
+  /** Set a framework's state (ready, starting, stopped on purpose, down): 1 for it, 0 for the others. */
+  recordFrameworkState(framework: string, state: string): void;
   /** Update pool gauges and counters from a pool state event. */
   observePoolEvent(event: PoolEventLike): void;
   /** Record a late reply dropped outside a pool event stream. */
@@ -168,6 +174,7 @@ export function createMetrics(registry: Registry): GatewayMetrics {
   const responseBytes = new FastCounter(RESPONSE_BYTES_TOTAL, 'Bytes sent in replies (all frames or the HTTP body).', ['framework', 'transport'], registry);
   const workerUp = gauge(WORKER_UP, 'Whether a worker endpoint is ready (1) or not (0).', ['framework', 'endpoint']);
   const poolEndpoints = gauge(POOL_ENDPOINTS, 'Worker endpoints of a framework pool by state.', ['framework', 'state']);
+  const frameworkState = gauge(FRAMEWORK_STATE, 'State of a framework: 1 for its current state (ready, starting, stopped = on purpose, down), 0 for the others.', ['framework', 'state']);
   const lateReplies = counter(LATE_REPLIES_TOTAL, 'Worker replies that arrived after their request had ended, dropped.', ['framework']);
   const reconnects = counter(RECONNECTS_TOTAL, 'Reconnections of pool sockets to workers.', ['framework']);
   const copies = new FastCounter(TENSOR_COPIES_TOTAL, 'Request decodes that had to copy tensor bytes (misaligned inline data).', ['framework', 'transport'], registry);
@@ -279,6 +286,9 @@ export function createMetrics(registry: Registry): GatewayMetrics {
           return seconds;
         },
       };
+    },
+    recordFrameworkState(framework, state) {
+      for (const s of FRAMEWORK_STATES) frameworkState.set({ framework, state: s }, s === state ? 1 : 0);
     },
     recordError({ framework, transport, code }) {
       errors.inc({ framework, transport, code });

@@ -1,5 +1,6 @@
 // The workers of one framework: endpoints added and removed at run time, least-in-flight choice among
 // ready ones, periodic health checks (healthy means ready), typed state events, and a draining close.
+import { abortError } from '../lib/abort.js';
 import { GatewayError } from '../lib/errors.js';
 import { EventStream } from '../lib/event-stream.js';
 import { silentLogger, type Logger } from '../lib/log.js';
@@ -112,6 +113,45 @@ export class WorkerPool implements AsyncDisposable {
     let n = 0;
     for (const m of this.#members.values()) n += m.client.inFlight;
     return n;
+  }
+
+  /**
+   * Resolves as soon as some endpoint is ready (at once if one is), announced by the pool's own state events:
+   * no polling. Rejects with the signal's `timeout`/`cancelled`, or `unavailable` when the pool closes first.
+   * The listener is removed on every exit.
+   */
+  whenReady(signal: AbortSignal): Promise<void> {
+    if (this.isReady()) return Promise.resolve();
+    if (this.#closing) return Promise.reject(new GatewayError('unavailable', `pool ${this.framework} is closed`));
+    if (signal.aborted) return Promise.reject(abortError(signal, `${this.framework} ready`));
+    return new Promise<void>((resolve, reject) => {
+      const finish = (err?: GatewayError) => {
+        stop();
+        signal.removeEventListener('abort', onAbort);
+        if (err) reject(err);
+        else resolve();
+      };
+      const onAbort = () => finish(abortError(signal, `${this.framework} ready`));
+      const stop = this.#events.on((event) => {
+        if (event.type === 'state' && event.to === 'ready') finish();
+        else if (event.type === 'closed') finish(new GatewayError('unavailable', `pool ${this.framework} is closed`));
+      });
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  /**
+   * Waits until one of `endpoints` answers health with ready=true, using a pool of its own that is closed on
+   * every exit: what a command-line `up` or an exec'd worker needs without a running gateway.
+   */
+  static async waitUntilReady(endpoints: readonly string[], { framework = 'worker', signal, healthIntervalMs = 250, log }: { framework?: string; signal: AbortSignal; healthIntervalMs?: number; log?: Logger }): Promise<void> {
+    const pool = new WorkerPool({ framework, endpoints, healthIntervalMs, ...(log ? { log } : {}) });
+    try {
+      await pool.start({ signal }).catch(() => undefined); // the first check may fail while the worker binds
+      await pool.whenReady(signal);
+    } finally {
+      await pool.close();
+    }
   }
 
   /** Sends a request to the least-busy ready endpoint. `unavailable` when none can take it. */

@@ -5,9 +5,9 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { expectedDemoAction } from '../../src/worker/default-policy.js';
 import { sampleObservation, sampleState } from '../../src/cli/sample.js';
-import type { Gateway } from '../../src/gateway/gateway.js';
+import type { Gateway } from '../../src/build-gateway.js';
 import { parseConfig } from '../../src/config.js';
-import { startGateway } from '../../src/gateway/gateway.js';
+import { buildGateway } from '../../src/build-gateway.js';
 import { frontDoorClient, TRANSPORTS, type CallResult, type FrontDoorClient } from '../support/gateway.js';
 import { spawnPythonWorker, type PythonWorker } from '../support/python-worker.js';
 
@@ -42,7 +42,7 @@ for (const backend of BACKENDS) {
         });
         raw = { frameworks: { demo: { endpoints: [python.endpoint], timeoutMs: 5_000 } } };
       }
-      gateway = await startGateway(parseConfig({ healthIntervalMs: 200, ...raw }, { httpPort: 0, zmqEndpoint: 'tcp://127.0.0.1:*' }));
+      gateway = await buildGateway(parseConfig({ healthIntervalMs: 200, ...raw }, { httpPort: 0, zmqEndpoint: 'tcp://127.0.0.1:*' }));
     });
     after(async () => {
       await gateway?.close(500);

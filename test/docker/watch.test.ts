@@ -18,7 +18,8 @@ test('watchContainers: stats of running containers on its timer, die events, not
   await manager.start(name);
   const stats: ContainerStats[] = [];
   const events: ContainerEvent[] = [];
-  const watch = watchContainers({ manager, intervalMs: 300, labels: [`${RUN_LABEL}=${RUN_ID}`], onStats: (s) => stats.push(s), onEvent: (e) => events.push(e) });
+  const watch = watchContainers({ manager, intervalMs: 300, labels: [`${RUN_LABEL}=${RUN_ID}`], onStats: (s) => stats.push(s) });
+  watch.onEvent((e) => events.push(e));
   t.after(() => watch.close());
 
   const first = await eventually(async () => stats.find((s) => s.container === name), 30_000);

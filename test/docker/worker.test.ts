@@ -3,13 +3,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { TestContext } from 'node:test';
-import { Deadline } from '../../src/lib/abort.js';
 import { WorkerClient } from '../../src/zmq/worker-client.js';
+import { WorkerPool } from '../../src/zmq/worker-pool.js';
 import { Tensor } from '../../src/protocol/tensor.js';
 import { WorkerProcess } from '../../src/docker/worker-process.js';
 import { endpointsFor, validateFrameworkSpec, type FrameworkSpec } from '../../src/docker/framework-spec.js';
 import type { DockerManager } from '../../src/docker/docker-manager.js';
-import { TEST_IMAGE, freePort, ipcDir, runLabels, testManager, uniqueName } from '../support/docker.js';
+import { TEST_IMAGE, freePort, ipcDir, runLabels, testManager, uniqueName, waitWorkerReady } from '../support/docker.js';
 
 async function client(t: TestContext, endpoint: string): Promise<WorkerClient> {
   const c = new WorkerClient({ endpoint, timeoutMs: 10_000 });
@@ -17,22 +17,14 @@ async function client(t: TestContext, endpoint: string): Promise<WorkerClient> {
   return c;
 }
 
-/** Probes health until ready (each probe waits up to its own attempt time; a slow first answer is "not ready yet"). */
-async function waitReady(manager: DockerManager, endpoint: string): Promise<void> {
-  const deadline = new Deadline(60_000);
-  try {
-    while (!(await manager.probe!(endpoint, deadline.signal)).ready);
-  } finally {
-    deadline.dispose();
-  }
-}
+const waitReady = (endpoint: string, signal: AbortSignal) => WorkerPool.waitUntilReady([endpoint], { signal });
 
 async function runSpec(t: TestContext, manager: DockerManager, spec: FrameworkSpec): Promise<{ endpoint: string; readyMs: number; firstInferenceMs: number }> {
   await manager.createContainer(manager.containerOptionsFor(validateFrameworkSpec(spec)));
   const t0 = performance.now();
   await manager.start(spec.containerName!);
   const endpoint = await manager.endpointFor(spec);
-  await waitReady(manager, endpoint);
+  await waitWorkerReady(endpoint);
   const readyMs = performance.now() - t0;
   const c = await client(t, endpoint);
   const health = await c.health();
@@ -82,6 +74,7 @@ test('worker process started by exec: ready by health, monitored, stopped', asyn
     container: name,
     argv: ['python3', '-m', 'physical_ai_worker', '--endpoint', endpoint, '--framework', 'exec-demo', '--policy', 'demo'],
     endpoint,
+    waitReady,
   });
   t.after(() => proc.close());
   assert.equal(proc.alive, true);
@@ -95,7 +88,7 @@ test('worker process started by exec: ready by health, monitored, stopped', asyn
 
   // a worker that cannot start: the error carries its output
   await assert.rejects(
-    WorkerProcess.start({ manager, container: name, argv: ['python3', '-c', 'import sys; print("no checkpoint at /models/x"); sys.exit(4)'], endpoint: `tcp://127.0.0.1:${await freePort()}` }),
+    WorkerProcess.start({ manager, container: name, argv: ['python3', '-c', 'import sys; print("no checkpoint at /models/x"); sys.exit(4)'], endpoint: `tcp://127.0.0.1:${await freePort()}`, waitReady }),
     (err: Error & { reason?: string; logLines?: string[] }) => {
       assert.equal(err.reason, 'exited_while_starting');
       assert.match(err.message, /exited with code 4/);
@@ -126,7 +119,7 @@ test('framework entry-point glue (docker/common/serve_common.py) serves a stand-
   await manager.createContainer(manager.containerOptionsFor(validateFrameworkSpec(spec)));
   await manager.start(spec.containerName!);
   const endpoint = await manager.endpointFor(spec);
-  await waitReady(manager, endpoint);
+  await waitWorkerReady(endpoint);
   const c = await client(t, endpoint);
   const reply = await c.inference({ images: { front: new Tensor('uint8', [2, 2, 3], new Uint8Array(12)) }, state: new Float32Array([1, -0.5]), instruction: 'stack' });
   const result = reply.result as { action: { shape: number[]; data: Float32Array }; model: string; instruction: string };

@@ -61,7 +61,7 @@ test('on demand: the first inference request for a stopped framework starts its 
   assert.equal(info?.HostConfig.Memory, 256 * MiB);
   assert.deepEqual(g.gateway.router.status()[0]!.endpoints.map((e) => e.endpoint), [`tcp://127.0.0.1:${spec.port}`]);
   assert.equal(events.filter((e) => e.type === 'starting').length, 1);
-  const ready = events.find((e): e is Extract<LauncherEvent, { type: 'ready' }> => e.type === 'ready');
+  const running = events.find((e): e is Extract<LauncherEvent, { type: 'running' }> => e.type === 'running');
   const later: number[] = [];
   for (let i = 0; i < 10; i++) {
     const t2 = performance.now();
@@ -70,7 +70,7 @@ test('on demand: the first inference request for a stopped framework starts its 
   }
   later.sort((a, b) => a - b);
   t.diagnostic(`gateway on demand: first request (container create+start+ready+inference) ${firstMs.toFixed(0)} ms ` +
-    `(launcher start→ready ${ready?.startMs} ms), second request ${secondMs.toFixed(1)} ms, next 10: median ${later[5]!.toFixed(1)} ms`);
+    `(container create+start ${running?.startMs} ms), second request ${secondMs.toFixed(1)} ms, next 10: median ${later[5]!.toFixed(1)} ms`);
 });
 
 test('HTTP control API: start within a deadline, containers with memory limit and stats, metrics, stop; token and errors', async (t) => {
@@ -118,7 +118,7 @@ test('HTTP control API: start within a deadline, containers with memory limit an
   assert.deepEqual(Object.keys(stats).sort(), ['blockReadBytes', 'blockWriteBytes', 'cpuPercent', 'memoryLimitBytes', 'memoryUsedBytes', 'networkRxBytes', 'networkTxBytes', 'pids', 'time']);
   assert.ok(!Number.isNaN(Date.parse((stats as unknown as { time: string }).time)), JSON.stringify(stats));
   const frameworks = listed.body.frameworks as Array<{ framework: string; state: string }>;
-  assert.deepEqual(frameworks.map((f) => [f.framework, f.state]), [['groot', 'ready'], ['pi0', 'absent']]);
+  assert.deepEqual(frameworks.map((f) => [f.framework, f.state]), [['groot', 'running'], ['pi0', 'absent']], 'container states; readiness is the router\'s (GET /v1/frameworks)');
 
   const text = await g.metricsText();
   const labels = { framework: 'groot', container: spec.containerName! };
@@ -191,8 +191,8 @@ test('a container killed from outside: the event is seen, the metrics drop it, t
   assert.equal(metricValue(await g.metricsText(), 'gateway_worker_up', { framework: 'lerobot', endpoint }), 1);
 
   await dockerCli('kill', spec.containerName!);
-  const exited = await eventually(async () => events.find((e) => e.type === 'exited'));
-  assert.deepEqual(exited, { type: 'exited', framework: 'lerobot', exitCode: 137, expected: false });
+  const exited = await eventually(async () => events.find((e): e is Extract<LauncherEvent, { type: 'exited' }> => e.type === 'exited'));
+  assert.deepEqual([exited.framework, exited.exitCode, exited.expected], ['lerobot', 137, false]);
   assert.equal(events.filter((e) => e.type === 'exited').length, 1, 'one exit, though two subscriptions saw it');
   const text = await eventually(async () => {
     const m = await g.metricsText();
@@ -206,6 +206,6 @@ test('a container killed from outside: the event is seen, the metrics drop it, t
   assert.equal(again.status, 200);
   assertDemoChunk(again.body, [2]);
   t.diagnostic(`request after the kill (restart of the stopped container + inference): ${(performance.now() - t0).toFixed(0)} ms`);
-  assert.equal(events.filter((e) => e.type === 'ready').length, 2);
+  assert.equal(events.filter((e) => e.type === 'running').length, 2);
   assert.equal((await g.support.manager.inspect(spec.containerName!))?.State.Running, true);
 });

@@ -7,9 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { parseConfig } from '../../src/config.js';
-import { startDockerSupport } from '../../src/docker/docker-support.js';
-import { startGateway } from '../../src/gateway/gateway.js';
-import { registerControlRoutes } from '../../src/gateway/http/control-routes.js';
+import { buildGateway } from '../../src/build-gateway.js';
 import { createLogger } from '../../src/lib/log.js';
 import { createMetrics } from '../../src/telemetry/metrics.js';
 
@@ -18,27 +16,20 @@ test('no Docker engine: one clear error at start, demo still served, the Docker 
   const lines: Array<Record<string, unknown>> = [];
   const log = createLogger({ level: 'debug', write: (line) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
   const metrics = createMetrics(new Registry());
-  const support = await startDockerSupport({
-    specs: [{ name: 'lerobot', image: 'physical-ai-gateway/worker:local', networkMode: 'host', port: 59_123, readyTimeoutMs: 5_000 }],
-    docker: { socketPath },
-    log,
-    metrics,
-    statsIntervalMs: 100,
-  });
-  t.after(() => support.close());
-  assert.equal(support.engine.reachable, false);
-
   const config = parseConfig(
-    { healthIntervalMs: 200, frameworks: { demo: { embedded: true }, lerobot: { launcher: 'lerobot', timeoutMs: 10_000 } } },
+    { healthIntervalMs: 200, docker: { statsIntervalMs: 500 }, frameworks: { demo: { embedded: true }, lerobot: { launcher: 'lerobot', timeoutMs: 10_000 } } },
     { httpPort: 0, zmqEndpoint: 'tcp://127.0.0.1:*' },
   );
-  const gateway = await startGateway(config, {
+  const gateway = await buildGateway(config, {
     log,
     metrics,
-    launcher: support.launcher,
-    extendHttp: (app, { requireToken }) => registerControlRoutes(app, { control: support.launcher, requireToken, log }),
+    docker: {
+      connection: { socketPath },
+      specs: [{ name: 'lerobot', image: 'physical-ai-gateway/worker:local', networkMode: 'host', port: 59_123, readyTimeoutMs: 5_000 }],
+    },
   });
   t.after(() => gateway.close(500));
+  assert.equal(gateway.docker?.engine.reachable, false);
   const post = async (path: string, body?: unknown) => {
     const res = await fetch(`${gateway.httpUrl}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: body === undefined ? '' : JSON.stringify(body), signal: AbortSignal.timeout(30_000) });
     return { status: res.status, body: (await res.json()) as { status?: string; error?: { code: string; message: string; retryable: boolean } } };

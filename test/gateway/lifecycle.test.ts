@@ -3,11 +3,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as zmq from 'zeromq';
-import { parseConfig } from '../../src/config.js';
-import { createHttpApp } from '../../src/gateway/http/app.js';
-import { startGateway } from '../../src/gateway/gateway.js';
+import { ConfigError, parseConfig } from '../../src/config.js';
+import { buildGateway } from '../../src/build-gateway.js';
 import { FrameworkRegistry } from '../../src/router/framework-registry.js';
 import { Router } from '../../src/router/router.js';
+import { WorkerClient } from '../../src/zmq/worker-client.js';
 import { expectedDemoAction } from '../../src/worker/default-policy.js';
 import { frontDoorClient, startTestGateway, waitFor } from '../support/gateway.js';
 import { spawnPythonWorker } from '../support/python-worker.js';
@@ -79,7 +79,7 @@ test('readyz is 503 and names the framework whose worker is down', async (t) => 
 
 test('shutdown with requests in flight: they complete within the grace period, close resolves, nothing is left', async (t) => {
   const config = parseConfig({ frameworks: { demo: { embedded: true, embeddedDelayMs: 300, timeoutMs: 10_000 } } }, { httpPort: 0, zmqEndpoint: 'tcp://127.0.0.1:*' });
-  const gateway = await startGateway(config);
+  const gateway = await buildGateway(config);
   t.after(() => gateway.close(0));
   const zmqClient = frontDoorClient(gateway, 'zmq-binary');
   t.after(() => zmqClient.close());
@@ -97,7 +97,7 @@ test('shutdown with requests in flight: they complete within the grace period, c
 
 test('shutdown with no grace: requests in flight end as cancelled or unavailable, never hang', async (t) => {
   const config = parseConfig({ frameworks: { demo: { embedded: true, embeddedDelayMs: 3_000, timeoutMs: 20_000 } } }, { httpPort: 0, zmqEndpoint: 'tcp://127.0.0.1:*' });
-  const gateway = await startGateway(config);
+  const gateway = await buildGateway(config);
   t.after(() => gateway.close(0));
   const zmqClient = frontDoorClient(gateway, 'zmq-msgpack');
   t.after(() => zmqClient.close());
@@ -132,27 +132,49 @@ test('a worker killed with requests in flight: unavailable or timeout within the
   assert.equal(!after.ok && after.httpStatus, 503);
 });
 
-test('non-loopback: start refused without a token; control endpoints need the bearer token', async (t) => {
-  const exposed = parseConfig({ http: { host: '0.0.0.0', port: 0 } });
-  await assert.rejects(startGateway(exposed), { code: 'unauthorized' });
+test('one token rule on every door: a public bind needs a token; a configured token guards control on HTTP and ZMQ alike', async (t) => {
+  const issuesOf = (fn: () => unknown) => {
+    try {
+      fn();
+    } catch (err) {
+      assert.ok(err instanceof ConfigError, String(err));
+      return err.issues.map((i) => i.path);
+    }
+    return assert.fail('no ConfigError');
+  };
+  assert.deepEqual(issuesOf(() => parseConfig({ http: { host: '0.0.0.0', port: 0 } })), ['http.host']);
+  assert.deepEqual(issuesOf(() => parseConfig({}, { zmqEndpoint: 'tcp://0.0.0.0:5550' })), ['zmq.endpoint (flag/env)']);
+  assert.doesNotThrow(() => parseConfig({ authToken: 'secret-token-0123456789', http: { host: '0.0.0.0' } }, { zmqEndpoint: 'tcp://0.0.0.0:5550' }));
 
-  // The HTTP app as a non-loopback gateway would build it (requireAuth), on a real router and worker.
-  const gateway = await startTestGateway(t);
-  const app = createHttpApp({ router: gateway.router, authToken: 'secret-token-0123456789', requireAuth: true });
-  const post = (path: string, headers: Record<string, string> = {}) => app.request(path, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: '{"command":"reset"}' });
+  const token = 'secret-token-0123456789';
+  const gateway = await startTestGateway(t, { authToken: token });
+  const post = (path: string, headers: Record<string, string> = {}) => fetch(`${gateway.httpUrl}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: '{"command":"reset"}' });
   for (const type of ['command', 'train']) {
     const none = await post(`/v1/frameworks/demo/${type}`);
     assert.equal(none.status, 401);
     assert.equal(((await none.json()) as { error: { code: string } }).error.code, 'unauthorized');
     assert.equal(none.headers.get('www-authenticate'), 'Bearer');
     assert.equal((await post(`/v1/frameworks/demo/${type}`, { authorization: 'Bearer wrong-token-0123456789' })).status, 401);
-    assert.equal((await post(`/v1/frameworks/demo/${type}`, { authorization: 'Bearer secret-token-0123456789' })).status, 200);
+    assert.equal((await post(`/v1/frameworks/demo/${type}`, { authorization: `Bearer ${token}` })).status, 200);
   }
-  assert.equal((await app.request('/v1/frameworks/demo/inference', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"state":[1]}' })).status, 200, 'inference needs no token');
+  assert.equal((await fetch(`${gateway.httpUrl}/v1/frameworks/demo/inference`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"state":[1]}' })).status, 200, 'inference needs no token');
 
-  // Without requireAuth and without a token (loopback), control is open.
-  const open = createHttpApp({ router: gateway.router });
-  assert.equal((await open.request('/v1/frameworks/demo/command', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"command":"x"}' })).status, 200);
+  // The same token on the loopback ZMQ door (it was ignored there before).
+  const zmqClient = new WorkerClient({ endpoint: gateway.zmqEndpoint, codec: 'json', timeoutMs: 5_000 });
+  t.after(() => zmqClient.close());
+  for (const type of ['command', 'train']) {
+    await assert.rejects(zmqClient.request({ type, data: { command: 'reset' } }), { code: 'unauthorized' });
+    await assert.rejects(zmqClient.request({ type, data: { command: 'reset' }, auth_token: 'wrong-token-0123456789' }), { code: 'unauthorized' });
+    assert.equal((await zmqClient.request({ type, data: { command: 'reset' }, auth_token: token })).header.status, 'success');
+  }
+  assert.equal((await zmqClient.request({ type: 'inference', data: { state: [1] } })).header.status, 'success');
+
+  // Without a token, on loopback, control is open on both doors.
+  const open = await startTestGateway(t);
+  assert.equal((await fetch(`${open.httpUrl}/v1/frameworks/demo/command`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"command":"x"}' })).status, 200);
+  const openZmq = new WorkerClient({ endpoint: open.zmqEndpoint, codec: 'json', timeoutMs: 5_000 });
+  t.after(() => openZmq.close());
+  assert.equal((await openZmq.request({ type: 'command', data: { command: 'x' } })).header.status, 'success');
 
   // A router with no frameworks named and several configured: a request without a framework is a bad_request.
   const registry = new FrameworkRegistry({ frameworks: Object.values(parseConfig({ frameworks: { a: { endpoints: ['tcp://127.0.0.1:1'] }, b: { endpoints: ['tcp://127.0.0.1:2'] } } }).frameworks) });

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { parseConfig } from '../../src/config.js';
-import { startGateway } from '../../src/gateway/gateway.js';
+import { buildGateway } from '../../src/build-gateway.js';
 import { silentLogger } from '../../src/lib/log.js';
 import { validateBridgeConfig } from '../../src/ros-bridge/config.js';
 import { createPolicyClient } from '../../src/ros-bridge/main.js';
@@ -12,7 +12,7 @@ import { startRig, until } from './harness.js';
 
 test('the bridge drives the robot through the gateway: ZMQ front door and HTTP API', async (t) => {
   const gatewayConfig = parseConfig({ frameworks: { demo: { embedded: true, embeddedDelayMs: 20 } } }, { httpPort: 0, zmqEndpoint: 'tcp://127.0.0.1:*', logLevel: 'silent' });
-  const gateway = await startGateway(gatewayConfig, { log: silentLogger });
+  const gateway = await buildGateway(gatewayConfig, { log: silentLogger });
   t.after(() => gateway.close(0));
   for (const [name, address] of [
     ['zmq', gateway.zmqEndpoint],
@@ -42,7 +42,7 @@ test('the bridge drives the robot through the gateway: ZMQ front door and HTTP A
 });
 
 test('HTTP: an unknown framework is refused with unknown_framework, and the robot is never commanded', async (t) => {
-  const gateway = await startGateway(parseConfig(undefined, { httpPort: 0, zmqEndpoint: 'tcp://127.0.0.1:*', logLevel: 'silent' }), { log: silentLogger });
+  const gateway = await buildGateway(parseConfig(undefined, { httpPort: 0, zmqEndpoint: 'tcp://127.0.0.1:*', logLevel: 'silent' }), { log: silentLogger });
   t.after(() => gateway.close(0));
   const config = validateBridgeConfig({ ...presetConfig('omx_f', { rawImages: true }), gateway: gateway.httpUrl, framework: 'nope' });
   const policy = createPolicyClient(config, silentLogger);

@@ -6,10 +6,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { ConfigError, loadConfig, overridesFromEnv, parseConfig } from '../../src/config.js';
-import { sleep } from '../../src/lib/abort.js';
-import type { FrameworkLauncher } from '../../src/router/framework-launcher.js';
+import { deferred, sleep } from '../../src/lib/abort.js';
+import { GatewayError } from '../../src/lib/errors.js';
+import { EventStream } from '../../src/lib/event-stream.js';
+import type { FrameworkLauncher, Launch, LaunchEvent } from '../../src/router/framework-launcher.js';
 import { FrameworkRegistry } from '../../src/router/framework-registry.js';
-import { Router } from '../../src/router/router.js';
+import { Router, type FrameworkState } from '../../src/router/router.js';
+import type { PoolEvent } from '../../src/zmq/types.js';
 import { createDemoWorker } from '../../src/worker/demo-worker.js';
 import type { WorkerServer } from '../../src/zmq/worker-server.js';
 
@@ -66,21 +69,49 @@ test('config: YAML and JSON files, with flags/env overrides winning', async (t) 
   await assert.rejects(loadConfig({ file: join(dir, 'missing.yaml') }), ConfigError);
 });
 
-/** A real launcher: starts a TS demo worker (a real ZMQ WorkerServer) when asked, after a start-up delay. */
+/**
+ * A real launcher without Docker: starts a TS demo worker (a real ZMQ WorkerServer) when asked, after a start-up
+ * delay; `stop()` closes it on purpose and says so, as the Docker launcher's idle stop does.
+ */
 class InProcessLauncher implements FrameworkLauncher {
   calls = 0;
-  #workers: WorkerServer[] = [];
+  readonly #running = new Map<string, { worker: WorkerServer; end: (reason: GatewayError) => void }>();
+  readonly #events = new EventStream<LaunchEvent>();
   constructor(readonly startDelayMs: number) {}
-  async ensureRunning(framework: string, signal: AbortSignal): Promise<string[]> {
+  async ensureRunning(framework: string, signal: AbortSignal): Promise<Launch> {
     this.calls++;
     await sleep(this.startDelayMs, signal);
     const worker = createDemoWorker({ endpoint: 'tcp://127.0.0.1:*', framework });
-    this.#workers.push(worker);
-    return [await worker.start()];
+    const ended = deferred<GatewayError>();
+    this.#running.set(framework, { worker, end: ended.resolve });
+    return { endpoints: [await worker.start()], ended: ended.promise };
+  }
+  async stop(framework: string, reason: 'idle' | 'request' = 'idle'): Promise<void> {
+    const running = this.#running.get(framework);
+    this.#running.delete(framework);
+    await running?.worker.close();
+    running?.end(new GatewayError('unavailable', `${framework} stopped`));
+    this.#events.emit({ type: 'stopped', framework, reason });
+  }
+  onEvent(listener: (event: LaunchEvent) => void): () => void {
+    return this.#events.on(listener);
   }
   async close(): Promise<void> {
-    await Promise.all(this.#workers.map((w) => w.close()));
+    await Promise.all([...this.#running.values()].map((r) => r.worker.close()));
   }
+}
+
+/** Resolves when the router announces `state` for `framework` (at once if it is there already). */
+function stateReached(router: Router, framework: string, state: FrameworkState): Promise<void> {
+  if (router.status().find((f) => f.name === framework)?.state === state) return Promise.resolve();
+  return new Promise((resolve) => {
+    const stop = router.onEvent((e) => {
+      if (e.framework === framework && e.state === state) {
+        stop();
+        resolve();
+      }
+    });
+  });
 }
 
 function routerFor(raw: Record<string, unknown>, launcher?: FrameworkLauncher): Router {
@@ -108,10 +139,11 @@ test("on-demand start slower than the request's deadline: timeout, and the launc
   t.after(() => launcher.close());
   const router = routerFor({ frameworks: { groot: { launcher: 'groot', timeoutMs: 200 } } }, launcher);
   t.after(() => router.close());
+  const ready = stateReached(router, 'groot', 'ready');
   await assert.rejects(router.route({ type: 'inference', data: { state: [1] } }), { code: 'timeout' });
   assert.equal(router.inFlight, 0);
-  const until = Date.now() + 10_000;
-  while (router.status()[0]!.state !== 'ready' && Date.now() < until) await sleep(50);
+  assert.equal(router.status()[0]!.state, 'starting');
+  await ready;
   const ok = await router.route({ type: 'inference', data: { state: [1] } });
   assert.ok(ok.result);
   assert.equal(launcher.calls, 1);
@@ -122,6 +154,7 @@ test('a launcher that fails: unavailable naming the framework; unknown framework
     ensureRunning: async () => {
       throw new Error('image not found');
     },
+    onEvent: () => () => undefined,
     close: async () => undefined,
   };
   const router = routerFor({ frameworks: { pi0: { launcher: 'pi0', timeoutMs: 2_000 } } }, failing);
@@ -131,4 +164,49 @@ test('a launcher that fails: unavailable naming the framework; unknown framework
   assert.equal(router.inFlight, 0);
   await router.close();
   await assert.rejects(router.route({ type: 'inference', data: {} }), { code: 'unavailable' });
+});
+
+test('a framework stopped on purpose leaves the pool: state stopped (not down), no reconnects; the next request starts it again', async (t) => {
+  const launcher = new InProcessLauncher(0);
+  t.after(() => launcher.close());
+  const router = routerFor({ frameworks: { lerobot: { launcher: 'lerobot', timeoutMs: 5_000 } } }, launcher);
+  t.after(() => router.close());
+  await router.registry.start();
+  const states: FrameworkState[] = [];
+  router.onEvent((e) => states.push(e.state));
+  await router.route({ type: 'inference', data: { state: [1] } });
+  assert.deepEqual(states, ['starting', 'ready']);
+
+  const poolEvents: PoolEvent[] = [];
+  router.registry.resolve('lerobot').pool.onEvent((e) => poolEvents.push(e));
+  const stopped = stateReached(router, 'lerobot', 'stopped');
+  await launcher.stop('lerobot', 'idle');
+  await stopped;
+  assert.deepEqual(states, ['starting', 'ready', 'stopped'], 'never down');
+  assert.deepEqual(router.status()[0]!.endpoints, []);
+  // A stopped worker's endpoint would reconnect every few hundred ms; three health periods show none happen.
+  await sleep(600);
+  assert.deepEqual(poolEvents.filter((e) => e.type === 'reconnect' || e.type === 'disconnected'), []);
+  assert.equal(router.status()[0]!.state, 'stopped');
+
+  await router.route({ type: 'inference', data: { state: [2] } });
+  assert.equal(launcher.calls, 2);
+  assert.deepEqual(states.slice(-2), ['starting', 'ready']);
+});
+
+test('a launch whose container ends before its worker is ready fails at once with the reason, not at the deadline', async (t) => {
+  const dying: FrameworkLauncher = {
+    // runs "a container" whose worker never answers, and which dies with its last log line
+    ensureRunning: async () => ({ endpoints: ['tcp://127.0.0.1:9'], ended: Promise.resolve(new GatewayError('unavailable', 'container exited with code 3; last log lines:\nFileNotFoundError: /models/x')) }),
+    onEvent: () => () => undefined,
+    close: async () => undefined,
+  };
+  const router = routerFor({ frameworks: { pi0: { launcher: 'pi0', timeoutMs: 30_000 } } }, dying);
+  t.after(() => router.close());
+  await assert.rejects(router.route({ type: 'inference', data: {} }), (err: GatewayError) => {
+    assert.equal(err.code, 'unavailable', 'ended by the container (a deadline would be timeout)');
+    assert.match(err.message, /FileNotFoundError: \/models\/x/);
+    return true;
+  });
+  assert.equal(router.inFlight, 0);
 });

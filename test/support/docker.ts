@@ -12,12 +12,12 @@ import { Registry } from 'prom-client';
 import { parseConfig } from '../../src/config.js';
 import { silentLogger, type Logger } from '../../src/lib/log.js';
 import { DockerManager } from '../../src/docker/docker-manager.js';
-import { startDockerSupport, type DockerSupport } from '../../src/docker/docker-support.js';
+import type { DockerSupport } from '../../src/docker/docker-support.js';
 import type { FrameworkSpec } from '../../src/docker/framework-spec.js';
-import { createHealthProbe } from '../../src/docker/probe.js';
-import { startGateway, type Gateway } from '../../src/gateway/gateway.js';
-import { registerControlRoutes } from '../../src/gateway/http/control-routes.js';
+import { buildGateway, type Gateway } from '../../src/build-gateway.js';
+import { Deadline } from '../../src/lib/abort.js';
 import { createMetrics, type GatewayMetrics } from '../../src/telemetry/metrics.js';
+import { WorkerPool } from '../../src/zmq/worker-pool.js';
 
 export const TEST_IMAGE = 'physical-ai-gateway/worker:local';
 export const BASE_IMAGE = 'physical-ai-gateway/worker-base:local';
@@ -49,10 +49,20 @@ export function uniqueName(what: string): string {
   return `pag-test-${what}-${RUN_ID}-${randomBytes(2).toString('hex')}`;
 }
 
-/** A manager with the ZMQ health probe, closed after the test, and removal of this run's containers. */
+/** Resolves once a worker at `endpoint` answers health with ready=true (what `up` and the router wait for), within 60 s. */
+export async function waitWorkerReady(endpoint: string, signal?: AbortSignal): Promise<void> {
+  const deadline = new Deadline(60_000, signal);
+  try {
+    await WorkerPool.waitUntilReady([endpoint], { signal: deadline.signal });
+  } finally {
+    deadline.dispose();
+  }
+}
+
+/** A manager closed after the test, and removal of this run's containers. */
 export function testManager(t: TestContext): DockerManager {
   ensureDockerAndImage();
-  const manager = new DockerManager({ log: silentLogger, probe: createHealthProbe({ attemptTimeoutMs: 1_000 }) });
+  const manager = new DockerManager({ log: silentLogger });
   t.after(async () => {
     await manager.removeAllOurs({ labels: [`${RUN_LABEL}=${RUN_ID}`] });
     await manager.close();
@@ -135,27 +145,13 @@ export async function startDockerGateway(
 ): Promise<DockerGateway> {
   const manager = testManager(t);
   const metrics = createMetrics(new Registry());
-  const support = await startDockerSupport({ specs, manager, metrics, statsIntervalMs, labels: [`${RUN_LABEL}=${RUN_ID}`], ...(log ? { log } : {}) });
-  let gateway: Gateway;
-  try {
-    const parsed = parseConfig({ healthIntervalMs: 200, ...config }, { httpPort: 0, zmqEndpoint: 'tcp://127.0.0.1:*' });
-    gateway = await startGateway(parsed, {
-      launcher: support.launcher,
-      metrics,
-      ...(log ? { log } : {}),
-      extendHttp: (app, { requireToken }) => registerControlRoutes(app, { control: support.launcher, requireToken, ...(log ? { log } : {}) }),
-    });
-  } catch (err) {
-    await support.close();
-    throw err;
-  }
-  t.after(async () => {
-    await gateway.close(500);
-    await support.close();
-  });
+  const raw = config as { docker?: Record<string, unknown> };
+  const parsed = parseConfig({ healthIntervalMs: 200, ...config, docker: { statsIntervalMs, ...raw.docker } }, { httpPort: 0, zmqEndpoint: 'tcp://127.0.0.1:*' });
+  const gateway = await buildGateway(parsed, { metrics, ...(log ? { log } : {}), docker: { specs, manager, labels: [`${RUN_LABEL}=${RUN_ID}`] } });
+  t.after(() => gateway.close(500));
   return {
     gateway,
-    support,
+    support: gateway.docker!,
     metrics,
     async http(method, path, body, headers = {}) {
       const res = await fetch(`${gateway.httpUrl}${path}`, {

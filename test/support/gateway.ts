@@ -3,7 +3,7 @@
 import type { TestContext } from 'node:test';
 import { decode as msgpackDecode } from '@msgpack/msgpack';
 import { parseConfig } from '../../src/config.js';
-import { startGateway, type Gateway, type GatewayDeps } from '../../src/gateway/gateway.js';
+import { buildGateway, type Gateway, type GatewayEnvironment } from '../../src/build-gateway.js';
 import { GatewayError } from '../../src/lib/errors.js';
 import { decodeMessage, encodeMessage, type Codec } from '../../src/protocol/codec.js';
 import { Tensor } from '../../src/protocol/tensor.js';
@@ -13,9 +13,9 @@ import { WorkerClient } from '../../src/zmq/worker-client.js';
  * Starts a gateway on tcp://127.0.0.1:* and HTTP port 0 from a config document (undefined: the embedded demo),
  * closed after the test.
  */
-export async function startTestGateway(t: TestContext, raw?: Record<string, unknown>, deps: GatewayDeps = {}): Promise<Gateway> {
+export async function startTestGateway(t: TestContext, raw?: Record<string, unknown>, deps: GatewayEnvironment = {}): Promise<Gateway> {
   const config = parseConfig({ healthIntervalMs: 200, ...raw }, { httpPort: 0, zmqEndpoint: 'tcp://127.0.0.1:*' });
-  const gateway = await startGateway(config, deps);
+  const gateway = await buildGateway(config, deps);
   t.after(() => gateway.close(500));
   return gateway;
 }

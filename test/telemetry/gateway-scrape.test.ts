@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import { Registry } from 'prom-client';
 import { sampleObservation, sampleState } from '../../src/cli/sample.js';
 import { parseConfig } from '../../src/config.js';
-import { startGateway } from '../../src/gateway/gateway.js';
+import { buildGateway } from '../../src/build-gateway.js';
 import { createMetrics } from '../../src/telemetry/metrics.js';
 import { WorkerClient } from '../../src/zmq/worker-client.js';
 import { freePort } from '../support/endpoints.js';
@@ -29,7 +29,7 @@ test('a real Prometheus scrapes a real gateway under load over HTTP and ZMQ; eve
       slow: { embedded: true, embeddedDelayMs: 300, timeoutMs: 100 },
     },
   });
-  const gateway = await startGateway(config, { metrics });
+  const gateway = await buildGateway(config, { metrics });
   t.after(() => gateway.close(1_000));
   const port = Number(new URL(gateway.httpUrl).port);
 

@@ -10,7 +10,7 @@ import type { InMemorySpanExporter, ReadableSpan } from '@opentelemetry/sdk-trac
 import { Registry } from 'prom-client';
 import { sampleObservation, sampleState } from '../../src/cli/sample.js';
 import { parseConfig } from '../../src/config.js';
-import { startGateway, type Gateway, type GatewayDeps } from '../../src/gateway/gateway.js';
+import { buildGateway, type Gateway, type GatewayEnvironment } from '../../src/build-gateway.js';
 import { createMetrics } from '../../src/telemetry/metrics.js';
 import { CLIENT_SPAN_NAME, formatTraceparent, getTracer, SERVER_SPAN_NAME, WORKER_SPAN_NAME } from '../../src/telemetry/tracing.js';
 import { createDemoWorker } from '../../src/worker/demo-worker.js';
@@ -26,12 +26,12 @@ function registerInMemory(t: TestContext): InMemorySpanExporter {
   return sdk.exporter;
 }
 
-async function gatewayFor(t: TestContext, endpoint: string, deps: GatewayDeps = {}, codec = 'binary'): Promise<Gateway> {
+async function gatewayFor(t: TestContext, endpoint: string, deps: GatewayEnvironment = {}, codec = 'binary'): Promise<Gateway> {
   const config = parseConfig(
     { healthIntervalMs: 200, defaultFramework: 'demo', frameworks: { demo: { endpoints: [endpoint], codec, timeoutMs: 10_000 } } },
     { httpPort: 0, zmqEndpoint: 'tcp://127.0.0.1:*' },
   );
-  const gateway = await startGateway(config, deps);
+  const gateway = await buildGateway(config, deps);
   t.after(() => gateway.close(500));
   const until = Date.now() + 10_000;
   while (gateway.router.notReady().length > 0) {

@@ -63,6 +63,10 @@ test('a real Prometheus scrapes the metrics under load; every dashboard and aler
   metrics.observePoolEvent({ type: 'state', framework: 'lerobot', endpoint: 'tcp://127.0.0.1:5560', from: 'connecting', to: 'unhealthy', reason: 'test' });
   metrics.observePoolEvent({ type: 'reconnect', framework: 'lerobot', endpoint: 'tcp://127.0.0.1:5560', attempt: 1 });
   metrics.recordContainerStats({ framework: 'lerobot', container: 'pag-lerobot', cpuRatio: 0.75, memoryBytes: 900e6, memoryLimitBytes: 1e9 });
+  // Framework states as the router announces them: pi0 stopped on purpose (idle stop) must not alert.
+  metrics.recordFrameworkState('demo', 'ready');
+  metrics.recordFrameworkState('lerobot', 'ready');
+  metrics.recordFrameworkState('pi0', 'stopped');
 
   // Short load: ok and error outcomes on both transports, some late replies, until the checks are done.
   let stop = false;
@@ -114,6 +118,7 @@ test('a real Prometheus scrapes the metrics under load; every dashboard and aler
       assert.ok(['pending', 'firing'].includes(states.get(name)?.state ?? ''), `${name} is ${states.get(name)?.state}`);
     }
     assert.equal(states.get('GatewayDown')?.state, 'inactive');
+    assert.equal(states.get('GatewayFrameworkUnavailable')?.state, 'inactive', 'a framework stopped on purpose (pi0) is not unavailable');
   } finally {
     stop = true;
     await load;

@@ -1,8 +1,7 @@
-// The HTTP front door on hono: framework requests in JSON (the original envelope or a bare observation) or
-// msgpack with inline tensors, answered in the same encoding; status, readiness, OpenAPI and docs. No listen():
-// server.ts serves it, tests call app.request().
+// The HTTP front door on hono: a thin adapter around the shared request pipeline (../pipeline.ts) for framework
+// requests in JSON (the original envelope or a bare observation) or msgpack with inline tensors, answered in the
+// same encoding; plus status, readiness, OpenAPI and docs. No listen(): server.ts serves it, tests call app.request().
 import { randomUUID } from 'node:crypto';
-import { context } from '@opentelemetry/api';
 import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { GatewayError, toGatewayError } from '../../lib/errors.js';
@@ -10,10 +9,10 @@ import { silentLogger, type Logger } from '../../lib/log.js';
 import { DEFAULT_LIMITS, decodeMessage, encodeMessage, type Limits } from '../../protocol/codec.js';
 import type { RequestHeader } from '../../protocol/messages.js';
 import { validate } from '../../protocol/schemas.js';
-import { retryAfterSeconds, type Router } from '../../router/router.js';
-import type { GatewayMetrics, RequestObservation } from '../../telemetry/metrics.js';
-import { startServerSpan, type RequestSpan } from '../../telemetry/tracing.js';
-import { frameworkLabel, routeStages, successReply, tokenMatches, UNKNOWN_FRAMEWORK } from '../front-door.js';
+import { retryAfterSeconds } from '../../router/router.js';
+import type { GatewayMetrics } from '../../telemetry/metrics.js';
+import type { AuthPolicy } from '../auth.js';
+import type { DoorDecoded, RequestPipeline } from '../pipeline.js';
 import { DOCS_HTML } from './docs-page.js';
 import { buildOpenApi } from './openapi.js';
 
@@ -24,14 +23,12 @@ export interface MetricsRegistryLike {
 }
 
 export interface HttpAppOptions {
-  router: Router;
+  pipeline: RequestPipeline;
+  /** Who may use control endpoints (train, command, container control) on this door. */
+  auth: AuthPolicy;
   /** Largest request body, bytes; above it: 413 too_large. */
   bodyLimitBytes?: number;
   limits?: Limits;
-  /** Bearer token for control endpoints (train, command, container control). */
-  authToken?: string;
-  /** Control endpoints need the token (true when listening on a non-loopback host). Defaults to `authToken !== undefined`. */
-  requireAuth?: boolean;
   log?: Logger;
   /** Served at /metrics when given. */
   metricsRegistry?: MetricsRegistryLike;
@@ -45,7 +42,6 @@ export interface HttpAppOptions {
 type Encoding = 'json' | 'msgpack';
 const MSGPACK_TYPES = new Set(['application/msgpack', 'application/x-msgpack', 'application/vnd.msgpack']);
 const POST_TYPES = ['inference', 'train', 'command', 'status', 'health'] as const;
-const CONTROL_TYPES: ReadonlySet<string> = new Set(['train', 'command']);
 
 function encodingOf(c: Context): Encoding {
   const type = (c.req.header('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
@@ -74,6 +70,12 @@ export function errorResponse(c: Context, err: unknown, requestId: string, encod
   return errorReply(c, toGatewayError(err), requestId, encoding).response;
 }
 
+/** The bearer token of the request, if any. */
+function bearerOf(c: Context): string | undefined {
+  const match = /^Bearer\s+(.+)$/i.exec(c.req.header('authorization') ?? '');
+  return match ? match[1]!.trim() : undefined;
+}
+
 function errorReply(c: Context, error: GatewayError, requestId: string, encoding: Encoding): { response: Response; bytes: number } {
   const wire = { ...error.toWire(), request_id: requestId };
   const headers: Record<string, string> = { 'content-type': contentType(encoding), 'x-request-id': requestId };
@@ -83,25 +85,86 @@ function errorReply(c: Context, error: GatewayError, requestId: string, encoding
   return { response: c.body(body as Uint8Array<ArrayBuffer>, error.httpStatus as 400, headers), bytes: body.byteLength };
 }
 
+/** The request header of a POST body: the original envelope (with `data`) or a bare observation, validated. */
+function decodeBody(bytes: Uint8Array, encoding: Encoding, type: string, limits: Limits): DoorDecoded {
+  let body: Record<string, unknown>;
+  let copiedBytes = 0;
+  if (bytes.byteLength === 0) body = {};
+  else if (encoding === 'msgpack') {
+    const decoded = decodeMessage([bytes], { ...limits, maxHeaderBytes: Math.max(limits.maxHeaderBytes, bytes.byteLength) });
+    body = decoded.header;
+    copiedBytes = decoded.copiedBytes;
+  } else {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'));
+    } catch (err) {
+      throw new GatewayError('bad_request', `body is not valid JSON: ${(err as Error).message}`, { path: '/', cause: err });
+    }
+    if (!isRecord(parsed)) throw new GatewayError('bad_request', 'body must be a JSON object (an envelope {type?, data, request_id?} or the data itself)', { path: '/' });
+    body = parsed;
+  }
+  // The original envelope has `data`; anything else is the data itself (a bare observation).
+  const envelope = 'data' in body ? body : { data: body };
+  if (envelope.type !== undefined && envelope.type !== type) {
+    throw new GatewayError('bad_request', `envelope type '${String(envelope.type)}' does not match the path's '${type}'`, { path: '/type' });
+  }
+  const header = { ...envelope, type } as RequestHeader;
+  validate('request', header);
+  return { header, codec: encoding, copiedBytes };
+}
+
 export function createHttpApp(options: HttpAppOptions): Hono {
-  const { router, limits = DEFAULT_LIMITS, authToken, metrics } = options;
+  const { pipeline, auth, limits = DEFAULT_LIMITS, metrics } = options;
+  const router = pipeline.router;
   const bodyLimitBytes = options.bodyLimitBytes ?? limits.maxMessageBytes;
-  const requireAuth = options.requireAuth ?? authToken !== undefined;
   const log = (options.log ?? silentLogger).child({ component: 'gateway.http' });
   const registry = options.metricsRegistry ?? metrics?.registry;
   const app = new Hono();
   let openapi: Record<string, unknown> | undefined;
 
-  /** Counts a request refused before its handler ran (token, body limit). */
-  const recordRefused = (c: Context, code: string) => metrics?.recordError({ framework: frameworkLabel(router, c.req.param('name')), transport: 'http', code });
+  /** Runs a framework request through the pipeline; `body` reads and decodes it (absent: a GET without body). */
+  const handle = (c: Context, type: string, readBody: (() => Promise<Uint8Array>) | undefined, refusal?: GatewayError): Promise<Response> => {
+    const encoding = encodingOf(c);
+    let requestBytes = Number(c.req.header('content-length')) || 0;
+    return pipeline.handle<Response>({
+      transport: 'http',
+      codec: encoding,
+      requestBytes,
+      receivedAt: performance.now(),
+      requestId: requestIdOf(c),
+      framework: c.req.param('name'),
+      type,
+      token: bearerOf(c),
+      trace: { traceparent: c.req.header('traceparent'), tracestate: c.req.header('tracestate') },
+      signal: c.req.raw.signal,
+      decode: async () => {
+        if (refusal) throw refusal;
+        if (!readBody) return { header: { type, data: {} }, codec: encoding, copiedBytes: 0 };
+        const bytes = await readBody();
+        requestBytes = bytes.byteLength;
+        return decodeBody(bytes, encoding, type, { ...limits, maxMessageBytes: Math.max(limits.maxMessageBytes, bodyLimitBytes) });
+      },
+      encode: (reply, { error, result, requestId, elapsedMs }) => {
+        const id = requestId ?? requestIdOf(c);
+        if (error) {
+          const { response, bytes } = errorReply(c, error, id, encoding);
+          return { out: response, bytes };
+        }
+        const body = encodeBody(reply, encoding);
+        const timing = result?.timing;
+        const serverTiming = [`gateway;dur=${elapsedMs.toFixed(3)}`, ...(timing ? [`worker;dur=${timing.total_ms.toFixed(3)}`] : [])].join(', ');
+        return { out: c.body(body as Uint8Array<ArrayBuffer>, 200, { 'content-type': contentType(encoding), 'x-request-id': id, 'server-timing': serverTiming }), bytes: body.byteLength };
+      },
+    });
+  };
 
+  /** Guards HTTP-only control routes (container start/stop/list) with the door's auth policy. */
   const requireToken: MiddlewareHandler = async (c, next) => {
-    if (!requireAuth) return next();
-    const header = c.req.header('authorization') ?? '';
-    const match = /^Bearer\s+(.+)$/i.exec(header);
-    if (authToken === undefined || !match || !tokenMatches(match[1]!.trim(), authToken)) {
-      recordRefused(c, 'unauthorized');
-      return errorResponse(c, new GatewayError('unauthorized', 'this endpoint needs Authorization: Bearer <token>'), requestIdOf(c), encodingOf(c));
+    try {
+      auth.check(bearerOf(c), `${c.req.method} ${c.req.path}`);
+    } catch (err) {
+      return errorResponse(c, err, requestIdOf(c), encodingOf(c));
     }
     return next();
   };
@@ -126,120 +189,25 @@ export function createHttpApp(options: HttpAppOptions): Hono {
     if (!status) return errorResponse(c, new GatewayError('unknown_framework', `unknown framework '${c.req.param('name')}'`), requestIdOf(c));
     return c.json(status);
   });
-  app.get('/openapi.json', (c) => c.json((openapi ??= buildOpenApi({ version: options.version, controlNeedsToken: requireAuth }))));
+  app.get('/openapi.json', (c) => c.json((openapi ??= buildOpenApi({ version: options.version, controlNeedsToken: auth.required }))));
   app.get('/docs', (c) => c.html(DOCS_HTML));
   app.get('/metrics', async (c) => {
     if (!registry) return c.text('metrics are not enabled on this gateway\n', 404);
     return c.body(await registry.metrics(), 200, { 'content-type': registry.contentType });
   });
 
-  const limit = bodyLimit({
-    maxSize: bodyLimitBytes,
-    onError: (c) => {
-      recordRefused(c, 'too_large');
-      return errorResponse(c, new GatewayError('too_large', `request body is larger than ${bodyLimitBytes} bytes`), requestIdOf(c), encodingOf(c));
-    },
-  });
-
-  const handle = async (c: Context, type: string, hasBody: boolean): Promise<Response> => {
-    const receivedAt = performance.now();
-    const name = c.req.param('name')!;
-    const encoding = encodingOf(c);
-    const codec = encoding === 'msgpack' ? 'msgpack' : 'json';
-    const label = frameworkLabel(router, name);
-    let requestId = requestIdOf(c);
-    // Every request is observed, an unknown framework under the `unknown` label.
-    const obs: RequestObservation | undefined = metrics?.requestStarted({ framework: label, transport: 'http', codec });
-    let span: RequestSpan | undefined;
-    let requestBytes = 0;
-    let copiedBytes = 0;
-    let decodeMs: number | undefined;
-    try {
-      if (label === UNKNOWN_FRAMEWORK) throw new GatewayError('unknown_framework', `unknown framework '${name}' (configured: ${router.registry.names.join(', ')})`);
-      let header: RequestHeader = { type, data: {} };
-      if (hasBody) {
-        const bytes = new Uint8Array(await c.req.arrayBuffer());
-        const decodeStart = performance.now();
-        requestBytes = bytes.byteLength;
-        if (bytes.byteLength > bodyLimitBytes) throw new GatewayError('too_large', `request body is larger than ${bodyLimitBytes} bytes`);
-        let body: Record<string, unknown>;
-        if (bytes.byteLength === 0) body = {};
-        else if (encoding === 'msgpack') {
-          const decoded = decodeMessage([bytes], { ...limits, maxMessageBytes: Math.max(limits.maxMessageBytes, bodyLimitBytes), maxHeaderBytes: Math.max(limits.maxHeaderBytes, bodyLimitBytes) });
-          body = decoded.header;
-          copiedBytes = decoded.copiedBytes;
-        } else {
-          let parsed: unknown;
-          try {
-            parsed = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'));
-          } catch (err) {
-            throw new GatewayError('bad_request', `body is not valid JSON: ${(err as Error).message}`, { path: '/', cause: err });
-          }
-          if (!isRecord(parsed)) throw new GatewayError('bad_request', 'body must be a JSON object (an envelope {type?, data, request_id?} or the data itself)', { path: '/' });
-          body = parsed;
-        }
-        // The original envelope has `data`; anything else is the data itself (a bare observation).
-        const envelope = 'data' in body ? body : { data: body };
-        if (envelope.type !== undefined && envelope.type !== type) {
-          throw new GatewayError('bad_request', `envelope type '${String(envelope.type)}' does not match the path's '${type}'`, { path: '/type' });
-        }
-        header = { ...envelope, type } as RequestHeader;
-        if (typeof header.request_id === 'string') requestId = header.request_id;
-        validate('request', header);
-        if (header.framework !== undefined && header.framework !== name) {
-          throw new GatewayError('bad_request', `envelope framework '${header.framework}' does not match the path's '${name}'`, { path: '/framework' });
-        }
-        decodeMs = performance.now() - decodeStart;
-      }
-      // The caller's trace context: the envelope's fields, else the W3C `traceparent`/`tracestate` HTTP headers.
-      const traceparent = header.traceparent ?? c.req.header('traceparent');
-      const tracestate = header.traceparent !== undefined ? header.tracestate : c.req.header('tracestate');
-      span = startServerSpan({ framework: label, transport: 'http', codec, requestId }, { traceparent, tracestate }, receivedAt);
-      const routeStart = performance.now();
-      const result = await context.with(
-        span.context,
-        router.route, // with `router` as `this`: no closure per request
-        router,
-        { type, data: header.data ?? {}, framework: name, traceparent, tracestate },
-        { signal: c.req.raw.signal, timeoutMs: header.timeout_ms },
-      );
-      const stages = routeStages(result, performance.now() - routeStart);
-      const reply = successReply(result, requestId);
-      const encodeStart = performance.now();
-      const body = encodeBody(reply, encoding);
-      const doneAt = performance.now();
-      const totalMs = doneAt - receivedAt;
-      obs?.end({
-        outcome: 'ok',
-        requestBytes,
-        responseBytes: body.byteLength,
-        copiedBytes,
-        stagesMs: { decode: decodeMs, ...stages, encode: doneAt - encodeStart },
-      });
-      span.end('ok');
-      log.debug({ event: 'http.request', requestId, framework: name, type, encoding, ms: totalMs });
-      const serverTiming = [`gateway;dur=${totalMs.toFixed(3)}`, ...(result.timing ? [`worker;dur=${result.timing.total_ms.toFixed(3)}`] : [])].join(', ');
-      return c.body(body as Uint8Array<ArrayBuffer>, 200, { 'content-type': contentType(encoding), 'x-request-id': requestId, 'server-timing': serverTiming });
-    } catch (err) {
-      const error = toGatewayError(err);
-      if (error.code === 'internal') log.error({ event: 'http.request_failed', requestId, framework: name, type, err });
-      else log.debug({ event: 'http.request_failed', requestId, framework: name, type, code: error.code, message: error.message });
-      // A request that failed before its span started (unknown framework, bad body) still gets one, from the HTTP headers.
-      span ??= startServerSpan({ framework: label, transport: 'http', codec, requestId }, { traceparent: c.req.header('traceparent'), tracestate: c.req.header('tracestate') }, receivedAt);
-      const encodeStart = performance.now();
-      const { response, bytes } = errorReply(c, error, requestId, encoding);
-      obs?.end({ outcome: error.code, requestBytes, responseBytes: bytes, copiedBytes, stagesMs: { decode: decodeMs, encode: performance.now() - encodeStart } });
-      span.end(error.code, error.message);
-      return response;
-    }
-  };
-
   for (const type of POST_TYPES) {
-    const guard: MiddlewareHandler = CONTROL_TYPES.has(type) ? requireToken : (_c, next) => next();
-    app.post(`/v1/frameworks/:name/${type}`, guard, limit, (c) => handle(c, type, true));
+    // The body limits read the stream and stop at the limit: a too-large body is refused without being buffered.
+    // A JSON body is one header, so the header limit applies to it (parsing a huge JSON text would stall the
+    // event loop for every other request); msgpack bodies carry tensors and get the message limit.
+    const tooLarge = (what: string, max: number) => (c: Context) => handle(c, type, undefined, new GatewayError('too_large', `${what} is larger than ${max} bytes`));
+    const msgpackLimit = bodyLimit({ maxSize: bodyLimitBytes, onError: tooLarge('request body', bodyLimitBytes) });
+    const jsonLimit = bodyLimit({ maxSize: Math.min(bodyLimitBytes, limits.maxHeaderBytes), onError: tooLarge('a JSON body (send tensors as application/msgpack)', Math.min(bodyLimitBytes, limits.maxHeaderBytes)) });
+    const limit: MiddlewareHandler = (c, next) => (encodingOf(c) === 'json' ? jsonLimit : msgpackLimit)(c, next);
+    app.post(`/v1/frameworks/:name/${type}`, limit, (c) => handle(c, type, async () => new Uint8Array(await c.req.arrayBuffer())));
   }
-  app.get('/v1/frameworks/:name/health', (c) => handle(c, 'health', false));
-  app.get('/v1/frameworks/:name/status', (c) => handle(c, 'status', false));
+  app.get('/v1/frameworks/:name/health', (c) => handle(c, 'health', undefined));
+  app.get('/v1/frameworks/:name/status', (c) => handle(c, 'status', undefined));
 
   options.extend?.(app, { requireToken });
   return app;

@@ -11,6 +11,8 @@ import { errorResponse, requestIdOf } from './app.js';
 export interface ControlRoutesOptions {
   /** The launcher's control side; undefined when no framework has a launcher (start/stop answer 404). */
   control: FrameworkControl | undefined;
+  /** Starts a framework and resolves once a worker is ready, with its endpoints (the router's startFramework). */
+  start: (framework: string, signal: AbortSignal) => Promise<string[]>;
   requireToken: MiddlewareHandler;
   log?: Logger;
   /** Deadline of a start when the request names none, ms; default 120 000. */
@@ -44,7 +46,7 @@ async function timeoutOf(c: Context): Promise<number | undefined> {
   return ms;
 }
 
-export function registerControlRoutes(app: Hono, { control, requireToken, log = silentLogger, defaultStartTimeoutMs = 120_000 }: ControlRoutesOptions): void {
+export function registerControlRoutes(app: Hono, { control, start, requireToken, log = silentLogger, defaultStartTimeoutMs = 120_000 }: ControlRoutesOptions): void {
   const logger = log.child({ component: 'gateway.control' });
 
   const launchable = (name: string): FrameworkControl => {
@@ -79,11 +81,11 @@ export function registerControlRoutes(app: Hono, { control, requireToken, log = 
       const timeoutMs = (await timeoutOf(c)) ?? defaultStartTimeoutMs;
       const t0 = performance.now();
       const deadline = new Deadline(timeoutMs, c.req.raw.signal);
-      const endpoints = await ctl.ensureRunning(name, deadline.signal).finally(() => deadline.dispose());
+      const endpoints = await start(name, deadline.signal).finally(() => deadline.dispose());
       const ms = Math.round(performance.now() - t0);
       const status = (await ctl.status()).find((s) => s.framework === name);
       logger.info({ event: 'control.started', framework: name, endpoints, ms });
-      return c.json({ framework: name, state: status?.state ?? 'ready', endpoints, container: status?.container ?? null, image: status?.image ?? null, ms });
+      return c.json({ framework: name, state: 'ready', container_state: status?.state ?? null, endpoints, container: status?.container ?? null, image: status?.image ?? null, ms });
     }),
   );
 

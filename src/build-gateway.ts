@@ -1,0 +1,190 @@
+// The one composition root: builds every part of a running gateway from its config, in dependency order, and
+// returns it with one ordered list of things to close (closed in reverse). The CLI's `serve`, the tests and the
+// bench all start gateways through here; nothing else wires parts together.
+//
+//   embedded workers → Docker support (only when a framework has a launcher; dockerode is loaded lazily)
+//   → framework registry + router (pools; the launcher behind its interface) → request pipeline
+//   → ZMQ front door, HTTP app (+ container control routes) → HTTP server
+//
+// Parts that need each other talk through events handed in here: pool and router events feed the metrics, the
+// launcher's events reach the router through the FrameworkLauncher interface.
+import type { Hono, MiddlewareHandler } from 'hono';
+import type Docker from 'dockerode';
+import { endpointHost, isLoopbackHost, type FrameworkConfig, type GatewayConfig } from './config.js';
+import type { DockerManager } from './docker/docker-manager.js';
+import type { DockerSupport } from './docker/docker-support.js';
+import type { FrameworkSpec } from './docker/framework-spec.js';
+import { AuthPolicy } from './gateway/auth.js';
+import { createHttpApp, type MetricsRegistryLike } from './gateway/http/app.js';
+import { registerControlRoutes } from './gateway/http/control-routes.js';
+import { RequestPipeline } from './gateway/pipeline.js';
+import { startHttpServer } from './gateway/server.js';
+import { ZmqFront } from './gateway/zmq-front.js';
+import { closeAll, type Closable } from './lib/close-all.js';
+import { silentLogger, type Logger } from './lib/log.js';
+import { FrameworkRegistry } from './router/framework-registry.js';
+import { Router } from './router/router.js';
+import type { GatewayMetrics } from './telemetry/metrics.js';
+import { startEmbeddedWorker, type EmbeddedWorker } from './worker/embedded-process.js';
+
+export interface GatewayEnvironment {
+  log?: Logger;
+  /** Request, pool, framework and container metrics; its registry is served at /metrics. */
+  metrics?: GatewayMetrics;
+  /** A prom-client Registry to serve at /metrics (when `metrics` is not given). */
+  metricsRegistry?: MetricsRegistryLike;
+  /** Package version shown in the OpenAPI document. */
+  version?: string;
+  /** Home folder for the built-in framework specs' host folders (default: os.homedir()). */
+  homeDir?: string;
+  /** Docker for frameworks with a `launcher`; the defaults suit a real deployment, tests narrow them. */
+  docker?: {
+    /** Specs to use instead of the config's launcher entries (tests: labels, ports, names of their own). */
+    specs?: FrameworkSpec[];
+    /** An existing manager (not closed by the gateway). */
+    manager?: DockerManager;
+    /** dockerode connection options (default /var/run/docker.sock). */
+    connection?: Docker.DockerOptions;
+    /** Extra label filters for the stats sampler (a test run's containers). */
+    labels?: string[];
+  };
+  /** More HTTP routes (tests, embedding programs); guard control routes with `requireToken`. */
+  extendHttp?: (app: Hono, helpers: { requireToken: MiddlewareHandler }) => void;
+}
+
+export interface Gateway {
+  readonly httpUrl: string;
+  readonly zmqEndpoint: string;
+  readonly router: Router;
+  readonly pipeline: RequestPipeline;
+  /** The embedded workers by framework (for logs and tests). */
+  readonly embeddedWorkers: ReadonlyMap<string, EmbeddedWorker>;
+  /** Docker support when a framework has a launcher. */
+  readonly docker: DockerSupport | undefined;
+  /** Drains requests in flight (up to `graceMs`, default config.shutdownGraceMs), then closes every part in reverse build order. Idempotent. */
+  close(graceMs?: number): Promise<void>;
+}
+
+/** Builds and starts a gateway; on any failure closes what it had opened and rethrows. */
+export async function buildGateway(config: GatewayConfig, env: GatewayEnvironment = {}): Promise<Gateway> {
+  const baseLog = env.log ?? silentLogger;
+  const log = baseLog.child({ component: 'gateway' });
+  const { metrics } = env;
+  const opened: Closable[] = [];
+  const close = () => closeAll([...opened].reverse());
+  try {
+    // Embedded workers: the framework's endpoint is the child's.
+    const embedded = new Map<string, EmbeddedWorker>();
+    const frameworks: FrameworkConfig[] = [];
+    for (const fw of Object.values(config.frameworks)) {
+      if (!fw.embedded) {
+        frameworks.push(fw);
+        continue;
+      }
+      const worker = await startEmbeddedWorker({ framework: fw.name, delayMs: fw.embeddedDelayMs, logLevel: config.logLevel === 'debug' ? 'debug' : 'warn', log: baseLog });
+      opened.push(worker);
+      embedded.set(fw.name, worker);
+      frameworks.push({ ...fw, endpoints: [worker.endpoint] });
+    }
+
+    const docker = await startDocker(config, env, baseLog);
+    if (docker) opened.push(docker);
+
+    const registry = new FrameworkRegistry({
+      frameworks,
+      defaultFramework: config.defaultFramework,
+      limits: config.limits,
+      healthIntervalMs: config.healthIntervalMs,
+      launcher: docker?.launcher,
+      log: baseLog,
+    });
+    const router = new Router({ registry, log: baseLog });
+    opened.push({ close: () => router.close() });
+    if (metrics) {
+      for (const entry of registry.entries()) entry.pool.onEvent((e) => metrics.observePoolEvent(e));
+      for (const f of router.status()) metrics.recordFrameworkState(f.name, f.state);
+      router.onEvent((e) => metrics.recordFrameworkState(e.framework, e.state));
+    }
+    await registry.start();
+
+    const pipeline = new RequestPipeline({
+      router,
+      metrics,
+      log: baseLog,
+      auth: {
+        http: new AuthPolicy({ token: config.authToken, publicBind: !isLoopbackHost(config.http.host) }),
+        zmq: new AuthPolicy({ token: config.authToken, publicBind: !isLoopbackHost(endpointHost(config.zmq.endpoint)) }),
+      },
+    });
+
+    const zmqFront = new ZmqFront({ endpoint: config.zmq.endpoint, pipeline, limits: config.limits, log: baseLog });
+    const zmqEndpoint = await zmqFront.start();
+
+    const app = createHttpApp({
+      pipeline,
+      auth: new AuthPolicy({ token: config.authToken, publicBind: !isLoopbackHost(config.http.host) }),
+      bodyLimitBytes: config.http.bodyLimitBytes,
+      limits: config.limits,
+      log: baseLog,
+      metrics,
+      metricsRegistry: env.metricsRegistry,
+      version: env.version,
+      extend: (hono, helpers) => {
+        registerControlRoutes(hono, { control: docker?.launcher, start: (name, signal) => router.startFramework(name, signal), requireToken: helpers.requireToken, log: baseLog });
+        env.extendHttp?.(hono, helpers);
+      },
+    });
+    const http = await startHttpServer(app, { host: config.http.host, port: config.http.port });
+
+    // The doors close first and together: both stop taking requests and wait for theirs (the router cancels
+    // what is left after the grace), then the router and its pools, Docker, and the embedded workers.
+    let graceMs = config.shutdownGraceMs;
+    opened.push({
+      close: async () => {
+        log.info({ event: 'gateway.stopping', inFlight: router.inFlight, graceMs });
+        pipeline.stopAdmitting();
+        const results = await Promise.allSettled([zmqFront.close({ graceMs }), http.close(graceMs + 1_000), router.close({ graceMs })]);
+        const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+        if (failed.length > 0) throw new AggregateError(failed.map((f) => f.reason as unknown), 'closing the front doors failed');
+      },
+    });
+
+    log.info({ event: 'gateway.started', http: http.url, zmq: zmqEndpoint, frameworks: registry.names, default: registry.defaultFramework });
+    let closing: Promise<void> | undefined;
+    return {
+      httpUrl: http.url,
+      zmqEndpoint,
+      router,
+      pipeline,
+      embeddedWorkers: embedded,
+      docker,
+      close: (grace = config.shutdownGraceMs) =>
+        (closing ??= (async () => {
+          graceMs = grace;
+          await close();
+          log.info({ event: 'gateway.stopped' });
+        })()),
+    };
+  } catch (err) {
+    await close().catch((closeErr: unknown) => log.error({ event: 'gateway.cleanup_failed', err: closeErr }));
+    throw err;
+  }
+}
+
+/** Docker support for the frameworks that name a launcher; undefined (and dockerode never loaded) when none does. */
+async function startDocker(config: GatewayConfig, env: GatewayEnvironment, log: Logger): Promise<DockerSupport | undefined> {
+  const launchable = Object.values(config.frameworks).filter((f) => f.launcher !== undefined);
+  if (launchable.length === 0) return undefined;
+  const [{ specsFromConfig, startDockerSupport }, { homedir }] = await Promise.all([import('./docker/docker-support.js'), import('node:os')]);
+  const specs = env.docker?.specs ?? specsFromConfig(launchable, { homeDir: env.homeDir ?? homedir() });
+  return startDockerSupport({
+    specs,
+    log,
+    ...(env.metrics ? { metrics: env.metrics } : {}),
+    ...(env.docker?.manager ? { manager: env.docker.manager } : {}),
+    ...(env.docker?.connection ? { docker: env.docker.connection } : {}),
+    ...(env.docker?.labels ? { labels: env.docker.labels } : {}),
+    statsIntervalMs: config.docker.statsIntervalMs,
+    launcher: { idleStopMs: config.docker.idleStopMs || undefined, oneGpuFrameworkAtATime: config.docker.oneGpuFrameworkAtATime },
+  });
+}

@@ -1,0 +1,199 @@
+// One request pipeline shared by every front door. A door turns its transport's bytes into a request header
+// (decode) and the pipeline's reply header back into its own bytes (encode); everything in between happens here,
+// once, in this order: admission (closing), authorisation of control types, decode (timed, its errors mapped like
+// any other), metrics, server span, routing (deadline, framework, launch), stage timing, error mapping, encode.
+//
+// Adding a front door (openpi's websocket, GR00T's ZMQ protocol, ...):
+//   1. a module under src/gateway/ that owns its socket or server and, per request, builds a `DoorRequest`: its
+//      transport label, a `decode()` into a RequestHeader (tensors as views on the received bytes), the token the
+//      transport carries if any, and an `encode()` of the ReplyHeader (success or error) into its own format;
+//   2. `await pipeline.handle(request)` and send what it returns; stop taking requests on close and wait for
+//      the ones in flight (see zmq-front.ts);
+//   3. build it in src/build-gateway.ts (after the router, closed before it) and add it to the contract suite in
+//      test/contract/ so the same behaviour is asserted through it.
+import { context } from '@opentelemetry/api';
+import { GatewayError, toGatewayError } from '../lib/errors.js';
+import { silentLogger, type Logger } from '../lib/log.js';
+import type { Codec } from '../protocol/codec.js';
+import { PROTOCOL_VERSION, type ReplyHeader, type RequestHeader } from '../protocol/messages.js';
+import type { RouteResult, Router } from '../router/router.js';
+import type { GatewayMetrics, RequestObservation, Transport } from '../telemetry/metrics.js';
+import { startServerSpan, type RequestSpan } from '../telemetry/tracing.js';
+import type { AuthPolicy } from './auth.js';
+import { frameworkLabel, routeStages, successReply, type RouteStages } from './front-door.js';
+
+/** A decoded request as a door hands it to the pipeline. */
+export interface DoorDecoded {
+  header: RequestHeader;
+  /** The codec the caller used (the reply uses the same). */
+  codec: Codec;
+  /** Tensor bytes the decode had to copy (misaligned inline data); 0 on the binary path. */
+  copiedBytes: number;
+}
+
+/** What the pipeline tells a door's encoder beside the reply header. */
+export interface ReplyContext {
+  codec: Codec;
+  /** Set when the reply is an error. */
+  error?: GatewayError;
+  /** Set on success. */
+  result?: RouteResult;
+  /** The request's id as the reply carries it. */
+  requestId: string | undefined;
+  /** Time from arrival to the start of encoding, ms. */
+  elapsedMs: number;
+}
+
+export interface DoorRequest<Out> {
+  transport: Transport;
+  /** The codec before decoding (the door's best guess from the first bytes or the content type). */
+  codec: Codec;
+  /** Size of the request as received, bytes. */
+  requestBytes: number;
+  /** performance.now() when the bytes arrived. */
+  receivedAt: number;
+  /** The request id the transport carries (HTTP x-request-id); the header's request_id wins. */
+  requestId?: string;
+  /** Framework named by the transport (HTTP path); the header's, if any, must match. */
+  framework?: string;
+  /** Message type named by the transport (HTTP path); control types are then authorised before decoding. */
+  type?: string;
+  /** Token carried by the transport (HTTP `Authorization: Bearer`); the header's `auth_token` counts too. */
+  token?: string;
+  /** W3C trace context carried by the transport; the header's fields win. */
+  trace?: { traceparent?: string; tracestate?: string };
+  /** The caller's cancellation (client gone, door closing). */
+  signal?: AbortSignal;
+  /** True when `signal` is a long-lived door signal shared by every request (see RouteOptions). */
+  sharedSignal?: boolean;
+  /** Decodes and validates the request; throws GatewayError (`bad_request`, `too_large`). */
+  decode(): DoorDecoded | Promise<DoorDecoded>;
+  /** The request id of bytes that did not decode, when the door can find it. */
+  peekRequestId?(): string | undefined;
+  /** Encodes the reply in the door's own format; returns what to send and its size. */
+  encode(reply: ReplyHeader, ctx: ReplyContext): { out: Out; bytes: number };
+}
+
+/** Message types that change a worker's state: they need the token whenever the door's policy says so. */
+export const CONTROL_TYPES: ReadonlySet<string> = new Set(['train', 'command']);
+
+export interface RequestPipelineOptions {
+  router: Router;
+  /** Auth policy per transport (a door's bind decides whether control needs a token). */
+  auth: Partial<Record<Transport, AuthPolicy>>;
+  metrics?: GatewayMetrics;
+  log?: Logger;
+}
+
+export class RequestPipeline {
+  readonly router: Router;
+  readonly #auth: Partial<Record<Transport, AuthPolicy>>;
+  readonly #metrics: GatewayMetrics | undefined;
+  readonly #log: Logger;
+  #closing = false;
+
+  constructor({ router, auth, metrics, log = silentLogger }: RequestPipelineOptions) {
+    this.router = router;
+    this.#auth = auth;
+    this.#metrics = metrics;
+    this.#log = log.child({ component: 'gateway.pipeline' });
+  }
+
+  /** New requests are answered `unavailable` from now on (requests in flight go on). */
+  stopAdmitting(): void {
+    this.#closing = true;
+  }
+
+  /** Runs one request through every stage and returns the door's encoded reply. Never throws. */
+  async handle<Out>(req: DoorRequest<Out>): Promise<Out> {
+    const { router } = this;
+    const metrics = this.#metrics;
+    const { transport, receivedAt } = req;
+    let codec = req.codec;
+    let requestId = req.requestId;
+    let framework = req.framework;
+    let obs: RequestObservation | undefined;
+    let span: RequestSpan | undefined;
+    let copiedBytes = 0;
+    let decodeMs: number | undefined;
+    let stages: RouteStages | undefined;
+    let result: RouteResult | undefined;
+    let error: GatewayError | undefined;
+    try {
+      if (this.#closing) throw new GatewayError('unavailable', 'the gateway is shutting down');
+      // A transport that names the framework is observed from the first byte, so refusals count as requests too.
+      if (framework !== undefined) obs = metrics?.requestStarted({ framework: frameworkLabel(router, framework), transport, codec });
+      if (framework !== undefined && !router.registry.has(framework)) {
+        throw new GatewayError('unknown_framework', `unknown framework '${framework}' (configured: ${router.registry.names.join(', ') || 'none'})`);
+      }
+      if (req.type !== undefined && CONTROL_TYPES.has(req.type)) this.#authorise(transport, req.type, req.token);
+      const decodeStart = performance.now();
+      const decoded = await req.decode();
+      const decodedAt = performance.now();
+      decodeMs = decodedAt - decodeStart;
+      codec = decoded.codec;
+      copiedBytes = decoded.copiedBytes;
+      const header = decoded.header;
+      if (typeof header.request_id === 'string') requestId = header.request_id;
+      if (header.framework !== undefined && framework !== undefined && header.framework !== framework) {
+        throw new GatewayError('bad_request', `envelope framework '${header.framework}' does not match the path's '${framework}'`, { path: '/framework' });
+      }
+      framework = header.framework ?? framework ?? router.defaultFramework;
+      const label = frameworkLabel(router, framework);
+      obs ??= metrics?.requestStarted({ framework: label, transport, codec });
+      const traceparent = header.traceparent ?? req.trace?.traceparent;
+      const tracestate = header.traceparent !== undefined ? header.tracestate : req.trace?.tracestate;
+      span = startServerSpan({ framework: label, transport, codec, requestId }, { traceparent, tracestate }, receivedAt);
+      if (req.type === undefined && CONTROL_TYPES.has(header.type)) this.#authorise(transport, header.type, header.auth_token ?? req.token);
+      result = await context.with(
+        span.context,
+        router.route, // with `router` as `this`: no closure per request
+        router,
+        { type: header.type, data: header.data ?? {}, framework, traceparent, tracestate },
+        { signal: req.signal, sharedSignal: req.sharedSignal === true, timeoutMs: header.timeout_ms },
+      );
+      stages = routeStages(result, performance.now() - decodedAt);
+    } catch (err) {
+      error = toGatewayError(err);
+      requestId ??= req.peekRequestId?.();
+      const fields = { event: 'request_failed', transport, requestId, framework, code: error.code, message: error.message };
+      if (error.code === 'internal') this.#log.error({ ...fields, err });
+      else this.#log.debug(fields);
+    }
+
+    const reply: ReplyHeader = result ? successReply(result, requestId) : errorReply(error!, requestId);
+    const encodeStart = performance.now();
+    let encoded: { out: Out; bytes: number };
+    try {
+      encoded = req.encode(reply, { codec, requestId, elapsedMs: encodeStart - receivedAt, ...(result ? { result } : { error: error! }) });
+    } catch (err) {
+      // A reply that cannot be encoded (a worker's result the codec refuses) becomes an `internal` error reply.
+      result = undefined;
+      error = new GatewayError('internal', `cannot encode the reply: ${(err as Error).message}`);
+      this.#log.error({ event: 'reply_encode_failed', transport, requestId, err });
+      encoded = req.encode(errorReply(error, requestId), { codec, requestId, error, elapsedMs: encodeStart - receivedAt });
+    }
+    const encodeMs = performance.now() - encodeStart;
+    const outcome = error ? error.code : 'ok';
+    const label = frameworkLabel(router, result?.framework ?? framework);
+    if (metrics) {
+      obs ??= metrics.requestStarted({ framework: label, transport, codec });
+      obs.end({ outcome, framework: label, codec, requestBytes: req.requestBytes, responseBytes: encoded.bytes, copiedBytes, stagesMs: { decode: decodeMs, ...stages, encode: encodeMs } });
+    }
+    span ??= startServerSpan({ framework: label, transport, codec, requestId }, req.trace, receivedAt);
+    span.end(outcome, error?.message);
+    return encoded.out;
+  }
+
+  #authorise(transport: Transport, type: string, token: string | undefined): void {
+    const policy = this.#auth[transport];
+    policy?.check(token, `'${type}' on the ${transport} front door`);
+  }
+}
+
+/** The error reply envelope (the same fields on every door). */
+export function errorReply(error: GatewayError, requestId: string | undefined): ReplyHeader {
+  const wire = error.toWire();
+  if (requestId !== undefined) wire.request_id = requestId;
+  return { status: 'error', error: wire, request_id: requestId, timestamp: Date.now() / 1000, version: PROTOCOL_VERSION };
+}
