@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The one test command (npm test, and .ci/run): brings up what the tests need when it is missing
-# (Debian's python3-zmq/msgpack/numpy, a Docker engine and the offline worker image, Prometheus),
+# (Debian's python3-zmq/msgpack/numpy/hypothesis, a Docker engine and the offline worker image, Prometheus),
 # then type-checks, lints and runs every test. Stops what it started.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
@@ -11,7 +11,7 @@ t0=$SECONDS
 [ -d node_modules ] || { say "installing npm packages (npm ci)"; npm ci --no-audit --no-fund; }
 
 need=()
-for p in python3-zmq python3-msgpack python3-numpy; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
+for p in python3-zmq python3-msgpack python3-numpy python3-hypothesis; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
 if [ ${#need[@]} -gt 0 ]; then
   say "installing ${need[*]} (apt)"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

@@ -3,7 +3,7 @@
 import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { CODECS, DEFAULT_LIMITS, type Codec, type Limits } from './protocol/codec.js';
+import { CODECS, DEFAULT_LIMITS, MAX_DEPTH_CEILING, type Codec, type Limits } from './protocol/codec.js';
 import { isLogLevel, type LogLevel } from './lib/log.js';
 import { parseEndpoint } from './zmq/addresses.js';
 
@@ -203,11 +203,12 @@ export function parseConfig(raw: unknown, overrides: ConfigOverrides = {}, sourc
   }
 
   const limitsRaw = c.object(root.limits, 'limits') ?? {};
-  c.known(limitsRaw, ['maxMessageBytes', 'maxFrames', 'maxHeaderBytes'], 'limits');
+  c.known(limitsRaw, ['maxMessageBytes', 'maxFrames', 'maxHeaderBytes', 'maxDepth'], 'limits');
   const limits: Limits = {
     maxMessageBytes: c.int(limitsRaw.maxMessageBytes, 'limits.maxMessageBytes', DEFAULT_LIMITS.maxMessageBytes, 1024),
     maxFrames: c.int(limitsRaw.maxFrames, 'limits.maxFrames', DEFAULT_LIMITS.maxFrames, 1, 4096),
     maxHeaderBytes: c.int(limitsRaw.maxHeaderBytes, 'limits.maxHeaderBytes', DEFAULT_LIMITS.maxHeaderBytes, 256),
+    maxDepth: c.int(limitsRaw.maxDepth, 'limits.maxDepth', DEFAULT_LIMITS.maxDepth, 1, MAX_DEPTH_CEILING),
   };
   const shutdownGraceMs = c.int(root.shutdownGraceMs, 'shutdownGraceMs', DEFAULT_SHUTDOWN_GRACE_MS, 0, 600_000);
   const healthIntervalMs = c.int(root.healthIntervalMs, 'healthIntervalMs', 1_000, 50, 600_000);

@@ -1,7 +1,9 @@
 // Encode and decode protocol messages: a header (msgpack or JSON) plus raw tensor frames. Pure: no I/O.
-import { Decoder, Encoder } from '@msgpack/msgpack';
+import { Encoder } from '@msgpack/msgpack';
 import { GatewayError } from '../lib/errors.js';
 import { Tensor, viewTensor, type TypedArray } from './tensor.js';
+import { parseHeader } from './header.js';
+import { checkLimits, DEFAULT_LIMITS, MAX_DEPTH_CEILING, type Frame, type Limits } from './limits.js';
 import type { ReplyHeader, RequestHeader } from './messages.js';
 import { validate } from './schemas.js';
 
@@ -9,25 +11,8 @@ import { validate } from './schemas.js';
 export type Codec = 'binary' | 'msgpack' | 'json';
 export const CODECS: readonly Codec[] = ['binary', 'msgpack', 'json'];
 
-export interface Limits {
-  /** Largest message, all frames together, in bytes. */
-  maxMessageBytes: number;
-  /** Most frames in one message (header included). */
-  maxFrames: number;
-  /** Largest header frame in bytes. */
-  maxHeaderBytes: number;
-}
-
-export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
-  maxMessageBytes: 64 * 1024 * 1024,
-  maxFrames: 64,
-  // Room for clients of the original design, which send whole observations as nested lists in the JSON
-  // header (three 224x224x3 images are about 2 MB of text).
-  maxHeaderBytes: 16 * 1024 * 1024,
-});
-
-/** A message frame as it is sent or received: a Buffer from zeromq, or any byte view. */
-export type Frame = Uint8Array;
+export { checkLimits, DEFAULT_LIMITS, MAX_DEPTH_CEILING, type Frame, type Limits } from './limits.js';
+export { parseJsonHeader, parseMsgpackHeader } from './header.js';
 
 export interface Decoded<H> {
   header: H;
@@ -40,64 +25,10 @@ export interface Decoded<H> {
 }
 
 const TENSOR_KEY = '__tensor__';
-const JSON_FIRST_BYTE = 0x7b; // '{'
 
-const encoder = new Encoder({ ignoreUndefined: true });
-const textDecoder = new TextDecoder('utf-8', { fatal: true });
-
-function msgpackDecoder(limits: Limits): Decoder {
-  return new Decoder({
-    maxStrLength: limits.maxHeaderBytes,
-    maxBinLength: limits.maxMessageBytes,
-    maxArrayLength: limits.maxMessageBytes,
-    maxMapLength: 1 << 20,
-    maxExtLength: 0,
-  });
-}
-const decoders = new WeakMap<Limits, Decoder>();
-const decoderFor = (limits: Limits) => {
-  let d = decoders.get(limits);
-  if (!d) decoders.set(limits, (d = msgpackDecoder(limits)));
-  return d;
-};
-
-/** Throws `too_large` or `bad_request` when the frames break a limit. Returns the total byte size. */
-export function checkLimits(frames: readonly Frame[], limits: Limits = DEFAULT_LIMITS): number {
-  if (frames.length === 0) throw new GatewayError('bad_request', 'empty message: no header frame');
-  if (frames.length > limits.maxFrames) {
-    throw new GatewayError('too_large', `message has ${frames.length} frames; the limit is ${limits.maxFrames}`);
-  }
-  if (frames[0]!.byteLength > limits.maxHeaderBytes) {
-    throw new GatewayError('too_large', `header is ${frames[0]!.byteLength} bytes; the limit is ${limits.maxHeaderBytes}`);
-  }
-  let size = 0;
-  for (const f of frames) size += f.byteLength;
-  if (size > limits.maxMessageBytes) {
-    throw new GatewayError('too_large', `message is ${size} bytes; the limit is ${limits.maxMessageBytes}`);
-  }
-  return size;
-}
-
-function parseHeader(frame: Frame, limits: Limits): { raw: unknown; json: boolean } {
-  if (frame[0] === JSON_FIRST_BYTE) {
-    let text: string;
-    try {
-      text = textDecoder.decode(frame);
-    } catch (err) {
-      throw new GatewayError('bad_request', 'header is not valid UTF-8', { cause: err });
-    }
-    try {
-      return { raw: JSON.parse(text), json: true };
-    } catch (err) {
-      throw new GatewayError('bad_request', `header is not valid JSON: ${(err as Error).message}`, { cause: err });
-    }
-  }
-  try {
-    return { raw: decoderFor(limits).decode(frame), json: false };
-  } catch (err) {
-    throw new GatewayError('bad_request', `header is not valid msgpack: ${(err as Error).message}`, { cause: err });
-  }
-}
+// Whatever a receiver accepts must be encodable again to be forwarded. The Encoder counts every value, scalars
+// included, so the scalars inside a container at depth MAX_DEPTH_CEILING sit at MAX_DEPTH_CEILING + 1.
+const encoder = new Encoder({ ignoreUndefined: true, maxDepth: MAX_DEPTH_CEILING + 1 });
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v) && !ArrayBuffer.isView(v) && !(v instanceof Tensor);

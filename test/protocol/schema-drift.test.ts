@@ -19,6 +19,11 @@ test('TypeScript envelope types list exactly the schema fields', () => {
   assert.deepEqual(keys(messages.HEALTH_RESULT_FIELDS), props(schemas.health));
 });
 
+test('the protocol version this side speaks is one the request schema accepts', () => {
+  const version = (schemas.request.properties as Record<string, { enum: number[] }>).version!;
+  assert.deepEqual(version.enum, [messages.PROTOCOL_VERSION]);
+});
+
 test('closed lists (dtypes, error codes) match the schemas', () => {
   const tensorDefs = schemas.tensor.definitions as Record<string, { enum: string[] }>;
   assert.deepEqual([...DTYPES].sort(), [...tensorDefs.dtype!.enum].sort());

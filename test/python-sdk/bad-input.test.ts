@@ -1,6 +1,7 @@
 // Every malformed message gets an error reply that names what is wrong, and the Python worker keeps serving.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { encode } from '@msgpack/msgpack';
 import { decodeReply, encodeMessage, type Frame } from '../../src/protocol/codec.js';
 import type { ErrorCode, WireError } from '../../src/lib/errors.js';
@@ -22,6 +23,12 @@ interface Case {
 }
 
 const LIMITS = { maxMessageBytes: 1_000_000, maxFrames: 8, maxHeaderBytes: 65_536 };
+const HOSTILE_DIR = fileURLToPath(new URL('.', import.meta.url));
+const MSGPACK_TYPE_X = [0x82, 0xa4, ...Buffer.from('type'), 0xa1, 0x78, 0xa4, ...Buffer.from('data')]; // {type: 'x', data: ...
+/** A msgpack request whose data is `levels` nested arrays of one (0x91) around nil. */
+const deepArrays = (levels: number): Frame => Buffer.concat([Buffer.from(MSGPACK_TYPE_X), Buffer.alloc(levels, 0x91), Buffer.from([0xc0])]);
+/** ... or `levels` nested maps {a: {a: ...}}. */
+const deepMaps = (levels: number): Frame => Buffer.concat([Buffer.from(MSGPACK_TYPE_X), Buffer.from(Array.from({ length: levels }, () => [0x81, 0xa1, 0x61]).flat()), Buffer.from([0xc0])]);
 
 const CASES: Case[] = [
   { name: 'empty message (delimiter only)', frames: [], code: 'bad_request', message: /empty message/ },
@@ -44,6 +51,22 @@ const CASES: Case[] = [
   { name: 'inline data of the wrong size', frames: [mp({ type: 'inference', data: { state: { __tensor__: true, dtype: 'float32', shape: [14], data: new Uint8Array(3) } } })], code: 'bad_request', message: /needs 56 bytes, got 3/ },
   { name: 'message above the size limit', frames: [mp({ type: 'inference', data: { state: tref({ dtype: 'uint8', shape: [1_000_001] }) } }), new Uint8Array(1_000_001)], code: 'too_large', message: /limit is 1000000/ },
   { name: 'too many frames', frames: [mp({ type: 'inference' }), ...Array.from({ length: 8 }, () => f32(1))], code: 'too_large', message: /9 frames; the limit is 8/ },
+  { name: 'JSON header nested 30,000 deep (within the header limit)', frames: [text(`{"type":"inference","request_id":"deep-1","data":${'['.repeat(30_000)}${']'.repeat(30_000)}}`)], code: 'bad_request', message: /nested deeper than 64/, requestId: 'deep-1' },
+  { name: 'JSON header with 60,000 unclosed lists', frames: [text(`{"type":"inference","data":${'['.repeat(60_000)}`)], code: 'bad_request', message: /nested deeper than 64/ },
+  { name: 'JSON header one level over the depth limit', frames: [text(`{"type":"inference","data":${'['.repeat(64)}${']'.repeat(64)}}`)], code: 'bad_request', message: /nested deeper than 64/ },
+  { name: 'msgpack arrays nested 60,000 deep', frames: [deepArrays(60_000)], code: 'bad_request', message: /nested deeper than 64/ },
+  { name: 'msgpack maps nested 1,000 deep (within msgpack\'s own stack, past Python\'s recursion limit)', frames: [deepMaps(1_000)], code: 'bad_request', message: /nested deeper than 64/ },
+  { name: 'msgpack arrays nested 1,000 deep', frames: [deepArrays(1_000)], code: 'bad_request', message: /nested deeper than 64/ },
+  { name: 'JSON header that is not UTF-8', frames: [Buffer.concat([text('{"type":"inference","instruction":"'), Buffer.from([0xff, 0xfe]), text('"}')])], code: 'bad_request', message: /UTF-8/ },
+  { name: 'timeout_ms of 0', frames: [mp({ type: 'inference', timeout_ms: 0 })], code: 'bad_request', message: /timeout_ms/, path: '/timeout_ms' },
+  { name: 'negative timeout_ms', frames: [mp({ type: 'inference', timeout_ms: -5 })], code: 'bad_request', message: /timeout_ms/, path: '/timeout_ms' },
+  { name: 'infinite timeout_ms', frames: [mp({ type: 'inference', timeout_ms: Number.POSITIVE_INFINITY })], code: 'bad_request', message: /timeout_ms/, path: '/timeout_ms' },
+  { name: 'NaN timeout_ms', frames: [mp({ type: 'inference', timeout_ms: Number.NaN })], code: 'bad_request', message: /timeout_ms/, path: '/timeout_ms' },
+  { name: 'timeout_ms above one hour', frames: [mp({ type: 'inference', timeout_ms: 3_600_001 })], code: 'bad_request', message: /timeout_ms/, path: '/timeout_ms' },
+  { name: 'unknown protocol version', frames: [mp({ type: 'inference', version: 2 })], code: 'bad_request', message: /version/, path: '/version' },
+  { name: 'handler whose result is nested past Python\'s recursion limit', frames: [mp({ type: 'debug.deep_result', request_id: 'h-1' })], code: 'worker_error', message: /cannot be encoded/, requestId: 'h-1' },
+  { name: 'handler raising an exception that cannot be printed', frames: [mp({ type: 'debug.unprintable_error', request_id: 'h-2' })], code: 'worker_error', message: /_Unprintable/, requestId: 'h-2' },
+  { name: 'handler raising a BaseException', frames: [mp({ type: 'debug.base_exception', request_id: 'h-3' })], code: 'internal', message: /_NotAnException/, requestId: 'h-3' },
   { name: 'header above the limit', frames: [mp({ type: 'inference', pad: 'x'.repeat(70_000) })], code: 'too_large', message: /header is \d+ bytes; the limit is 65536/ },
   { name: 'header above the limit, with a request id', frames: [mp({ type: 'inference', request_id: 'big-1', pad: 'x'.repeat(70_000) })], code: 'too_large', message: /the limit is 65536/, requestId: 'big-1' },
   { name: 'demo policy without state', frames: [mp({ type: 'inference', data: { images: {} } })], code: 'bad_request', message: /state/, path: '/data/state' },
@@ -53,6 +76,12 @@ const CASES: Case[] = [
 
 test('each malformed message gets the right error code, and the worker still serves afterwards', async (t) => {
   const worker = await spawnPythonWorker({
+    pythonPath: [HOSTILE_DIR],
+    handlers: {
+      'debug.deep_result': 'hostile_handlers:deep_result',
+      'debug.unprintable_error': 'hostile_handlers:unprintable_error',
+      'debug.base_exception': 'hostile_handlers:base_exception',
+    },
     extraArgs: ['--max-message-bytes', String(LIMITS.maxMessageBytes), '--max-frames', String(LIMITS.maxFrames), '--max-header-bytes', String(LIMITS.maxHeaderBytes)],
   });
   t.after(() => worker.close());

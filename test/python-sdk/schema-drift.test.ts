@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { test } from 'node:test';
-import { DEFAULT_LIMITS } from '../../src/protocol/codec.js';
+import { DEFAULT_LIMITS, MAX_DEPTH_CEILING } from '../../src/protocol/codec.js';
 import { PROTOCOL_VERSION } from '../../src/protocol/messages.js';
 import { loadSchemas, type JsonSchema } from '../../src/protocol/schemas.js';
 import { DTYPES, MAX_RANK } from '../../src/protocol/tensor.js';
@@ -21,8 +21,15 @@ interface SdkConstants {
   retryable_codes: string[];
   reply_statuses: string[];
   fields: Record<string, string[]>;
-  limits: { max_message_bytes: number; max_frames: number; max_header_bytes: number };
-  request: { max_type_length: number; max_request_id_length: number; max_framework_length: number; traceparent_pattern: string };
+  limits: { max_message_bytes: number; max_frames: number; max_header_bytes: number; max_depth: number; max_depth_ceiling: number };
+  request: {
+    max_type_length: number;
+    max_request_id_length: number;
+    max_framework_length: number;
+    traceparent_pattern: string;
+    supported_versions: number[];
+    max_timeout_ms: number;
+  };
 }
 
 async function sdkConstants(): Promise<SdkConstants> {
@@ -72,11 +79,15 @@ test('the Python SDK constants match proto-json/v1 and the TypeScript protocol',
     max_message_bytes: DEFAULT_LIMITS.maxMessageBytes,
     max_frames: DEFAULT_LIMITS.maxFrames,
     max_header_bytes: DEFAULT_LIMITS.maxHeaderBytes,
+    max_depth: DEFAULT_LIMITS.maxDepth,
+    max_depth_ceiling: MAX_DEPTH_CEILING,
   });
   const req = s.request!.properties;
   assert.equal(sdk.request.max_type_length, req.type.maxLength);
   assert.equal(sdk.request.max_request_id_length, req.request_id.maxLength);
   assert.equal(sdk.request.max_framework_length, req.framework.maxLength);
   assert.equal(sdk.request.traceparent_pattern, req.traceparent.pattern);
+  assert.deepEqual(sdk.request.supported_versions, req.version.enum, 'protocol versions (request.schema.json version.enum)');
+  assert.equal(sdk.request.max_timeout_ms, req.timeout_ms.maximum);
   assert.match(sdk.sdk, /^physical-ai-gateway-py\/\d+\.\d+\.\d+$/);
 });

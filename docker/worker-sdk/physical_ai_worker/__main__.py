@@ -83,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-message-bytes", type=int, default=DEFAULT_LIMITS.max_message_bytes)
     p.add_argument("--max-frames", type=int, default=DEFAULT_LIMITS.max_frames)
     p.add_argument("--max-header-bytes", type=int, default=DEFAULT_LIMITS.max_header_bytes)
+    p.add_argument("--max-depth", type=int, default=DEFAULT_LIMITS.max_depth, help="deepest nesting of lists and maps in a header")
     p.add_argument("--align-tensors", action="store_true", help="copy received tensors whose bytes are misaligned (counted)")
     p.add_argument("--log-level", default=os.environ.get("WORKER_LOG_LEVEL", "info"), choices=("debug", "info", "warning", "error"))
     return p
@@ -110,7 +111,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         args.endpoint,
         framework=args.framework,
         model=model,
-        limits=Limits(args.max_message_bytes, args.max_frames, args.max_header_bytes),
+        limits=Limits(args.max_message_bytes, args.max_frames, args.max_header_bytes, args.max_depth),
         capacity=args.capacity,
         ready=args.ready_after_ms <= 0,
         logger=log,

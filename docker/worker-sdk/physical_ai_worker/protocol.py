@@ -73,28 +73,42 @@ MAX_REQUEST_ID_LENGTH = 128
 MAX_FRAMEWORK_LENGTH = 64
 TRACEPARENT_PATTERN = r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"
 
+#: Protocol versions a request may name (request.schema.json `version.enum`); absent means 1.
+SUPPORTED_VERSIONS = (1,)
+#: Largest `timeout_ms` (request.schema.json `timeout_ms.maximum`): one hour. Also rejects inf and nan.
+MAX_TIMEOUT_MS = 3600000
+
+#: Highest nesting limit a receiver may be configured with (src/protocol/limits.ts MAX_DEPTH_CEILING): the
+#: codec's own walks of a header recurse, and this keeps them far below Python's recursion limit (1000).
+MAX_DEPTH_CEILING = 100
+
 
 class Limits(object):
     """Limits every receiver enforces; a message over one gets a `too_large` error reply.
 
-    Defaults as in proto-json/README.md: 64 MiB per message, 64 frames, 16 MiB header.
+    Defaults as in proto-json/README.md: 64 MiB per message, 64 frames, 16 MiB header, lists and maps nested
+    at most 64 deep (the header itself is level 1; a header nested deeper gets `bad_request`).
     """
 
-    __slots__ = ("max_message_bytes", "max_frames", "max_header_bytes")
+    __slots__ = ("max_message_bytes", "max_frames", "max_header_bytes", "max_depth")
 
-    def __init__(self, max_message_bytes: int = 64 * 1024 * 1024, max_frames: int = 64, max_header_bytes: int = 16 * 1024 * 1024):
-        for name, value in (("max_message_bytes", max_message_bytes), ("max_frames", max_frames), ("max_header_bytes", max_header_bytes)):
+    def __init__(self, max_message_bytes: int = 64 * 1024 * 1024, max_frames: int = 64, max_header_bytes: int = 16 * 1024 * 1024, max_depth: int = 64):
+        for name, value in (("max_message_bytes", max_message_bytes), ("max_frames", max_frames), ("max_header_bytes", max_header_bytes), ("max_depth", max_depth)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError("%s must be a positive integer, got %r" % (name, value))
+        if max_depth > MAX_DEPTH_CEILING:
+            raise ValueError("max_depth must be at most %d, got %d" % (MAX_DEPTH_CEILING, max_depth))
         self.max_message_bytes = max_message_bytes
         self.max_frames = max_frames
         self.max_header_bytes = max_header_bytes
+        self.max_depth = max_depth
 
     def __repr__(self) -> str:
-        return "Limits(max_message_bytes=%d, max_frames=%d, max_header_bytes=%d)" % (
+        return "Limits(max_message_bytes=%d, max_frames=%d, max_header_bytes=%d, max_depth=%d)" % (
             self.max_message_bytes,
             self.max_frames,
             self.max_header_bytes,
+            self.max_depth,
         )
 
 
@@ -173,11 +187,15 @@ def constants() -> Dict[str, Any]:
             "max_message_bytes": DEFAULT_LIMITS.max_message_bytes,
             "max_frames": DEFAULT_LIMITS.max_frames,
             "max_header_bytes": DEFAULT_LIMITS.max_header_bytes,
+            "max_depth": DEFAULT_LIMITS.max_depth,
+            "max_depth_ceiling": MAX_DEPTH_CEILING,
         },
         "request": {
             "max_type_length": MAX_TYPE_LENGTH,
             "max_request_id_length": MAX_REQUEST_ID_LENGTH,
             "max_framework_length": MAX_FRAMEWORK_LENGTH,
             "traceparent_pattern": TRACEPARENT_PATTERN,
+            "supported_versions": list(SUPPORTED_VERSIONS),
+            "max_timeout_ms": MAX_TIMEOUT_MS,
         },
     }

@@ -26,7 +26,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import zmq
 
-from .codec import Decoded, EncodeError, check_request_header, decode_message, encode_message, frame_buffer, peek_request_id
+from .codec import Decoded, check_request_header, decode_message, encode_message, frame_buffer, peek_request_id
 from .protocol import DEFAULT_LIMITS, PROTOCOL_VERSION, SDK_NAME, SDK_VERSION, Limits, WorkerError
 
 try:  # Optional: continue the caller's trace when OpenTelemetry is installed in the container.
@@ -95,6 +95,15 @@ def split_envelope(frames: Sequence[Any]) -> Tuple[List[bytes], List[Any]]:
         if len(f) == 0:
             return [bytes(x) for x in frames[: i + 1]], list(frames[i + 1 :])
     return [bytes(x) for x in frames[:1]], list(frames[1:])
+
+
+def _describe(err: BaseException) -> str:
+    """``Type: text`` of an exception, even one whose __str__ raises (handlers are other people's code)."""
+    try:
+        text = str(err)
+    except Exception:
+        text = ""
+    return "%s: %s" % (type(err).__name__, text) if text else type(err).__name__
 
 
 def _ms(seconds: float) -> float:
@@ -346,9 +355,35 @@ class ZMQServer(object):
                 frames = self._sock.recv_multipart(flags=zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return
-            self._on_message(frames)
+            self._serve_one(frames)
             if self._stopping:
                 return
+
+    def _serve_one(self, frames: List[zmq.Frame]) -> None:
+        """Handles one message. Nothing raised on its way may end the serve loop: a worker that one message can
+        stop is a worker any client can stop (DESIGN.md section 5). Known failures are answered where they happen;
+        this is the net for the rest (our bugs, a handler's BaseException, MemoryError): it logs the traceback,
+        answers ``internal`` when the message had a routing envelope, and serving goes on."""
+        t0 = time.perf_counter()
+        try:
+            self._on_message(frames, t0)
+        except (KeyboardInterrupt, SystemExit):
+            raise  # a deliberate exit, not a failure of this message
+        except BaseException as err:
+            self._answer_unexpected(frames, err, t0)
+
+    def _answer_unexpected(self, frames: List[zmq.Frame], err: BaseException, t0: float) -> None:
+        self._log.error({"event": "worker.message_failed", "error": _describe(err)}, exc_info=err)
+        try:
+            envelope, body = split_envelope(frames)
+            if not envelope:
+                return  # nowhere to send a reply
+            request_id = peek_request_id(body[0]) if body else None
+            codec = "json" if body and bytes(frame_buffer(body[0])[:1]) == b"{" else "binary"
+            werr = WorkerError("internal", "worker failed on this message (%s); it keeps serving" % type(err).__name__)
+            self._send(envelope, self._error_frames(werr, request_id, codec, t0))
+        except Exception:
+            self._log.error({"event": "worker.error_reply_failed"}, exc_info=True)
 
     def _drain(self) -> None:
         """After stop: let running handlers finish (up to drain_timeout_s) and send their replies."""
@@ -380,8 +415,7 @@ class ZMQServer(object):
         header = _reply_header("error", "error", err.to_wire(request_id), request_id, t0, decode_ms, compute_ms)
         return encode_message(header, "json" if codec == "json" else "binary")
 
-    def _on_message(self, frames: List[zmq.Frame]) -> None:
-        t0 = time.perf_counter()
+    def _on_message(self, frames: List[zmq.Frame], t0: float) -> None:
         received_at = time.monotonic()
         envelope, body = split_envelope(frames)
         try:
@@ -460,7 +494,8 @@ class ZMQServer(object):
         try:
             frames = self._execute(job)
         except BaseException as err:  # never lose the slot: answer internal
-            frames = self._error_frames(WorkerError("internal", "worker failed: %s" % err), job.ctx.request_id, job.ctx.codec, job.t0, job.decode_ms)
+            self._log.error({"event": "worker.message_failed", "error": _describe(err)}, exc_info=err)
+            frames = self._error_frames(WorkerError("internal", "worker failed: %s" % _describe(err)), job.ctx.request_id, job.ctx.codec, job.t0, job.decode_ms)
         self._replies.put((job.envelope, frames))
         self._wake()
 
@@ -483,17 +518,16 @@ class ZMQServer(object):
             return self._error_frames(err, ctx.request_id, ctx.codec, job.t0, job.decode_ms, compute_ms)
         except Exception as err:
             compute_ms = _ms(time.perf_counter() - start)
-            ctx.logger.warning({"event": "worker.handler_failed", "error": repr(err)}, exc_info=True)
-            text = str(err) or type(err).__name__
-            werr = WorkerError("worker_error", "handler for %r raised %s: %s" % (ctx.type, type(err).__name__, text))
+            ctx.logger.warning({"event": "worker.handler_failed", "error": _describe(err)}, exc_info=True)
+            werr = WorkerError("worker_error", "handler for %r raised %s" % (ctx.type, _describe(err)))
             return self._error_frames(werr, ctx.request_id, ctx.codec, job.t0, job.decode_ms, compute_ms)
         if result is NO_REPLY:
             return None
         compute_ms = _ms(time.perf_counter() - start)
         try:
             return self._success_frames(result, ctx.request_id, ctx.codec, job.t0, job.decode_ms, compute_ms)
-        except (EncodeError, ValueError, TypeError, OverflowError) as err:
-            werr = WorkerError("worker_error", "handler for %r returned a result that cannot be encoded: %s" % (ctx.type, err))
+        except Exception as err:  # EncodeError, ValueError, RecursionError (nested too deep)...: the result is the handler's
+            werr = WorkerError("worker_error", "handler for %r returned a result that cannot be encoded: %s" % (ctx.type, _describe(err)))
             return self._error_frames(werr, ctx.request_id, ctx.codec, job.t0, job.decode_ms, compute_ms)
 
     def _success_frames(self, result: Any, request_id: Optional[str], codec: str, t0: float, decode_ms: float, compute_ms: float) -> List[Any]:

@@ -269,7 +269,9 @@ class BadInput(unittest.TestCase):
                 "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "tracestate": "a=b", "framework": "demo", "extra": 1}
         check_request_header(good)
         for field, value in (("type", ""), ("type", 3), ("type", "x" * 65), ("request_id", 5), ("request_id", ""), ("timestamp", "now"),
-                             ("version", 0), ("version", 1.5), ("timeout_ms", 0), ("timeout_ms", -1), ("traceparent", "nope"), ("framework", ""), ("tracestate", 1)):
+                             ("version", 0), ("version", 1.5), ("version", 2), ("version", True), ("timeout_ms", 0), ("timeout_ms", -1),
+                             ("timeout_ms", float("inf")), ("timeout_ms", float("nan")), ("timeout_ms", 3600001), ("timeout_ms", 2**70), ("timeout_ms", True),
+                             ("traceparent", "nope"), ("framework", ""), ("tracestate", 1)):
             with self.subTest(field=field, value=value):
                 bad = dict(good)
                 bad[field] = value
@@ -280,6 +282,68 @@ class BadInput(unittest.TestCase):
         with self.assertRaises(WorkerError) as caught:
             check_request_header({"data": {}})
         self.assertIn("'type'", caught.exception.message)
+        check_request_header({"type": "inference", "timeout_ms": 3600000})
+        check_request_header({"type": "inference"})  # no version, no timeout: clients of the original design
+
+
+def _msgpack_type_x(inner):
+    """msgpack bytes of {"type": "x", "data": <inner bytes>}."""
+    return b"\x82\xa4type\xa1x\xa4data" + inner
+
+
+class Nesting(unittest.TestCase):
+    """A header nested deeper than Limits.max_depth is a bad_request, whatever the codec, never a RecursionError."""
+
+    def assertTooDeep(self, frame, limits=None):
+        with self.assertRaises(WorkerError) as caught:
+            decode_message([frame], limits or Limits())
+        self.assertEqual(caught.exception.code, "bad_request")
+        self.assertIn("nested deeper", caught.exception.message)
+
+    def test_hostile_depths(self):
+        self.assertTooDeep(b'{"type":"x","data":' + b"[" * 100000 + b"]" * 100000 + b"}")
+        self.assertTooDeep(b'{"type":"x","data":' + b"[" * 100000)  # unclosed
+        self.assertTooDeep(_msgpack_type_x(b"\x91" * 100000 + b"\xc0"))  # past msgpack's own stack
+        self.assertTooDeep(_msgpack_type_x(b"\x91" * 1000 + b"\xc0"))  # within it, past Python's recursion limit
+        self.assertTooDeep(_msgpack_type_x(b"\x81\xa1a" * 1000 + b"\xc0"))
+
+    def test_exactly_at_the_limit_decodes_one_more_does_not(self):
+        limit = Limits().max_depth
+        for levels, ok in ((limit - 1, True), (limit, False)):
+            for frame in (b'{"type":"x","data":' + b"[" * levels + b"]" * levels + b"}", _msgpack_type_x(b"\x91" * levels + b"\xc0"),
+                          _msgpack_type_x(b"\x81\xa1a" * levels + b"\xc0")):
+                with self.subTest(levels=levels, frame=frame[:24]):
+                    if ok:
+                        self.assertEqual(decode_message([frame]).header["type"], "x")
+                    else:
+                        self.assertTooDeep(frame)
+
+    def test_empty_containers_count_and_the_limit_is_configurable(self):
+        two = Limits(max_depth=2)
+        decode_message([b'{"a":[]}'], two)
+        self.assertTooDeep(b'{"a":[[]]}', two)
+        decode_message([msgpack.packb({"a": []})], two)
+        self.assertTooDeep(msgpack.packb({"a": [[]]}), two)
+        self.assertTooDeep(msgpack.packb({"a": {"b": {}}}), two)
+
+    def test_brackets_in_json_strings_do_not_count(self):
+        text = json.dumps({"type": "x", "s": "[" * 500 + ' \\" ' + "{" * 500 + '"\\', "after": [[1]]}).encode()
+        self.assertEqual(decode_message([text]).header["type"], "x")
+        self.assertTooDeep(text, Limits(max_depth=2))  # `after` is at depth 3
+
+    def test_limits_refuse_a_depth_outside_1_to_the_ceiling(self):
+        from physical_ai_worker.protocol import MAX_DEPTH_CEILING
+
+        for bad in (0, -1, MAX_DEPTH_CEILING + 1, True, 1.5):
+            with self.subTest(max_depth=bad):
+                with self.assertRaises(ValueError):
+                    Limits(max_depth=bad)
+        self.assertEqual(Limits(max_depth=MAX_DEPTH_CEILING).max_depth, MAX_DEPTH_CEILING)
+
+    def test_invalid_utf8_json_is_a_bad_request(self):
+        with self.assertRaises(WorkerError) as caught:
+            decode_message([b'{"type":"x","s":"\xff\xfe"}'])
+        self.assertEqual(caught.exception.code, "bad_request")
 
 
 class AsArray(unittest.TestCase):
