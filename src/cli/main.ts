@@ -1,25 +1,48 @@
 // Entry point (importing it runs the CLI). The `physical-ai-gateway` command: serve, infer, frameworks (+ docker and ros-bridge commands when present).
 // The only place that reads process.env and argv, prints with console, and exits.
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { parseArgs } from 'node:util';
-import { Registry } from 'prom-client';
-import { ConfigError, DEFAULT_HTTP_PORT, DEFAULT_ZMQ_ENDPOINT, loadConfig, overridesFromEnv, type ConfigOverrides, type GatewayConfig } from '../config.js';
-import { startGateway, type Gateway } from '../gateway/gateway.js';
-import { registerControlRoutes } from '../gateway/http/control-routes.js';
+import type { ConfigOverrides, GatewayConfig } from '../config.js';
+import type { Gateway } from '../gateway/gateway.js';
 import { Deadline } from '../lib/abort.js';
 import { GatewayError } from '../lib/errors.js';
 import { createLogger, type Logger } from '../lib/log.js';
-import { decodeMessage, encodeMessage, type Codec } from '../protocol/codec.js';
-import { Tensor } from '../protocol/tensor.js';
-import { createMetrics, type GatewayMetrics } from '../telemetry/metrics.js';
-import { startTelemetry } from '../telemetry/sdk.js';
-import { WorkerClient } from '../zmq/worker-client.js';
+import type { Codec } from '../protocol/codec.js';
+import type { Tensor as TensorClass } from '../protocol/tensor.js';
+import type { GatewayMetrics } from '../telemetry/metrics.js';
 import type { CliCommand, CliIo } from './commands.js';
 import { dockerCommands } from './docker-commands.js';
-import { SAMPLE_CURL, sampleObservation, sampleObservationJson, type SampleSize } from './sample.js';
+import type { SampleSize } from './sample.js';
 
-const VERSION = '0.1.0';
+// Everything heavy (zeromq, hono, prom-client, the OpenTelemetry SDK, dockerode, yaml, ajv) is imported when a
+// command runs, not here: `--version` and `--help` load this file, the light modules above and nothing else.
+const { version: VERSION } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+async function serveModules() {
+  const [{ Registry }, { DEFAULT_HTTP_PORT, loadConfig, overridesFromEnv }, { startGateway }, { registerControlRoutes }, { createMetrics }, { startTelemetry }, { SAMPLE_CURL }] = await Promise.all([
+    import('prom-client'),
+    import('../config.js'),
+    import('../gateway/gateway.js'),
+    import('../gateway/http/control-routes.js'),
+    import('../telemetry/metrics.js'),
+    import('../telemetry/sdk.js'),
+    import('./sample.js'),
+  ]);
+  return { Registry, DEFAULT_HTTP_PORT, loadConfig, overridesFromEnv, startGateway, registerControlRoutes, createMetrics, startTelemetry, SAMPLE_CURL };
+}
+
+async function clientModules() {
+  const [{ DEFAULT_HTTP_PORT, DEFAULT_ZMQ_ENDPOINT }, { decodeMessage, encodeMessage }, { Tensor }, { WorkerClient }, { sampleObservation, sampleObservationJson }] = await Promise.all([
+    import('../config.js'),
+    import('../protocol/codec.js'),
+    import('../protocol/tensor.js'),
+    import('../zmq/worker-client.js'),
+    import('./sample.js'),
+  ]);
+  return { DEFAULT_HTTP_PORT, DEFAULT_ZMQ_ENDPOINT, decodeMessage, encodeMessage, Tensor, WorkerClient, sampleObservation, sampleObservationJson };
+}
 
 
 // ---------------------------------------------------------------- serve
@@ -27,6 +50,7 @@ const serve: CliCommand = {
   name: 'serve',
   summary: 'start the gateway (HTTP + ZMQ front doors; with no config, the embedded demo worker)',
   async run(args, io) {
+    const { Registry, DEFAULT_HTTP_PORT, loadConfig, overridesFromEnv, startGateway, registerControlRoutes, createMetrics, startTelemetry, SAMPLE_CURL } = await serveModules();
     const { values } = parseArgs({
       args,
       options: {
@@ -86,13 +110,16 @@ const serve: CliCommand = {
     }
 
     await new Promise<void>((resolve) => {
-      let stopping = false;
+      let stopping: string | undefined;
       const stop = (signal: string) => {
+        // Under `npm start` a Ctrl-C arrives twice, from the terminal and forwarded by npm: the same signal again is
+        // the same request. A different one while draining (SIGINT after SIGTERM, or the reverse) forces the exit.
+        if (stopping === signal) return;
         if (stopping) {
-          io.err(`${signal} again: exiting without draining`);
+          io.err(`${signal} after ${stopping}: exiting without draining`);
           process.exit(1);
         }
-        stopping = true;
+        stopping = signal;
         io.out(`${signal}: draining requests in flight and closing`);
         gateway.close().then(
           () => resolve(),
@@ -102,8 +129,8 @@ const serve: CliCommand = {
           },
         );
       };
-      process.once('SIGINT', () => stop('SIGINT'));
-      process.once('SIGTERM', () => stop('SIGTERM'));
+      process.on('SIGINT', () => stop('SIGINT'));
+      process.on('SIGTERM', () => stop('SIGTERM'));
     });
     await docker?.close();
     await telemetry.shutdown().catch((err: unknown) => io.err(`telemetry shutdown failed: ${String(err)}`));
@@ -120,7 +147,7 @@ const serve: CliCommand = {
 async function dockerSupportFor(config: GatewayConfig, log: Logger, metrics: GatewayMetrics, late: { gateway?: Gateway }) {
   const launchable = Object.values(config.frameworks).filter((f) => f.launcher !== undefined);
   if (launchable.length === 0) return undefined;
-  const { specsFromConfig, startDockerSupport } = await import('../docker/docker-support.js');
+  const [{ specsFromConfig, startDockerSupport }, { ConfigError }] = await Promise.all([import('../docker/docker-support.js'), import('../config.js')]);
   let specs;
   try {
     specs = specsFromConfig(launchable, { homeDir: homedir() });
@@ -141,7 +168,7 @@ async function dockerSupportFor(config: GatewayConfig, log: Logger, metrics: Gat
 }
 
 // ---------------------------------------------------------------- infer
-function summariseAction(action: unknown, rows: number): string[] {
+function summariseAction(action: unknown, rows: number, Tensor: typeof TensorClass): string[] {
   const lines: string[] = [];
   let nested: number[][];
   if (action instanceof Tensor) {
@@ -162,6 +189,7 @@ const infer: CliCommand = {
   name: 'infer',
   summary: 'send one observation (a sample or a JSON file) and print the action chunk and the timings',
   async run(args, io) {
+    const { DEFAULT_HTTP_PORT, DEFAULT_ZMQ_ENDPOINT, decodeMessage, encodeMessage, Tensor, WorkerClient, sampleObservation, sampleObservationJson } = await clientModules();
     const { values } = parseArgs({
       args,
       options: {
@@ -229,7 +257,7 @@ const infer: CliCommand = {
     }
     const result = (last!.result ?? {}) as Record<string, unknown>;
     io.out(`via ${last!.via}`);
-    for (const line of summariseAction(result.action, Number(values.rows) || 4)) io.out(line);
+    for (const line of summariseAction(result.action, Number(values.rows) || 4, Tensor)) io.out(line);
     io.out(`dt_s: ${String(result.dt_s)}  model: ${String(result.model)}  instruction: ${JSON.stringify(result.instruction ?? '')}`);
     const sorted = [...times].sort((a, b) => a - b);
     const median = sorted[Math.floor(sorted.length / 2)]!;
@@ -244,6 +272,7 @@ const frameworks: CliCommand = {
   name: 'frameworks',
   summary: "list the gateway's frameworks: state, endpoints, requests in flight, recent latency",
   async run(args, io) {
+    const { DEFAULT_HTTP_PORT } = await import('../config.js');
     const { values } = parseArgs({ args, options: { url: { type: 'string', default: `http://127.0.0.1:${DEFAULT_HTTP_PORT}` }, json: { type: 'boolean', default: false } } });
     using deadline = new Deadline(5_000);
     const res = await fetch(`${values.url!.replace(/\/$/, '')}/v1/frameworks`, { signal: deadline.signal });
@@ -313,7 +342,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
   try {
     return await command.run(rest, io);
   } catch (err) {
-    if (err instanceof ConfigError) {
+    if (err instanceof (await import('../config.js')).ConfigError) {
       io.err(err.message);
       return 2;
     }
