@@ -33,9 +33,8 @@ import type { RequestHeader } from '../src/protocol/messages.js';
 import { createMetrics, type GatewayMetrics } from '../src/telemetry/metrics.js';
 import { startTelemetry } from '../src/telemetry/sdk.js';
 import { startClientSpan, startServerSpan, startWorkerSpan } from '../src/telemetry/tracing.js';
-import { startOtlpReceiver } from '../test/support/otlp-receiver.js';
-import { registerInMemoryTracing } from '../test/support/tracing.js';
-import { freePort } from '../test/support/endpoints.js';
+import { startOtlpReceiver } from './lib/otlp-receiver.js';
+import { registerInMemoryTracing } from './lib/in-memory-tracing.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -168,7 +167,7 @@ async function runReceiver(): Promise<void> {
 async function startBenchGateway(metrics: GatewayMetrics | undefined): Promise<Gateway> {
   const config = parseConfig({
     http: { port: 0 },
-    zmq: { endpoint: `tcp://127.0.0.1:${await freePort()}` },
+    zmq: { endpoint: 'tcp://127.0.0.1:*' },
     logLevel: 'warn',
     frameworks: { demo: { embedded: true } },
   });

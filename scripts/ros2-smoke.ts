@@ -16,11 +16,11 @@ import { Registry } from 'prom-client';
 import { createLogger } from '../src/lib/log.js';
 import { validateBridgeConfig } from '../src/ros-bridge/config.js';
 import { createPolicyClient, startBridge } from '../src/ros-bridge/main.js';
-import { LocalDemoPolicy } from '../src/ros-bridge/measure-jitter.js';
+import { LocalDemoPolicy } from './measure-jitter.js';
 import { presetConfig } from '../src/ros-bridge/presets.js';
 import { RclnodejsAdapter } from '../src/ros-bridge/rclnodejs-adapter.js';
 import type { MessageTypeName, MessageTypes, RosAdapter } from '../src/ros-bridge/ros-adapter.js';
-import { SimRobot } from '../src/ros-bridge/sim-robot.js';
+import { SimRobot } from '../test/ros-bridge/sim-robot.js';
 
 const { values } = parseArgs({ options: { seconds: { type: 'string', default: '5' }, gateway: { type: 'string' } } });
 const log = createLogger({ level: 'warn' });

@@ -34,6 +34,8 @@ say "type-check"
 npx tsc --noEmit
 say "lint"
 npx eslint .
+say "build (dist/, for the tests that run the package as users do: npm start, the bin, imports by name)"
+npm run build --silent
 say "tests"
 bash scripts/run-tests.sh "$@"
 say "done in $((SECONDS - t0)) s"

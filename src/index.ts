@@ -1,5 +1,7 @@
-// The library surface of physical-ai-gateway: what a program embedding the gateway, writing a worker or
-// talking to one may use. Everything not listed here is internal.
+// The package's main entry (`physical-ai-gateway`): the client library. The wire protocol (tensors, codecs,
+// schemas), errors, and the ZeroMQ client and pool for talking to a gateway or a worker. Loading it loads
+// zeromq, msgpack, ajv, prom-client and @opentelemetry/api; never dockerode, rclnodejs, hono or the OTel SDK
+// (test/library-surface.test.ts checks). Other entries: ./worker, ./gateway, ./docker, ./bridge.
 
 // Errors and basics
 export { GatewayError, ERROR_CODES, HTTP_STATUS, toGatewayError, fromWireError, isGatewayError } from './lib/errors.js';
@@ -17,35 +19,9 @@ export { encodeMessage, decodeMessage, decodeRequest, decodeReply, DEFAULT_LIMIT
 export type { Codec, Limits, Frame, Decoded } from './protocol/codec.js';
 export { validate, loadSchemas } from './protocol/schemas.js';
 
-// ZeroMQ client, pool and worker server
+// ZeroMQ client and pool
 export { WorkerClient, DEFAULT_REQUEST_TIMEOUT_MS } from './zmq/worker-client.js';
 export type { WorkerClientOptions } from './zmq/worker-client.js';
 export { WorkerPool } from './zmq/worker-pool.js';
 export type { WorkerPoolOptions } from './zmq/worker-pool.js';
-export { WorkerServer } from './zmq/worker-server.js';
-export type { WorkerServerOptions, Handler, HandlerContext } from './zmq/worker-server.js';
 export type { Reply, RequestOptions, OutgoingRequest, PoolEvent, PoolStats, ClientStats, EndpointStatus, EndpointState } from './zmq/types.js';
-
-// Gateway
-export { buildGateway } from './build-gateway.js';
-export type { Gateway, GatewayEnvironment } from './build-gateway.js';
-export { loadConfig, parseConfig, ConfigError } from './config.js';
-export type { GatewayConfig, FrameworkConfig } from './config.js';
-export type { FrameworkLauncher } from './router/framework-launcher.js';
-export { demoPolicy } from './worker/default-policy.js';
-
-// Telemetry
-export { createMetrics } from './telemetry/metrics.js';
-export type { GatewayMetrics } from './telemetry/metrics.js';
-export { startTelemetry } from './telemetry/sdk.js';
-
-// Docker manager
-export { DockerManager } from './docker/docker-manager.js';
-export { DockerLauncher } from './docker/launcher.js';
-export { builtinFrameworkSpecs, validateFrameworkSpec } from './docker/framework-spec.js';
-export type { FrameworkSpec } from './docker/framework-spec.js';
-
-// ROS 2 bridge
-export { startBridge } from './ros-bridge/main.js';
-export { ZmqPolicyClient, HttpPolicyClient } from './ros-bridge/policy-client.js';
-export type { PolicyClient, PolicyChunk } from './ros-bridge/policy-client.js';

@@ -6,7 +6,8 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { test } from 'node:test';
 
-const SRC = resolve(import.meta.dirname, '../src');
+const ROOT = resolve(import.meta.dirname, '..');
+const SRC = join(ROOT, 'src');
 
 /** Which areas each area may import from (its own area is always allowed). */
 const ALLOWED: Record<string, readonly string[]> = {
@@ -21,7 +22,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   gateway: ['lib', 'protocol', 'telemetry', 'zmq', 'router', 'config'],
   'ros-bridge': ['lib', 'protocol', 'telemetry', 'zmq'],
 };
-/** Entry points and the one composition root may import anything. */
+/** Entry points (the CLI, the package entries in index.ts and entry/) and the one composition root may import anything in src. */
 const ENTRY_AREAS = new Set(['cli', 'index', 'entry', 'build-gateway']);
 
 function files(dir: string): string[] {
@@ -32,6 +33,9 @@ function files(dir: string): string[] {
 }
 
 const areaOf = (path: string) => relative(SRC, path).split('/')[0]!.replace(/\.ts$/, '');
+
+/** Relative import specifiers of a file: static `from '...'`, `import '...'` and `import('...')`. */
+const relativeImports = (file: string) => [...readFileSync(file, 'utf8').matchAll(/(?:from|import\(?)\s*'(\.{1,2}\/[^']+)'/g)].map((m) => resolve(dirname(file), m[1]!));
 
 test('imports between src/ areas point only the allowed way', () => {
   const violations: string[] = [];
@@ -63,3 +67,18 @@ test('only src/zmq touches zeromq', () => {
   assert.ok(users.length > 0, 'the scan finds the zeromq imports');
   assert.deepEqual(users.filter((file) => !file.startsWith('zmq/')), []);
 });
+
+// Product code ships without test/ (fakes, harnesses), and the benchmark measures with its own helpers (bench/lib/), so
+// neither may reach into test/: a test fake must not become part of what is shipped or what is measured.
+for (const dir of ['src', 'bench']) {
+  test(`${dir}/ imports nothing from test/`, () => {
+    const all = files(join(ROOT, dir));
+    assert.ok(all.length > 5, `the scan finds ${dir}/ files`);
+    const violations = all.flatMap((file) =>
+      relativeImports(file)
+        .filter((target) => relative(ROOT, target).split('/')[0] === 'test')
+        .map((target) => `${relative(ROOT, file)} imports ${relative(ROOT, target)}`),
+    );
+    assert.deepEqual(violations, []);
+  });
+}

@@ -1,8 +1,8 @@
 // `up`, `down`, `ps`, `logs`: the docker manager's commands (src/docker/commands.ts) wired to argv. The docker
-// modules are imported only when one of these runs, so `serve` never loads dockerode.
+// modules (and the config loader) are imported only when one of these runs, so `serve` never loads dockerode
+// and `--help` loads neither.
 import { homedir } from 'node:os';
 import { parseArgs } from 'node:util';
-import { ENV_VARS, loadConfig } from '../config.js';
 import { createLogger } from '../lib/log.js';
 import type { CliCommand, CliIo } from './commands.js';
 
@@ -11,7 +11,8 @@ import type { CliCommand, CliIo } from './commands.js';
  * PAIG_CONFIG), the gateway config's frameworks that have a `launcher` (they win over built-ins of the same name).
  */
 async function context(io: CliIo, args: { 'image-tag'?: string; cpu?: boolean; jetson?: boolean; config?: string }) {
-  const [{ DockerManager }, { builtinFrameworkSpecs }, { WorkerPool }, { specsFromConfig }] = await Promise.all([
+  const [{ ENV_VARS, loadConfig }, { DockerManager }, { builtinFrameworkSpecs }, { WorkerPool }, { specsFromConfig }] = await Promise.all([
+    import('../config.js'),
     import('../docker/docker-manager.js'),
     import('../docker/framework-spec.js'),
     import('../zmq/worker-pool.js'),

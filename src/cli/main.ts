@@ -1,23 +1,44 @@
 // Entry point (importing it runs the CLI). The `physical-ai-gateway` command: serve, infer, frameworks (+ docker and ros-bridge commands when present).
 // The only place that reads process.env and argv, prints with console, and exits.
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { Registry } from 'prom-client';
-import { ConfigError, DEFAULT_HTTP_PORT, DEFAULT_ZMQ_ENDPOINT, loadConfig, overridesFromEnv, type ConfigOverrides } from '../config.js';
-import { buildGateway } from '../build-gateway.js';
+import type { ConfigOverrides } from '../config.js';
 import { Deadline } from '../lib/abort.js';
 import { GatewayError } from '../lib/errors.js';
 import { createLogger } from '../lib/log.js';
-import { decodeMessage, encodeMessage, type Codec } from '../protocol/codec.js';
-import { Tensor } from '../protocol/tensor.js';
-import { createMetrics } from '../telemetry/metrics.js';
-import { startTelemetry } from '../telemetry/sdk.js';
-import { WorkerClient } from '../zmq/worker-client.js';
+import type { Codec } from '../protocol/codec.js';
+import type { Tensor as TensorClass } from '../protocol/tensor.js';
 import type { CliCommand, CliIo } from './commands.js';
 import { dockerCommands } from './docker-commands.js';
-import { SAMPLE_CURL, sampleObservation, sampleObservationJson, type SampleSize } from './sample.js';
+import type { SampleSize } from './sample.js';
 
-const VERSION = '0.1.0';
+// Everything heavy (zeromq, hono, prom-client, the OpenTelemetry SDK, dockerode, yaml, ajv) is imported when a
+// command runs, not here: `--version` and `--help` load this file, the light modules above and nothing else.
+const { version: VERSION } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+async function serveModules() {
+  const [{ Registry }, { DEFAULT_HTTP_PORT, loadConfig, overridesFromEnv }, { buildGateway }, { createMetrics }, { startTelemetry }, { SAMPLE_CURL }] = await Promise.all([
+    import('prom-client'),
+    import('../config.js'),
+    import('../build-gateway.js'),
+    import('../telemetry/metrics.js'),
+    import('../telemetry/sdk.js'),
+    import('./sample.js'),
+  ]);
+  return { Registry, DEFAULT_HTTP_PORT, loadConfig, overridesFromEnv, buildGateway, createMetrics, startTelemetry, SAMPLE_CURL };
+}
+
+async function clientModules() {
+  const [{ DEFAULT_HTTP_PORT, DEFAULT_ZMQ_ENDPOINT }, { decodeMessage, encodeMessage }, { Tensor }, { WorkerClient }, { sampleObservation, sampleObservationJson }] = await Promise.all([
+    import('../config.js'),
+    import('../protocol/codec.js'),
+    import('../protocol/tensor.js'),
+    import('../zmq/worker-client.js'),
+    import('./sample.js'),
+  ]);
+  return { DEFAULT_HTTP_PORT, DEFAULT_ZMQ_ENDPOINT, decodeMessage, encodeMessage, Tensor, WorkerClient, sampleObservation, sampleObservationJson };
+}
 
 
 // ---------------------------------------------------------------- serve
@@ -25,6 +46,7 @@ const serve: CliCommand = {
   name: 'serve',
   summary: 'start the gateway (HTTP + ZMQ front doors; with no config, the embedded demo worker)',
   async run(args, io) {
+    const { Registry, DEFAULT_HTTP_PORT, loadConfig, overridesFromEnv, buildGateway, createMetrics, startTelemetry, SAMPLE_CURL } = await serveModules();
     const { values } = parseArgs({
       args,
       options: {
@@ -73,13 +95,16 @@ const serve: CliCommand = {
     }
 
     await new Promise<void>((resolve) => {
-      let stopping = false;
+      let stopping: string | undefined;
       const stop = (signal: string) => {
+        // Under `npm start` a Ctrl-C arrives twice, from the terminal and forwarded by npm: the same signal again is
+        // the same request. A different one while draining (SIGINT after SIGTERM, or the reverse) forces the exit.
+        if (stopping === signal) return;
         if (stopping) {
-          io.err(`${signal} again: exiting without draining`);
+          io.err(`${signal} after ${stopping}: exiting without draining`);
           process.exit(1);
         }
-        stopping = true;
+        stopping = signal;
         io.out(`${signal}: draining requests in flight and closing`);
         gateway.close().then(
           () => resolve(),
@@ -89,8 +114,8 @@ const serve: CliCommand = {
           },
         );
       };
-      process.once('SIGINT', () => stop('SIGINT'));
-      process.once('SIGTERM', () => stop('SIGTERM'));
+      process.on('SIGINT', () => stop('SIGINT'));
+      process.on('SIGTERM', () => stop('SIGTERM'));
     });
     await telemetry.shutdown().catch((err: unknown) => io.err(`telemetry shutdown failed: ${String(err)}`));
     io.out('stopped');
@@ -99,7 +124,7 @@ const serve: CliCommand = {
 };
 
 // ---------------------------------------------------------------- infer
-function summariseAction(action: unknown, rows: number): string[] {
+function summariseAction(action: unknown, rows: number, Tensor: typeof TensorClass): string[] {
   const lines: string[] = [];
   let nested: number[][];
   if (action instanceof Tensor) {
@@ -120,6 +145,7 @@ const infer: CliCommand = {
   name: 'infer',
   summary: 'send one observation (a sample or a JSON file) and print the action chunk and the timings',
   async run(args, io) {
+    const { DEFAULT_HTTP_PORT, DEFAULT_ZMQ_ENDPOINT, decodeMessage, encodeMessage, Tensor, WorkerClient, sampleObservation, sampleObservationJson } = await clientModules();
     const { values } = parseArgs({
       args,
       options: {
@@ -187,7 +213,7 @@ const infer: CliCommand = {
     }
     const result = (last!.result ?? {}) as Record<string, unknown>;
     io.out(`via ${last!.via}`);
-    for (const line of summariseAction(result.action, Number(values.rows) || 4)) io.out(line);
+    for (const line of summariseAction(result.action, Number(values.rows) || 4, Tensor)) io.out(line);
     io.out(`dt_s: ${String(result.dt_s)}  model: ${String(result.model)}  instruction: ${JSON.stringify(result.instruction ?? '')}`);
     const sorted = [...times].sort((a, b) => a - b);
     const median = sorted[Math.floor(sorted.length / 2)]!;
@@ -202,6 +228,7 @@ const frameworks: CliCommand = {
   name: 'frameworks',
   summary: "list the gateway's frameworks: state, endpoints, requests in flight, recent latency",
   async run(args, io) {
+    const { DEFAULT_HTTP_PORT } = await import('../config.js');
     const { values } = parseArgs({ args, options: { url: { type: 'string', default: `http://127.0.0.1:${DEFAULT_HTTP_PORT}` }, json: { type: 'boolean', default: false } } });
     using deadline = new Deadline(5_000);
     const res = await fetch(`${values.url!.replace(/\/$/, '')}/v1/frameworks`, { signal: deadline.signal });
@@ -271,7 +298,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
   try {
     return await command.run(rest, io);
   } catch (err) {
-    if (err instanceof ConfigError) {
+    if (err instanceof (await import('../config.js')).ConfigError) {
       io.err(err.message);
       return 2;
     }

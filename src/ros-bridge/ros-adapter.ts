@@ -1,6 +1,6 @@
 // The bridge's only view of ROS 2: message shapes as rclnodejs delivers and accepts them, and a small adapter
 // interface (subscribe, publish, Trigger services, clock, close). The real one is rclnodejs-adapter.ts; the
-// in-process one for tests is memory-adapter.ts.
+// in-process one for tests is test/ros-bridge/memory-adapter.ts.
 
 /** builtin_interfaces/Time and builtin_interfaces/Duration. */
 export interface RosTime {

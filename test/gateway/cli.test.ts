@@ -1,12 +1,16 @@
-// The CLI's client commands against a real gateway: `infer` over each front door and codec, `frameworks`.
+// The CLI's client commands against a real gateway: `infer` over each front door and codec, `frameworks`; and the
+// installed command (bin/ on the compiled dist/): `--version` and `--help` without loading any npm package, and a
+// clear message instead of a stack trace when dist/ has not been built.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
+import { ensureBuilt, ROOT } from '../support/build.js';
 import { startTestGateway } from '../support/gateway.js';
+import { packagesLoadedBy } from '../support/loaded-packages.js';
 
 const run = promisify(execFile);
 const MAIN = new URL('../../src/cli/main.ts', import.meta.url).pathname;
@@ -39,4 +43,31 @@ test('infer prints the demo chunk and timings over ZMQ (each codec) and HTTP; fr
   assert.match(stdout, /demo \*\s+ready/);
 
   await assert.rejects(cli('infer', '--endpoint', gateway.zmqEndpoint, '--codec', 'xml'), (err: { code: number; stderr: string }) => err.code !== 0 && /--codec must be/.test(err.stderr));
+});
+
+test('the installed command answers --version (package.json\'s) and --help from dist/ without loading any npm package', async () => {
+  await ensureBuilt();
+  const { version } = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+  const bin = join(ROOT, 'bin', 'physical-ai-gateway.js');
+  for (const [flag, expected] of [['--version', new RegExp(`^${version.replaceAll('.', '\\.')}$`, 'm')], ['--help', /^ {2}serve {7}start the gateway/m]] as const) {
+    // The bin exits the process when the command is done, so the loader's record is all that remains to read.
+    const { packages, stdout } = await packagesLoadedBy(`process.argv.splice(1, Infinity, ${JSON.stringify(bin)}, ${JSON.stringify(flag)}); await import(${JSON.stringify(bin)});`, { cwd: ROOT });
+    assert.match(stdout, expected);
+    assert.deepEqual([...packages], [], `${flag} loads no npm package`);
+  }
+});
+
+test('without dist/ the command says to run npm run build, and exits 1', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'paig-nodist-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  await mkdir(join(dir, 'bin'));
+  await copyFile(join(ROOT, 'bin', 'physical-ai-gateway.js'), join(dir, 'bin', 'physical-ai-gateway.js'));
+  await writeFile(join(dir, 'package.json'), '{"type": "module"}');
+  await assert.rejects(run(process.execPath, [join(dir, 'bin', 'physical-ai-gateway.js'), '--version']), (err: { code: number; stderr: string }) => {
+    assert.equal(err.code, 1);
+    assert.match(err.stderr, /has not been built/);
+    assert.match(err.stderr, /Run `npm run build`/);
+    assert.doesNotMatch(err.stderr, /^\s+at /m, 'no stack trace');
+    return true;
+  });
 });

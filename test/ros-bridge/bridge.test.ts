@@ -5,7 +5,7 @@ import type { Tensor } from '../../src/protocol/tensor.js';
 import type { BridgeStatus } from '../../src/ros-bridge/control-loop.js';
 import { BRIDGE_METRIC_NAMES } from '../../src/ros-bridge/metrics.js';
 import { fromRosTime, toRosTime, type JointTrajectoryMsg } from '../../src/ros-bridge/ros-adapter.js';
-import type { MemoryRosAdapter, RecordedMessage } from '../../src/ros-bridge/memory-adapter.js';
+import type { MemoryRosAdapter, RecordedMessage } from './memory-adapter.js';
 import type { PresetName } from '../../src/ros-bridge/presets.js';
 import { metricValue, pythonPolicy, sleep, startRig, until, type Rig } from './harness.js';
 

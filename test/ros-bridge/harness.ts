@@ -5,12 +5,12 @@ import { Registry } from 'prom-client';
 import { silentLogger } from '../../src/lib/log.js';
 import { validateBridgeConfig, type BridgeConfig } from '../../src/ros-bridge/config.js';
 import { startBridge, type RunningBridge } from '../../src/ros-bridge/main.js';
-import { MemoryRosAdapter } from '../../src/ros-bridge/memory-adapter.js';
+import { MemoryRosAdapter } from './memory-adapter.js';
 import type { InferOptions, PolicyChunk, PolicyClient } from '../../src/ros-bridge/policy-client.js';
 import { ZmqPolicyClient } from '../../src/ros-bridge/policy-client.js';
 import type { BridgeObservation } from '../../src/ros-bridge/observation-builder.js';
 import { presetConfig, type PresetName } from '../../src/ros-bridge/presets.js';
-import { SimRobot } from '../../src/ros-bridge/sim-robot.js';
+import { SimRobot } from './sim-robot.js';
 import { WorkerClient } from '../../src/zmq/worker-client.js';
 import { spawnPythonWorker, type PythonWorker } from '../support/python-worker.js';
 

@@ -7,7 +7,7 @@ import type { Readable } from 'node:stream';
 export interface ChildOutput {
   readonly stdout: string;
   readonly stderr: string;
-  /** Resolves once `pattern` matches stdout; rejects (AssertionError) if the child exits or `timeoutMs` passes first. */
+  /** Resolves once `pattern` matches stdout; rejects (AssertionError) if the child's output ends or `timeoutMs` passes first. */
   waitFor(pattern: RegExp, timeoutMs: number, what?: string): Promise<void>;
 }
 
@@ -23,12 +23,27 @@ export function collectOutput(child: ChildProcessByStdio<null, Readable, Readabl
     get stderr() {
       return stderr;
     },
-    async waitFor(pattern, timeoutMs, what = `output matching ${pattern}`) {
-      const until = Date.now() + timeoutMs;
-      while (!pattern.test(stdout)) {
-        assert.ok(Date.now() < until && child.exitCode === null, `${what}:\n${stdout}\n${stderr}`);
-        await new Promise((r) => setTimeout(r, 100));
-      }
+    // Checked on every chunk of output and on exit (events, not polling); the timer only bounds the wait.
+    waitFor(pattern, timeoutMs, what = `output matching ${pattern}`) {
+      return new Promise<void>((resolve, reject) => {
+        const done = (err?: Error) => {
+          clearTimeout(timer);
+          child.stdout.off('data', check);
+          child.off('close', exited);
+          if (err) reject(err);
+          else resolve();
+        };
+        const fail = (why: string) => done(new assert.AssertionError({ message: `${what} (${why}):\n${stdout}\n${stderr}` }));
+        const check = () => {
+          if (pattern.test(stdout)) done();
+        };
+        const exited = () => fail(`exited with ${child.exitCode ?? child.signalCode}`);
+        const timer = setTimeout(() => fail(`not within ${timeoutMs} ms`), timeoutMs);
+        child.stdout.on('data', check);
+        child.on('close', exited); // after the last output, unlike 'exit'
+        check();
+        if (!pattern.test(stdout) && child.stdout.readableEnded && child.stderr.readableEnded) exited();
+      });
     },
   };
 }

@@ -16,7 +16,7 @@ import { CLIENT_SPAN_NAME, formatTraceparent, getTracer, SERVER_SPAN_NAME, WORKE
 import { createDemoWorker } from '../../src/worker/demo-worker.js';
 import { WorkerClient } from '../../src/zmq/worker-client.js';
 import { spawnPythonWorker } from '../support/python-worker.js';
-import { registerInMemoryTracing } from '../support/tracing.js';
+import { registerInMemoryTracing } from '../../bench/lib/in-memory-tracing.js';
 
 const PROBE_DIR = fileURLToPath(new URL('../python-sdk/', import.meta.url));
 

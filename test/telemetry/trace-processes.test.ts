@@ -11,7 +11,7 @@ import { CLIENT_SPAN_NAME, SERVER_SPAN_NAME, WORKER_SPAN_NAME } from '../../src/
 import { WorkerClient } from '../../src/zmq/worker-client.js';
 import { collectOutput } from '../support/child-output.js';
 import { freePort } from '../support/endpoints.js';
-import { startOtlpReceiver } from '../support/otlp-receiver.js';
+import { startOtlpReceiver } from '../../bench/lib/otlp-receiver.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const ZMQ_TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';

@@ -21,8 +21,8 @@ import {
   startServerSpan,
   type TraceCarrier,
 } from '../../src/telemetry/tracing.js';
-import { startOtlpReceiver } from '../support/otlp-receiver.js';
-import { registerInMemoryTracing } from '../support/tracing.js';
+import { startOtlpReceiver } from '../../bench/lib/otlp-receiver.js';
+import { registerInMemoryTracing } from '../../bench/lib/in-memory-tracing.js';
 
 const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';
 const SPAN_ID = '00f067aa0ba902b7';

@@ -1,20 +1,20 @@
 // Measures the control loop's period jitter (|period - 1/rate|: p50, p99, max) in the simulated setup: the
 // in-process ROS adapter, the simulated robot, and the demo policy (in process, or a real gateway with --gateway).
 //
-//   npx tsx src/ros-bridge/measure-jitter.ts [--seconds 10] [--rates 30,100] [--delay-ms 20] [--gateway tcp://127.0.0.1:5550]
+//   npx tsx scripts/measure-jitter.ts [--seconds 10] [--rates 30,100] [--delay-ms 20] [--gateway tcp://127.0.0.1:5550]
 import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
 import { Registry } from 'prom-client';
-import { silentLogger } from '../lib/log.js';
-import type { Tensor } from '../protocol/tensor.js';
-import { validateBridgeConfig } from './config.js';
-import type { JitterStats } from './control-loop.js';
-import { createPolicyClient, startBridge } from './main.js';
-import { MemoryRosAdapter } from './memory-adapter.js';
-import type { BridgeObservation } from './observation-builder.js';
-import type { InferOptions, PolicyChunk, PolicyClient } from './policy-client.js';
-import { presetConfig } from './presets.js';
-import { SimRobot } from './sim-robot.js';
+import { silentLogger } from '../src/lib/log.js';
+import type { Tensor } from '../src/protocol/tensor.js';
+import { validateBridgeConfig } from '../src/ros-bridge/config.js';
+import type { JitterStats } from '../src/ros-bridge/control-loop.js';
+import { createPolicyClient, startBridge } from '../src/ros-bridge/main.js';
+import type { BridgeObservation } from '../src/ros-bridge/observation-builder.js';
+import type { InferOptions, PolicyChunk, PolicyClient } from '../src/ros-bridge/policy-client.js';
+import { presetConfig } from '../src/ros-bridge/presets.js';
+import { MemoryRosAdapter } from '../test/ros-bridge/memory-adapter.js';
+import { SimRobot } from '../test/ros-bridge/sim-robot.js';
 
 /** The documented demo policy as an in-process PolicyClient: action[k][j] = state[j] + 0.01 (k + 1), after delayMs. */
 export class LocalDemoPolicy implements PolicyClient {

@@ -1,6 +1,6 @@
 // The in-process ROS adapter (the one sanctioned fake): topics and Trigger services inside one process, with the
 // same message shapes as rclnodejs, plus helpers for tests to publish, record and call services.
-import { GatewayError } from '../lib/errors.js';
+import { GatewayError } from '../../src/lib/errors.js';
 import type {
   MessageTypeName,
   MessageTypes,
@@ -12,8 +12,8 @@ import type {
   SubscriptionOptions,
   TriggerHandler,
   TriggerResponse,
-} from './ros-adapter.js';
-import { toRosTime } from './ros-adapter.js';
+} from '../../src/ros-bridge/ros-adapter.js';
+import { toRosTime } from '../../src/ros-bridge/ros-adapter.js';
 
 /** A message seen on a topic, with when it was published (performance.now() ms). */
 export interface RecordedMessage<T = unknown> {

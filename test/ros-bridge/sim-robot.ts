@@ -2,9 +2,9 @@
 // JointTrajectoryController samples them (linear between points, from the state at receipt to the first point),
 // applies Float64MultiArray commands at once, and publishes joint_states and synthetic rgb8 camera frames.
 // Used by the tests and the jitter measurement; it is not part of the bridge itself.
-import type { BridgeConfig, OutputSpec } from './config.js';
-import type { JointTrajectoryMsg, RosAdapter, RosPublisher, RosSubscription, ImageMsg, JointStateMsg } from './ros-adapter.js';
-import { fromRosTime } from './ros-adapter.js';
+import type { BridgeConfig, OutputSpec } from '../../src/ros-bridge/config.js';
+import type { JointTrajectoryMsg, RosAdapter, RosPublisher, RosSubscription, ImageMsg, JointStateMsg } from '../../src/ros-bridge/ros-adapter.js';
+import { fromRosTime } from '../../src/ros-bridge/ros-adapter.js';
 
 export interface SimRobotOptions {
   adapter: RosAdapter;

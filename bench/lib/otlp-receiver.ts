@@ -1,4 +1,4 @@
-// Test harness: a tiny OTLP/HTTP receiver on 127.0.0.1 (node:http) that accepts what the real
+// For tests and benchmarks (bench/telemetry-overhead.ts): a tiny OTLP/HTTP receiver on 127.0.0.1 (node:http) that accepts what the real
 // @opentelemetry/exporter-*-otlp-http exporters send (OTLP JSON, optionally gzip) and keeps the spans and
 // metric names it decoded. Protobuf bodies are answered 415, so a misconfigured exporter fails loudly.
 import { createServer } from 'node:http';
