@@ -30,6 +30,13 @@ trap cleanup EXIT
 
 [ -x scripts/ensure-prometheus.sh ] && bash scripts/ensure-prometheus.sh
 
+# ---- ROS 2 (test/ros-bridge/ros2.test.ts; owned by the ROS bridge) ----------------------------------------
+# ROS 2 Kilted from PyPI wheels (rclpy + message packages) and rclnodejs built against them, in the git-ignored
+# .venv-ros2/. About a minute on a fresh machine, under a second once installed. It starts nothing that needs
+# stopping. The test runs it too; here it fails the run early, before the long tests, when it cannot be set up.
+bash scripts/ensure-ros2.sh
+# ---- end ROS 2 -----------------------------------------------------------------------------------------------
+
 say "type-check"
 npx tsc --noEmit
 say "lint"

@@ -69,6 +69,13 @@ export interface BridgeConfig {
   limits: Record<string, JointLimit>;
   /** Hold when no fresh chunk has arrived for this long while running. */
   watchdogTimeoutMs: number;
+  /**
+   * While the robot is held (gateway outage, stale input, watchdog, e-stop, ...) the hold target is published
+   * again at this rate, with a fresh stamp; 0 = once. ROS topics are volatile: a controller (re)started during the
+   * outage never sees the hold published before it subscribed. The default 5 Hz gives it the target within
+   * 200 ms of subscribing, inside the 500 ms input age limit, for a few hundred bytes per second.
+   */
+  holdRepeatHz: number;
   /** Longest deadline of one inference (used when there is no plan left to cover it). */
   inferenceTimeoutMs: number;
   /** Step duration when the policy's result carries no dt_s. */
@@ -95,6 +102,7 @@ export const BRIDGE_DEFAULTS = {
   blending: { method: 'replace', spliceWindow: 6, ensembleCoefficient: 0.01 },
   limits: {},
   watchdogTimeoutMs: 1_000,
+  holdRepeatHz: 5,
   inferenceTimeoutMs: 2_000,
   defaultDtS: 1 / 30,
   statusTopic: '/physical_ai_bridge/status',
@@ -119,7 +127,7 @@ export class BridgeConfigError extends GatewayError {
 
 const TOP_LEVEL_KEYS = new Set<string>([
   'robot', 'nodeName', 'cameras', 'jointStateTopic', 'joints', 'instructionTopic', 'instruction', 'outputs', 'rateHz', 'framework',
-  'gateway', 'maxObservationAgeMs', 'requestAheadSteps', 'blending', 'limits', 'watchdogTimeoutMs', 'inferenceTimeoutMs',
+  'gateway', 'maxObservationAgeMs', 'requestAheadSteps', 'blending', 'limits', 'watchdogTimeoutMs', 'holdRepeatHz', 'inferenceTimeoutMs',
   'defaultDtS', 'statusTopic', 'servicePrefix', 'startOnLaunch',
 ]);
 
@@ -303,6 +311,7 @@ export function validateBridgeConfig(input: unknown): BridgeConfig {
     blending,
     limits,
     watchdogTimeoutMs: c.number(raw.watchdogTimeoutMs, 'watchdogTimeoutMs', { min: 0, exclusiveMin: true }),
+    holdRepeatHz: c.number(raw.holdRepeatHz, 'holdRepeatHz', { min: 0, max: 1000 }),
     inferenceTimeoutMs: c.number(raw.inferenceTimeoutMs, 'inferenceTimeoutMs', { min: 0, exclusiveMin: true }),
     defaultDtS: c.number(raw.defaultDtS, 'defaultDtS', { min: 0, exclusiveMin: true }),
     statusTopic: c.string(raw.statusTopic, 'statusTopic', { topic: true }),

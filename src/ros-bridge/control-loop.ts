@@ -8,7 +8,7 @@ import type { BridgeConfig, OutputSpec } from './config.js';
 import { ChunkPlayer, groupIndices, holdTrajectory, multiArrayForGroup, trajectoryForGroup } from './chunk-player.js';
 import type { ImageDecoder } from './image.js';
 import { createBridgeMetrics, type BridgeMetrics } from './metrics.js';
-import { ObservationBuilder, StaleInputError, type BuiltObservation } from './observation-builder.js';
+import { ObservationBuilder, StaleInputError, type BuiltObservation, type CameraSource } from './observation-builder.js';
 import type { PolicyChunk, PolicyClient } from './policy-client.js';
 import type {
   Float64MultiArrayMsg,
@@ -22,7 +22,17 @@ import type {
 import { fromRosTime } from './ros-adapter.js';
 
 export type BridgeState = 'idle' | 'running' | 'holding' | 'estopped';
-export type HoldReason = 'starved' | 'watchdog' | 'gateway_error' | 'stale_input' | 'bad_input' | 'bad_chunk' | 'stop' | 'emergency_stop' | 'shutdown';
+export type HoldReason =
+  | 'waiting_for_inputs'
+  | 'starved'
+  | 'watchdog'
+  | 'gateway_error'
+  | 'stale_input'
+  | 'bad_input'
+  | 'bad_chunk'
+  | 'stop'
+  | 'emergency_stop'
+  | 'shutdown';
 
 /** What the status topic carries (as JSON in a std_msgs/String). */
 export interface BridgeStatus {
@@ -41,6 +51,12 @@ export interface BridgeStatus {
   staleDrops: number;
   remainingSteps: number;
   lastRoundTripMs?: number;
+  /** While held with a published target: how often it was published again since (at holdRepeatHz). */
+  holdRepeats?: number;
+  /** false while the transport knows the gateway is unreachable (ZMQ); absent when it cannot tell (HTTP). */
+  gatewayConnected?: boolean;
+  /** The topic and message type each camera is read from, once its first frame has arrived. */
+  cameras: Record<string, CameraSource>;
   /** ROS time of this status, seconds. */
   stamp: number;
 }
@@ -83,7 +99,8 @@ interface InFlight {
 }
 
 const MAX_JITTER_SAMPLES = 1 << 20;
-const RETRY_AFTER_ERROR_MIN_MS = 100;
+/** After a failed inference the next try waits one period, doubling per failure in a row up to this. */
+const RETRY_BACKOFF_MAX_MS = 500;
 
 export class ControlLoop {
   readonly #config: BridgeConfig;
@@ -99,7 +116,7 @@ export class ControlLoop {
   readonly #outputs: Output[];
   #status?: RosPublisher<StringMsg>;
   #services: RosService[] = [];
-  #unwatch: (() => void) | undefined;
+  #unwatch: (() => void)[] = [];
 
   #mode: 'idle' | 'running' | 'estopped' = 'idle';
   #hold: { reason: HoldReason; detail: string } | undefined;
@@ -107,6 +124,11 @@ export class ControlLoop {
   #inflight: InFlight | undefined;
   #pendingError: GatewayError | undefined;
   #retryAtMs = -Infinity;
+  /** Failed inferences in a row (the retry backoff's exponent); 0 after a chunk or a reconnect. */
+  #failures = 0;
+  /** The published hold target and when it was last (re)published, while the robot is held. */
+  #holdTarget: { pos: Float64Array; lastMs: number; repeats: number } | undefined;
+  #lastTickMs = 0;
   #lastChunkMs = 0;
   #hadPlan = false;
   /** Something was commanded since the last hold (or since start): a hold has something to stop. */
@@ -145,6 +167,10 @@ export class ControlLoop {
         this.#log.info({ event: 'bridge.instruction', instruction });
         this.#publishStatus(true);
       },
+      onCameraSource: (camera, source) => {
+        this.#log.info({ event: 'bridge.camera_source', camera, topic: source.topic, type: source.type === 'image' ? 'sensor_msgs/msg/Image' : 'sensor_msgs/msg/CompressedImage' });
+        this.#publishStatus(true);
+      },
     });
     this.#player = new ChunkPlayer({ joints: config.joints, blending: config.blending, limits: config.limits });
     this.#outputs = config.outputs.map((spec) => ({ spec, idx: groupIndices(config.joints, spec) }));
@@ -168,12 +194,10 @@ export class ControlLoop {
       this.#adapter.createTriggerService(`${prefix}/emergency_stop`, () => this.emergencyStop()),
     ];
     this.#builder.start();
-    this.#unwatch = this.#policy.onDown?.((reason) => {
-      if (this.#closing || this.#mode !== 'running') return;
-      this.#log.warn({ event: 'bridge.policy_down', reason });
-      this.#pendingError = new GatewayError('unavailable', reason);
-      this.#retryAtMs = this.#nowMs() + Math.max(this.#periodMs, RETRY_AFTER_ERROR_MIN_MS);
-    });
+    const down = this.#policy.onDown?.((reason) => this.#onPolicyDown(reason));
+    const up = this.#policy.onUp?.(() => this.#onPolicyUp());
+    this.#unwatch = [down, up].filter((f) => f !== undefined);
+    this.#policy.connect?.();
     this.#t0 = this.#nowMs();
     this.#nextTickMs = this.#t0;
     this.#arm();
@@ -194,6 +218,8 @@ export class ControlLoop {
     this.#generation++;
     this.#pendingError = undefined;
     this.#retryAtMs = -Infinity;
+    this.#failures = 0;
+    this.#holdTarget = undefined;
     this.#hadPlan = false;
     this.#commanded = false;
     this.#lastChunkMs = this.#nowMs();
@@ -209,6 +235,8 @@ export class ControlLoop {
     this.#mode = 'idle';
     this.#cancel();
     this.#enterHold('stop', 'stopped by request', this.#nowMs(), { force: true });
+    // Stopped is not an outage: hold once and leave the topic to whoever drives the robot next.
+    this.#holdTarget = undefined;
     return { success: true, message: 'stopped; holding' };
   }
 
@@ -242,12 +270,16 @@ export class ControlLoop {
       ...this.#counts,
       remainingSteps: this.#player.remaining(now),
       stamp: fromRosTime(this.#adapter.now()),
+      cameras: this.#builder.cameraSources(),
     };
     if (this.#hold) {
       status.reason = this.#hold.reason;
       status.detail = this.#hold.detail;
     }
     if (this.#lastRoundTripMs !== undefined) status.lastRoundTripMs = Math.round(this.#lastRoundTripMs * 10) / 10;
+    if (this.#holdTarget) status.holdRepeats = this.#holdTarget.repeats;
+    const connected = this.#policy.connected;
+    if (connected !== undefined) status.gatewayConnected = connected;
     return status;
   }
 
@@ -307,18 +339,25 @@ export class ControlLoop {
 
   #tick(tickMs: number): void {
     this.#counts.ticks++;
+    this.#lastTickMs = tickMs;
     const cfg = this.#config;
     const due = this.#player.advance(tickMs);
+    this.#repeatHold(tickMs);
     if (this.#mode !== 'running') return this.#publishStatus(false);
 
     try {
       this.#builder.checkFresh();
     } catch (err) {
       if (!(err instanceof StaleInputError)) throw err;
-      this.#counts.staleDrops++;
-      this.#metrics.staleDrops.inc({ topic: err.topic });
       this.#cancel();
-      this.#enterHold('stale_input', err.message, tickMs);
+      if (err.neverSeen) {
+        // Start-up (or a topic not discovered yet): nothing has gone stale, the bridge is waiting for its inputs.
+        this.#enterHold('waiting_for_inputs', `waiting for the first message on ${this.#builder.unseenInputs().join(', ')}`, tickMs);
+      } else {
+        this.#counts.staleDrops++;
+        this.#metrics.staleDrops.inc({ topic: err.topic });
+        this.#enterHold('stale_input', err.message, tickMs);
+      }
       return this.#publishStatus(false);
     }
     if (this.#pendingError) {
@@ -336,7 +375,9 @@ export class ControlLoop {
     if (!this.#hold && tickMs - this.#lastChunkMs > cfg.watchdogTimeoutMs) {
       this.#enterHold('watchdog', `no fresh chunk for ${Math.round(tickMs - this.#lastChunkMs)} ms (limit ${cfg.watchdogTimeoutMs} ms)`, tickMs);
     }
-    if (!this.#inflight && tickMs >= this.#retryAtMs && remaining <= cfg.requestAheadSteps) this.#request(tickMs, remaining);
+    if (!this.#inflight && tickMs >= this.#retryAtMs && remaining <= cfg.requestAheadSteps && this.#policy.connected !== false) {
+      this.#request(tickMs, remaining);
+    }
     if (!this.#hold && due) {
       for (const out of this.#outputs) out.multiArray?.publish(multiArrayForGroup(out.spec, out.idx, due.pos));
     }
@@ -351,8 +392,8 @@ export class ControlLoop {
       built = this.#builder.build(tickMs);
     } catch (err) {
       const e = toGatewayError(err);
-      this.#enterHold(err instanceof StaleInputError ? 'stale_input' : 'bad_input', e.message, tickMs);
-      this.#retryAtMs = tickMs + Math.max(this.#periodMs, RETRY_AFTER_ERROR_MIN_MS);
+      this.#enterHold(err instanceof StaleInputError ? (err.neverSeen ? 'waiting_for_inputs' : 'stale_input') : 'bad_input', e.message, tickMs);
+      this.#retryAtMs = tickMs + this.#backoffMs();
       return;
     }
     const cfg = this.#config;
@@ -388,7 +429,7 @@ export class ControlLoop {
     }
     if (chunk.dof !== this.#player.dof) {
       this.#enterHold('bad_chunk', `the policy answered ${chunk.dof} joints; the bridge drives ${this.#player.dof} (${this.#config.joints.join(', ')})`, now);
-      this.#retryAtMs = now + Math.max(this.#periodMs, RETRY_AFTER_ERROR_MIN_MS);
+      this.#retryAtMs = now + this.#backoffMs();
       return;
     }
     const dtMs = (chunk.dtS ?? this.#config.defaultDtS) * 1000;
@@ -403,6 +444,8 @@ export class ControlLoop {
       return;
     }
     this.#counts.chunks++;
+    this.#failures = 0;
+    this.#holdTarget = undefined;
     this.#metrics.chunks.inc();
     if (accepted.clampedValues > 0) this.#metrics.clamped.inc(accepted.clampedValues);
     this.#lastChunkMs = now;
@@ -424,10 +467,48 @@ export class ControlLoop {
     const e = toGatewayError(err);
     this.#metrics.inferenceDuration.observe({ outcome: 'error' }, (this.#nowMs() - inflight.startedMs) / 1000);
     if (!this.#current(inflight)) return;
-    this.#metrics.inferenceErrors.inc({ code: e.code });
+    // A request stranded by a lost connection: the loss itself was counted when it happened (#onPolicyDown).
+    if (!(e.code === 'unavailable' && this.#policy.connected === false)) this.#metrics.inferenceErrors.inc({ code: e.code });
     this.#log.warn({ event: 'bridge.inference_failed', code: e.code, message: e.message });
     this.#pendingError = e;
-    this.#retryAtMs = this.#nowMs() + Math.max(this.#periodMs, RETRY_AFTER_ERROR_MIN_MS);
+    this.#retryAtMs = this.#nowMs() + this.#backoffMs();
+  }
+
+  /** The wait before the next try after a failure: one period, doubling per failure in a row, at most 500 ms. */
+  #backoffMs(): number {
+    const ms = Math.min(RETRY_BACKOFF_MAX_MS, this.#periodMs * 2 ** Math.min(this.#failures, 16));
+    this.#failures++;
+    return Math.max(this.#periodMs, ms);
+  }
+
+  // ---- the gateway connection (ZMQ monitor events) ----
+
+  /** The connection to the gateway is gone: count it, hold at the next tick, and send nothing until it is back. */
+  #onPolicyDown(reason: string): void {
+    if (this.#closing) return;
+    this.#metrics.inferenceErrors.inc({ code: 'unavailable' });
+    this.#log.warn({ event: 'bridge.policy_down', reason });
+    if (this.#mode !== 'running') return;
+    this.#pendingError = new GatewayError('unavailable', reason);
+    this.#publishStatus(true);
+  }
+
+  /** Connected (again): ask for a chunk now rather than at the next tick or after a backoff. */
+  #onPolicyUp(): void {
+    if (this.#closing) return;
+    this.#log.info({ event: 'bridge.policy_up' });
+    this.#failures = 0;
+    this.#retryAtMs = -Infinity;
+    if (this.#mode !== 'running' || this.#inflight) return;
+    try {
+      this.#builder.checkFresh();
+    } catch {
+      return; // the next tick says why
+    }
+    const now = this.#nowMs();
+    // Stamped as of the last tick (build() back-dates the stamp), like any request the tick would have made.
+    this.#request(this.#lastTickMs, this.#player.remaining(now));
+    this.#publishStatus(true);
   }
 
   #cancel(): void {
@@ -462,13 +543,38 @@ export class ControlLoop {
     if (!pos) {
       this.#log.error({ event: 'bridge.hold_without_position', reason, detail: 'no joint state received yet; nothing published' });
     } else {
-      const stamp = this.#adapter.now();
-      for (const out of this.#outputs) {
-        out.trajectory?.publish(holdTrajectory(out.spec, out.idx, pos, stamp, this.#periodMs / 1000));
-        out.multiArray?.publish(multiArrayForGroup(out.spec, out.idx, pos));
-      }
+      this.#publishHold(pos);
+      this.#holdTarget = { pos, lastMs: nowMs, repeats: 0 };
     }
     this.#publishStatus(true);
+  }
+
+  #publishHold(pos: Float64Array): void {
+    const stamp = this.#adapter.now();
+    for (const out of this.#outputs) {
+      out.trajectory?.publish(holdTrajectory(out.spec, out.idx, pos, stamp, this.#periodMs / 1000));
+      out.multiArray?.publish(multiArrayForGroup(out.spec, out.idx, pos));
+    }
+  }
+
+  /**
+   * While held (running or e-stopped), publishes the same hold target again at holdRepeatHz with a fresh stamp, so
+   * a controller that subscribes during the hold gets it (ROS topics do not replay). The target is not re-measured:
+   * a robot sagging under a hold must not walk the target with it.
+   */
+  #repeatHold(tickMs: number): void {
+    const target = this.#holdTarget;
+    const hz = this.#config.holdRepeatHz;
+    if (!target || hz <= 0) return;
+    if (!((this.#mode === 'running' && this.#hold) || this.#mode === 'estopped')) return;
+    if (tickMs - target.lastMs < 1000 / hz - this.#periodMs / 2) return;
+    target.lastMs = tickMs;
+    target.repeats++;
+    try {
+      this.#publishHold(target.pos);
+    } catch (err) {
+      this.#log.warn({ event: 'bridge.hold_repeat_failed', err });
+    }
   }
 
   // ---- status ----
@@ -504,7 +610,8 @@ export class ControlLoop {
       }
     }
     this.#cancel();
-    this.#unwatch?.();
+    this.#holdTarget = undefined;
+    for (const unwatch of this.#unwatch) unwatch();
     this.#builder.close();
     for (const s of this.#services) s.close();
     for (const out of this.#outputs) {

@@ -15,7 +15,7 @@ import { loadJpegDecoder, JPEG_DECODER_PACKAGE, type ImageDecoder } from './imag
 import { createBridgeMetrics } from './metrics.js';
 import { HttpPolicyClient, ZmqPolicyClient, type PolicyClient } from './policy-client.js';
 import { PRESETS, isPresetName, presetConfig } from './presets.js';
-import { RclnodejsAdapter } from './rclnodejs-adapter.js';
+import { RCLNODEJS_DIR_ENV, RclnodejsAdapter, rclnodejsSpecifier } from './rclnodejs-adapter.js';
 import type { RosAdapter } from './ros-adapter.js';
 
 /** The policy client for `config.gateway`: the ZMQ front door for tcp:// and ipc://, HTTP for http(s)://. */
@@ -23,7 +23,17 @@ export function createPolicyClient(config: BridgeConfig, log: Logger): PolicyCli
   if (/^https?:\/\//.test(config.gateway)) {
     return new HttpPolicyClient({ baseUrl: config.gateway, framework: config.framework, timeoutMs: config.inferenceTimeoutMs });
   }
-  const client = new WorkerClient({ endpoint: config.gateway, framework: config.framework, timeoutMs: config.inferenceTimeoutMs, log });
+  // Reconnect attempts at most one control period apart: once the gateway is back, the connection is up within a
+  // period and the loop asks at once (ZMQ's own default backs off to seconds). A refused connect on loopback is cheap.
+  const periodMs = 1000 / config.rateHz;
+  const client = new WorkerClient({
+    endpoint: config.gateway,
+    framework: config.framework,
+    timeoutMs: config.inferenceTimeoutMs,
+    log,
+    reconnectIntervalMs: Math.max(5, Math.round(periodMs / 4)),
+    reconnectMaxIntervalMs: Math.max(5, Math.round(periodMs)),
+  });
   return new ZmqPolicyClient({ client, framework: config.framework, timeoutMs: config.inferenceTimeoutMs });
 }
 
@@ -75,6 +85,7 @@ Options:
   --request-ahead <steps>    ask for the next chunk when this many steps remain (default 8)
   --max-age-ms <ms>          refuse inputs older than this (default 500)
   --watchdog-ms <ms>         hold when no fresh chunk for this long (default 1000)
+  --hold-repeat-hz <hz>      while held, publish the hold target again at this rate (default 5; 0 = once)
   --start                    start moving at once (default: wait for <prefix>/start)
   --metrics-port <port>      serve Prometheus metrics on 127.0.0.1:<port>/metrics
   --log-level <level>        debug | info | warn | error
@@ -117,6 +128,7 @@ export async function configFromArgs(argv: string[]): Promise<ParsedArgs> {
       'request-ahead': { type: 'string' },
       'max-age-ms': { type: 'string' },
       'watchdog-ms': { type: 'string' },
+      'hold-repeat-hz': { type: 'string' },
       start: { type: 'boolean' },
       'metrics-port': { type: 'string' },
       'log-level': { type: 'string' },
@@ -159,6 +171,7 @@ export async function configFromArgs(argv: string[]): Promise<ParsedArgs> {
   set('requestAheadSteps', num('request-ahead', values['request-ahead']));
   set('maxObservationAgeMs', num('max-age-ms', values['max-age-ms']));
   set('watchdogTimeoutMs', num('watchdog-ms', values['watchdog-ms']));
+  set('holdRepeatHz', num('hold-repeat-hz', values['hold-repeat-hz']));
   if (values.start) input.startOnLaunch = true;
   if (values.blending !== undefined) input.blending = { ...(input.blending as object | undefined), method: values.blending };
   if (values.resize !== undefined) {
@@ -229,9 +242,9 @@ export async function runBridge(argv: string[], io: BridgeIo = defaultIo, { sign
   }
   const log = createLogger({ level: isLogLevel(parsed.logLevel) ? parsed.logLevel : 'info', write: (line) => io.err(line.trimEnd()) });
 
-  let jpegDecoder: ImageDecoder | undefined;
+  // Loaded whatever the config says: a camera configured raw is also accepted as its /compressed sibling.
+  const jpegDecoder: ImageDecoder | undefined = config.cameras.length > 0 ? await loadJpegDecoder() : undefined;
   if (config.cameras.some((c) => c.type === 'compressed')) {
-    jpegDecoder = await loadJpegDecoder();
     if (!jpegDecoder) {
       io.err(`cameras ${config.cameras.filter((c) => c.type === 'compressed').map((c) => c.key).join(', ')} are sensor_msgs/CompressedImage (JPEG): install a decoder with \`npm install ${JPEG_DECODER_PACKAGE}\`, or use raw image topics with --raw-images`);
       return 1;
@@ -240,7 +253,11 @@ export async function runBridge(argv: string[], io: BridgeIo = defaultIo, { sign
 
   let adapter: RosAdapter;
   try {
-    adapter = await RclnodejsAdapter.create({ nodeName: config.nodeName, log: log.child({ component: 'ros' }) });
+    adapter = await RclnodejsAdapter.create({
+      nodeName: config.nodeName,
+      log: log.child({ component: 'ros' }),
+      specifier: rclnodejsSpecifier(process.env[RCLNODEJS_DIR_ENV]),
+    });
   } catch (err) {
     io.err(err instanceof GatewayError ? err.message : `ROS 2 setup failed: ${(err as Error).message}`);
     return 1;

@@ -2,7 +2,7 @@
 // configured age (by arrival time on this host, so sim time and remote clocks do not matter).
 import { GatewayError } from '../lib/errors.js';
 import { Tensor } from '../protocol/tensor.js';
-import type { BridgeConfig, CameraSpec } from './config.js';
+import type { BridgeConfig, CameraMessageType, CameraSpec } from './config.js';
 import { compressedMsgToTensor, imageMsgToTensor, missingJpegDecoder, type ImageDecoder } from './image.js';
 import type { CompressedImageMsg, ImageMsg, JointStateMsg, RosAdapter, RosSubscription, RosTime } from './ros-adapter.js';
 import { fromRosTime, toRosTime } from './ros-adapter.js';
@@ -30,6 +30,8 @@ export interface BuiltObservation {
 
 /** A camera, the joint state or a joint is missing or too old. `code` is `unavailable`. */
 export class StaleInputError extends GatewayError {
+  /** No message has ever arrived on this input (start-up or discovery), as opposed to one that stopped coming. */
+  readonly neverSeen: boolean;
   constructor(
     readonly topic: string,
     /** Age of the newest message in ms; Infinity when none has arrived. */
@@ -43,11 +45,34 @@ export class StaleInputError extends GatewayError {
         ? `stale input: ${topic}${detail} is ${Math.round(ageMs)} ms old (limit ${maxAgeMs} ms)`
         : `stale input: no message yet on ${topic}${detail}`,
     );
+    this.neverSeen = !Number.isFinite(ageMs);
   }
+}
+
+/** Where a camera's frames come from: the configured topic and type, or its raw/compressed sibling. */
+export interface CameraSource {
+  topic: string;
+  type: CameraMessageType;
+}
+
+/**
+ * The topics a camera is accepted on: the configured one first, then its sibling in the image_transport naming
+ * (`X` carries sensor_msgs/Image, `X/compressed` sensor_msgs/CompressedImage), so a robot that publishes the other
+ * kind still works without --raw-images or a config change.
+ */
+export function cameraSources(spec: CameraSpec): CameraSource[] {
+  const own = { topic: spec.topic, type: spec.type };
+  if (spec.type === 'compressed') {
+    return spec.topic.endsWith('/compressed') ? [own, { topic: spec.topic.slice(0, -'/compressed'.length), type: 'image' }] : [own];
+  }
+  return [own, { topic: `${spec.topic.replace(/\/+$/, '')}/compressed`, type: 'compressed' }];
 }
 
 interface CameraSlot {
   spec: CameraSpec;
+  /** The topic and type in use: set by the first frame on any candidate (the other subscriptions are then closed). */
+  source?: CameraSource;
+  subs: RosSubscription[];
   msg?: ImageMsg | CompressedImageMsg;
   atMs: number;
   decoded?: { msg: ImageMsg | CompressedImageMsg; tensor: Tensor };
@@ -62,6 +87,8 @@ export interface ObservationBuilderOptions {
   nowMs?: () => number;
   /** Called when the instruction topic brings a new value. */
   onInstruction?: (instruction: string) => void;
+  /** Called once per camera, when its first frame decides which topic and type it is read from. */
+  onCameraSource?: (key: string, source: CameraSource) => void;
 }
 
 /** Subscribes on start(), keeps the newest of everything, builds observations on demand. */
@@ -71,6 +98,7 @@ export class ObservationBuilder {
   readonly #decoder: ImageDecoder;
   readonly #nowMs: () => number;
   readonly #onInstruction: ((instruction: string) => void) | undefined;
+  readonly #onCameraSource: ((key: string, source: CameraSource) => void) | undefined;
   readonly #cameras: CameraSlot[];
   readonly #jointIndex: Map<string, number>;
   readonly #positions: Float64Array;
@@ -78,14 +106,16 @@ export class ObservationBuilder {
   #jointStateAtMs = -Infinity;
   #instruction: string;
   #subs: RosSubscription[] = [];
+  #started = false;
 
-  constructor({ config, adapter, jpegDecoder = missingJpegDecoder, nowMs = () => performance.now(), onInstruction }: ObservationBuilderOptions) {
+  constructor({ config, adapter, jpegDecoder = missingJpegDecoder, nowMs = () => performance.now(), onInstruction, onCameraSource }: ObservationBuilderOptions) {
     this.#config = config;
     this.#adapter = adapter;
     this.#decoder = jpegDecoder;
     this.#nowMs = nowMs;
     this.#onInstruction = onInstruction;
-    this.#cameras = config.cameras.map((spec) => ({ spec, atMs: -Infinity }));
+    this.#onCameraSource = onCameraSource;
+    this.#cameras = config.cameras.map((spec) => ({ spec, subs: [], atMs: -Infinity }));
     this.#jointIndex = new Map(config.joints.map((j, i) => [j, i]));
     this.#positions = new Float64Array(config.joints.length);
     this.#jointAtMs = new Float64Array(config.joints.length).fill(-Infinity);
@@ -94,24 +124,59 @@ export class ObservationBuilder {
 
   /** Subscribes to every camera, the joint state and the instruction topic. */
   start(): void {
-    if (this.#subs.length > 0) return;
+    if (this.#started) return;
     for (const slot of this.#cameras) {
-      const store = (msg: ImageMsg | CompressedImageMsg) => {
-        slot.msg = msg;
-        slot.atMs = this.#nowMs();
-      };
-      this.#subs.push(
-        slot.spec.type === 'image'
-          ? this.#adapter.subscribe(slot.spec.topic, 'sensor_msgs/msg/Image', store, { qos: 'sensor_data' })
-          : this.#adapter.subscribe(slot.spec.topic, 'sensor_msgs/msg/CompressedImage', store, { qos: 'sensor_data' }),
-      );
+      for (const source of cameraSources(slot.spec)) {
+        const store = (msg: ImageMsg | CompressedImageMsg) => this.#onFrame(slot, source, msg);
+        slot.subs.push(
+          source.type === 'image'
+            ? this.#adapter.subscribe(source.topic, 'sensor_msgs/msg/Image', store, { qos: 'sensor_data' })
+            : this.#adapter.subscribe(source.topic, 'sensor_msgs/msg/CompressedImage', store, { qos: 'sensor_data' }),
+        );
+      }
     }
+    this.#started = true;
     this.#subs.push(this.#adapter.subscribe(this.#config.jointStateTopic, 'sensor_msgs/msg/JointState', (msg) => this.#onJointState(msg)));
     if (this.#config.instructionTopic) {
       this.#subs.push(
         this.#adapter.subscribe(this.#config.instructionTopic, 'std_msgs/msg/String', (msg) => this.setInstruction(msg.data)),
       );
     }
+  }
+
+  #onFrame(slot: CameraSlot, source: CameraSource, msg: ImageMsg | CompressedImageMsg): void {
+    if (!slot.source) {
+      // The first frame decides; the other candidate's subscription is closed (no double traffic).
+      slot.source = source;
+      for (const sub of slot.subs) if (sub.topic !== source.topic) sub.close();
+      slot.subs = slot.subs.filter((sub) => sub.topic === source.topic);
+      this.#onCameraSource?.(slot.spec.key, source);
+    } else if (slot.source.topic !== source.topic) {
+      return; // a frame already queued on the closed candidate
+    }
+    slot.msg = msg;
+    slot.atMs = this.#nowMs();
+  }
+
+  /** Which topic and type each camera is read from, for the cameras that have delivered a frame. */
+  cameraSources(): Record<string, CameraSource> {
+    const out: Record<string, CameraSource> = {};
+    for (const slot of this.#cameras) if (slot.source) out[slot.spec.key] = { ...slot.source };
+    return out;
+  }
+
+  /** The inputs no message has arrived on yet (cameras name every candidate topic), in config order. */
+  unseenInputs(): string[] {
+    const out: string[] = [];
+    for (const slot of this.#cameras) {
+      if (!slot.source) out.push(cameraSources(slot.spec).map((s) => s.topic).join(' or '));
+    }
+    if (this.#jointStateAtMs === -Infinity) out.push(this.#config.jointStateTopic);
+    else {
+      const missing = this.#config.joints.filter((_j, i) => this.#jointAtMs[i] === -Infinity);
+      if (missing.length > 0) out.push(`${this.#config.jointStateTopic} (joints ${missing.join(', ')})`);
+    }
+    return out;
   }
 
   #onJointState(msg: JointStateMsg): void {
@@ -147,7 +212,7 @@ export class ObservationBuilder {
   checkFresh(now = this.#nowMs()): void {
     const max = this.#config.maxObservationAgeMs;
     for (const slot of this.#cameras) {
-      if (now - slot.atMs > max) throw new StaleInputError(slot.spec.topic, now - slot.atMs, max);
+      if (now - slot.atMs > max) throw new StaleInputError(slot.source?.topic ?? slot.spec.topic, now - slot.atMs, max);
     }
     if (now - this.#jointStateAtMs > max) throw new StaleInputError(this.#config.jointStateTopic, now - this.#jointStateAtMs, max);
     for (let i = 0; i < this.#jointAtMs.length; i++) {
@@ -170,7 +235,7 @@ export class ObservationBuilder {
       const msg = slot.msg!;
       if (slot.decoded?.msg !== msg) {
         const tensor =
-          slot.spec.type === 'image'
+          slot.source?.type === 'image'
             ? imageMsgToTensor(msg as ImageMsg, slot.spec.resize)
             : compressedMsgToTensor(msg as CompressedImageMsg, this.#decoder, slot.spec.resize);
         slot.decoded = { msg, tensor };
@@ -195,6 +260,10 @@ export class ObservationBuilder {
   }
 
   close(): void {
+    for (const slot of this.#cameras) {
+      for (const s of slot.subs) s.close();
+      slot.subs = [];
+    }
     for (const s of this.#subs) s.close();
     this.#subs = [];
   }

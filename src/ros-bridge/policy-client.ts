@@ -40,6 +40,16 @@ export interface PolicyClient {
    * hold at once instead of when the plan runs out. Returns the unsubscribe function.
    */
   onDown?(listener: (reason: string) => void): () => void;
+  /** Optional: calls `listener` when the transport (re)connects to the peer, so the loop can ask at once. */
+  onUp?(listener: () => void): () => void;
+  /**
+   * Optional: the transport's connection state, when it knows it (ZMQ: from the socket's monitor events). `false`
+   * means a request now would only wait in a queue until its deadline, so the loop waits for `onUp` instead.
+   * `undefined` = not known (HTTP): the loop just tries.
+   */
+  readonly connected?: boolean | undefined;
+  /** Optional: start connecting now (ZMQ connects in the background), so `connected` means something before the first request. */
+  connect?(): void;
   close(): Promise<void>;
 }
 
@@ -83,6 +93,10 @@ export interface RequestClient {
   ): Promise<{ result: unknown; timing?: WorkerTiming | undefined; roundTripMs: number }>;
   /** Connection state events (WorkerClient.onEvent). */
   onEvent?(listener: (event: PoolEvent) => void): () => void;
+  /** True while connected (WorkerClient.connected). */
+  readonly connected?: boolean;
+  /** Opens the socket and starts connecting (WorkerClient.start). */
+  start?(): void;
   close(): Promise<void>;
 }
 
@@ -118,6 +132,21 @@ export class ZmqPolicyClient implements PolicyClient {
     return this.#client.onEvent((event) => {
       if (event.type === 'disconnected') listener(`lost the connection to ${event.endpoint}`);
     });
+  }
+
+  onUp(listener: () => void): () => void {
+    if (!this.#client.onEvent) return () => {};
+    return this.#client.onEvent((event) => {
+      if (event.type === 'connected') listener();
+    });
+  }
+
+  get connected(): boolean | undefined {
+    return this.#client.connected;
+  }
+
+  connect(): void {
+    this.#client.start?.();
   }
 
   close(): Promise<void> {

@@ -1,5 +1,8 @@
 // The real ROS adapter over rclnodejs 2.x. rclnodejs is an optional dependency with a native addon that needs a
 // sourced ROS 2, so it is loaded only here, with `await import('rclnodejs')`, when the bridge starts.
+import { createRequire } from 'node:module';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { GatewayError } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import type {
@@ -78,6 +81,22 @@ export const ROS_NOT_FOUND_MESSAGE =
 
 /** The module specifier, in a variable so the compiler does not need rclnodejs's types to be installed. */
 const RCLNODEJS = 'rclnodejs';
+
+/**
+ * Environment variable naming a directory whose node_modules holds rclnodejs built against the ROS 2 in use (for
+ * example scripts/ensure-ros2.sh's .venv-ros2/node), instead of the project's own node_modules.
+ */
+export const RCLNODEJS_DIR_ENV = 'PAIG_RCLNODEJS_DIR';
+
+/** The specifier to import rclnodejs by: resolved from `dir` when given (a file URL), else the bare package name. */
+export function rclnodejsSpecifier(dir: string | undefined): string {
+  if (!dir) return RCLNODEJS;
+  try {
+    return pathToFileURL(createRequire(join(resolve(dir), 'package.json')).resolve(RCLNODEJS)).href;
+  } catch (err) {
+    throw new GatewayError('unavailable', `${RCLNODEJS_DIR_ENV}=${dir}: no rclnodejs there (${(err as Error).message})`, { cause: err });
+  }
+}
 
 /**
  * Imports rclnodejs. Throws a GatewayError `unavailable` with ROS_NOT_FOUND_MESSAGE (the import failure kept as

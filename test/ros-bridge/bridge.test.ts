@@ -7,6 +7,8 @@ import { BRIDGE_METRIC_NAMES } from '../../src/ros-bridge/metrics.js';
 import { fromRosTime, toRosTime, type JointTrajectoryMsg } from '../../src/ros-bridge/ros-adapter.js';
 import type { MemoryRosAdapter, RecordedMessage } from './memory-adapter.js';
 import type { PresetName } from '../../src/ros-bridge/presets.js';
+import jpeg from 'jpeg-js';
+import { loadJpegDecoder } from '../../src/ros-bridge/image.js';
 import { metricValue, pythonPolicy, sleep, startRig, until, type Rig } from './harness.js';
 
 const DT_S = 1 / 30;
@@ -21,6 +23,15 @@ function statuses(rig: Rig): BridgeStatus[] {
 const lastStatus = (rig: Rig) => statuses(rig).at(-1);
 const isHold = (m: JointTrajectoryMsg) => m.points.length === 1 && m.points[0]!.time_from_start.sec === 0 && m.points[0]!.time_from_start.nanosec === toRosTime(PERIOD_S).nanosec;
 const chunksOn = (rig: Rig, topic: string) => trajectories(rig.adapter, topic).filter((m) => !isHold(m.msg));
+/** Asserts every trajectory on `topic` from `fromIndex` on is a hold to exactly `positions` (repeats of one hold). */
+function assertOnlyHolds(rig: Rig, topic: string, fromIndex: number, positions: Iterable<number>, what: string): number {
+  const after = trajectories(rig.adapter, topic).slice(fromIndex);
+  for (const m of after) {
+    assert.ok(isHold(m.msg), `${what}: only holds, no chunk`);
+    assert.deepEqual([...m.msg.points[0]!.positions], [...positions], `${what}: the same hold target every time`);
+  }
+  return after.length;
+}
 
 test('each chunk becomes one JointTrajectory per group: observation stamp, group joint order, time_from_start = k·dt, demo positions', async (t) => {
   const { policy: shared } = await pythonPolicy(t);
@@ -95,10 +106,15 @@ test('the robot is held within one period after the worker is killed, at its mea
   assert.equal(status.reason, 'gateway_error');
   assert.match(status.detail!, /unavailable: lost the connection to tcp:\/\/127\.0\.0\.1:\d+/);
   assert.equal(await metricValue(rig.registry, BRIDGE_METRIC_NAMES.holds), 1);
-  // Nothing moves the robot after the hold while the worker stays dead.
-  const count = trajectories(rig.adapter, topic).length;
-  await sleep(300);
-  assert.equal(trajectories(rig.adapter, topic).length, count);
+  // While the worker stays dead the same hold is published again (holdRepeatHz, default 5 Hz), with fresh stamps,
+  // and nothing else: a controller that subscribes during the outage still gets the target.
+  const repeat = await rig.adapter.waitFor(topic, 'trajectory_msgs/msg/JointTrajectory', () => true, { timeoutMs: 5_000, fromIndex: hold.index + 1 });
+  assert.ok(fromRosTime(repeat.msg.header.stamp) > holdS, 'a repeat carries a fresh stamp');
+  assertOnlyHolds(rig, topic, hold.index, hold.msg.points[0]!.positions, 'during the outage');
+  assert.equal(await metricValue(rig.registry, BRIDGE_METRIC_NAMES.holds), 1, 'repeats are not new holds');
+  assert.ok((await metricValue(rig.registry, BRIDGE_METRIC_NAMES.inferenceErrors, { code: 'unavailable' })) >= 1, 'the connection loss is an inference error');
+  const repeating = await until('status with holdRepeats', () => statuses(rig).findLast((s) => (s.holdRepeats ?? 0) >= 1));
+  assert.equal(repeating.reason, 'gateway_error');
 });
 
 test('when the chunk runs out before the next arrives, the robot is held at that tick (starvation)', async (t) => {
@@ -182,8 +198,10 @@ test('emergency stop holds, drops chunks, refuses stop/resume until start', asyn
   const all = trajectories(rig.adapter, topic);
   assert.ok(all.length > before && isHold(all.at(-1)!.msg), 'the e-stop published a hold, and it is the last command');
   const count = all.length;
-  await sleep(400);
-  assert.equal(trajectories(rig.adapter, topic).length, count, 'nothing published after the e-stop (the chunk in flight is dropped)');
+  // The e-stop hold is repeated (holdRepeatHz); the chunk in flight is dropped, so nothing but that hold follows.
+  await rig.adapter.waitFor(topic, 'trajectory_msgs/msg/JointTrajectory', () => true, { timeoutMs: 5_000, fromIndex: count });
+  await until('the request in flight settled', () => rig.policy.results.length + rig.policy.errors.length >= rig.policy.observations.length || undefined);
+  assertOnlyHolds(rig, topic, count - 1, all.at(-1)!.msg.points[0]!.positions, 'after the e-stop');
   assert.equal(rig.bridge.loop.state, 'estopped');
   assert.equal(lastStatus(rig)?.reason, 'emergency_stop');
   const stop = await rig.adapter.callTrigger('/physical_ai_bridge/stop');
@@ -235,4 +253,54 @@ test('the metrics registry exposes every bridge instrument', async (t) => {
   assert.ok((await metricValue(rig.registry, BRIDGE_METRIC_NAMES.chunks)) >= 2);
   const jitter = rig.bridge.loop.jitterStats();
   assert.ok(jitter.count > 0 && Number.isFinite(jitter.p50Ms));
+});
+
+test('at start-up the bridge reports waiting_for_inputs (not stale_input) until every input has been seen once', async (t) => {
+  const rig = await startRig(t, { startRobot: false });
+  const camera = rig.config.cameras[0]!.topic;
+  const waiting = await until('waiting status', () => statuses(rig).find((s) => s.reason === 'waiting_for_inputs'));
+  assert.equal(waiting.state, 'holding');
+  assert.match(waiting.detail!, new RegExp(`waiting for the first message on ${camera} or ${camera}/compressed, ${rig.config.jointStateTopic}$`));
+  assert.equal(await metricValue(rig.registry, BRIDGE_METRIC_NAMES.staleDrops), 0, 'nothing was ever stale');
+  assert.equal(waiting.staleDrops, 0);
+  assert.ok(statuses(rig).every((s) => s.reason !== 'stale_input'));
+  assert.equal(rig.policy.observations.length, 0);
+  assert.equal(trajectories(rig.adapter, rig.config.outputs[0]!.topic).length, 0, 'nothing commanded, so no hold either');
+  rig.robot.start();
+  await until('running', () => lastStatus(rig)?.state === 'running' || undefined);
+  await rig.adapter.waitFor(rig.config.outputs[0]!.topic, 'trajectory_msgs/msg/JointTrajectory', (m) => !isHold(m), { timeoutMs: 20_000 });
+  assert.equal(await metricValue(rig.registry, BRIDGE_METRIC_NAMES.staleDrops), 0);
+  assert.ok(statuses(rig).every((s) => s.reason !== 'stale_input'));
+});
+
+test('a camera configured as CompressedImage also works when the robot publishes raw sensor_msgs/Image, and the status says which', async (t) => {
+  // The omx_f preset as is (camera1 on /camera1/image_raw/compressed, JPEG); the robot publishes /camera1/image_raw.
+  const rig = await startRig(t, { compressedPreset: true, robotConfig: {} });
+  assert.equal(rig.config.cameras[0]!.type, 'compressed');
+  await rig.adapter.waitFor(rig.config.outputs[0]!.topic, 'trajectory_msgs/msg/JointTrajectory', (m) => !isHold(m), { timeoutMs: 20_000 });
+  assert.deepEqual(rig.bridge.loop.status().cameras, { camera1: { topic: '/camera1/image_raw', type: 'image' } });
+  assert.deepEqual(rig.policy.observations[0]!.images.camera1!.shape, [24, 32, 3]);
+  const status = await until('status naming the source', () => statuses(rig).findLast((s) => s.cameras.camera1 !== undefined));
+  assert.deepEqual(status.cameras.camera1, { topic: '/camera1/image_raw', type: 'image' });
+});
+
+test('a camera configured raw (--raw-images) also accepts sensor_msgs/CompressedImage on <topic>/compressed', async (t) => {
+  const decoder = await loadJpegDecoder();
+  assert.ok(decoder);
+  // The robot publishes joint states only; the test publishes JPEG frames on /camera1/image_raw/compressed.
+  const rig = await startRig(t, { robotConfig: { cameras: [] }, jpegDecoder: decoder });
+  const width = 40;
+  const height = 30;
+  const rgba = Buffer.alloc(width * height * 4);
+  for (let i = 0; i < width * height; i++) rgba.set([200, 40, 10, 255], i * 4);
+  const data = new Uint8Array(jpeg.encode({ width, height, data: rgba }, 90).data);
+  const frames = setInterval(() => {
+    rig.adapter.publish('/camera1/image_raw/compressed', 'sensor_msgs/msg/CompressedImage', { header: { stamp: rig.adapter.now(), frame_id: 'camera1' }, format: 'jpeg', data });
+  }, 33);
+  t.after(() => clearInterval(frames));
+  await rig.adapter.waitFor(rig.config.outputs[0]!.topic, 'trajectory_msgs/msg/JointTrajectory', (m) => !isHold(m), { timeoutMs: 20_000 });
+  assert.deepEqual(rig.bridge.loop.status().cameras, { camera1: { topic: '/camera1/image_raw/compressed', type: 'compressed' } });
+  const image = rig.policy.observations[0]!.images.camera1!;
+  assert.deepEqual(image.shape, [30, 40, 3]);
+  assert.ok(Math.abs((image.data[0] as number) - 200) < 8, 'decoded from the JPEG');
 });

@@ -9,6 +9,7 @@ import { MemoryRosAdapter } from './memory-adapter.js';
 import type { InferOptions, PolicyChunk, PolicyClient } from '../../src/ros-bridge/policy-client.js';
 import { ZmqPolicyClient } from '../../src/ros-bridge/policy-client.js';
 import type { BridgeObservation } from '../../src/ros-bridge/observation-builder.js';
+import type { ImageDecoder } from '../../src/ros-bridge/image.js';
 import { presetConfig, type PresetName } from '../../src/ros-bridge/presets.js';
 import { SimRobot } from './sim-robot.js';
 import { WorkerClient } from '../../src/zmq/worker-client.js';
@@ -17,11 +18,14 @@ import { spawnPythonWorker, type PythonWorker } from '../support/python-worker.j
 /** Wraps a real policy client and records what went in and came out (no behaviour of its own). */
 export class RecordingPolicy implements PolicyClient {
   readonly observations: BridgeObservation[] = [];
+  /** performance.now() when each observation was sent. */
+  readonly sentAtMs: number[] = [];
   readonly results: PolicyChunk[] = [];
   readonly errors: unknown[] = [];
   constructor(readonly inner: PolicyClient) {}
   async infer(observation: BridgeObservation, options?: InferOptions): Promise<PolicyChunk> {
     this.observations.push(observation);
+    this.sentAtMs.push(performance.now());
     try {
       const chunk = await this.inner.infer(observation, options);
       this.results.push(chunk);
@@ -33,6 +37,15 @@ export class RecordingPolicy implements PolicyClient {
   }
   onDown(listener: (reason: string) => void): () => void {
     return this.inner.onDown?.(listener) ?? (() => {});
+  }
+  onUp(listener: () => void): () => void {
+    return this.inner.onUp?.(listener) ?? (() => {});
+  }
+  get connected(): boolean | undefined {
+    return this.inner.connected;
+  }
+  connect(): void {
+    this.inner.connect?.();
   }
   close(): Promise<void> {
     return this.inner.close();
@@ -57,6 +70,13 @@ export interface RigOptions {
   delayMs?: number;
   /** A policy client to use instead of a fresh Python worker. */
   policy?: PolicyClient;
+  /** Overrides for the simulated robot's config only (e.g. it publishes raw frames where the bridge expects JPEG). */
+  robotConfig?: Record<string, unknown>;
+  /** Start the robot before the bridge (default), or leave it to the test (`rig.robot.start()`). */
+  startRobot?: boolean;
+  /** Config for the bridge without the rawImages preset variant (its cameras are sensor_msgs/CompressedImage). */
+  compressedPreset?: boolean;
+  jpegDecoder?: ImageDecoder;
 }
 
 /** A Python SDK worker and a ZmqPolicyClient to it, closed after the test. */
@@ -69,21 +89,29 @@ export async function pythonPolicy(t: TestContext, delayMs = 0): Promise<{ worke
   return { worker, policy };
 }
 
-export async function startRig(t: TestContext, { preset = 'omx_f', config: overrides = {}, delayMs = 0, policy }: RigOptions = {}): Promise<Rig> {
-  const config = validateBridgeConfig({ ...presetConfig(preset, { rawImages: true }), startOnLaunch: true, ...overrides });
+export async function startRig(
+  t: TestContext,
+  { preset = 'omx_f', config: overrides = {}, delayMs = 0, policy, robotConfig, startRobot = true, compressedPreset = false, jpegDecoder }: RigOptions = {},
+): Promise<Rig> {
+  const config = validateBridgeConfig({ ...presetConfig(preset, { rawImages: !compressedPreset }), startOnLaunch: true, ...overrides });
   let worker: PythonWorker | undefined;
   let inner = policy;
   if (!inner) ({ worker, policy: inner } = await pythonPolicy(t, delayMs));
   const recording = new RecordingPolicy(inner);
   const adapter = new MemoryRosAdapter();
   t.after(() => adapter.close());
-  const robot = new SimRobot({ adapter, config });
-  robot.start();
+  const robot = new SimRobot({
+    adapter,
+    config: robotConfig ? validateBridgeConfig({ ...presetConfig(preset, { rawImages: true }), ...overrides, ...robotConfig }) : config,
+  });
   t.after(() => robot.close());
-  // Let the first joint state and frames arrive so the first tick has fresh inputs.
-  await new Promise((r) => setTimeout(r, 50));
+  if (startRobot) {
+    robot.start();
+    // Let the first joint state and frames arrive so the first tick has fresh inputs.
+    await new Promise((r) => setTimeout(r, 50));
+  }
   const registry = new Registry();
-  const bridge = startBridge(config, { adapter, policy: recording, log: silentLogger, registry });
+  const bridge = startBridge(config, { adapter, policy: recording, log: silentLogger, registry, ...(jpegDecoder ? { jpegDecoder } : {}) });
   t.after(() => bridge.close());
   return { config, adapter, robot, policy: recording, bridge, registry, ...(worker ? { worker } : {}) };
 }
