@@ -4,6 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { CODECS, DEFAULT_LIMITS, MAX_DEPTH_CEILING, type Codec, type Limits } from './protocol/codec.js';
+import { ConfigError, IssueList, type ConfigIssue } from './lib/config-error.js';
 import { isLogLevel, type LogLevel } from './lib/log.js';
 import { parseEndpoint } from './zmq/addresses.js';
 
@@ -73,20 +74,8 @@ export interface ConfigOverrides {
   defaultFramework?: string;
 }
 
-export interface ConfigIssue {
-  path: string;
-  message: string;
-}
+export { ConfigError, type ConfigIssue };
 
-export class ConfigError extends Error {
-  override readonly name = 'ConfigError';
-  constructor(
-    readonly issues: ConfigIssue[],
-    readonly source?: string,
-  ) {
-    super(`invalid configuration${source ? ` in ${source}` : ''}:\n${issues.map((i) => `  - ${i.path}: ${i.message}`).join('\n')}`);
-  }
-}
 
 const NAME_RE = /^[a-z0-9][a-z0-9_-]{0,63}$/;
 
@@ -102,11 +91,7 @@ export function endpointHost(endpoint: string): string {
   return parsed.transport === 'tcp' ? parsed.host : '127.0.0.1';
 }
 
-class Checker {
-  readonly issues: ConfigIssue[] = [];
-  add(path: string, message: string): void {
-    this.issues.push({ path, message });
-  }
+class Checker extends IssueList {
   object(value: unknown, path: string): Record<string, unknown> | undefined {
     if (value === undefined || value === null) return undefined;
     if (typeof value !== 'object' || Array.isArray(value)) {

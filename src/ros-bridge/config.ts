@@ -1,5 +1,5 @@
 // Bridge configuration: the shape, its defaults, and one validation pass that reports every bad field at once.
-import { GatewayError } from '../lib/errors.js';
+import { ConfigError, IssueList, type ConfigIssue } from '../lib/config-error.js';
 
 export type CameraMessageType = 'image' | 'compressed';
 export type ResizeMethod = 'nearest' | 'bilinear';
@@ -111,16 +111,14 @@ export const BRIDGE_DEFAULTS = {
 } as const satisfies Partial<BridgeConfig>;
 
 /** A config problem: the field's path and what is wrong with it. */
-export interface ConfigProblem {
-  path: string;
-  message: string;
-}
+export type ConfigProblem = ConfigIssue;
 
-/** Thrown by validateBridgeConfig: code `bad_request`, every problem listed in `problems` and in the message. */
-export class BridgeConfigError extends GatewayError {
+/** Thrown by validateBridgeConfig: every problem listed in `problems` (= `issues`) and in the message. */
+export class BridgeConfigError extends ConfigError {
+  override readonly name = 'BridgeConfigError';
   readonly problems: readonly ConfigProblem[];
   constructor(problems: readonly ConfigProblem[]) {
-    super('bad_request', `invalid bridge config (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n${problems.map((p) => `  - ${p.path}: ${p.message}`).join('\n')}`);
+    super(problems, undefined, 'bridge config');
     this.problems = problems;
   }
 }
@@ -142,11 +140,7 @@ export function mergeConfig(base: unknown, override: unknown): unknown {
   return out;
 }
 
-class Checker {
-  readonly problems: ConfigProblem[] = [];
-  add(path: string, message: string): void {
-    this.problems.push({ path, message });
-  }
+class Checker extends IssueList {
   string(v: unknown, path: string, { topic = false, nonEmpty = true } = {}): string {
     if (typeof v !== 'string' || (nonEmpty && v.length === 0)) {
       this.add(path, `must be a ${nonEmpty ? 'non-empty ' : ''}string, got ${JSON.stringify(v)}`);
@@ -318,7 +312,7 @@ export function validateBridgeConfig(input: unknown): BridgeConfig {
     servicePrefix: c.string(raw.servicePrefix, 'servicePrefix', { topic: true }),
     startOnLaunch: raw.startOnLaunch === true,
   };
-  if (c.problems.length > 0) throw new BridgeConfigError(c.problems);
+  if (c.issues.length > 0) throw new BridgeConfigError(c.issues);
   return deepFreeze(config);
 }
 
