@@ -95,6 +95,9 @@ export function watchContainers({ manager, intervalMs = 5_000, onStats, labels =
         try {
           const sample = await manager.stats(c.id);
           if (controller.signal.aborted || (goneAt.get(c.name) ?? 0) >= began) return;
+          // Listed as running, stopped before its stats were read: Docker answers with empty counters read at
+          // 0001-01-01. Not a sample (it would show a live container at zero memory).
+          if (sample.time.getTime() <= 0) return;
           last.set(c.name, sample);
           deliver(onStats, { framework: c.framework, container: c.name, containerId: c.id, sample });
         } catch (err) {
