@@ -134,7 +134,8 @@ export async function buildGateway(config: GatewayConfig, env: GatewayEnvironmen
         env.extendHttp?.(hono, helpers);
       },
     });
-    const http = await startHttpServer(app, { host: config.http.host, port: config.http.port });
+    const { host, port, requestTimeoutMs, headersTimeoutMs, maxConnections } = config.http;
+    const http = await startHttpServer(app, { host, port, requestTimeoutMs, headersTimeoutMs, maxConnections });
 
     // The doors close first and together: both stop taking requests and wait for theirs (the router cancels
     // what is left after the grace), then the router and its pools, Docker, and the embedded workers.

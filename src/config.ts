@@ -39,7 +39,7 @@ export interface FrameworkConfig {
 }
 
 export interface GatewayConfig {
-  http: { host: string; port: number; bodyLimitBytes: number };
+  http: HttpConfig;
   zmq: { endpoint: string };
   /** The framework for requests that name none: the configured one, or the only one. */
   defaultFramework: string | undefined;
@@ -53,6 +53,18 @@ export interface GatewayConfig {
   /** How launcher-started frameworks (Docker) are managed. */
   docker: DockerConfig;
   frameworks: Record<string, FrameworkConfig>;
+}
+
+export interface HttpConfig {
+  host: string;
+  port: number;
+  bodyLimitBytes: number;
+  /** Longest time to receive a whole request (headers and body), ms; Node's default is 300 s. */
+  requestTimeoutMs: number;
+  /** Longest time to receive a request's headers, ms (slow-header clients). */
+  headersTimeoutMs: number;
+  /** Open connections at most; more are refused by the server. */
+  maxConnections: number;
 }
 
 export interface DockerConfig {
@@ -162,13 +174,17 @@ export function parseConfig(raw: unknown, overrides: ConfigOverrides = {}, sourc
   c.known(root, TOP_KEYS, '');
 
   const http = c.object(root.http, 'http') ?? {};
-  c.known(http, ['host', 'port', 'bodyLimitBytes'], 'http');
+  c.known(http, ['host', 'port', 'bodyLimitBytes', 'requestTimeoutMs', 'headersTimeoutMs', 'maxConnections'], 'http');
   const zmq = c.object(root.zmq, 'zmq') ?? {};
   c.known(zmq, ['endpoint'], 'zmq');
 
   const host = c.string(overrides.httpHost ?? http.host, overrides.httpHost !== undefined ? 'http.host (flag/env)' : 'http.host', DEFAULT_HTTP_HOST);
   const port = c.int(overrides.httpPort ?? http.port, overrides.httpPort !== undefined ? 'http.port (flag/env)' : 'http.port', DEFAULT_HTTP_PORT, 0, 65535);
   const bodyLimitBytes = c.int(http.bodyLimitBytes, 'http.bodyLimitBytes', DEFAULT_BODY_LIMIT_BYTES, 1024);
+  const requestTimeoutMs = c.int(http.requestTimeoutMs, 'http.requestTimeoutMs', 30_000, 100, 3_600_000);
+  const headersTimeoutMs = c.int(http.headersTimeoutMs, 'http.headersTimeoutMs', 10_000, 100, 3_600_000);
+  if (headersTimeoutMs > requestTimeoutMs) c.add('http.headersTimeoutMs', `must not be above http.requestTimeoutMs (${requestTimeoutMs})`);
+  const maxConnections = c.int(http.maxConnections, 'http.maxConnections', 1024, 1, 1_000_000);
   const zmqPath = overrides.zmqEndpoint !== undefined ? 'zmq.endpoint (flag/env)' : 'zmq.endpoint';
   const zmqRaw = overrides.zmqEndpoint ?? zmq.endpoint;
   const zmqEndpoint = zmqRaw === undefined ? DEFAULT_ZMQ_ENDPOINT : (c.endpoint(zmqRaw, zmqPath) ?? DEFAULT_ZMQ_ENDPOINT);
@@ -268,7 +284,7 @@ export function parseConfig(raw: unknown, overrides: ConfigOverrides = {}, sourc
 
   if (c.issues.length > 0) throw new ConfigError(c.issues, source);
   return {
-    http: { host, port, bodyLimitBytes },
+    http: { host, port, bodyLimitBytes, requestTimeoutMs, headersTimeoutMs, maxConnections },
     zmq: { endpoint: zmqEndpoint },
     defaultFramework,
     authToken,

@@ -27,20 +27,20 @@ const ENTRIES: EntryCase[] = [
   {
     entry: 'physical-ai-gateway',
     exports: ['WorkerClient', 'WorkerPool', 'Tensor', 'encodeMessage', 'decodeReply', 'GatewayError', 'PROTOCOL_VERSION'],
-    notExported: ['WorkerServer', 'startGateway', 'DockerManager', 'startBridge', 'startTelemetry'],
+    notExported: ['WorkerServer', 'buildGateway', 'DockerManager', 'startBridge', 'startTelemetry'],
     loads: ['zeromq', '@msgpack/msgpack'],
     mustNotLoad: ['dockerode', 'rclnodejs', 'hono', '@hono/node-server', OTEL_SDK],
   },
   {
     entry: 'physical-ai-gateway/worker',
     exports: ['WorkerServer', 'Tensor', 'demoPolicy', 'GatewayError', 'PROTOCOL_VERSION'],
-    notExported: ['WorkerClient', 'startGateway', 'DockerManager'],
+    notExported: ['WorkerClient', 'buildGateway', 'DockerManager'],
     loads: ['zeromq'],
     mustNotLoad: ['dockerode', 'rclnodejs', 'hono', '@hono/node-server', OTEL_SDK],
   },
   {
     entry: 'physical-ai-gateway/gateway',
-    exports: ['startGateway', 'loadConfig', 'parseConfig', 'ConfigError', 'createMetrics', 'startTelemetry'],
+    exports: ['buildGateway', 'loadConfig', 'parseConfig', 'ConfigError', 'createMetrics', 'startTelemetry'],
     notExported: ['DockerManager', 'DockerLauncher', 'startBridge'],
     loads: ['hono', '@opentelemetry/sdk-trace-base'],
     mustNotLoad: ['dockerode', 'rclnodejs'],
@@ -48,14 +48,14 @@ const ENTRIES: EntryCase[] = [
   {
     entry: 'physical-ai-gateway/docker',
     exports: ['DockerManager', 'DockerLauncher', 'builtinFrameworkSpecs', 'validateFrameworkSpec'],
-    notExported: ['startGateway'],
+    notExported: ['buildGateway'],
     loads: ['dockerode'],
     mustNotLoad: ['rclnodejs', 'hono', OTEL_SDK],
   },
   {
     entry: 'physical-ai-gateway/bridge',
     exports: ['startBridge', 'ZmqPolicyClient', 'HttpPolicyClient', 'RclnodejsAdapter', 'presetConfig', 'validateBridgeConfig'],
-    notExported: ['startGateway', 'DockerManager'],
+    notExported: ['buildGateway', 'DockerManager'],
     loads: ['zeromq'],
     // rclnodejs only when RclnodejsAdapter starts, so the bridge's library loads without ROS 2 installed.
     mustNotLoad: ['rclnodejs', 'dockerode', 'hono', OTEL_SDK],
@@ -109,12 +109,12 @@ test("TypeScript resolves every entry's types from dist/ through the exports map
     join(dir, 'consumer.ts'),
     `import { WorkerClient, Tensor, type Observation } from 'physical-ai-gateway';
 import { WorkerServer, type Handler } from 'physical-ai-gateway/worker';
-import { startGateway, parseConfig, type Gateway } from 'physical-ai-gateway/gateway';
+import { buildGateway, parseConfig, type Gateway } from 'physical-ai-gateway/gateway';
 import { DockerLauncher } from 'physical-ai-gateway/docker';
 import { startBridge, type PolicyClient } from 'physical-ai-gateway/bridge';
 const observation: Observation = { state: Tensor.of(new Float32Array(14)) };
 const handler: Handler = () => ({ ok: true });
-export const uses = [WorkerClient, WorkerServer, startGateway, parseConfig, DockerLauncher, startBridge, observation, handler];
+export const uses = [WorkerClient, WorkerServer, buildGateway, parseConfig, DockerLauncher, startBridge, observation, handler];
 export type Uses = [Gateway, PolicyClient];
 // A name the entry does not export must fail, or this check would pass on 'any'.
 // @ts-expect-error WorkerServer is in ./worker, not in the client entry

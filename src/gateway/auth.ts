@@ -15,10 +15,18 @@ export class AuthPolicy {
   readonly #token: string | undefined;
   /** Control requests need a token on this door. */
   readonly required: boolean;
+  /** The door listens beyond loopback: what it tells about the deployment (status, metrics) needs the token too. */
+  readonly publicBind: boolean;
 
   constructor({ token, publicBind }: AuthPolicyOptions) {
     this.#token = token;
+    this.publicBind = publicBind;
     this.required = token !== undefined || publicBind;
+  }
+
+  /** Throws `unauthorized` when the door is public and `given` is not the token (status pages, metrics). */
+  checkRead(given: string | undefined, what: string): void {
+    if (this.publicBind) this.check(given, what);
   }
 
   /** Throws `unauthorized` unless `given` may perform `what` on this door. */

@@ -13,9 +13,23 @@ export interface HttpServerHandle {
   close(graceMs?: number): Promise<void>;
 }
 
-export async function startHttpServer(app: Hono, { host, port }: { host: string; port: number }): Promise<HttpServerHandle> {
+export interface HttpServerOptions {
+  host: string;
+  port: number;
+  /** Longest time to receive a whole request, ms (Node's default, 300 s, lets slow clients hold sockets). */
+  requestTimeoutMs?: number;
+  /** Longest time to receive the headers, ms. */
+  headersTimeoutMs?: number;
+  /** Open connections at most; the server refuses more. */
+  maxConnections?: number;
+}
+
+export async function startHttpServer(app: Hono, { host, port, requestTimeoutMs = 30_000, headersTimeoutMs = 10_000, maxConnections = 1024 }: HttpServerOptions): Promise<HttpServerHandle> {
   const server = await new Promise<Server>((resolve, reject) => {
-    const s = serve({ fetch: app.fetch, hostname: host, port }) as Server;
+    // Node checks the two timeouts every connectionsCheckingInterval (default 30 s): check at a tenth of the shorter.
+    const serverOptions = { requestTimeout: requestTimeoutMs, headersTimeout: headersTimeoutMs, connectionsCheckingInterval: Math.max(50, Math.min(headersTimeoutMs, requestTimeoutMs) / 10) };
+    const s = serve({ fetch: app.fetch, hostname: host, port, serverOptions }) as Server;
+    s.maxConnections = maxConnections;
     const onError = (err: NodeJS.ErrnoException) => {
       s.close();
       reject(new GatewayError('unavailable', `cannot listen on ${host}:${port}: ${err.code === 'EADDRINUSE' ? 'address already in use' : err.message}`, { cause: err }));

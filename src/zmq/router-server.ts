@@ -30,6 +30,11 @@ export interface RouterServerOptions {
   limits: Limits;
   /** How long replies queued at close may still go out, ms (ZMQ_LINGER; 0 = drop them). */
   lingerMs?: number;
+  /**
+   * Messages handled at once at most (default 1024). At the cap the loop stops receiving until one is answered:
+   * further messages wait in ZeroMQ's queue (ZMQ_RCVHWM, then dropped by ZeroMQ), never in this process's memory.
+   */
+  maxInFlight?: number;
   handle: MessageHandler;
   log: Logger;
 }
@@ -113,10 +118,12 @@ export class RouterServer {
   async #serve(socket: zmq.Router): Promise<void> {
     const { log } = this.#options;
     try {
+      const maxInFlight = this.#options.maxInFlight ?? 1024;
       for await (const message of socket) {
         const task = this.#answer(socket, message).catch((err: unknown) => log.error({ event: 'zmq.handler_failed', err }));
         this.#inFlight.add(task);
         void task.finally(() => this.#inFlight.delete(task));
+        if (this.#inFlight.size >= maxInFlight) await Promise.race(this.#inFlight);
       }
     } catch (err) {
       if (!socket.closed) log.error({ event: 'zmq.receive_failed', err });

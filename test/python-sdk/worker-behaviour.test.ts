@@ -97,7 +97,7 @@ test('a handler that raises gets worker_error with the exception text; the worke
   assert.equal(error.code, 'worker_error');
   assert.match(error.message, /RuntimeError: boom: \{'why': 'testing'\}/);
   assert.equal((await dealer.request({ type: 'inference', data: { state: sPayload() } })).header.status, 'success');
-  assert.match(worker.stderr(), /worker\.handler_failed/);
+  await worker.waitForStderr(/worker\.handler_failed/); // the log line may arrive after the reply
 });
 
 test('capacity > 1: requests run concurrently in threads and every reply goes to its own request', async (t) => {

@@ -203,7 +203,9 @@ test('real ROS 2: rclpy robot ⇄ bridge (rclnodejs) ⇄ gateway: Trigger servic
     const estop = await call(sim, 'emergency_stop');
     assert.equal(estop.success, true, estop.message);
     const hold = await sim.waitFor('the e-stop hold', isHold, before);
-    hold.positions.forEach((q, j) => assert.ok(Math.abs(hold.points[0]!.positions[j]! - q) < 0.02, `held at the measured position (joint ${j})`));
+    // The bridge holds at the last joint state it measured; the robot may have moved on a little (0.3 rad/s here)
+    // before the hold reached it, more on a loaded machine: within 0.1 rad (about 300 ms of motion) is "where it is".
+    hold.positions.forEach((q, j) => assert.ok(Math.abs(hold.points[0]!.positions[j]! - q) < 0.1, `held at the measured position (joint ${j}): ${hold.points[0]!.positions[j]} vs ${q}`));
     const repeat = await sim.waitFor('the hold repeated', isTrajectory, hold.index + 1);
     assert.deepEqual(repeat.points, hold.points, 'the same hold again');
     assert.ok(repeat.stamp > hold.stamp);

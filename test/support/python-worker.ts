@@ -63,6 +63,8 @@ export interface PythonWorker extends AsyncDisposable {
   readonly exited: Promise<PythonWorkerExit>;
   /** Everything the worker wrote to stderr so far (its JSON log lines). */
   stderr(): string;
+  /** Resolves once stderr matches `pattern` (checked as output arrives); rejects after `timeoutMs`. */
+  waitForStderr(pattern: RegExp, timeoutMs?: number): Promise<void>;
   /** Sends `signal` (default SIGTERM) and waits for the exit (SIGSTOP/SIGCONT resolve at once). */
   kill(signal?: NodeJS.Signals): Promise<PythonWorkerExit | undefined>;
   /** SIGTERM, then SIGKILL after 3 s; resolves when the process has exited. Idempotent. */
@@ -107,10 +109,27 @@ export async function spawnPythonWorker(options: PythonWorkerOptions = {}): Prom
   });
   live.add(child);
   let stderr = '';
+  const stderrWaiters = new Set<() => void>();
   child.stderr!.setEncoding('utf8').on('data', (d: string) => {
     stderr += d;
     if (stderr.length > 1_000_000) stderr = stderr.slice(-500_000);
+    for (const w of [...stderrWaiters]) w();
   });
+  const waitForStderr = (pattern: RegExp, timeoutMs = 10_000) =>
+    new Promise<void>((resolve, reject) => {
+      const check = () => {
+        if (!pattern.test(stderr)) return;
+        stderrWaiters.delete(check);
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        stderrWaiters.delete(check);
+        reject(new Error(`worker stderr did not match ${pattern} within ${timeoutMs} ms:\n${stderr.slice(-2000)}`));
+      }, timeoutMs);
+      stderrWaiters.add(check);
+      check();
+    });
   const exited = new Promise<PythonWorkerExit>((resolve) => {
     child.once('exit', (code, signal) => {
       live.delete(child);
@@ -188,6 +207,7 @@ export async function spawnPythonWorker(options: PythonWorkerOptions = {}): Prom
     pid: child.pid!,
     exited,
     stderr: () => stderr,
+    waitForStderr,
     kill,
     close,
     [Symbol.asyncDispose]: async () => {

@@ -1,4 +1,4 @@
-// A real Prometheus scrapes a REAL gateway (startGateway with embedded demo workers) under a short load through
+// A real Prometheus scrapes a REAL gateway (buildGateway with embedded demo workers) under a short load through
 // its HTTP and ZMQ front doors: ok, bad_request and timeout outcomes, late replies from a slow worker. Every
 // dashboard query and alert signal must return data. Container samples are fed through recordContainerStats,
 // as the Docker manager does (no containers run in this test).

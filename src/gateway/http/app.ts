@@ -183,6 +183,19 @@ export function createHttpApp(options: HttpAppOptions): Hono {
     const body = { ready: notReady.length === 0, frameworks: router.status().map((f) => ({ name: f.name, state: f.state, ready: f.ready })), not_ready: notReady };
     return c.json(body, notReady.length === 0 ? 200 : 503);
   });
+  // On a public bind, what the gateway tells about itself (worker endpoints, load, metrics) needs the token too;
+  // Prometheus sends it with `authorization: { credentials: <token> }` in its scrape config.
+  const requireTokenWhenPublic: MiddlewareHandler = async (c, next) => {
+    try {
+      auth.checkRead(bearerOf(c), `${c.req.method} ${c.req.path}`);
+    } catch (err) {
+      return errorResponse(c, err, requestIdOf(c), encodingOf(c));
+    }
+    return next();
+  };
+  app.use('/v1/frameworks', requireTokenWhenPublic);
+  app.use('/v1/frameworks/:name', requireTokenWhenPublic);
+  app.use('/metrics', requireTokenWhenPublic);
   app.get('/v1/frameworks', (c) => c.json({ default: router.defaultFramework ?? null, frameworks: router.status() }));
   app.get('/v1/frameworks/:name', (c) => {
     const status = router.status().find((f) => f.name === c.req.param('name'));

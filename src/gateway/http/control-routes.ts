@@ -2,6 +2,7 @@
 // manages. Always behind `requireToken` (a token is needed when the gateway listens beyond loopback or one is
 // configured). The control is an interface (src/router/framework-launcher.ts): the gateway never imports Docker.
 import type { Context, Hono, MiddlewareHandler } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
 import { Deadline } from '../../lib/abort.js';
 import { GatewayError, toGatewayError } from '../../lib/errors.js';
 import { silentLogger, type Logger } from '../../lib/log.js';
@@ -18,6 +19,9 @@ export interface ControlRoutesOptions {
   /** Deadline of a start when the request names none, ms; default 120 000. */
   defaultStartTimeoutMs?: number;
 }
+
+/** Largest body of a start/stop request (it carries `{"timeout_ms": n}`), bytes. */
+const CONTROL_BODY_LIMIT_BYTES = 4_096;
 
 /** Longest start deadline a request may ask for (10 minutes: large models load slowly). */
 const MAX_START_TIMEOUT_MS = 600_000;
@@ -60,6 +64,12 @@ export function registerControlRoutes(app: Hono, { control, start, requireToken,
     return control;
   };
 
+  // A start or stop body is `{"timeout_ms": ...}`: anything much larger is refused while it streams in.
+  const smallBody = bodyLimit({
+    maxSize: CONTROL_BODY_LIMIT_BYTES,
+    onError: (c) => errorResponse(c, new GatewayError('too_large', `a control request body is at most ${CONTROL_BODY_LIMIT_BYTES} bytes`), requestIdOf(c)),
+  });
+
   const guarded = (handler: (c: Context) => Promise<Response>) => async (c: Context) => {
     try {
       return await handler(c);
@@ -75,6 +85,7 @@ export function registerControlRoutes(app: Hono, { control, start, requireToken,
   app.post(
     '/v1/frameworks/:name/start',
     requireToken,
+    smallBody,
     guarded(async (c) => {
       const name = c.req.param('name')!;
       const ctl = launchable(name);
@@ -92,6 +103,7 @@ export function registerControlRoutes(app: Hono, { control, start, requireToken,
   app.post(
     '/v1/frameworks/:name/stop',
     requireToken,
+    smallBody,
     guarded(async (c) => {
       const name = c.req.param('name')!;
       const ctl = launchable(name);
