@@ -1,7 +1,9 @@
 // One request pipeline shared by every front door. A door turns its transport's bytes into a request header
 // (decode) and the pipeline's reply header back into its own bytes (encode); everything in between happens here,
 // once, in this order: admission (closing), authorisation of control types, decode (timed, its errors mapped like
-// any other), metrics, server span, routing (deadline, framework, launch), stage timing, error mapping, encode.
+// any other; it includes mapping a peer's observation to the standard one, protocol/observation-mapping.ts),
+// metrics, server span, routing (deadline, framework, launch), stage timing, error mapping, encode (with the
+// original ROBOTIS client's health status, protocol/original-health.ts).
 //
 // Adding a front door (openpi's websocket, GR00T's ZMQ protocol, ...):
 //   1. a module under src/gateway/ that owns its socket or server and, per request, builds a `DoorRequest`: its
@@ -16,6 +18,8 @@ import { GatewayError, toGatewayError } from '../lib/errors.js';
 import { silentLogger, type Logger } from '../lib/log.js';
 import type { Codec } from '../protocol/codec.js';
 import { PROTOCOL_VERSION, type ReplyHeader, type RequestHeader } from '../protocol/messages.js';
+import { mapInferenceData, ROBOTIS_MAPPING } from '../protocol/observation-mapping.js';
+import { healthSaysReady, isOriginalHealthCheck, originalHealthReply, type OriginalHealthReply } from '../protocol/original-health.js';
 import type { RouteResult, Router } from '../router/router.js';
 import type { GatewayMetrics, RequestObservation, Transport } from '../telemetry/metrics.js';
 import { startServerSpan, type RequestSpan } from '../telemetry/tracing.js';
@@ -71,7 +75,7 @@ export interface DoorRequest<Out> {
   /** The request id of bytes that did not decode, when the door can find it. */
   peekRequestId?(): string | undefined;
   /** Encodes the reply in the door's own format; returns what to send and its size. */
-  encode(reply: ReplyHeader, ctx: ReplyContext): { out: Out; bytes: number };
+  encode(reply: ReplyHeader | OriginalHealthReply, ctx: ReplyContext): { out: Out; bytes: number };
 }
 
 /** Message types that change a worker's state: they need the token whenever the door's policy says so. */
@@ -119,6 +123,7 @@ export class RequestPipeline {
     let stages: RouteStages | undefined;
     let result: RouteResult | undefined;
     let error: GatewayError | undefined;
+    let originalHealth = false;
     try {
       if (this.#closing) throw new GatewayError('unavailable', 'the gateway is shutting down');
       // A transport that names the framework is observed from the first byte, so refusals count as requests too.
@@ -129,8 +134,6 @@ export class RequestPipeline {
       if (req.type !== undefined && CONTROL_TYPES.has(req.type)) this.#authorise(transport, req.type, req.token);
       const decodeStart = performance.now();
       const decoded = await req.decode();
-      const decodedAt = performance.now();
-      decodeMs = decodedAt - decodeStart;
       codec = decoded.codec;
       copiedBytes = decoded.copiedBytes;
       const header = decoded.header;
@@ -139,6 +142,12 @@ export class RequestPipeline {
         throw new GatewayError('bad_request', `envelope framework '${header.framework}' does not match the path's '${framework}'`, { path: '/framework' });
       }
       framework = header.framework ?? framework ?? router.defaultFramework;
+      originalHealth = isOriginalHealthCheck(header, codec);
+      // Every framework takes the standard observation; peers' observations are mapped here, once, for all doors.
+      // Per-framework mappings (openpi, GR00T) will pick the spec by `framework` (see observation-mapping.ts).
+      const data = header.type === 'inference' ? mapInferenceData(header.data ?? {}, ROBOTIS_MAPPING) : (header.data ?? {});
+      const decodedAt = performance.now();
+      decodeMs = decodedAt - decodeStart;
       const label = frameworkLabel(router, framework);
       obs ??= metrics?.requestStarted({ framework: label, transport, codec });
       const traceparent = header.traceparent ?? req.trace?.traceparent;
@@ -149,9 +158,14 @@ export class RequestPipeline {
         span.context,
         router.route, // with `router` as `this`: no closure per request
         router,
-        { type: header.type, data: header.data ?? {}, framework, traceparent, tracestate },
+        { type: header.type, data, framework, traceparent, tracestate },
         { signal: req.signal, sharedSignal: req.sharedSignal === true, timeoutMs: header.timeout_ms },
       );
+      // The original client reads a not-ready framework from `status` alone: answer it with an error then.
+      if (originalHealth && !healthSaysReady(result.result)) {
+        result = undefined;
+        throw new GatewayError('unavailable', `framework '${framework}' is not ready`);
+      }
       stages = routeStages(result, performance.now() - decodedAt);
     } catch (err) {
       error = toGatewayError(err);
@@ -161,7 +175,8 @@ export class RequestPipeline {
       else this.#log.debug(fields);
     }
 
-    const reply: ReplyHeader = result ? successReply(result, requestId) : errorReply(error!, requestId);
+    const ours: ReplyHeader = result ? successReply(result, requestId) : errorReply(error!, requestId);
+    const reply = originalHealth ? originalHealthReply(ours) : ours;
     const encodeStart = performance.now();
     let encoded: { out: Out; bytes: number };
     try {

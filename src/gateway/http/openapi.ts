@@ -63,7 +63,7 @@ export function buildOpenApi({ version = '0.1.0', controlNeedsToken = false }: O
   };
   schemas.Envelope = {
     type: 'object',
-    description: 'The original ROBOTIS envelope. `type` defaults to the one in the path; a body without `data` is taken as the data itself (a bare observation).',
+    description: 'The original ROBOTIS envelope. `type` defaults to the one in the path; a body without `data` is taken as the data itself (a bare observation). For inference, `data.observation` (the original client\'s `{observation, **kwargs}`) and the original example keys are mapped to the standard observation: `image` → `images.image` (uint8), `robot_state` → `state` (float32); other keys pass through.',
     properties: {
       type: { type: 'string' },
       data: {},
