@@ -200,6 +200,14 @@ export interface ClientSpanAttributes {
  * already in `header` (forwarded from the caller), else none. Writes the span's context
  * into `header.traceparent`/`tracestate` so the worker continues the same trace.
  */
+/**
+ * Runs `fn` outside any trace: background work started while a request's span is active (a pool's health checks
+ * during an on-demand start) must not become children of that request.
+ */
+export function outsideTrace<T>(fn: () => T): T {
+  return context.with(ROOT_CONTEXT, fn);
+}
+
 export function startClientSpan(header: TraceCarrier & { type?: string }, attrs: ClientSpanAttributes, parent?: Context): RequestSpan {
   let parentCtx = parent;
   let fromHeader = false;
@@ -252,7 +260,9 @@ export interface WorkerSpanAttributes {
  */
 export function startWorkerSpan(attrs: WorkerSpanAttributes, header: TraceCarrier, startTime?: SpanStartTime): RequestSpan {
   if (!tracingEnabled()) return untraced(context.active());
-  const parent = extractTraceContext(header, context.active());
+  // A worker continues only the trace its caller sent on the wire: whatever context its receive loop happened to
+  // start in (a worker started inside a request, in the same process) is not its caller.
+  const parent = extractTraceContext(header, ROOT_CONTEXT);
   if (attrs.type === HEALTH_TYPE && !hasValidSpan(parent)) return untraced(parent);
   const span = getTracer().startSpan(
     WORKER_SPAN_NAME,

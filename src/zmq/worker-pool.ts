@@ -6,6 +6,7 @@ import { EventStream } from '../lib/event-stream.js';
 import { silentLogger, type Logger } from '../lib/log.js';
 import type { Codec, Limits } from '../protocol/codec.js';
 import type { HealthResult } from '../protocol/messages.js';
+import { outsideTrace } from '../telemetry/tracing.js';
 import { WorkerClient, DEFAULT_REQUEST_TIMEOUT_MS } from './worker-client.js';
 import type { EndpointState, EndpointStatus, OutgoingRequest, PoolEvent, PoolStats, Reply, RequestOptions } from './types.js';
 
@@ -183,8 +184,8 @@ export class WorkerPool implements AsyncDisposable {
 
   /** Checks every endpoint now (one health request each, in parallel) and returns their status. */
   checkHealth({ signal }: { signal?: AbortSignal } = {}): Promise<EndpointStatus[]> {
-    // Checks that overlap share one round.
-    return (this.#checking ??= this.#checkAll(signal).finally(() => (this.#checking = undefined)));
+    // Checks that overlap share one round; they belong to no request's trace (see outsideTrace).
+    return (this.#checking ??= outsideTrace(() => this.#checkAll(signal)).finally(() => (this.#checking = undefined)));
   }
 
   async #checkAll(signal: AbortSignal | undefined): Promise<EndpointStatus[]> {

@@ -6,15 +6,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { ConfigError, loadConfig, overridesFromEnv, parseConfig } from '../../src/config.js';
-import { deferred, sleep } from '../../src/lib/abort.js';
+import { sleep } from '../../src/lib/abort.js';
 import { GatewayError } from '../../src/lib/errors.js';
-import { EventStream } from '../../src/lib/event-stream.js';
-import type { FrameworkLauncher, Launch, LaunchEvent } from '../../src/router/framework-launcher.js';
+import type { FrameworkLauncher } from '../../src/router/framework-launcher.js';
 import { FrameworkRegistry } from '../../src/router/framework-registry.js';
 import { Router, type FrameworkState } from '../../src/router/router.js';
 import type { PoolEvent } from '../../src/zmq/types.js';
-import { createDemoWorker } from '../../src/worker/demo-worker.js';
-import type { WorkerServer } from '../../src/zmq/worker-server.js';
+import { InProcessLauncher } from '../support/in-process-launcher.js';
 
 test('config: no file → the embedded demo framework on the documented defaults', () => {
   const config = parseConfig(undefined);
@@ -68,38 +66,6 @@ test('config: YAML and JSON files, with flags/env overrides winning', async (t) 
   await assert.rejects(loadConfig({ file: join(dir, 'bad.json') }), ConfigError);
   await assert.rejects(loadConfig({ file: join(dir, 'missing.yaml') }), ConfigError);
 });
-
-/**
- * A real launcher without Docker: starts a TS demo worker (a real ZMQ WorkerServer) when asked, after a start-up
- * delay; `stop()` closes it on purpose and says so, as the Docker launcher's idle stop does.
- */
-class InProcessLauncher implements FrameworkLauncher {
-  calls = 0;
-  readonly #running = new Map<string, { worker: WorkerServer; end: (reason: GatewayError) => void }>();
-  readonly #events = new EventStream<LaunchEvent>();
-  constructor(readonly startDelayMs: number) {}
-  async ensureRunning(framework: string, signal: AbortSignal): Promise<Launch> {
-    this.calls++;
-    await sleep(this.startDelayMs, signal);
-    const worker = createDemoWorker({ endpoint: 'tcp://127.0.0.1:*', framework });
-    const ended = deferred<GatewayError>();
-    this.#running.set(framework, { worker, end: ended.resolve });
-    return { endpoints: [await worker.start()], ended: ended.promise };
-  }
-  async stop(framework: string, reason: 'idle' | 'request' = 'idle'): Promise<void> {
-    const running = this.#running.get(framework);
-    this.#running.delete(framework);
-    await running?.worker.close();
-    running?.end(new GatewayError('unavailable', `${framework} stopped`));
-    this.#events.emit({ type: 'stopped', framework, reason });
-  }
-  onEvent(listener: (event: LaunchEvent) => void): () => void {
-    return this.#events.on(listener);
-  }
-  async close(): Promise<void> {
-    await Promise.all([...this.#running.values()].map((r) => r.worker.close()));
-  }
-}
 
 /** Resolves when the router announces `state` for `framework` (at once if it is there already). */
 function stateReached(router: Router, framework: string, state: FrameworkState): Promise<void> {
