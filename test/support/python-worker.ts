@@ -25,6 +25,12 @@ export const SDK_DIR = fileURLToPath(new URL('../../docker/worker-sdk/', import.
 export type WorkerBehaviour = 'normal' | 'silent' | 'crash';
 
 export interface PythonWorkerOptions {
+  /**
+   * The interpreter. Default `PYTHON` (Debian's, with the SDK's source folder on PYTHONPATH: what the offline worker
+   * image runs). Any other interpreter runs the SDK installed in its environment (e.g. the pip-installed .venv from
+   * scripts/ensure-python-env.sh, see test/python-sdk/venv.ts): the source folder is then not put on PYTHONPATH.
+   */
+  python?: string;
   /** Bind address. Default `tcp://127.0.0.1:*`: a free port chosen by the worker, read back into `endpoint`. */
   endpoint?: string;
   /** Framework name reported by health. Default `demo`. */
@@ -91,16 +97,18 @@ function buildArgs(o: PythonWorkerOptions): string[] {
   return args;
 }
 
-/** Starts `/usr/bin/python3 -m physical_ai_worker ...` and resolves once it prints its listening line. */
+/** Starts `<python> -m physical_ai_worker ...` (default /usr/bin/python3) and resolves once it prints its listening line. */
 export async function spawnPythonWorker(options: PythonWorkerOptions = {}): Promise<PythonWorker> {
   installExitHook();
   const startTimeoutMs = options.startTimeoutMs ?? 20_000;
-  const child = spawn(PYTHON, buildArgs(options), {
+  const python = options.python ?? PYTHON;
+  const sourcePath = python === PYTHON ? [SDK_DIR] : [];
+  const child = spawn(python, buildArgs(options), {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: {
       ...process.env,
       ...options.env,
-      PYTHONPATH: [SDK_DIR, ...(options.pythonPath ?? [])].join(delimiter),
+      PYTHONPATH: [...sourcePath, ...(options.pythonPath ?? [])].join(delimiter),
       PYTHONUNBUFFERED: '1',
       PYTHONDONTWRITEBYTECODE: '1',
     },
@@ -149,7 +157,7 @@ export async function spawnPythonWorker(options: PythonWorkerOptions = {}): Prom
   } catch (err) {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     await exited;
-    throw new Error(`${(err as Error).message}; args: ${buildArgs(options).join(' ')}; stderr:\n${stderr}`, { cause: err });
+    throw new Error(`${(err as Error).message}; ${python} ${buildArgs(options).join(' ')}; stderr:\n${stderr}`, { cause: err });
   } finally {
     clearTimeout(timer);
   }
