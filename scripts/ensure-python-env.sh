@@ -30,7 +30,7 @@ flock 9
 
 # What the environment is made from; a change to any of it reinstalls.
 stamp=$( { cat "$0"; "$PYTHON" -c 'import sys; print(sys.version)'
-           find "$SDK" -type f ! -path '*/__pycache__/*' ! -name '*.pyc' ! -path "$SDK/tests/*" ! -path "$SDK/build/*" ! -path "$SDK/*.egg-info/*" -print0 |
+           find "$SDK" -type f ! -path '*/__pycache__/*' ! -path '*/.mypy_cache/*' ! -path '*/.ruff_cache/*' ! -name '*.pyc' ! -path "$SDK/tests/*" ! -path "$SDK/build/*" ! -path "$SDK/*.egg-info/*" -print0 |
              sort -z | xargs -0 sha256sum; } | sha256sum | cut -c1-16)
 
 if [ -x "$VENV/bin/python" ] && [ "$(cat "$VENV/.paig-stamp" 2>/dev/null)" = "$stamp" ] &&
