@@ -7,6 +7,10 @@ import { decodeReply, encodeMessage, type Frame } from '../../src/protocol/codec
 import type { ErrorCode, WireError } from '../../src/lib/errors.js';
 import { spawnPythonWorker } from '../support/python-worker.js';
 import { demoAction, RawDealer, sPayload } from './raw-client.js';
+import { INTERPRETERS, pythonFor, venvPython } from './venv.js';
+
+// The hostile cases run on both interpreters (venv.ts): msgpack 1.0.3 (Debian, the offline image) and the newest
+// from PyPI (the pip install) differ in how they parse, and both must refuse the same way.
 
 const mp = (v: unknown): Frame => encode(v);
 const text = (s: string): Frame => Buffer.from(s, 'utf8');
@@ -74,8 +78,9 @@ const CASES: Case[] = [
   { name: 'demo policy with an empty state', frames: [mp({ type: 'inference', data: { state: [] } })], code: 'bad_request', message: /empty/, path: '/data/state' },
 ];
 
-test('each malformed message gets the right error code, and the worker still serves afterwards', async (t) => {
+for (const interpreter of INTERPRETERS) test(`${interpreter}: each malformed message gets the right error code, and the worker still serves afterwards`, async (t) => {
   const worker = await spawnPythonWorker({
+    python: await pythonFor(interpreter),
     pythonPath: [HOSTILE_DIR],
     handlers: {
       'debug.deep_result': 'hostile_handlers:deep_result',
@@ -111,7 +116,7 @@ test('each malformed message gets the right error code, and the worker still ser
 });
 
 test('a JSON request that is malformed gets a JSON error reply (so a JSON client can read it)', async (t) => {
-  const worker = await spawnPythonWorker();
+  const worker = await spawnPythonWorker({ python: await venvPython() });
   t.after(() => worker.close());
   const dealer = new RawDealer(worker.endpoint);
   t.after(() => dealer.close());

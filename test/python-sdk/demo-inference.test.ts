@@ -8,10 +8,15 @@ import { Tensor } from '../../src/protocol/tensor.js';
 import { demoPolicy } from '../../src/worker/default-policy.js';
 import { ipcEndpoint, spawnPythonWorker } from '../support/python-worker.js';
 import { demoAction, lPayload, RawDealer, sPayload } from './raw-client.js';
+import { INTERPRETERS, pythonFor, venvPython } from './venv.js';
 
-for (const transport of ['tcp', 'ipc'] as const) {
-  test(`L payload over ${transport}: three 224x224x3 images + 14 float32 → 16x14 float32 demo action`, async (t) => {
-    const worker = await spawnPythonWorker(transport === 'ipc' ? { endpoint: ipcEndpoint(t) } : {});
+// The L payload runs on both interpreters (venv.ts): the pip install users get, and Debian's python the offline
+// worker image runs; the other tests use the pip install.
+
+for (const interpreter of INTERPRETERS) for (const transport of ['tcp', 'ipc'] as const) {
+  test(`${interpreter}: L payload over ${transport}: three 224x224x3 images + 14 float32 → 16x14 float32 demo action`, async (t) => {
+    const python = await pythonFor(interpreter);
+    const worker = await spawnPythonWorker({ python, ...(transport === 'ipc' ? { endpoint: ipcEndpoint(t) } : {}) });
     t.after(() => worker.close());
     assert.match(worker.endpoint, transport === 'ipc' ? /^ipc:\/\// : /^tcp:\/\/127\.0\.0\.1:\d+$/);
     const dealer = new RawDealer(worker.endpoint);
@@ -39,7 +44,7 @@ for (const transport of ['tcp', 'ipc'] as const) {
 }
 
 test('the same request on the msgpack (inline) and json codecs gets a reply in the same codec', async (t) => {
-  const worker = await spawnPythonWorker();
+  const worker = await spawnPythonWorker({ python: await venvPython() });
   t.after(() => worker.close());
   const dealer = new RawDealer(worker.endpoint);
   t.after(() => dealer.close());
@@ -61,7 +66,7 @@ test('the same request on the msgpack (inline) and json codecs gets a reply in t
 });
 
 test('a client of the original design (REQ socket, one JSON frame, image + robot_state) reads result.action', async (t) => {
-  const worker = await spawnPythonWorker();
+  const worker = await spawnPythonWorker({ python: await venvPython() });
   t.after(() => worker.close());
   const req = new zmq.Request({ linger: 0, receiveTimeout: 15_000 });
   req.connect(worker.endpoint);
@@ -87,7 +92,7 @@ test('a client of the original design (REQ socket, one JSON frame, image + robot
 });
 
 test('the Python demo policy answers bit for bit what the TypeScript demo policy (src/worker) computes', async (t) => {
-  const worker = await spawnPythonWorker();
+  const worker = await spawnPythonWorker({ python: await venvPython() });
   t.after(() => worker.close());
   const dealer = new RawDealer(worker.endpoint);
   t.after(() => dealer.close());

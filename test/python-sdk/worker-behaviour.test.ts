@@ -7,14 +7,18 @@ import { test } from 'node:test';
 import { encodeMessage } from '../../src/protocol/codec.js';
 import type { HealthResult, ReplyHeader } from '../../src/protocol/messages.js';
 import type { WireError } from '../../src/lib/errors.js';
-import { freeTcpEndpoint, ipcEndpoint, PYTHON, SDK_DIR, spawnPythonWorker } from '../support/python-worker.js';
+import { dirname, join } from 'node:path';
+import { freeTcpEndpoint, ipcEndpoint, spawnPythonWorker } from '../support/python-worker.js';
 import { RawDealer, sPayload } from './raw-client.js';
+import { logLines, venvPython, waitForLog } from './venv.js';
+
+// Every worker here is the pip-installed SDK in .venv (venv.ts), what users run.
 
 const PROBE_DIR = fileURLToPath(new URL('.', import.meta.url));
 const probe = (handlers: Record<string, string>) => ({ pythonPath: [PROBE_DIR], handlers });
 
 test('health: ready, framework, model, capacity, in_flight, uptime, version and sdk', async (t) => {
-  const worker = await spawnPythonWorker({ framework: 'lerobot', capacity: 2 });
+  const worker = await spawnPythonWorker({ python: await venvPython(), framework: 'lerobot', capacity: 2 });
   t.after(() => worker.close());
   const dealer = new RawDealer(worker.endpoint);
   t.after(() => dealer.close());
@@ -32,7 +36,7 @@ test('health: ready, framework, model, capacity, in_flight, uptime, version and 
 });
 
 test('readyAfterMs: health says not ready and inference gets unavailable, then both turn ready', async (t) => {
-  const worker = await spawnPythonWorker({ readyAfterMs: 4_000 });
+  const worker = await spawnPythonWorker({ python: await venvPython(), readyAfterMs: 4_000 });
   t.after(() => worker.close());
   const dealer = new RawDealer(worker.endpoint);
   t.after(() => dealer.close());
@@ -53,7 +57,7 @@ test('readyAfterMs: health says not ready and inference gets unavailable, then b
 });
 
 test('a request whose timeout_ms has passed gets timeout without running the handler', async (t) => {
-  const worker = await spawnPythonWorker({ delayMs: 400, ...probe({ context: 'zero_copy_probe:context' }) });
+  const worker = await spawnPythonWorker({ python: await venvPython(), delayMs: 400, ...probe({ context: 'zero_copy_probe:context' }) });
   t.after(() => worker.close());
   const dealer = new RawDealer(worker.endpoint);
   t.after(() => dealer.close());
@@ -88,7 +92,7 @@ test('a request whose timeout_ms has passed gets timeout without running the han
 });
 
 test('a handler that raises gets worker_error with the exception text; the worker keeps serving', async (t) => {
-  const worker = await spawnPythonWorker(probe({ boom: 'zero_copy_probe:boom' }));
+  const worker = await spawnPythonWorker({ python: await venvPython(), ...probe({ boom: 'zero_copy_probe:boom' }) });
   t.after(() => worker.close());
   const dealer = new RawDealer(worker.endpoint);
   t.after(() => dealer.close());
@@ -96,12 +100,48 @@ test('a handler that raises gets worker_error with the exception text; the worke
   const error = reply.header.error as WireError;
   assert.equal(error.code, 'worker_error');
   assert.match(error.message, /RuntimeError: boom: \{'why': 'testing'\}/);
+  const failed = await waitForLog(worker, (l) => l.event === 'worker.handler_failed');
+  assert.equal(failed.level, 'error');
+  assert.equal(failed.request_id, reply.header.request_id);
+  // The traceback, down to the handler's own line: the reply carries only the exception's text.
+  assert.match(String(failed.stack), /^Traceback \(most recent call last\):/);
+  assert.match(String(failed.stack), /zero_copy_probe\.py", line \d+, in boom\n\s+raise RuntimeError/);
+  assert.match(String(failed.stack), /RuntimeError: boom: \{'why': 'testing'\}$/);
+  // It keeps serving, and the next failure is logged too.
   assert.equal((await dealer.request({ type: 'inference', data: { state: sPayload() } })).header.status, 'success');
-  await worker.waitForStderr(/worker\.handler_failed/); // the log line may arrive after the reply
+  const again = await dealer.request({ type: 'boom', data: { why: 'again' } });
+  await waitForLog(worker, (l) => l.event === 'worker.handler_failed' && l.request_id === again.header.request_id);
+});
+
+test('the start line: one line on stderr with the endpoint, framework, model and readiness', async (t) => {
+  const worker = await spawnPythonWorker({ python: await venvPython(), framework: 'lerobot', readyAfterMs: 60_000 });
+  t.after(() => worker.close());
+  const start = await waitForLog(worker, (l) => l.event === 'worker.listening');
+  assert.deepEqual(
+    { endpoint: start.endpoint, framework: start.framework, model: start.model, ready: start.ready, level: start.level },
+    { endpoint: worker.endpoint, framework: 'lerobot', model: 'demo-v1', ready: false, level: 'info' },
+  );
+  assert.deepEqual(start.handlers, ['health', 'inference']);
+  // Exactly one: stop the worker and read its whole log, up to the stop line.
+  await worker.close();
+  await waitForLog(worker, (l) => l.event === 'worker.stopped');
+  assert.equal(logLines(worker).filter((l) => l.event === 'worker.listening').length, 1, worker.stderr());
+});
+
+test('--log-level error: no start line, but a failing handler is still logged with its traceback', async (t) => {
+  const worker = await spawnPythonWorker({ python: await venvPython(), ...probe({ boom: 'zero_copy_probe:boom' }), extraArgs: ['--log-level', 'error'] });
+  t.after(() => worker.close());
+  const dealer = new RawDealer(worker.endpoint);
+  t.after(() => dealer.close());
+  await dealer.request({ type: 'boom', data: {} });
+  const failed = await waitForLog(worker, (l) => l.event === 'worker.handler_failed');
+  assert.match(String(failed.stack), /in boom/);
+  // The start line would come before this one on the same stream: its absence is settled.
+  assert.deepEqual(logLines(worker).filter((l) => l.level === 'info'), []);
 });
 
 test('capacity > 1: requests run concurrently in threads and every reply goes to its own request', async (t) => {
-  const worker = await spawnPythonWorker({ capacity: 4, endpoint: ipcEndpoint(t), ...probe({ sleep: 'zero_copy_probe:sleep' }) });
+  const worker = await spawnPythonWorker({ python: await venvPython(), capacity: 4, endpoint: ipcEndpoint(t), ...probe({ sleep: 'zero_copy_probe:sleep' }) });
   t.after(() => worker.close());
   const dealer = new RawDealer(worker.endpoint);
   t.after(() => dealer.close());
@@ -138,7 +178,7 @@ test('capacity > 1: requests run concurrently in threads and every reply goes to
 });
 
 test('behaviour silent: inference never answered, health still is; crash: the process exits 1 on inference', async (t) => {
-  const silent = await spawnPythonWorker({ behaviour: 'silent' });
+  const silent = await spawnPythonWorker({ python: await venvPython(), behaviour: 'silent' });
   t.after(() => silent.close());
   const dealer = new RawDealer(silent.endpoint, 500);
   t.after(() => dealer.close());
@@ -147,7 +187,7 @@ test('behaviour silent: inference never answered, health still is; crash: the pr
   dealer.sock.receiveTimeout = 15_000;
   assert.equal((await dealer.request({ type: 'health' })).header.status, 'success');
 
-  const crash = await spawnPythonWorker({ behaviour: 'crash', endpoint: await freeTcpEndpoint() });
+  const crash = await spawnPythonWorker({ python: await venvPython(), behaviour: 'crash', endpoint: await freeTcpEndpoint() });
   t.after(() => crash.close());
   const d2 = new RawDealer(crash.endpoint, 500);
   t.after(() => d2.close());
@@ -158,7 +198,7 @@ test('behaviour silent: inference never answered, health still is; crash: the pr
 
 test('a worker killed with SIGKILL can be restarted on the same endpoint and serves again', async (t) => {
   const endpoint = await freeTcpEndpoint();
-  const first = await spawnPythonWorker({ endpoint, delayMs: 2_000 });
+  const first = await spawnPythonWorker({ python: await venvPython(), endpoint, delayMs: 2_000 });
   t.after(() => first.close());
   const dealer = new RawDealer(endpoint, 500);
   t.after(() => dealer.close());
@@ -166,7 +206,7 @@ test('a worker killed with SIGKILL can be restarted on the same endpoint and ser
   await new Promise((r) => setTimeout(r, 200));
   assert.deepEqual(await first.kill('SIGKILL'), { code: null, signal: 'SIGKILL' });
   await assert.rejects(dealer.receiveFrames(), { code: 'EAGAIN' });
-  const second = await spawnPythonWorker({ endpoint });
+  const second = await spawnPythonWorker({ python: await venvPython(), endpoint });
   t.after(() => second.close());
   dealer.sock.receiveTimeout = 15_000;
   const reply = await dealer.request({ type: 'inference', data: { state: sPayload() }, request_id: 'after' });
@@ -174,10 +214,12 @@ test('a worker killed with SIGKILL can be restarted on the same endpoint and ser
   assert.equal(reply.header.status, 'success');
 });
 
-function runHealthcheck(endpoint: string): Promise<{ code: number | null; stderr: string }> {
+/** The `physical-ai-worker-healthcheck` command that pip installed next to the venv's python. */
+async function runHealthcheck(endpoint: string): Promise<{ code: number | null; stderr: string }> {
+  const command = join(dirname(await venvPython()), 'physical-ai-worker-healthcheck');
   return new Promise((resolve, reject) => {
-    const child = spawn(PYTHON, ['-m', 'physical_ai_worker.healthcheck', '--endpoint', endpoint, '--timeout-ms', '3000', '--quiet'], {
-      env: { ...process.env, PYTHONPATH: SDK_DIR, PYTHONDONTWRITEBYTECODE: '1' },
+    const child = spawn(command, ['--endpoint', endpoint, '--timeout-ms', '3000', '--quiet'], {
+      env: { ...process.env, PYTHONDONTWRITEBYTECODE: '1' },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     let stderr = '';
@@ -187,12 +229,12 @@ function runHealthcheck(endpoint: string): Promise<{ code: number | null; stderr
   });
 }
 
-test('python3 -m physical_ai_worker.healthcheck exits 0 only when the worker is ready', async (t) => {
-  const ready = await spawnPythonWorker();
+test('physical-ai-worker-healthcheck exits 0 only when the worker is ready', async (t) => {
+  const ready = await spawnPythonWorker({ python: await venvPython() });
   t.after(() => ready.close());
   assert.equal((await runHealthcheck(ready.endpoint)).code, 0);
 
-  const loading = await spawnPythonWorker({ readyAfterMs: 60_000 });
+  const loading = await spawnPythonWorker({ python: await venvPython(), readyAfterMs: 60_000 });
   t.after(() => loading.close());
   const notReady = await runHealthcheck(loading.endpoint);
   assert.equal(notReady.code, 1);

@@ -7,6 +7,10 @@ import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import { ipcEndpoint, spawnPythonWorker } from '../support/python-worker.js';
 import { lPayload, RawDealer } from './raw-client.js';
+import { INTERPRETERS, pythonFor } from './venv.js';
+
+// The L payload runs on both interpreters (venv.ts): pyzmq 24 (Debian, the offline image) and the newest from PyPI
+// (the pip install); the other tests here run on Debian's python, as the offline worker image does.
 
 const PROBE_DIR = fileURLToPath(new URL('.', import.meta.url));
 
@@ -23,9 +27,10 @@ interface ArrayReport {
   frame_bytes?: number;
 }
 
-for (const transport of ['tcp', 'ipc'] as const) {
-  test(`L payload over ${transport}: the worker's numpy arrays are views on the received frames`, async (t) => {
+for (const interpreter of INTERPRETERS) for (const transport of ['tcp', 'ipc'] as const) {
+  test(`${interpreter}: L payload over ${transport}: the worker's numpy arrays are views on the received frames`, async (t) => {
     const worker = await spawnPythonWorker({
+      python: await pythonFor(interpreter),
       ...(transport === 'ipc' ? { endpoint: ipcEndpoint(t) } : {}),
       pythonPath: [PROBE_DIR],
       handlers: { 'debug.views': 'zero_copy_probe:views' },

@@ -25,6 +25,12 @@ export const SDK_DIR = fileURLToPath(new URL('../../docker/worker-sdk/', import.
 export type WorkerBehaviour = 'normal' | 'silent' | 'crash';
 
 export interface PythonWorkerOptions {
+  /**
+   * The interpreter. Default `PYTHON` (Debian's, with the SDK's source folder on PYTHONPATH: what the offline worker
+   * image runs). Any other interpreter runs the SDK installed in its environment (e.g. the pip-installed .venv from
+   * scripts/ensure-python-env.sh, see test/python-sdk/venv.ts): the source folder is then not put on PYTHONPATH.
+   */
+  python?: string;
   /** Bind address. Default `tcp://127.0.0.1:*`: a free port chosen by the worker, read back into `endpoint`. */
   endpoint?: string;
   /** Framework name reported by health. Default `demo`. */
@@ -63,8 +69,7 @@ export interface PythonWorker extends AsyncDisposable {
   readonly exited: Promise<PythonWorkerExit>;
   /** Everything the worker wrote to stderr so far (its JSON log lines). */
   stderr(): string;
-  /** Resolves once stderr matches `pattern` (checked as output arrives); rejects after `timeoutMs`. */
-  waitForStderr(pattern: RegExp, timeoutMs?: number): Promise<void>;
+
   /** Sends `signal` (default SIGTERM) and waits for the exit (SIGSTOP/SIGCONT resolve at once). */
   kill(signal?: NodeJS.Signals): Promise<PythonWorkerExit | undefined>;
   /** SIGTERM, then SIGKILL after 3 s; resolves when the process has exited. Idempotent. */
@@ -93,43 +98,28 @@ function buildArgs(o: PythonWorkerOptions): string[] {
   return args;
 }
 
-/** Starts `/usr/bin/python3 -m physical_ai_worker ...` and resolves once it prints its listening line. */
+/** Starts `<python> -m physical_ai_worker ...` (default /usr/bin/python3) and resolves once it prints its listening line. */
 export async function spawnPythonWorker(options: PythonWorkerOptions = {}): Promise<PythonWorker> {
   installExitHook();
   const startTimeoutMs = options.startTimeoutMs ?? 20_000;
-  const child = spawn(PYTHON, buildArgs(options), {
+  const python = options.python ?? PYTHON;
+  const sourcePath = python === PYTHON ? [SDK_DIR] : [];
+  const child = spawn(python, buildArgs(options), {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: {
       ...process.env,
       ...options.env,
-      PYTHONPATH: [SDK_DIR, ...(options.pythonPath ?? [])].join(delimiter),
+      PYTHONPATH: [...sourcePath, ...(options.pythonPath ?? [])].join(delimiter),
       PYTHONUNBUFFERED: '1',
       PYTHONDONTWRITEBYTECODE: '1',
     },
   });
   live.add(child);
   let stderr = '';
-  const stderrWaiters = new Set<() => void>();
   child.stderr!.setEncoding('utf8').on('data', (d: string) => {
     stderr += d;
     if (stderr.length > 1_000_000) stderr = stderr.slice(-500_000);
-    for (const w of [...stderrWaiters]) w();
   });
-  const waitForStderr = (pattern: RegExp, timeoutMs = 10_000) =>
-    new Promise<void>((resolve, reject) => {
-      const check = () => {
-        if (!pattern.test(stderr)) return;
-        stderrWaiters.delete(check);
-        clearTimeout(timer);
-        resolve();
-      };
-      const timer = setTimeout(() => {
-        stderrWaiters.delete(check);
-        reject(new Error(`worker stderr did not match ${pattern} within ${timeoutMs} ms:\n${stderr.slice(-2000)}`));
-      }, timeoutMs);
-      stderrWaiters.add(check);
-      check();
-    });
   const exited = new Promise<PythonWorkerExit>((resolve) => {
     child.once('exit', (code, signal) => {
       live.delete(child);
@@ -168,7 +158,7 @@ export async function spawnPythonWorker(options: PythonWorkerOptions = {}): Prom
   } catch (err) {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     await exited;
-    throw new Error(`${(err as Error).message}; args: ${buildArgs(options).join(' ')}; stderr:\n${stderr}`, { cause: err });
+    throw new Error(`${(err as Error).message}; ${python} ${buildArgs(options).join(' ')}; stderr:\n${stderr}`, { cause: err });
   } finally {
     clearTimeout(timer);
   }
@@ -207,7 +197,6 @@ export async function spawnPythonWorker(options: PythonWorkerOptions = {}): Prom
     pid: child.pid!,
     exited,
     stderr: () => stderr,
-    waitForStderr,
     kill,
     close,
     [Symbol.asyncDispose]: async () => {

@@ -21,28 +21,11 @@ from typing import Any, Callable, List, Optional
 
 from .demo_policy import MODEL as DEMO_MODEL
 from .demo_policy import make_demo_handler
+from .logs import LOGGER_NAME, stderr_handler
 from .protocol import DEFAULT_LIMITS, Limits
 from .server import NO_REPLY, ZMQServer
 
 BEHAVIOURS = ("normal", "silent", "crash")
-
-
-class JsonLineFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, the record's dict (or message) and request fields."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        line = {"time": round(record.created, 6), "level": record.levelname.lower(), "logger": record.name}
-        for key in ("request_id", "type"):
-            value = getattr(record, key, None)
-            if value is not None:
-                line[key] = value
-        if isinstance(record.msg, dict):
-            line.update(record.msg)
-        else:
-            line["msg"] = record.getMessage()
-        if record.exc_info:
-            line["stack"] = self.formatException(record.exc_info)
-        return json.dumps(line, default=str)
 
 
 def load_callable(spec: str) -> Callable[..., Any]:
@@ -69,6 +52,14 @@ def _behave(behaviour: str, handler: Callable[[Any, Any], Any]) -> Callable[[Any
     return handler
 
 
+def _delayed(handler: Callable[[Any, Any], Any], delay_ms: float) -> Callable[[Any, Any], Any]:
+    def delayed(data: Any, ctx: Any) -> Any:
+        time.sleep(delay_ms / 1000.0)
+        return handler(data, ctx)
+
+    return delayed
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python3 -m physical_ai_worker", description="Serve a policy over the physical-ai-gateway wire protocol.")
     p.add_argument("--endpoint", default=os.environ.get("WORKER_ENDPOINT", "tcp://127.0.0.1:5555"), help="bind address (tcp://127.0.0.1:5555, tcp://127.0.0.1:*, ipc:///path)")
@@ -91,10 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonLineFormatter())
-    log = logging.getLogger("physical_ai_worker")
-    log.addHandler(handler)
+    log = logging.getLogger(LOGGER_NAME)
+    log.addHandler(stderr_handler())
     log.setLevel(args.log_level.upper())
     log.propagate = False
 
@@ -104,8 +93,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     else:
         inference = load_callable(args.policy)
         if args.delay_ms > 0:
-            inner = inference
-            inference = lambda data, ctx: (time.sleep(args.delay_ms / 1000.0), inner(data, ctx))[1]  # noqa: E731
+            inference = _delayed(inference, args.delay_ms)
         model = args.model or args.policy
     server = ZMQServer(
         args.endpoint,
@@ -131,9 +119,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         timer = threading.Timer(args.ready_after_ms / 1000.0, server.set_ready, (True,))
         timer.daemon = True
         timer.start()
-    sys.stdout.write(json.dumps({"event": "worker.listening", "endpoint": endpoint, "framework": args.framework, "pid": os.getpid()}) + "\n")
+    # The handshake on stdout, for whoever started this process (tests, launchers): one JSON line, once bound.
+    # run() logs the same start line on stderr with the rest of the log.
+    listening = {"event": "worker.listening", "endpoint": endpoint, "framework": args.framework, "model": model, "policy": args.policy, "ready": server.ready, "pid": os.getpid()}
+    sys.stdout.write(json.dumps(listening) + "\n")
     sys.stdout.flush()
-    log.info({"event": "worker.listening", "endpoint": endpoint, "framework": args.framework, "model": model, "capacity": args.capacity, "behaviour": args.behaviour})
     try:
         server.run()
     finally:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple  # noqa: F401  (Set: in a type comment)
 
 import msgpack
 import numpy as np
@@ -317,7 +317,7 @@ def _wire_array(arr: np.ndarray, path: str) -> Tuple[np.ndarray, str]:
 
 def _byte_view(arr: np.ndarray) -> memoryview:
     """A 1-D byte memoryview on a C-contiguous array: what zmq sends, no copy."""
-    return memoryview(arr.reshape(-1).view(np.uint8))
+    return memoryview(arr.reshape(-1).view(np.uint8))  # type: ignore[arg-type,unused-ignore]  # numpy >= 2.3 stubs lack the buffer protocol
 
 
 def _json_value(value: Any) -> Any:

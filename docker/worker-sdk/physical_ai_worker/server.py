@@ -26,15 +26,18 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import zmq
 
-from .codec import Decoded, check_request_header, decode_message, encode_message, frame_buffer, peek_request_id
+from .codec import Decoded, check_request_header, decode_message, encode_message, frame_buffer, peek_request_id  # noqa: F401  (Decoded: in a type comment)
+from .logs import LOGGER_NAME, ensure_output
 from .protocol import DEFAULT_LIMITS, PROTOCOL_VERSION, SDK_NAME, SDK_VERSION, Limits, WorkerError
+from .tracing import start_export
 
-try:  # Optional: continue the caller's trace when OpenTelemetry is installed in the container.
-    from opentelemetry import propagate as _otel_propagate  # type: ignore
-    from opentelemetry import trace as _otel_trace  # type: ignore
-except Exception:  # pragma: no cover - depends on the container
-    _otel_propagate = None
-    _otel_trace = None
+_otel_propagate = None  # type: Any
+_otel_trace = None  # type: Any
+try:  # Optional: continue the caller's trace when OpenTelemetry is installed (the [otel] extra).
+    from opentelemetry import propagate as _otel_propagate
+    from opentelemetry import trace as _otel_trace
+except Exception:  # pragma: no cover - depends on the environment
+    pass
 
 #: Return this from a handler to send no reply at all (for tests of silent workers; callers then time out).
 NO_REPLY = object()
@@ -175,7 +178,8 @@ class ZMQServer(object):
         self._handlers = {}  # type: Dict[str, Handler]
         self._own_context = context is None
         self._context = context
-        self._log = logger or logging.getLogger("physical_ai_worker")
+        self._log = logger or logging.getLogger(LOGGER_NAME)
+        self._stop_tracing = None  # type: Optional[Callable[[], None]]
         self._sock = None  # type: Optional[zmq.Socket]
         self._wake_r = None  # type: Optional[socket.socket]
         self._wake_w = None  # type: Optional[socket.socket]
@@ -262,6 +266,22 @@ class ZMQServer(object):
         """Serves until stop(), SIGTERM or SIGINT. Binds first when bind() was not called."""
         self.bind()
         self._stopping = False
+        if isinstance(self._log, logging.Logger):
+            ensure_output(self._log)
+        if self._stop_tracing is None:
+            self._stop_tracing = start_export("physical-ai-worker-" + self.framework, self._log)
+        # The one start line: where this worker listens, what it serves, and whether it takes requests yet.
+        self._log.info(
+            {
+                "event": "worker.listening",
+                "endpoint": self.endpoint,
+                "framework": self.framework,
+                "model": self.model,
+                "ready": self._ready,
+                "capacity": self.capacity,
+                "handlers": self.handler_types(),
+            }
+        )
         restore = []  # type: List[Tuple[int, Any]]
         previous_wakeup_fd = None  # type: Optional[int]
         assert self._sock is not None and self._wake_r is not None and self._wake_w is not None
@@ -288,8 +308,8 @@ class ZMQServer(object):
         finally:
             if previous_wakeup_fd is not None:
                 signal.set_wakeup_fd(previous_wakeup_fd)
-            for signum, previous in restore:
-                signal.signal(signum, previous)
+            for restored, previous in restore:
+                signal.signal(restored, previous)
 
     def close(self) -> None:
         """Closes the socket (linger 0) and the thread pool. Idempotent."""
@@ -306,6 +326,9 @@ class ZMQServer(object):
                 s.close()
         if self._own_context and self._context is not None:
             self._context.term()
+        if self._stop_tracing is not None:
+            self._stop_tracing()  # exports the spans still buffered
+            self._stop_tracing = None
 
     def __enter__(self) -> "ZMQServer":
         return self
@@ -441,16 +464,16 @@ class ZMQServer(object):
             return
         handler = self._handlers.get(kind)
         if handler is None:
-            err = WorkerError(
+            refusal = WorkerError(
                 "bad_request",
                 "unknown message type %r; this worker handles: %s" % (kind, ", ".join(self.handler_types())),
                 "/type",
             )
-            self._send(envelope, self._error_frames(err, request_id, decoded.codec, t0, decode_ms))
+            self._send(envelope, self._error_frames(refusal, request_id, decoded.codec, t0, decode_ms))
             return
         if not self._ready:
-            err = WorkerError("unavailable", "worker is not ready (model loading); try again after health reports ready")
-            self._send(envelope, self._error_frames(err, request_id, decoded.codec, t0, decode_ms))
+            refusal = WorkerError("unavailable", "worker is not ready (model loading); try again after health reports ready")
+            self._send(envelope, self._error_frames(refusal, request_id, decoded.codec, t0, decode_ms))
             return
         timeout_ms = header.get("timeout_ms")
         deadline = None
@@ -485,8 +508,8 @@ class ZMQServer(object):
                 full = False
                 self._in_flight += 1
         if full:
-            err = WorkerError("overloaded", "worker is busy: %d running, %d waiting" % (self.capacity, self.max_queue or 0))
-            self._send(envelope, self._error_frames(err, request_id, decoded.codec, t0, decode_ms))
+            refusal = WorkerError("overloaded", "worker is busy: %d running, %d waiting" % (self.capacity, self.max_queue or 0))
+            self._send(envelope, self._error_frames(refusal, request_id, decoded.codec, t0, decode_ms))
             return
         self._executor.submit(self._execute_threaded, job)
 
@@ -511,14 +534,17 @@ class ZMQServer(object):
             return self._error_frames(err, ctx.request_id, ctx.codec, job.t0, job.decode_ms)
         start = time.perf_counter()
         try:
-            with self._span(ctx):
+            with self._span(ctx) as span:
                 result = job.handler(job.data, ctx)
+                if span is not None:
+                    span.set_attribute("outcome", "ok")
         except WorkerError as err:
             compute_ms = _ms(time.perf_counter() - start)
             return self._error_frames(err, ctx.request_id, ctx.codec, job.t0, job.decode_ms, compute_ms)
         except Exception as err:
             compute_ms = _ms(time.perf_counter() - start)
-            ctx.logger.warning({"event": "worker.handler_failed", "error": _describe(err)}, exc_info=True)
+            # With the traceback: the reply carries only the exception's text, and the bug is in the handler.
+            ctx.logger.error({"event": "worker.handler_failed", "error": _describe(err)}, exc_info=True)
             werr = WorkerError("worker_error", "handler for %r raised %s" % (ctx.type, _describe(err)))
             return self._error_frames(werr, ctx.request_id, ctx.codec, job.t0, job.decode_ms, compute_ms)
         if result is NO_REPLY:
@@ -560,7 +586,8 @@ class ZMQServer(object):
                 carrier["tracestate"] = ctx.tracestate
         parent = _otel_propagate.extract(carrier)
         tracer = _otel_trace.get_tracer("physical_ai_worker", SDK_VERSION)
-        attributes = {"rpc.system": "zeromq", "rpc.method": ctx.type, "physical_ai.framework": self.framework}
+        # Name and attributes as the TypeScript worker's span (src/telemetry/tracing.ts startWorkerSpan), so one query finds both.
+        attributes = {"framework": self.framework, "rpc.system": "zeromq", "rpc.method": ctx.type}
         if ctx.request_id is not None:
-            attributes["physical_ai.request_id"] = ctx.request_id
-        return tracer.start_as_current_span("worker " + ctx.type, context=parent, kind=_otel_trace.SpanKind.SERVER, attributes=attributes)
+            attributes["request_id"] = ctx.request_id
+        return tracer.start_as_current_span("worker.request", context=parent, kind=_otel_trace.SpanKind.SERVER, attributes=attributes)

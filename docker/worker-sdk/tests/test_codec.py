@@ -1,6 +1,5 @@
 """Codec unit tests: golden round trips for the three codecs, zero-copy views, and every bad input."""
 import json
-import math
 import unittest
 
 import msgpack

@@ -6,6 +6,8 @@ import sys
 import textwrap
 import unittest
 
+import physical_ai_worker
+
 SCRIPT = textwrap.dedent(
     """
     import signal, sys, threading, time
@@ -28,7 +30,8 @@ SCRIPT = textwrap.dedent(
 
 class SignalTests(unittest.TestCase):
     def run_script(self, sig):
-        env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        # The child imports the same physical_ai_worker as this process: the source folder, or the pip install.
+        env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(physical_ai_worker.__file__))))
         try:
             out = subprocess.run([sys.executable, "-c", SCRIPT.replace("{sig}", sig)], env=env, capture_output=True, text=True, timeout=20)
         except subprocess.TimeoutExpired:
