@@ -4,6 +4,7 @@ import { mkdir, readdir } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import { createInterface } from 'node:readline';
+import { totalmem } from 'node:os';
 import Docker from 'dockerode';
 import { abortError, throwIfAborted } from '../lib/abort.js';
 import { silentLogger, type Logger } from '../lib/log.js';
@@ -878,7 +879,8 @@ function toSample(containerId: string, s: Docker.ContainerStats, prev: Docker.Co
     time: new Date(s.read),
     cpuPercent,
     memoryUsedBytes: usage,
-    memoryLimitBytes: mem.limit ?? 0,
+    // Docker reports the host's memory as the limit of a container that has none: 0 means none, as documented.
+    memoryLimitBytes: mem.limit !== undefined && mem.limit < totalmem() ? mem.limit : 0,
     networkRxBytes: rx,
     networkTxBytes: tx,
     blockReadBytes: read,

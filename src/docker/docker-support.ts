@@ -103,7 +103,7 @@ export async function startDockerSupport(options: DockerSupportOptions): Promise
           container: s.container,
           // The manager's one formula (as the docker CLI: usage minus inactive file pages; CPU 0 until a
           // second reading exists), so /metrics and GET /v1/containers agree.
-          cpuRatio: (s.sample.cpuPercent ?? 0) / 100,
+          cpuCores: (s.sample.cpuPercent ?? 0) / 100,
           memoryBytes: s.sample.memoryUsedBytes,
           memoryLimitBytes: s.sample.memoryLimitBytes,
         });
@@ -117,10 +117,16 @@ export async function startDockerSupport(options: DockerSupportOptions): Promise
     await watch.close();
     throw err;
   }
+  // Docker announces one OOM kill with more than one `oom` event: count one per run of a container.
+  const oomCounted = new Set<string>();
   watch.onEvent((e) => {
     const labels = e.framework !== undefined ? { framework: e.framework, container: e.name } : undefined;
+    if (e.type === 'start' || e.type === 'destroy') oomCounted.delete(e.containerId);
     if (metrics && labels) {
-      if (e.type === 'oom') metrics.recordContainerOom(labels);
+      if (e.type === 'oom' && !oomCounted.has(e.containerId)) {
+        oomCounted.add(e.containerId);
+        metrics.recordContainerOom(labels);
+      }
       if (e.type === 'die' || e.type === 'destroy') metrics.removeContainer(labels);
     }
     launcher.noteContainerEvent(e);

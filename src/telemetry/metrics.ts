@@ -21,7 +21,7 @@ export const LATE_REPLIES_TOTAL = 'gateway_late_replies_total';
 export const RECONNECTS_TOTAL = 'gateway_reconnects_total';
 export const TENSOR_COPIES_TOTAL = 'gateway_tensor_copies_total';
 export const TENSOR_COPIED_BYTES_TOTAL = 'gateway_tensor_copied_bytes_total';
-export const CONTAINER_CPU_RATIO = 'gateway_container_cpu_ratio';
+export const CONTAINER_CPU_CORES = 'gateway_container_cpu_cores';
 export const CONTAINER_MEMORY_BYTES = 'gateway_container_memory_bytes';
 export const CONTAINER_MEMORY_LIMIT_BYTES = 'gateway_container_memory_limit_bytes';
 export const CONTAINER_OOM_TOTAL = 'gateway_container_oom_total';
@@ -30,7 +30,7 @@ export const CONTAINER_OOM_TOTAL = 'gateway_container_oom_total';
 export const METRIC_NAMES = [
   REQUEST_DURATION_SECONDS, STAGE_DURATION_SECONDS, REQUESTS_IN_FLIGHT, REQUESTS_TOTAL, ERRORS_TOTAL,
   REQUEST_BYTES_TOTAL, RESPONSE_BYTES_TOTAL, WORKER_UP, POOL_ENDPOINTS, FRAMEWORK_STATE, LATE_REPLIES_TOTAL, RECONNECTS_TOTAL,
-  TENSOR_COPIES_TOTAL, TENSOR_COPIED_BYTES_TOTAL, CONTAINER_CPU_RATIO, CONTAINER_MEMORY_BYTES,
+  TENSOR_COPIES_TOTAL, TENSOR_COPIED_BYTES_TOTAL, CONTAINER_CPU_CORES, CONTAINER_MEMORY_BYTES,
   CONTAINER_MEMORY_LIMIT_BYTES, CONTAINER_OOM_TOTAL,
 ] as const;
 
@@ -108,7 +108,7 @@ export interface ContainerStatsSample {
   /** Container name (or short id). */
   container: string;
   /** CPU time used per second of wall time, in cores (docker stats "CPU %" / 100); may exceed 1. */
-  cpuRatio: number;
+  cpuCores: number;
   memoryBytes: number;
   /** 0 or undefined when the container has no limit. */
   memoryLimitBytes?: number;
@@ -179,7 +179,7 @@ export function createMetrics(registry: Registry): GatewayMetrics {
   const reconnects = counter(RECONNECTS_TOTAL, 'Reconnections of pool sockets to workers.', ['framework']);
   const copies = new FastCounter(TENSOR_COPIES_TOTAL, 'Request decodes that had to copy tensor bytes (misaligned inline data).', ['framework', 'transport'], registry);
   const copiedBytes = new FastCounter(TENSOR_COPIED_BYTES_TOTAL, 'Tensor bytes copied while decoding requests.', ['framework', 'transport'], registry);
-  const cpu = gauge(CONTAINER_CPU_RATIO, 'CPU used by a framework container, in cores (1 = one core busy).', ['framework', 'container']);
+  const cpu = gauge(CONTAINER_CPU_CORES, 'CPU used by a framework container, in cores (1 = one core busy).', ['framework', 'container']);
   const memory = gauge(CONTAINER_MEMORY_BYTES, 'Memory used by a framework container (without page cache), bytes.', ['framework', 'container']);
   const memoryLimit = gauge(CONTAINER_MEMORY_LIMIT_BYTES, 'Memory limit of a framework container, bytes (0 = none).', ['framework', 'container']);
   const oom = counter(CONTAINER_OOM_TOTAL, 'Out-of-memory kills of framework containers.', ['framework', 'container']);
@@ -334,11 +334,11 @@ export function createMetrics(registry: Registry): GatewayMetrics {
     recordLateReply(framework) {
       lateReplies.inc({ framework });
     },
-    recordContainerStats({ framework, container, cpuRatio, memoryBytes, memoryLimitBytes }) {
+    recordContainerStats({ framework, container, cpuCores, memoryBytes, memoryLimitBytes }) {
       const labels = { framework, container };
       // The OOM counter exists at 0 before the first kill; otherwise increase() misses that first kill.
       oom.inc(labels, 0);
-      if (Number.isFinite(cpuRatio)) cpu.set(labels, cpuRatio);
+      if (Number.isFinite(cpuCores)) cpu.set(labels, cpuCores);
       if (Number.isFinite(memoryBytes)) memory.set(labels, memoryBytes);
       memoryLimit.set(labels, memoryLimitBytes !== undefined && Number.isFinite(memoryLimitBytes) ? memoryLimitBytes : 0);
     },

@@ -49,6 +49,8 @@ test('a container killed for memory: the oom event counts in gateway_container_o
   const support = await startDockerSupport({ specs: [], manager, metrics, statsIntervalMs: 60_000, labels: [`${RUN_LABEL}=${RUN_ID}`] });
   t.after(() => support.close());
   await eventually(async () => (support.watch.eventsConnected ? true : undefined));
+  const seen: ContainerEvent[] = [];
+  support.watch.onEvent((e) => seen.push(e));
   const name = uniqueName('oom');
   // allocates and touches 256 MiB in a 32 MiB container (Docker's default swap: as much again)
   await manager.createContainer({
@@ -68,4 +70,8 @@ test('a container killed for memory: the oom event counts in gateway_container_o
   assert.equal(metricValue(text, 'gateway_container_memory_bytes', labels), undefined);
   const info = await manager.inspect(name);
   assert.equal(info?.State.OOMKilled, true);
+  // Docker sends its oom events before the die event: once die is in, the count is final, and one kill is one.
+  await eventually(async () => (seen.some((e) => e.type === 'die' && e.name === name) ? true : undefined), 30_000);
+  t.diagnostic(`oom events from Docker for one kill: ${seen.filter((e) => e.type === 'oom' && e.name === name).length}`);
+  assert.equal(metricValue(await metrics.registry.metrics(), 'gateway_container_oom_total', labels), 1);
 });

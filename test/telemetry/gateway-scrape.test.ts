@@ -37,7 +37,7 @@ test('a real Prometheus scrapes a real gateway under load over HTTP and ZMQ; eve
   t.after(() => prom.close());
   await prom.waitForTargetsUp();
   // What the Docker manager reports for a framework container.
-  metrics.recordContainerStats({ framework: 'demo', container: 'pag-demo', cpuRatio: 0.4, memoryBytes: 300e6, memoryLimitBytes: 2e9 });
+  metrics.recordContainerStats({ framework: 'demo', container: 'pag-demo', cpuCores: 0.4, memoryBytes: 300e6, memoryLimitBytes: 2e9 });
 
   const zmq = new WorkerClient({ endpoint: gateway.zmqEndpoint, framework: 'gateway', timeoutMs: 10_000 });
   t.after(() => zmq.close());

@@ -116,10 +116,10 @@ test('pool events drive worker_up, pool_endpoints, late replies and reconnects',
 test('container stats: gauges from a sample, OOM counter, removal', async () => {
   const registry = new Registry();
   const metrics = createMetrics(registry);
-  metrics.recordContainerStats({ framework: 'groot', container: 'pag-groot', cpuRatio: 1, memoryBytes: 500 * 2 ** 20, memoryLimitBytes: 2 ** 30 });
+  metrics.recordContainerStats({ framework: 'groot', container: 'pag-groot', cpuCores: 1, memoryBytes: 500 * 2 ** 20, memoryLimitBytes: 2 ** 30 });
   metrics.recordContainerOom({ framework: 'groot', container: 'pag-groot' });
   const labels = { framework: 'groot', container: 'pag-groot' };
-  assert.equal(await value(registry, 'gateway_container_cpu_ratio', labels), 1);
+  assert.equal(await value(registry, 'gateway_container_cpu_cores', labels), 1);
   assert.equal(await value(registry, 'gateway_container_memory_bytes', labels), 500 * 2 ** 20);
   assert.equal(await value(registry, 'gateway_container_memory_limit_bytes', labels), 2 ** 30);
   assert.equal(await value(registry, 'gateway_container_oom_total', labels), 1);

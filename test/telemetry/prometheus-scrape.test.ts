@@ -62,7 +62,7 @@ test('a real Prometheus scrapes the metrics under load; every dashboard and aler
   metrics.observePoolEvent({ type: 'endpoint_added', framework: 'lerobot', endpoint: 'tcp://127.0.0.1:5560' });
   metrics.observePoolEvent({ type: 'state', framework: 'lerobot', endpoint: 'tcp://127.0.0.1:5560', from: 'connecting', to: 'unhealthy', reason: 'test' });
   metrics.observePoolEvent({ type: 'reconnect', framework: 'lerobot', endpoint: 'tcp://127.0.0.1:5560', attempt: 1 });
-  metrics.recordContainerStats({ framework: 'lerobot', container: 'pag-lerobot', cpuRatio: 0.75, memoryBytes: 900e6, memoryLimitBytes: 1e9 });
+  metrics.recordContainerStats({ framework: 'lerobot', container: 'pag-lerobot', cpuCores: 0.75, memoryBytes: 900e6, memoryLimitBytes: 1e9 });
   // Framework states as the router announces them: pi0 stopped on purpose (idle stop) must not alert.
   metrics.recordFrameworkState('demo', 'ready');
   metrics.recordFrameworkState('lerobot', 'ready');
@@ -85,7 +85,7 @@ test('a real Prometheus scrapes the metrics under load; every dashboard and aler
       await res.arrayBuffer();
       if (i % 25 === 0) metrics.observePoolEvent({ type: 'late_reply', framework, endpoint: 'tcp://127.0.0.1:5555', requestId: `r${i}` });
       if (i % 50 === 0) {
-        metrics.recordContainerStats({ framework: 'lerobot', container: 'pag-lerobot', cpuRatio: Math.random(), memoryBytes: 920e6, memoryLimitBytes: 1e9 });
+        metrics.recordContainerStats({ framework: 'lerobot', container: 'pag-lerobot', cpuCores: Math.random(), memoryBytes: 920e6, memoryLimitBytes: 1e9 });
       }
       i++;
       sent++;

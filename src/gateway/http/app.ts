@@ -70,19 +70,47 @@ export function errorResponse(c: Context, err: unknown, requestId: string, encod
   return errorReply(c, toGatewayError(err), requestId, encoding).response;
 }
 
+/** A hono route path (`/v1/frameworks/:name/start`) as a RegExp matching concrete paths. */
+function routePattern(path: string): RegExp {
+  return new RegExp(`^${path.split('/').map((part) => (part.startsWith(':') ? '[^/]+' : part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))).join('/')}/?$`);
+}
+
 /** The bearer token of the request, if any. */
 function bearerOf(c: Context): string | undefined {
   const match = /^Bearer\s+(.+)$/i.exec(c.req.header('authorization') ?? '');
   return match ? match[1]!.trim() : undefined;
 }
 
+/**
+ * A request HTTP itself cannot take: no such route (404), a known path with another method (405, with `Allow`),
+ * a body type other than JSON or msgpack (415). The code stays `bad_request` from the closed list (the wire
+ * protocol has no routing codes); the HTTP status says which.
+ */
+export class HttpRequestError extends GatewayError {
+  constructor(
+    readonly status: 404 | 405 | 415,
+    message: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super('bad_request', message);
+  }
+}
+
 function errorReply(c: Context, error: GatewayError, requestId: string, encoding: Encoding): { response: Response; bytes: number } {
   const wire = { ...error.toWire(), request_id: requestId };
   const headers: Record<string, string> = { 'content-type': contentType(encoding), 'x-request-id': requestId };
+  if (error instanceof HttpRequestError) Object.assign(headers, error.headers);
   if (error.code === 'overloaded' || retryAfterSeconds(error) !== undefined) headers['retry-after'] = String(retryAfterSeconds(error) ?? 1);
   if (error.code === 'unauthorized') headers['www-authenticate'] = 'Bearer';
   const body = encodeBody({ error: wire }, encoding);
-  return { response: c.body(body as Uint8Array<ArrayBuffer>, error.httpStatus as 400, headers), bytes: body.byteLength };
+  const status = error instanceof HttpRequestError ? error.status : error.httpStatus;
+  return { response: c.body(body as Uint8Array<ArrayBuffer>, status as 400, headers), bytes: body.byteLength };
+}
+
+/** The content types a framework request body may have; none (an empty body) counts as JSON. */
+function acceptedBodyType(c: Context): boolean {
+  const type = (c.req.header('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
+  return type === '' || type === 'application/json' || type.endsWith('+json') || MSGPACK_TYPES.has(type);
 }
 
 /** The request header of a POST body: the original envelope (with `data`) or a bare observation, validated. */
@@ -175,7 +203,14 @@ export function createHttpApp(options: HttpAppOptions): Hono {
     return errorResponse(c, error, requestIdOf(c), encodingOf(c));
   });
   // No code of the closed list means "no such route"; the status says it, the code says the request was wrong.
-  app.notFound((c) => c.json({ error: { code: 'bad_request', message: `no route for ${c.req.method} ${c.req.path}; see /docs`, retryable: false, request_id: requestIdOf(c) } }, 404));
+  // A known path with another method is 405 with the methods it takes; anything else is 404.
+  app.notFound((c) => {
+    const allowed = [...new Set(app.routes.filter((r) => r.method !== 'ALL' && routePattern(r.path).test(c.req.path)).map((r) => r.method))];
+    const error = allowed.length > 0
+      ? new HttpRequestError(405, `${c.req.method} is not allowed on ${c.req.path}; allowed: ${allowed.join(', ')}`, { allow: allowed.join(', ') })
+      : new HttpRequestError(404, `no route for ${c.req.method} ${c.req.path}; see /docs`);
+    return errorResponse(c, error, requestIdOf(c));
+  });
 
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
   app.get('/readyz', (c) => {
@@ -217,7 +252,11 @@ export function createHttpApp(options: HttpAppOptions): Hono {
     const msgpackLimit = bodyLimit({ maxSize: bodyLimitBytes, onError: tooLarge('request body', bodyLimitBytes) });
     const jsonLimit = bodyLimit({ maxSize: Math.min(bodyLimitBytes, limits.maxHeaderBytes), onError: tooLarge('a JSON body (send tensors as application/msgpack)', Math.min(bodyLimitBytes, limits.maxHeaderBytes)) });
     const limit: MiddlewareHandler = (c, next) => (encodingOf(c) === 'json' ? jsonLimit : msgpackLimit)(c, next);
-    app.post(`/v1/frameworks/:name/${type}`, limit, (c) => handle(c, type, async () => new Uint8Array(await c.req.arrayBuffer())));
+    app.post(`/v1/frameworks/:name/${type}`, limit, (c) =>
+      acceptedBodyType(c)
+        ? handle(c, type, async () => new Uint8Array(await c.req.arrayBuffer()))
+        : handle(c, type, undefined, new HttpRequestError(415, `content-type '${c.req.header('content-type')}' is not accepted: send application/json or application/msgpack`)),
+    );
   }
   app.get('/v1/frameworks/:name/health', (c) => handle(c, 'health', undefined));
   app.get('/v1/frameworks/:name/status', (c) => handle(c, 'status', undefined));
