@@ -37,6 +37,13 @@ trap cleanup EXIT
 bash scripts/ensure-ros2.sh
 # ---- end ROS 2 -----------------------------------------------------------------------------------------------
 
+# ---- LeRobot (test/frameworks/lerobot.test.ts; owned by the LeRobot worker) ----------------------------------
+# lerobot 0.6.1 + torch 2.11 from PyPI in the git-ignored .venv-lerobot/ (Python 3.12). About 2.5 minutes and
+# 5 GB on a fresh machine (torch's Linux wheel brings the NVIDIA runtime wheels), a few seconds once installed.
+# It starts nothing that needs stopping. The test runs it too; here it fails the run early when it cannot be set up.
+bash scripts/ensure-lerobot.sh
+# ---- end LeRobot ---------------------------------------------------------------------------------------------
+
 say "type-check"
 npx tsc --noEmit
 say "lint"
