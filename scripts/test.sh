@@ -47,6 +47,13 @@ say "python SDK: ruff, mypy"
 (cd docker/worker-sdk && RUFF_CACHE_DIR=../../.venv/ruff-cache ../../.venv/bin/ruff check --quiet . && MYPY_CACHE_DIR=../../.venv/mypy-cache ../../.venv/bin/mypy)
 # ---- end Python worker SDK -----------------------------------------------------------------------------------
 
+# ---- LeRobot (test/frameworks/lerobot.test.ts; owned by the LeRobot worker) ----------------------------------
+# lerobot 0.6.1 + torch 2.11 from PyPI in the git-ignored .venv-lerobot/ (Python 3.12). About 2.5 minutes and
+# 5 GB on a fresh machine (torch's Linux wheel brings the NVIDIA runtime wheels), a few seconds once installed.
+# It starts nothing that needs stopping. The test runs it too; here it fails the run early when it cannot be set up.
+bash scripts/ensure-lerobot.sh
+# ---- end LeRobot ---------------------------------------------------------------------------------------------
+
 say "type-check"
 npx tsc --noEmit
 say "lint"
