@@ -105,6 +105,12 @@ test('memory limit at create and live; stats report it', async (t) => {
   assert.equal(samples.length, 2);
   assert.equal(samples[1]!.memoryLimitBytes, 96 * MiB);
   assert.ok(samples[1]!.cpuPercent !== undefined && samples[1]!.cpuPercent >= 0);
+
+  // No limit: 0 (Docker itself reports the host's memory there).
+  const unlimited = uniqueName('nomem');
+  await manager.createContainer({ name: unlimited, image: TEST_IMAGE, cmd: SLEEPER, labels: runLabels() });
+  await manager.start(unlimited);
+  assert.equal((await manager.stats(unlimited)).memoryLimitBytes, 0);
 });
 
 test('exec: argv, shell only when asked, exit codes, missing binary is 126', async (t) => {

@@ -52,7 +52,7 @@ test('ZMQ front door: garbage, bad headers, unknown frameworks and oversize mess
   assert.equal(gateway.router.inFlight, 0);
 });
 
-test('HTTP front door: 404 unknown framework, 400 with the validation path, 413 too_large, unknown routes', async (t) => {
+test('HTTP front door: 404 unknown framework, 400 with the validation path, 413 too_large, 404/405/415 for routes and body types', async (t) => {
   const gateway = await startTestGateway(t, { http: { bodyLimitBytes: 4096 } });
   const post = (path: string, body: string | Uint8Array, type = 'application/json') =>
     fetch(`${gateway.httpUrl}${path}`, { method: 'POST', headers: { 'content-type': type }, body: body as string });
@@ -84,9 +84,15 @@ test('HTTP front door: 404 unknown framework, 400 with the validation path, 413 
     duplex: 'half',
   } as RequestInit);
   await expect(chunked, 413, 'too_large');
-  const missing = await fetch(`${gateway.httpUrl}/v2/nothing`);
-  assert.equal(missing.status, 404);
-  await missing.body?.cancel();
+  await expect(await fetch(`${gateway.httpUrl}/v2/nothing`), 404, 'bad_request');
+  // A known path with a method it does not take: 405 and the methods it does.
+  const wrongMethod = await fetch(`${gateway.httpUrl}/v1/frameworks/demo/inference`, { method: 'PUT', body: '{}' });
+  assert.equal(wrongMethod.headers.get('allow'), 'POST');
+  await expect(wrongMethod, 405, 'bad_request');
+  assert.equal((await fetch(`${gateway.httpUrl}/healthz`, { method: 'DELETE' })).headers.get('allow'), 'GET');
+  // A body that is neither JSON nor msgpack (curl -d sends a form) is not parsed as JSON: 415.
+  await expect(await post('/v1/frameworks/demo/inference', 'state=1', 'application/x-www-form-urlencoded'), 415, 'bad_request');
+  await expect(await post('/v1/frameworks/demo/inference', '{"state":[1]}', 'text/plain'), 415, 'bad_request');
   const good = await post('/v1/frameworks/demo/inference', '{"state":[1]}');
   assert.equal(good.status, 200);
   await good.body?.cancel();
