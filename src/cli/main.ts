@@ -77,7 +77,7 @@ const serve: CliCommand = {
     const log = createLogger({ level: config.logLevel, bindings: { service: 'physical-ai-gateway' } });
     // OpenTelemetry (OTEL_* variables; off without them) before createMetrics, so the OTLP metrics mirror binds to it.
     const telemetry = startTelemetry({ serviceName: 'physical-ai-gateway', serviceVersion: VERSION, env: io.env, log });
-    const metrics = createMetrics(new Registry());
+    const metrics = createMetrics(new Registry(), { runtime: true });
     telemetry.exportMetrics(metrics.registry);
     const gateway = await buildGateway(config, { log, metrics, version: VERSION }).catch(async (err: unknown) => {
       await telemetry.shutdown().catch(() => undefined);

@@ -1,7 +1,7 @@
 // Prometheus metrics of the gateway on an injected registry, behind a small observer API so that the rest of
 // the code never touches prom-client. The hot path only adds to plain records; OTLP export (sdk.ts) reads the
 // same registry at each collection, so exporting costs nothing per request.
-import { Counter, Gauge } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge } from 'prom-client';
 import type { Registry } from 'prom-client';
 import { FastCounter, FastGauge, FastHistogram } from './instruments.js';
 import type { HistogramSeries, ScalarSeries } from './instruments.js';
@@ -161,7 +161,10 @@ const nowSeconds = (): number => performance.now() / 1000;
  * const obs = metrics.requestStarted({ framework: 'demo', transport: 'zmq', codec: 'binary' });
  * obs.end({ outcome: 'ok', requestBytes: 1200, responseBytes: 900, stagesMs: { worker_compute: 1.2 } });
  */
-export function createMetrics(registry: Registry): GatewayMetrics {
+export function createMetrics(registry: Registry, { runtime = false }: { runtime?: boolean } = {}): GatewayMetrics {
+  // prom-client's process and Node runtime collectors (CPU, memory, event-loop lag, GC, heap, handles), on the
+  // gateway's own registry. Off by default: a test process builds many registries; the CLI's gateway turns it on.
+  if (runtime) collectDefaultMetrics({ register: registry });
   // Off the hot path (pool events, container samples): plain prom-client metrics.
   const gauge = (name: string, help: string, labelNames: string[]) => new Gauge({ name, help, labelNames, registers: [registry] });
   const counter = (name: string, help: string, labelNames: string[]) => new Counter({ name, help, labelNames, registers: [registry] });

@@ -158,3 +158,15 @@ test('the registry converts to OTLP data: per-bucket histogram counts, counters 
   const bytes = toOtlpMetric(json.find((m) => m.name === 'gateway_request_bytes_total')!, t, t)!;
   assert.equal(bytes.descriptor.unit, 'By');
 });
+
+test('runtime metrics (process, event-loop lag, GC, heap) on request, on the injected registry only', async () => {
+  const withRuntime = new Registry();
+  createMetrics(withRuntime, { runtime: true });
+  const text = await withRuntime.metrics();
+  for (const name of ['process_cpu_seconds_total', 'process_resident_memory_bytes', 'nodejs_eventloop_lag_seconds', 'nodejs_heap_size_used_bytes', 'nodejs_gc_duration_seconds']) {
+    assert.match(text, new RegExp(`^# TYPE ${name} `, 'm'), name);
+  }
+  const without = new Registry();
+  createMetrics(without);
+  assert.doesNotMatch(await without.metrics(), /^# TYPE process_cpu_seconds_total /m);
+});
