@@ -74,6 +74,9 @@ test('HTTP front door: 404 unknown framework, 400 with the validation path, 413 
   await expect(await post('/v1/frameworks/demo/inference', '{"data": {"state": [1]}, "type": "train"}'), 400, 'bad_request', '/type');
   await expect(await post('/v1/frameworks/demo/inference', '{"instruction": "no state"}'), 400, 'bad_request', '/data/state');
   await expect(await post('/v1/frameworks/demo/inference', Buffer.from([0xc1, 0x00]), 'application/msgpack'), 400, 'bad_request');
+  // The same JSON parser as the ZMQ door: invalid UTF-8 and deep nesting are bad_request (not 200, not 500).
+  await expect(await post('/v1/frameworks/demo/inference', Buffer.concat([Buffer.from('{"state":[1],"instruction":"'), Buffer.from([0xff, 0xfe]), Buffer.from('"}')])), 400, 'bad_request', '/');
+  await expect(await post('/v1/frameworks/demo/inference', `{"state":[1],"x":${'['.repeat(1000)}${']'.repeat(1000)}}`), 400, 'bad_request', '/');
   const tooBig = JSON.stringify({ state: new Array(5000).fill(1) });
   await expect(await post('/v1/frameworks/demo/inference', tooBig), 413, 'too_large');
   // Chunked (no content-length): the limit still holds.

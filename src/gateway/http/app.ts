@@ -6,7 +6,7 @@ import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { GatewayError, toGatewayError } from '../../lib/errors.js';
 import { silentLogger, type Logger } from '../../lib/log.js';
-import { DEFAULT_LIMITS, decodeMessage, encodeMessage, type Limits } from '../../protocol/codec.js';
+import { DEFAULT_LIMITS, decodeMessage, encodeMessage, parseJsonHeader, type Limits } from '../../protocol/codec.js';
 import type { RequestHeader } from '../../protocol/messages.js';
 import { validate } from '../../protocol/schemas.js';
 import { retryAfterSeconds } from '../../router/router.js';
@@ -123,11 +123,13 @@ function decodeBody(bytes: Uint8Array, encoding: Encoding, type: string, limits:
     body = decoded.header;
     copiedBytes = decoded.copiedBytes;
   } else {
+    // The ZMQ door's JSON parser: size, depth (scanned before parsing), strict UTF-8, then JSON.
     let parsed: unknown;
     try {
-      parsed = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'));
+      parsed = parseJsonHeader(bytes, limits);
     } catch (err) {
-      throw new GatewayError('bad_request', `body is not valid JSON: ${(err as Error).message}`, { path: '/', cause: err });
+      const error = err as GatewayError;
+      throw error.code === 'bad_request' ? new GatewayError('bad_request', `body: ${error.message}`, { path: '/', cause: err }) : error;
     }
     if (!isRecord(parsed)) throw new GatewayError('bad_request', 'body must be a JSON object (an envelope {type?, data, request_id?} or the data itself)', { path: '/' });
     body = parsed;
