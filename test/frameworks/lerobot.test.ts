@@ -15,6 +15,8 @@ import { GatewayError } from '../../src/lib/errors.js';
 import { encodeMessage } from '../../src/protocol/codec.js';
 import { Tensor } from '../../src/protocol/tensor.js';
 import { WorkerClient } from '../../src/zmq/worker-client.js';
+import { HttpPolicyClient, ZmqPolicyClient } from '../../src/ros-bridge/policy-client.js';
+import type { Gateway } from '../../src/build-gateway.js';
 import { frontDoorClient, startTestGateway, type CallResult, type FrontDoorClient } from '../support/gateway.js';
 import { buildPolicies, ensureLerobot, referenceChunks, startLerobotWorker, tempDir, type BuiltPolicies, type LerobotWorkerOptions } from './lerobot-env.js';
 
@@ -73,7 +75,7 @@ function image(seed: number, name: string): { tensor: Tensor; file: string } {
 const STATE = [0.1, -0.2, 0.3, 0.4, -0.5, 0.6];
 
 /** A worker for `options` behind a gateway whose `lerobot` framework is that worker; both closed after the test. */
-type Doors = Record<(typeof DOORS)[number], FrontDoorClient> & { errorOf(door: (typeof DOORS)[number], data: unknown): Promise<{ code: string; path?: string; message: string }> };
+type Doors = Record<(typeof DOORS)[number], FrontDoorClient> & { gateway: Gateway; errorOf(door: (typeof DOORS)[number], data: unknown): Promise<{ code: string; path?: string; message: string }> };
 
 async function serve(t: TestContext, options: LerobotWorkerOptions): Promise<Doors> {
   const worker = await startLerobotWorker(options);
@@ -109,7 +111,7 @@ async function serve(t: TestContext, options: LerobotWorkerOptions): Promise<Doo
     const body = (res.headers.get('content-type') ?? '').includes('msgpack') ? msgpackDecode(new Uint8Array(await res.arrayBuffer())) : await res.json();
     return (body as { error: { code: string; path?: string; message: string } }).error;
   };
-  return { ...clients, errorOf };
+  return { ...clients, gateway, errorOf };
 }
 
 /** Typed arrays → Tensors, as the contract clients send them. */
@@ -151,6 +153,22 @@ test('ACT (ResNet-18 + transformer, two cameras): the chunk through both doors i
   const moved = Math.max(...swapped.flatMap((row, i) => row.map((v, j) => Math.abs(v - expectedAct[i]![j]!))));
   assert.ok(moved > 0, 'swapping the cameras left the chunk unchanged');
   t.diagnostic(`ACT with the cameras swapped: max abs change ${moved.toExponential(2)}`);
+
+  // The ROS bridge's own policy clients (what a robot runs), over both doors: the same chunk.
+  const bridgeObservation = { images: { front: actFront.tensor, hand: actHand.tensor }, state: Tensor.of(new Float32Array(STATE)), instruction: TASK, stamp: 1 };
+  const zmqClient = new WorkerClient({ endpoint: clients.gateway.zmqEndpoint, codec: 'binary', timeoutMs: 30_000 });
+  const bridgeClients = [
+    ['bridge ZMQ', new ZmqPolicyClient({ client: zmqClient, framework: 'lerobot', timeoutMs: 30_000 })],
+    ['bridge HTTP', new HttpPolicyClient({ baseUrl: clients.gateway.httpUrl, framework: 'lerobot', timeoutMs: 30_000 })],
+  ] as const;
+  t.after(() => Promise.all([zmqClient.close(), ...bridgeClients.map(([, c]) => c.close())]));
+  for (const [name, client] of bridgeClients) {
+    const chunk = await client.infer(bridgeObservation);
+    assert.deepEqual([chunk.horizon, chunk.dof], [10, 6]);
+    const rows = Array.from({ length: chunk.horizon }, (_, k) => Array.from(chunk.action.subarray(k * chunk.dof, (k + 1) * chunk.dof)));
+    const max = assertClose(rows, expectedAct, `ACT via the ${name} policy client`);
+    t.diagnostic(`ACT via the ${name} policy client: max abs difference to LeRobot ${max.toExponential(2)}`);
+  }
 });
 
 test('Diffusion Policy (n_obs_steps 2, 10 denoising steps, LEROBOT_SEED): the chunk through both doors is what LeRobot returns with the same seed', async (t) => {
