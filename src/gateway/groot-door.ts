@@ -4,7 +4,8 @@
 //
 //   ping                 → {"status": "ok", "message": "Server is running"}   (the door is up; no worker is asked)
 //   get_action (default) → N1.5 flat {action.<group>: (16, D)}, or N1.6 [{<group>: (1, 16, D)}, {}] for N1.6's
-//                          nested observation; groups: config `groot.actionGroups`, else the request's state groups
+//                          nested observation; groups: config `groot.actionGroups`, else the request's state groups,
+//                          else one group `action` with every column
 //   get_modality_config  → the framework's `groot.modalityConfig`, each entry as a ModalityConfig
 //   reset                → {} (N1.6 calls it between episodes; a gateway policy keeps no episode state)
 //   kill                 → refused: a client must not stop a shared gateway (the stock server exits)
@@ -160,9 +161,9 @@ export class GrootDoor implements AsyncDisposable {
           const body = errorBody(error);
           return { out: body, bytes: body.byteLength };
         }
-        const groups = this.#spec(result!.framework)?.actionGroups ?? stateGroups;
-        if (groups.length === 0) throw new GatewayError('worker_error', `no action groups: configure frameworks.${result!.framework}.groot.actionGroups or send state.<group> arrays`);
-        const actions = grootActions(actionChunkOf(result!.result), groups);
+        const chunk = actionChunkOf(result!.result);
+        const groups = this.#spec(result!.framework)?.actionGroups ?? (stateGroups.length > 0 ? stateGroups : [{ name: 'action', width: chunk.shape[1]! }]);
+        const actions = grootActions(chunk, groups);
         const body = encodeGroot(nested ? [Object.fromEntries(Object.entries(actions).map(([k, t]) => [k.slice(7), new Tensor(t.dtype, [1, ...t.shape], t.data)])), {}] : actions);
         return { out: body, bytes: body.byteLength };
       },
@@ -170,7 +171,7 @@ export class GrootDoor implements AsyncDisposable {
   }
 }
 
-/** GR00T's error reply, `{"error": message}`, with our code beside it for clients that read it. */
+/** GR00T's error reply, `{"error": message}`, with our code (and the input's path) beside it for clients that read them. */
 function errorBody(error: GatewayError): Buffer {
-  return encodeGroot({ error: error.message, code: error.code, retryable: error.retryable });
+  return encodeGroot({ error: error.message, code: error.code, retryable: error.retryable, ...(error.path !== undefined ? { path: error.path } : {}) });
 }
