@@ -175,7 +175,8 @@ class Checker extends IssueList {
 const TOP_KEYS = ['http', 'zmq', 'openpi', 'groot', 'defaultFramework', 'authToken', 'logLevel', 'limits', 'shutdownGraceMs', 'healthIntervalMs', 'docker', 'frameworks'] as const;
 const FRAMEWORK_KEYS = ['endpoints', 'codec', 'timeoutMs', 'maxConcurrency', 'embedded', 'embeddedDelayMs', 'launcher', 'startTimeoutMs', 'observation', 'openpi', 'groot'] as const;
 export const DEFAULT_OPENPI_PORT = 8000;
-export const DEFAULT_GROOT_ENDPOINT = 'tcp://127.0.0.1:5556';
+// Not GR00T's own 5555 or 5556: those are the ROBOTIS layout's LeRobot and GR00T worker ports (docker launcher specs).
+export const DEFAULT_GROOT_ENDPOINT = 'tcp://127.0.0.1:5560';
 
 const isMapping = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 
