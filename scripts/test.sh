@@ -54,6 +54,13 @@ say "python SDK: ruff, mypy"
 bash scripts/ensure-lerobot.sh
 # ---- end LeRobot ---------------------------------------------------------------------------------------------
 
+# ---- peers' clients (test/peers/; owned by the openpi and GR00T doors) -----------------------------------------
+# openpi's own client, openpi-client 0.1.2 from PyPI (pinned with what it pulls in), in the git-ignored .venv-peers/
+# on Debian's python3; the GR00T test client needs only python3-numpy/zmq/msgpack (above). Seconds on a fresh
+# machine, well under a second once installed; starts nothing. The tests run it too; here it fails the run early.
+bash scripts/ensure-peers.sh
+# ---- end peers -------------------------------------------------------------------------------------------------
+
 say "type-check"
 npx tsc --noEmit
 say "lint"

@@ -5,6 +5,7 @@
 //   embedded workers → Docker support (only when a framework has a launcher; dockerode is loaded lazily)
 //   → framework registry + router (pools; the launcher behind its interface) → request pipeline
 //   → ZMQ front door, HTTP app (+ container control routes) → HTTP server
+//   → the peers' doors when configured: openpi's websocket (`ws` loaded only then), GR00T's ZMQ protocol
 //
 // Parts that need each other talk through events handed in here: pool and router events feed the metrics, the
 // launcher's events reach the router through the FrameworkLauncher interface.
@@ -19,6 +20,8 @@ import { createHttpApp, type MetricsRegistryLike } from './gateway/http/app.js';
 import { registerControlRoutes } from './gateway/http/control-routes.js';
 import { RequestPipeline } from './gateway/pipeline.js';
 import { startHttpServer } from './gateway/server.js';
+import { GrootDoor } from './gateway/groot-door.js';
+import type { OpenpiDoor } from './gateway/openpi-door.js';
 import { ZmqFront } from './gateway/zmq-front.js';
 import { closeAll, type Closable } from './lib/close-all.js';
 import { silentLogger, type Logger } from './lib/log.js';
@@ -55,6 +58,10 @@ export interface GatewayEnvironment {
 export interface Gateway {
   readonly httpUrl: string;
   readonly zmqEndpoint: string;
+  /** ws://host:port of openpi's door, when configured. */
+  readonly openpiUrl: string | undefined;
+  /** The bound endpoint of GR00T's door, when configured. */
+  readonly grootEndpoint: string | undefined;
   readonly router: Router;
   readonly pipeline: RequestPipeline;
   /** The embedded workers by framework (for logs and tests). */
@@ -107,9 +114,11 @@ export async function buildGateway(config: GatewayConfig, env: GatewayEnvironmen
     }
     await registry.start();
 
+    const mappings = new Map(Object.values(config.frameworks).flatMap((f) => (f.observation ? [[f.name, f.observation] as const] : [])));
     const pipeline = new RequestPipeline({
       router,
       metrics,
+      mappings,
       log: baseLog,
       auth: {
         http: new AuthPolicy({ token: config.authToken, publicBind: !isLoopbackHost(config.http.host) }),
@@ -137,6 +146,42 @@ export async function buildGateway(config: GatewayConfig, env: GatewayEnvironmen
     const { host, port, requestTimeoutMs, headersTimeoutMs, maxConnections } = config.http;
     const http = await startHttpServer(app, { host, port, requestTimeoutMs, headersTimeoutMs, maxConnections });
 
+    // The peers' doors: each closed with the others (below); one that fails to start closes what was opened.
+    const peerDoors: Array<OpenpiDoor | GrootDoor> = [];
+    opened.push({ close: () => Promise.all(peerDoors.map((d) => d.close())).then(() => undefined) });
+    let openpiUrl: string | undefined;
+    if (config.openpi) {
+      const { OpenpiDoor } = await import('./gateway/openpi-door.js');
+      const door = new OpenpiDoor({
+        host: config.openpi.host,
+        port: config.openpi.port,
+        pipeline,
+        auth: new AuthPolicy({ token: config.authToken, publicBind: !isLoopbackHost(config.openpi.host) }),
+        framework: config.openpi.framework,
+        metadataFor: (name) => config.frameworks[name]?.openpi?.metadata ?? {},
+        limits: config.limits,
+        headersTimeoutMs,
+        maxConnections,
+        log: baseLog,
+      });
+      peerDoors.push(door);
+      openpiUrl = await door.start();
+    }
+    let grootEndpoint: string | undefined;
+    if (config.groot) {
+      const door = new GrootDoor({
+        endpoint: config.groot.endpoint,
+        pipeline,
+        auth: new AuthPolicy({ token: config.authToken, publicBind: !isLoopbackHost(endpointHost(config.groot.endpoint)) }),
+        framework: config.groot.framework,
+        grootFor: (name) => config.frameworks[name]?.groot,
+        limits: config.limits,
+        log: baseLog,
+      });
+      peerDoors.push(door);
+      grootEndpoint = await door.start();
+    }
+
     // The doors close first and together: both stop taking requests and wait for theirs (the router cancels
     // what is left after the grace), then the router and its pools, Docker, and the embedded workers.
     let graceMs = config.shutdownGraceMs;
@@ -144,17 +189,19 @@ export async function buildGateway(config: GatewayConfig, env: GatewayEnvironmen
       close: async () => {
         log.info({ event: 'gateway.stopping', inFlight: router.inFlight, graceMs });
         pipeline.stopAdmitting();
-        const results = await Promise.allSettled([zmqFront.close({ graceMs }), http.close(graceMs + 1_000), router.close({ graceMs })]);
+        const results = await Promise.allSettled([zmqFront.close({ graceMs }), http.close(graceMs + 1_000), ...peerDoors.map((d) => d.close({ graceMs })), router.close({ graceMs })]);
         const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
         if (failed.length > 0) throw new AggregateError(failed.map((f) => f.reason as unknown), 'closing the front doors failed');
       },
     });
 
-    log.info({ event: 'gateway.started', http: http.url, zmq: zmqEndpoint, frameworks: registry.names, default: registry.defaultFramework });
+    log.info({ event: 'gateway.started', http: http.url, zmq: zmqEndpoint, openpi: openpiUrl, groot: grootEndpoint, frameworks: registry.names, default: registry.defaultFramework });
     let closing: Promise<void> | undefined;
     return {
       httpUrl: http.url,
       zmqEndpoint,
+      openpiUrl,
+      grootEndpoint,
       router,
       pipeline,
       embeddedWorkers: embedded,

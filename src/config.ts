@@ -5,6 +5,8 @@ import { extname } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { CODECS, DEFAULT_LIMITS, MAX_DEPTH_CEILING, type Codec, type Limits } from './protocol/codec.js';
 import { ConfigError, IssueList, type ConfigIssue } from './lib/config-error.js';
+import type { ActionGroup } from './protocol/action-mapping.js';
+import { OBSERVATION_PRESETS, OBSERVATION_SPEC_FIELDS, type ObservationMappingSpec } from './protocol/observation-mapping.js';
 import { isLogLevel, type LogLevel } from './lib/log.js';
 import { parseEndpoint } from './zmq/addresses.js';
 
@@ -36,11 +38,34 @@ export interface FrameworkConfig {
   launcher?: unknown;
   /** How long an on-demand start may take, ms. */
   startTimeoutMs: number;
+  /** How the peers' observations sent to this framework become the standard one (unset: the ROBOTIS example's). */
+  observation?: ObservationMappingSpec;
+  /** What openpi clients of this framework get (openpi door). */
+  openpi?: { metadata: Record<string, unknown> };
+  /** What GR00T clients of this framework get (GR00T door). */
+  groot?: { actionGroups?: ActionGroup[]; modalityConfig: Record<string, unknown> };
+}
+
+/** A peer-protocol front door: off unless its section is in the config. */
+export interface PeerDoorConfig {
+  /** The framework for requests that name none (openpi: path `/`; GR00T: every request); unset: the gateway default. */
+  framework: string | undefined;
+}
+export interface OpenpiDoorConfig extends PeerDoorConfig {
+  host: string;
+  port: number;
+}
+export interface GrootDoorConfig extends PeerDoorConfig {
+  endpoint: string;
 }
 
 export interface GatewayConfig {
   http: HttpConfig;
   zmq: { endpoint: string };
+  /** openpi's websocket protocol (openpi-client's WebsocketClientPolicy), when configured. */
+  openpi: OpenpiDoorConfig | undefined;
+  /** GR00T's ZMQ protocol (Isaac-GR00T's PolicyClient), when configured. */
+  groot: GrootDoorConfig | undefined;
   /** The framework for requests that name none: the configured one, or the only one. */
   defaultFramework: string | undefined;
   /** Bearer token for command/train/container control; required when HTTP listens on a non-loopback host. */
@@ -147,8 +172,82 @@ class Checker extends IssueList {
   }
 }
 
-const TOP_KEYS = ['http', 'zmq', 'defaultFramework', 'authToken', 'logLevel', 'limits', 'shutdownGraceMs', 'healthIntervalMs', 'docker', 'frameworks'] as const;
-const FRAMEWORK_KEYS = ['endpoints', 'codec', 'timeoutMs', 'maxConcurrency', 'embedded', 'embeddedDelayMs', 'launcher', 'startTimeoutMs'] as const;
+const TOP_KEYS = ['http', 'zmq', 'openpi', 'groot', 'defaultFramework', 'authToken', 'logLevel', 'limits', 'shutdownGraceMs', 'healthIntervalMs', 'docker', 'frameworks'] as const;
+const FRAMEWORK_KEYS = ['endpoints', 'codec', 'timeoutMs', 'maxConcurrency', 'embedded', 'embeddedDelayMs', 'launcher', 'startTimeoutMs', 'observation', 'openpi', 'groot'] as const;
+export const DEFAULT_OPENPI_PORT = 8000;
+// Not GR00T's own 5555 or 5556: those are the ROBOTIS layout's LeRobot and GR00T worker ports (docker launcher specs).
+export const DEFAULT_GROOT_ENDPOINT = 'tcp://127.0.0.1:5560';
+
+const isMapping = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+/** A framework's observation mapping: a preset name or a spec object; every bad field is reported. */
+function observationMapping(c: Checker, value: unknown, path: string): ObservationMappingSpec | undefined {
+  if (value === undefined || value === null) return undefined;
+  const presets = Object.keys(OBSERVATION_PRESETS).join(', ');
+  if (typeof value === 'string') {
+    const preset = OBSERVATION_PRESETS[value];
+    if (!preset) c.add(path, `unknown preset ${JSON.stringify(value)} (presets: ${presets}; or a mapping with ${OBSERVATION_SPEC_FIELDS.join(', ')})`);
+    return preset;
+  }
+  const spec = c.object(value, path);
+  if (!spec) return undefined;
+  c.known(spec, OBSERVATION_SPEC_FIELDS, path);
+  const out: { -readonly [K in keyof ObservationMappingSpec]: ObservationMappingSpec[K] } = {};
+  if (spec.images !== undefined) {
+    if (!isMapping(spec.images) || !Object.values(spec.images).every((v) => typeof v === 'string' && v.length > 0)) c.add(`${path}.images`, 'must map source keys to camera names');
+    else out.images = spec.images as Record<string, string>;
+  }
+  if (spec.state !== undefined) {
+    if (!Array.isArray(spec.state) || spec.state.length === 0 || !spec.state.every((k) => typeof k === 'string' && k.length > 0)) c.add(`${path}.state`, 'must be a list of source keys');
+    else out.state = spec.state as string[];
+  }
+  for (const key of ['imagePrefix', 'statePrefix', 'instruction'] as const) {
+    const v = c.string(spec[key], `${path}.${key}`);
+    if (v !== undefined) out[key] = v;
+  }
+  if (spec.timeAxis !== undefined) {
+    if (typeof spec.timeAxis === 'boolean') out.timeAxis = spec.timeAxis;
+    else c.add(`${path}.timeAxis`, 'must be true or false');
+  }
+  if (spec.imageLayout !== undefined) {
+    if (spec.imageLayout === 'hwc' || spec.imageLayout === 'chw') out.imageLayout = spec.imageLayout;
+    else c.add(`${path}.imageLayout`, 'must be hwc or chw');
+  }
+  return Object.freeze(out);
+}
+
+/** A framework's `openpi` section: the metadata map sent first on every connection (default {}). */
+function openpiFramework(c: Checker, value: unknown, path: string): FrameworkConfig['openpi'] {
+  const o = c.object(value, path);
+  if (!o) return undefined;
+  c.known(o, ['metadata'], path);
+  if (o.metadata === undefined) return { metadata: {} };
+  if (!isMapping(o.metadata)) {
+    c.add(`${path}.metadata`, 'must be a mapping');
+    return undefined;
+  }
+  return { metadata: o.metadata };
+}
+
+/** A framework's `groot` section: action groups (name → width, in order) and the modality config map. */
+function grootFramework(c: Checker, value: unknown, path: string): FrameworkConfig['groot'] {
+  const o = c.object(value, path);
+  if (!o) return undefined;
+  c.known(o, ['actionGroups', 'modalityConfig'], path);
+  let actionGroups: ActionGroup[] | undefined;
+  const groups = c.object(o.actionGroups, `${path}.actionGroups`);
+  if (groups) {
+    actionGroups = Object.entries(groups).map(([name, width]) => ({ name, width: c.int(width, `${path}.actionGroups.${name}`, 1, 1, 1_000_000) }));
+    if (actionGroups.length === 0) c.add(`${path}.actionGroups`, 'names no group');
+  }
+  let modalityConfig: Record<string, unknown> = {};
+  if (o.modalityConfig !== undefined) {
+    const m = c.object(o.modalityConfig, `${path}.modalityConfig`);
+    if (m && !Object.values(m).every(isMapping)) c.add(`${path}.modalityConfig`, 'must map modality names to mappings (one ModalityConfig each)');
+    else if (m) modalityConfig = m;
+  }
+  return { ...(actionGroups ? { actionGroups } : {}), modalityConfig };
+}
 
 /** The framework table used when no config file names any: `demo`, served by the embedded worker. */
 export function embeddedDemoFramework(delayMs = 0): FrameworkConfig {
@@ -189,6 +288,26 @@ export function parseConfig(raw: unknown, overrides: ConfigOverrides = {}, sourc
   const zmqRaw = overrides.zmqEndpoint ?? zmq.endpoint;
   const zmqEndpoint = zmqRaw === undefined ? DEFAULT_ZMQ_ENDPOINT : (c.endpoint(zmqRaw, zmqPath) ?? DEFAULT_ZMQ_ENDPOINT);
 
+  let openpi: OpenpiDoorConfig | undefined;
+  const openpiRaw = c.object(root.openpi, 'openpi');
+  if (openpiRaw) {
+    c.known(openpiRaw, ['host', 'port', 'framework'], 'openpi');
+    openpi = {
+      host: c.string(openpiRaw.host, 'openpi.host', DEFAULT_HTTP_HOST),
+      port: c.int(openpiRaw.port, 'openpi.port', DEFAULT_OPENPI_PORT, 0, 65535),
+      framework: c.string(openpiRaw.framework, 'openpi.framework'),
+    };
+  }
+  let groot: GrootDoorConfig | undefined;
+  const grootRaw = c.object(root.groot, 'groot');
+  if (grootRaw) {
+    c.known(grootRaw, ['endpoint', 'framework'], 'groot');
+    groot = {
+      endpoint: grootRaw.endpoint === undefined ? DEFAULT_GROOT_ENDPOINT : (c.endpoint(grootRaw.endpoint, 'groot.endpoint') ?? DEFAULT_GROOT_ENDPOINT),
+      framework: c.string(grootRaw.framework, 'groot.framework'),
+    };
+  }
+
   const levelRaw = overrides.logLevel ?? root.logLevel;
   let logLevel: LogLevel = 'info';
   if (levelRaw !== undefined) {
@@ -201,6 +320,8 @@ export function parseConfig(raw: unknown, overrides: ConfigOverrides = {}, sourc
   if (authToken === undefined) {
     if (!isLoopbackHost(host)) c.add('http.host', `${host} is not loopback: listening there needs authToken (or PAIG_AUTH_TOKEN)`);
     if (zmqRaw !== undefined && !isLoopbackHost(endpointHost(zmqEndpoint))) c.add(zmqPath, `${zmqEndpoint} is not loopback: listening there needs authToken (or PAIG_AUTH_TOKEN)`);
+    if (openpi && !isLoopbackHost(openpi.host)) c.add('openpi.host', `${openpi.host} is not loopback: listening there needs authToken (or PAIG_AUTH_TOKEN)`);
+    if (groot && !isLoopbackHost(endpointHost(groot.endpoint))) c.add('groot.endpoint', `${groot.endpoint} is not loopback: listening there needs authToken (or PAIG_AUTH_TOKEN)`);
   }
 
   const limitsRaw = c.object(root.limits, 'limits') ?? {};
@@ -261,8 +382,14 @@ export function parseConfig(raw: unknown, overrides: ConfigOverrides = {}, sourc
       }
       if (!embedded && endpoints.length === 0 && launcher === undefined) c.add(path, "needs 'endpoints', 'launcher' or 'embedded: true'");
       if (embedded && (endpoints.length > 0 || launcher !== undefined)) c.add(path, "'embedded' and 'endpoints'/'launcher' are mutually exclusive");
+      const observation = observationMapping(c, f.observation, `${path}.observation`);
+      const openpiFw = openpiFramework(c, f.openpi, `${path}.openpi`);
+      const grootFw = grootFramework(c, f.groot, `${path}.groot`);
       frameworks[name] = {
         name,
+        ...(observation ? { observation } : {}),
+        ...(openpiFw ? { openpi: openpiFw } : {}),
+        ...(grootFw ? { groot: grootFw } : {}),
         endpoints,
         codec,
         timeoutMs: c.int(f.timeoutMs, `${path}.timeoutMs`, DEFAULT_TIMEOUT_MS, 1, 3_600_000),
@@ -281,11 +408,16 @@ export function parseConfig(raw: unknown, overrides: ConfigOverrides = {}, sourc
     c.add('defaultFramework', `names no configured framework (configured: ${names.join(', ')})`);
   }
   if (defaultFramework === undefined && names.length === 1) defaultFramework = names[0];
+  for (const [door, framework] of [['openpi', openpi?.framework], ['groot', groot?.framework]] as const) {
+    if (framework !== undefined && names.length > 0 && !names.includes(framework)) c.add(`${door}.framework`, `names no configured framework (configured: ${names.join(', ')})`);
+  }
 
   if (c.issues.length > 0) throw new ConfigError(c.issues, source);
   return {
     http: { host, port, bodyLimitBytes, requestTimeoutMs, headersTimeoutMs, maxConnections },
     zmq: { endpoint: zmqEndpoint },
+    openpi,
+    groot,
     defaultFramework,
     authToken,
     logLevel,

@@ -18,7 +18,7 @@ import { GatewayError, toGatewayError } from '../lib/errors.js';
 import { silentLogger, type Logger } from '../lib/log.js';
 import type { Codec } from '../protocol/codec.js';
 import { PROTOCOL_VERSION, type ReplyHeader, type RequestHeader } from '../protocol/messages.js';
-import { mapInferenceData, ROBOTIS_MAPPING } from '../protocol/observation-mapping.js';
+import { mapInferenceData, ROBOTIS_MAPPING, type ObservationMappingSpec } from '../protocol/observation-mapping.js';
 import { healthSaysReady, isOriginalHealthCheck, originalHealthReply, type OriginalHealthReply } from '../protocol/original-health.js';
 import type { RouteResult, Router } from '../router/router.js';
 import type { GatewayMetrics, RequestObservation, Transport } from '../telemetry/metrics.js';
@@ -85,6 +85,8 @@ export interface RequestPipelineOptions {
   router: Router;
   /** Auth policy per transport (a door's bind decides whether control needs a token). */
   auth: Partial<Record<Transport, AuthPolicy>>;
+  /** Observation mapping per framework name (frameworks.<name>.observation); others get ROBOTIS_MAPPING. */
+  mappings?: ReadonlyMap<string, ObservationMappingSpec>;
   metrics?: GatewayMetrics;
   log?: Logger;
 }
@@ -93,11 +95,13 @@ export class RequestPipeline {
   readonly router: Router;
   readonly #auth: Partial<Record<Transport, AuthPolicy>>;
   readonly #metrics: GatewayMetrics | undefined;
+  readonly #mappings: ReadonlyMap<string, ObservationMappingSpec>;
   readonly #log: Logger;
   #closing = false;
 
-  constructor({ router, auth, metrics, log = silentLogger }: RequestPipelineOptions) {
+  constructor({ router, auth, mappings = new Map(), metrics, log = silentLogger }: RequestPipelineOptions) {
     this.router = router;
+    this.#mappings = mappings;
     this.#auth = auth;
     this.#metrics = metrics;
     this.#log = log.child({ component: 'gateway.pipeline' });
@@ -143,9 +147,9 @@ export class RequestPipeline {
       }
       framework = header.framework ?? framework ?? router.defaultFramework;
       originalHealth = isOriginalHealthCheck(header, codec);
-      // Every framework takes the standard observation; peers' observations are mapped here, once, for all doors.
-      // Per-framework mappings (openpi, GR00T) will pick the spec by `framework` (see observation-mapping.ts).
-      const data = header.type === 'inference' ? mapInferenceData(header.data ?? {}, ROBOTIS_MAPPING) : (header.data ?? {});
+      // Every framework takes the standard observation; peers' observations are mapped here, once, for all doors,
+      // with the framework's configured mapping (openpi, GR00T, ...; see observation-mapping.ts).
+      const data = header.type === 'inference' ? mapInferenceData(header.data ?? {}, this.#mappings.get(framework!) ?? ROBOTIS_MAPPING) : (header.data ?? {});
       const decodedAt = performance.now();
       decodeMs = decodedAt - decodeStart;
       const label = frameworkLabel(router, framework);

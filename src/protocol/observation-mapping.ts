@@ -18,16 +18,17 @@
 //     a policy may need keys no mapping knows). Whether state is required is also the worker's call.
 // Every refusal is a `bad_request` whose `path` is a JSON pointer to where the caller put the bad value.
 //
-// Per-framework mappings (next): openpi and GR00T name their inputs differently. Add a field such as
-// `observationMapping?: ObservationMappingSpec | 'robotis' | 'openpi' | 'groot'` to the framework config, and
-// let the pipeline pass `mappingFor(framework)` instead of ROBOTIS_MAPPING. Source keys are literal keys (no
-// path syntax), so the peers' flat keys fit as they are:
-//   openpi  {images: {'observation/image': 'image', 'observation/wrist_image': 'wrist_image'},
-//            state: ['observation/state'], instruction: 'prompt'}
-//   GR00T   {images: {'video.ego_view': 'ego_view'}, state: ['state.left_arm', 'state.right_arm'],
-//            instruction: 'annotation.human.action.task_description'}
-// GR00T sends arrays with a leading time axis ((T,H,W,3), (T,D)) and the task as `[str]`; the spec will need a
-// `squeezeTime` flag and list-of-one instructions for it. Pure: no I/O, no state.
+// Per-framework mappings: each framework's config names one (`frameworks.<name>.observation`: a preset below or a
+// spec of its own), checked at start (config.ts); the pipeline maps with the framework's, or ROBOTIS_MAPPING when
+// none is named. Source keys are literal keys (no path syntax), so the peers' flat keys fit as they are. The peers'
+// own shapes need three more spec fields:
+//   - `imagePrefix` / `statePrefix`: every key starting with it is a camera (named by the rest of the key) / a part
+//     of the state (in the order the keys arrive: Python dicts keep insertion order; list `state` to fix it);
+//   - `timeAxis`: GR00T sends a leading time axis ((T,H,W,3), (T,D)) and the task as `[str]`; the latest step
+//     (a view, no copy) and the one string are taken, since the standard observation is one step;
+//   - `imageLayout: 'chw'`: openpi's ALOHA sends images as (3,H,W); they are transposed (one copy) to [H,W,3],
+//     those under the standard `images` key included.
+// Pure: no I/O, no state.
 import { GatewayError } from '../lib/errors.js';
 import { Tensor, type TypedArray } from './tensor.js';
 
@@ -35,16 +36,48 @@ import { Tensor, type TypedArray } from './tensor.js';
 export interface ObservationMappingSpec {
   /** Source key → camera name under `images`; the value must be uint8 [H,W,3]. */
   readonly images?: Readonly<Record<string, string>>;
+  /** Every source key starting with this is an image, its camera named by the rest of the key (GR00T: `video.`). */
+  readonly imagePrefix?: string;
   /** Source keys of 1-D number arrays, concatenated in this order into `state` (float32). All or none must be present. */
   readonly state?: readonly string[];
+  /** When `state` is not listed: every source key starting with this is a state part, in arrival order (GR00T: `state.`). */
+  readonly statePrefix?: string;
   /** Source key of the instruction text. */
   readonly instruction?: string;
+  /** Arrays carry a leading time axis and the instruction is a list of one string (GR00T): take the latest step. */
+  readonly timeAxis?: boolean;
+  /** Images arrive as [3,H,W] (openpi ALOHA) and are transposed to [H,W,3]. Default `hwc`. */
+  readonly imageLayout?: 'hwc' | 'chw';
 }
+
+/** Fields of an ObservationMappingSpec (config.ts checks a spec against them). */
+export const OBSERVATION_SPEC_FIELDS = ['images', 'imagePrefix', 'state', 'statePrefix', 'instruction', 'timeAxis', 'imageLayout'] as const;
 
 /** The original ROBOTIS example observation `{image: [H][W][3], robot_state: [dof]}`. */
 export const ROBOTIS_MAPPING: ObservationMappingSpec = Object.freeze({
   images: Object.freeze({ image: 'image' }),
   state: Object.freeze(['robot_state']),
+});
+
+/**
+ * Named mappings for the peers' published observations (openpi: src/openpi/policies/*_policy.py and
+ * docs/remote_inference.md; GR00T N1.5: scripts/inference_service.py).
+ */
+export const OBSERVATION_PRESETS: Readonly<Record<string, ObservationMappingSpec>> = Object.freeze({
+  robotis: ROBOTIS_MAPPING,
+  'openpi-droid': Object.freeze({
+    images: Object.freeze({ 'observation/exterior_image_1_left': 'exterior_image_1_left', 'observation/wrist_image_left': 'wrist_image_left' }),
+    state: Object.freeze(['observation/joint_position', 'observation/gripper_position']),
+    instruction: 'prompt',
+  }),
+  // ALOHA sends the standard `state` and `images: {cam_high, ...}` already, but channels first.
+  'openpi-aloha': Object.freeze({ instruction: 'prompt', imageLayout: 'chw' as const }),
+  'openpi-generic': Object.freeze({
+    images: Object.freeze({ 'observation/image': 'image', 'observation/wrist_image': 'wrist_image' }),
+    state: Object.freeze(['observation/state']),
+    instruction: 'prompt',
+  }),
+  'groot-n15': Object.freeze({ imagePrefix: 'video.', statePrefix: 'state.', instruction: 'annotation.human.action.task_description', timeAxis: true }),
 });
 
 type Obj = Record<string, unknown>;
@@ -83,48 +116,85 @@ export function mapInferenceData(data: unknown, spec: ObservationMappingSpec, pa
   return out;
 }
 
-/** Maps one observation object (at `path`) with `spec`; returns it unchanged when no source key is present. */
+/** Maps one observation object (at `path`) with `spec`; returns it unchanged when there is nothing to map. */
 export function mapObservation(obs: Obj, spec: ObservationMappingSpec, path: string): Obj {
+  const { imagePrefix, statePrefix } = spec;
+  const keys = Object.keys(obs);
   const imageKeys = Object.keys(spec.images ?? {}).filter((k) => obs[k] !== undefined);
-  const stateKeys = (spec.state ?? []).filter((k) => obs[k] !== undefined);
+  if (imagePrefix) for (const k of keys) if (k.startsWith(imagePrefix) && k.length > imagePrefix.length && !imageKeys.includes(k)) imageKeys.push(k);
+  const listed = spec.state !== undefined;
+  const stateKeys = listed ? spec.state!.filter((k) => obs[k] !== undefined) : statePrefix ? keys.filter((k) => k.startsWith(statePrefix) && obs[k] !== undefined) : [];
   const instructionKey = spec.instruction !== undefined && obs[spec.instruction] !== undefined ? spec.instruction : undefined;
-  if (imageKeys.length === 0 && stateKeys.length === 0 && instructionKey === undefined) return obs;
+  const chw = spec.imageLayout === 'chw';
+  if (imageKeys.length === 0 && stateKeys.length === 0 && instructionKey === undefined && !(chw && obs.images !== undefined)) return obs;
 
   const sources = new Set<string>([...imageKeys, ...stateKeys, ...(instructionKey !== undefined ? [instructionKey] : [])]);
   const out: Obj = {};
   for (const [key, value] of Object.entries(obs)) if (!sources.has(key)) out[key] = value;
+  const step = (value: unknown, rank: number) => (spec.timeAxis ? latestStep(value, rank) : value);
 
-  if (imageKeys.length > 0) {
+  if (imageKeys.length > 0 || (chw && out.images !== undefined)) {
     if (out.images !== undefined && !isObject(out.images)) throw bad('images must map camera names to uint8 [H,W,3] arrays', pointer(path, 'images'));
     const images: Obj = { ...(out.images as Obj | undefined) };
+    if (chw) for (const [camera, image] of Object.entries(images)) images[camera] = toImage(image, pointer(pointer(path, 'images'), camera), true);
     for (const key of imageKeys) {
-      const camera = spec.images![key]!;
+      const camera = spec.images?.[key] ?? key.slice(imagePrefix!.length);
       const at = pointer(path, key);
       if (images[camera] !== undefined) throw bad(`camera '${camera}' is given twice: as '${key}' and as images.${camera}`, at);
-      images[camera] = toImage(obs[key], at);
+      images[camera] = toImage(step(obs[key], 3), at, chw);
     }
     out.images = images;
   }
 
   if (stateKeys.length > 0) {
-    const all = spec.state!;
+    const all = listed ? spec.state! : stateKeys;
     const missing = all.find((k) => obs[k] === undefined);
     if (missing !== undefined) throw bad(`missing: the state is made of ${all.join(', ')}`, pointer(path, missing));
     if (out.state !== undefined) throw bad(`both '${stateKeys[0]}' and 'state' are given; send one`, pointer(path, stateKeys[0]!));
-    out.state = toState(all.map((k) => ({ value: obs[k], path: pointer(path, k) })));
+    out.state = toState(all.map((k) => ({ value: step(obs[k], 1), path: pointer(path, k) })));
   }
 
   if (instructionKey !== undefined) {
     const at = pointer(path, instructionKey);
-    if (typeof obs[instructionKey] !== 'string') throw bad('the instruction must be a string', at);
+    let text = obs[instructionKey];
+    if (spec.timeAxis && Array.isArray(text) && text.length === 1) text = text[0];
+    if (typeof text !== 'string') throw bad(spec.timeAxis ? 'the instruction must be a string or a list of one string' : 'the instruction must be a string', at);
     if (out.instruction !== undefined) throw bad(`both '${instructionKey}' and 'instruction' are given; send one`, at);
-    out.instruction = obs[instructionKey];
+    out.instruction = text;
   }
   return out;
 }
 
-/** An image as uint8 [H,W,3]: a uint8 tensor as is, or nested lists of integers 0..255 packed into one. */
-function toImage(value: unknown, path: string): Tensor {
+/** The latest step of a tensor with a leading time axis (a view), when it has one more axis than `rank`. */
+function latestStep(value: unknown, rank: number): unknown {
+  if (!(value instanceof Tensor) || value.shape.length !== rank + 1 || value.shape[0] === 0) return value;
+  const shape = value.shape.slice(1);
+  let n = 1;
+  for (const d of shape) n *= d;
+  const start = (value.shape[0]! - 1) * n;
+  return new Tensor(value.dtype, shape, value.data.subarray(start, start + n));
+}
+
+/** A uint8 [3,H,W] tensor transposed to [H,W,3] (one copy). */
+function fromChannelsFirst(value: Tensor, path: string): Tensor {
+  const [c, h, w] = value.shape;
+  if (value.dtype !== 'uint8' || value.shape.length !== 3 || c !== 3 || !h || !w) {
+    throw bad(`an image must be uint8 [3,H,W] (channels first), got ${value.dtype} [${value.shape.join(', ')}]`, path);
+  }
+  const src = value.data as Uint8Array;
+  const out = new Uint8Array(src.length);
+  const plane = h * w;
+  for (let i = 0; i < plane; i++) {
+    out[3 * i] = src[i]!;
+    out[3 * i + 1] = src[plane + i]!;
+    out[3 * i + 2] = src[2 * plane + i]!;
+  }
+  return new Tensor('uint8', [h, w, 3], out);
+}
+
+/** An image as uint8 [H,W,3]: a uint8 tensor as is (transposed when channels first), or nested lists of integers 0..255 packed into one. */
+function toImage(value: unknown, path: string, channelsFirst = false): Tensor {
+  if (value instanceof Tensor && channelsFirst) return fromChannelsFirst(value, path);
   if (value instanceof Tensor) {
     const [h, w, c] = value.shape;
     if (value.dtype !== 'uint8' || value.shape.length !== 3 || c !== 3 || !h || !w) {

@@ -43,7 +43,8 @@ export const DURATION_BUCKETS_SECONDS: readonly number[] = [
 /** Name of the OpenTelemetry meter (and tracer) of the gateway. */
 export const INSTRUMENTATION_NAME = 'physical-ai-gateway';
 
-export type Transport = 'zmq' | 'http';
+/** The front door a request came through: ours (ZMQ, HTTP) or a peer's protocol (openpi's websocket, GR00T's ZMQ). */
+export type Transport = 'zmq' | 'http' | 'openpi' | 'groot';
 /** Same values as src/protocol/codec.ts `Codec` (kept structural so telemetry imports nothing from src). */
 export type CodecName = 'binary' | 'msgpack' | 'json';
 /**

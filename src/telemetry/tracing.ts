@@ -4,6 +4,7 @@
 import { context, createTraceState, INVALID_SPAN_CONTEXT, isSpanContextValid, ProxyTracerProvider, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import type { Attributes, Context, Span, SpanContext, Tracer, TracerProvider } from '@opentelemetry/api';
 import { INSTRUMENTATION_NAME } from './metrics.js';
+import type { Transport } from './metrics.js';
 
 /** The two envelope fields that carry W3C trace context (a RequestHeader has both; so can an HTTP header map). */
 export interface TraceCarrier {
@@ -155,7 +156,7 @@ function requestSpan(span: Span, ctx: Context, startedAt?: number): RequestSpan 
 
 export interface ServerSpanAttributes {
   framework: string;
-  transport: 'zmq' | 'http';
+  transport: Transport;
   codec: string;
   requestId?: string;
 }
