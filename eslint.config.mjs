@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['.tmp/**', '.venv/**', 'dist/**', 'node_modules/**', 'docker/**', 'bench/results/**', 'observability/**'] },
+  { ignores: ['.tmp/**', '.venv/**', '.venv-*/**', 'dist/**', 'node_modules/**', 'docker/**', 'bench/results/**', 'observability/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
