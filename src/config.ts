@@ -1,12 +1,13 @@
 // The gateway's configuration: read once from a YAML/JSON file plus overrides (flags, environment mapped by the
 // CLI), checked in one pass so every bad field is reported at once. Nothing here reads process.env.
 import { readFile } from 'node:fs/promises';
-import { extname } from 'node:path';
+import { dirname, extname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { CODECS, DEFAULT_LIMITS, MAX_DEPTH_CEILING, type Codec, type Limits } from './protocol/codec.js';
 import { ConfigError, IssueList, type ConfigIssue } from './lib/config-error.js';
 import { isLogLevel, type LogLevel } from './lib/log.js';
 import { parseEndpoint } from './zmq/addresses.js';
+import { readCurveKeyFileSync, readPublicKeysDirSync, type CurveCertificate, type CurveClientKeys, type CurveServerKeys } from './zmq/curve-keys.js';
 
 export const DEFAULT_HTTP_HOST = '127.0.0.1';
 export const DEFAULT_HTTP_PORT = 8080;
@@ -36,11 +37,14 @@ export interface FrameworkConfig {
   launcher?: unknown;
   /** How long an on-demand start may take, ms. */
   startTimeoutMs: number;
+  /** CURVE towards the workers (keys read from `curve.serverPublicKeyFile` and `curve.secretKeyFile` at start). */
+  curve?: CurveClientKeys;
 }
 
 export interface GatewayConfig {
   http: HttpConfig;
-  zmq: { endpoint: string };
+  /** The ZMQ front door; `curve` from `zmq.curve.secretKeyFile` (+ `clientKeysDir`: the only clients accepted). */
+  zmq: { endpoint: string; curve?: CurveServerKeys };
   /** The framework for requests that name none: the configured one, or the only one. */
   defaultFramework: string | undefined;
   /** Bearer token for command/train/container control; required when HTTP listens on a non-loopback host. */
@@ -135,6 +139,17 @@ class Checker extends IssueList {
     }
     return n;
   }
+  /** Reads a CURVE key file named by a config field; a relative path is relative to the config file's folder. */
+  keyFile(value: unknown, path: string, baseDir: string, secret: boolean): CurveCertificate | undefined {
+    const file = this.string(value, path);
+    if (file === undefined) return undefined;
+    try {
+      return readCurveKeyFileSync(resolve(baseDir, file), { secret });
+    } catch (err) {
+      this.add(path, (err as Error).message);
+      return undefined;
+    }
+  }
   endpoint(value: unknown, path: string): string | undefined {
     try {
       if (typeof value !== 'string') throw new Error('not a string');
@@ -148,7 +163,7 @@ class Checker extends IssueList {
 }
 
 const TOP_KEYS = ['http', 'zmq', 'defaultFramework', 'authToken', 'logLevel', 'limits', 'shutdownGraceMs', 'healthIntervalMs', 'docker', 'frameworks'] as const;
-const FRAMEWORK_KEYS = ['endpoints', 'codec', 'timeoutMs', 'maxConcurrency', 'embedded', 'embeddedDelayMs', 'launcher', 'startTimeoutMs'] as const;
+const FRAMEWORK_KEYS = ['endpoints', 'codec', 'timeoutMs', 'maxConcurrency', 'embedded', 'embeddedDelayMs', 'launcher', 'startTimeoutMs', 'curve'] as const;
 
 /** The framework table used when no config file names any: `demo`, served by the embedded worker. */
 export function embeddedDemoFramework(delayMs = 0): FrameworkConfig {
@@ -176,7 +191,26 @@ export function parseConfig(raw: unknown, overrides: ConfigOverrides = {}, sourc
   const http = c.object(root.http, 'http') ?? {};
   c.known(http, ['host', 'port', 'bodyLimitBytes', 'requestTimeoutMs', 'headersTimeoutMs', 'maxConnections'], 'http');
   const zmq = c.object(root.zmq, 'zmq') ?? {};
-  c.known(zmq, ['endpoint'], 'zmq');
+  c.known(zmq, ['endpoint', 'curve'], 'zmq');
+  // Key files: read once, here; relative paths are relative to the config file.
+  const baseDir = source ? dirname(resolve(source)) : process.cwd();
+  let zmqCurve: CurveServerKeys | undefined;
+  const zmqCurveRaw = c.object(zmq.curve, 'zmq.curve');
+  if (zmqCurveRaw) {
+    c.known(zmqCurveRaw, ['secretKeyFile', 'clientKeysDir'], 'zmq.curve');
+    if (zmqCurveRaw.secretKeyFile === undefined) c.add('zmq.curve.secretKeyFile', 'is required (the door\'s key file from `physical-ai-gateway keys`)');
+    const own = c.keyFile(zmqCurveRaw.secretKeyFile, 'zmq.curve.secretKeyFile', baseDir, true);
+    let clientKeys: ReadonlyMap<string, string> | undefined;
+    const dir = c.string(zmqCurveRaw.clientKeysDir, 'zmq.curve.clientKeysDir');
+    if (dir !== undefined) {
+      try {
+        clientKeys = readPublicKeysDirSync(resolve(baseDir, dir));
+      } catch (err) {
+        c.add('zmq.curve.clientKeysDir', (err as Error).message);
+      }
+    }
+    if (own?.secretKey) zmqCurve = { publicKey: own.publicKey, secretKey: own.secretKey, ...(clientKeys ? { clientKeys } : {}) };
+  }
 
   const host = c.string(overrides.httpHost ?? http.host, overrides.httpHost !== undefined ? 'http.host (flag/env)' : 'http.host', DEFAULT_HTTP_HOST);
   const port = c.int(overrides.httpPort ?? http.port, overrides.httpPort !== undefined ? 'http.port (flag/env)' : 'http.port', DEFAULT_HTTP_PORT, 0, 65535);
@@ -261,6 +295,16 @@ export function parseConfig(raw: unknown, overrides: ConfigOverrides = {}, sourc
       }
       if (!embedded && endpoints.length === 0 && launcher === undefined) c.add(path, "needs 'endpoints', 'launcher' or 'embedded: true'");
       if (embedded && (endpoints.length > 0 || launcher !== undefined)) c.add(path, "'embedded' and 'endpoints'/'launcher' are mutually exclusive");
+      let curve: CurveClientKeys | undefined;
+      const curveRaw = c.object(f.curve, `${path}.curve`);
+      if (curveRaw) {
+        c.known(curveRaw, ['serverPublicKeyFile', 'secretKeyFile'], `${path}.curve`);
+        for (const key of ['serverPublicKeyFile', 'secretKeyFile'] as const) if (curveRaw[key] === undefined) c.add(`${path}.curve.${key}`, 'is required');
+        const server = c.keyFile(curveRaw.serverPublicKeyFile, `${path}.curve.serverPublicKeyFile`, baseDir, false);
+        const own = c.keyFile(curveRaw.secretKeyFile, `${path}.curve.secretKeyFile`, baseDir, true);
+        if (embedded) c.add(`${path}.curve`, "the embedded worker is local: 'curve' is for remote 'endpoints'");
+        if (server && own?.secretKey) curve = { serverKey: server.publicKey, publicKey: own.publicKey, secretKey: own.secretKey };
+      }
       frameworks[name] = {
         name,
         endpoints,
@@ -271,6 +315,7 @@ export function parseConfig(raw: unknown, overrides: ConfigOverrides = {}, sourc
         embeddedDelayMs: c.int(f.embeddedDelayMs, `${path}.embeddedDelayMs`, 0, 0, 3_600_000),
         startTimeoutMs: c.int(f.startTimeoutMs, `${path}.startTimeoutMs`, DEFAULT_START_TIMEOUT_MS, 1, 3_600_000),
         ...(launcher !== undefined ? { launcher } : {}),
+        ...(curve ? { curve } : {}),
       };
     }
   }
@@ -285,7 +330,7 @@ export function parseConfig(raw: unknown, overrides: ConfigOverrides = {}, sourc
   if (c.issues.length > 0) throw new ConfigError(c.issues, source);
   return {
     http: { host, port, bodyLimitBytes, requestTimeoutMs, headersTimeoutMs, maxConnections },
-    zmq: { endpoint: zmqEndpoint },
+    zmq: { endpoint: zmqEndpoint, ...(zmqCurve ? { curve: zmqCurve } : {}) },
     defaultFramework,
     authToken,
     logLevel,
