@@ -84,6 +84,9 @@ function stopHandler(): Promise<void> {
   handler = undefined;
   const done = (async () => {
     const { socket, loop } = await current.catch(() => ({ socket: undefined, loop: undefined }));
+    // Unbind first: a closed socket's inproc name is released later by libzmq's reaper, and a server that starts
+    // meanwhile would find the address still in use.
+    await socket?.unbind(ZAP_ENDPOINT).catch(() => undefined);
     socket?.close();
     await loop;
   })();
