@@ -13,6 +13,9 @@ import type { Logger } from '../lib/log.js';
 import { z85Encode } from './curve-keys.js';
 
 export const ZAP_ENDPOINT = 'inproc://zeromq.zap.01';
+/** How long a bind waits for the name of a handler this process just closed, and the step, ms. */
+const REBIND_WAIT_MS = 2_000;
+const REBIND_STEP_MS = 10;
 
 export interface ZapPolicy {
   /** Names the server in logs, e.g. `ZMQ front door`. */
@@ -63,14 +66,21 @@ export async function registerZapPolicy(policy: ZapPolicy): Promise<ZapRegistrat
 async function ensureHandler(): Promise<void> {
   await stopping;
   handler ??= (async () => {
-    const socket = new zmq.Router({ linger: 0 });
-    try {
-      await socket.bind(ZAP_ENDPOINT);
-    } catch (err) {
-      socket.close();
-      throw new GatewayError('internal', `cannot bind the ZAP handler at ${ZAP_ENDPOINT} (another one in this process?): ${(err as Error).message}`, { cause: err });
+    // A handler closed a moment ago still holds the inproc name until libzmq's reaper releases it: a bind that
+    // finds it in use is tried again, briefly; one that still fails means another handler owns it.
+    for (let waitedMs = 0; ; waitedMs += REBIND_STEP_MS) {
+      const socket = new zmq.Router({ linger: 0 });
+      try {
+        await socket.bind(ZAP_ENDPOINT);
+        return { socket, loop: serve(socket) };
+      } catch (err) {
+        socket.close();
+        if ((err as { code?: string }).code !== 'EADDRINUSE' || waitedMs >= REBIND_WAIT_MS) {
+          throw new GatewayError('internal', `cannot bind the ZAP handler at ${ZAP_ENDPOINT} (another one in this process?): ${(err as Error).message}`, { cause: err });
+        }
+      }
+      await new Promise((resolve) => setTimeout(resolve, REBIND_STEP_MS));
     }
-    return { socket, loop: serve(socket) };
   })().catch((err: unknown) => {
     handler = undefined;
     throw err;
@@ -84,9 +94,7 @@ function stopHandler(): Promise<void> {
   handler = undefined;
   const done = (async () => {
     const { socket, loop } = await current.catch(() => ({ socket: undefined, loop: undefined }));
-    // Unbind first: a closed socket's inproc name is released later by libzmq's reaper, and a server that starts
-    // meanwhile would find the address still in use.
-    await socket?.unbind(ZAP_ENDPOINT).catch(() => undefined);
+    // No unbind first: unbinding an inproc endpoint with live peers trips an assertion in libzmq 4.3.5 (pipe.cpp).
     socket?.close();
     await loop;
   })();

@@ -3,15 +3,35 @@ without an allow list, and the clients it refuses. Real sockets on 127.0.0.1."""
 import os
 import shutil
 import tempfile
+import threading
 import unittest
 
 import zmq
 import zmq.auth
 
-from physical_ai_worker import WorkerError, ZMQClient
+from physical_ai_worker import WorkerError, ZMQClient, ZMQServer
 from physical_ai_worker.curve import load_key_pair, load_public_keys
 
-from .test_server import Running
+
+class Running(object):
+    """A server running in a background thread; closes it and its clients on exit."""
+
+    def __init__(self, **options):
+        self.server = ZMQServer("tcp://127.0.0.1:*", **options)
+        self.clients = []
+
+    def __enter__(self):
+        self.endpoint = self.server.bind()
+        self.thread = threading.Thread(target=self.server.run, kwargs={"install_signal_handlers": False}, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        for c in self.clients:
+            c.close()
+        self.server.stop()
+        self.thread.join(10)
+        self.server.close()
 
 
 class CurveTest(unittest.TestCase):
@@ -34,7 +54,7 @@ class CurveTest(unittest.TestCase):
     def client(self, running, server, own, timeout_ms=5000):
         server_public, _ = load_key_pair(self.key(server))
         c = ZMQClient(running.endpoint, timeout_ms=timeout_ms, curve_server_key=server_public, curve_key_pair=load_key_pair(self.key(own)))
-        running.clients = (running.clients or []) + [c]
+        running.clients.append(c)
         return c
 
     def test_key_files(self):
@@ -68,8 +88,6 @@ class CurveTest(unittest.TestCase):
                 self.client(running, "stranger", "gateway", timeout_ms=500).health()  # wrong server key
 
     def test_clients_dir_needs_a_key_file(self):
-        from physical_ai_worker import ZMQServer
-
         with self.assertRaisesRegex(ValueError, "needs curve_secret_key_file"):
             ZMQServer("tcp://127.0.0.1:*", curve_clients_dir=self.clients)
 
