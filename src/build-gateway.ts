@@ -126,7 +126,7 @@ export async function buildGateway(config: GatewayConfig, env: GatewayEnvironmen
       },
     });
 
-    const zmqFront = new ZmqFront({ endpoint: config.zmq.endpoint, pipeline, limits: config.limits, log: baseLog });
+    const zmqFront = new ZmqFront({ endpoint: config.zmq.endpoint, pipeline, limits: config.limits, log: baseLog, ...(config.zmq.curve ? { curve: config.zmq.curve } : {}) });
     const zmqEndpoint = await zmqFront.start();
 
     const app = createHttpApp({

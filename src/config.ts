@@ -1,7 +1,7 @@
 // The gateway's configuration: read once from a YAML/JSON file plus overrides (flags, environment mapped by the
 // CLI), checked in one pass so every bad field is reported at once. Nothing here reads process.env.
 import { readFile } from 'node:fs/promises';
-import { extname } from 'node:path';
+import { dirname, extname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { CODECS, DEFAULT_LIMITS, MAX_DEPTH_CEILING, type Codec, type Limits } from './protocol/codec.js';
 import { ConfigError, IssueList, type ConfigIssue } from './lib/config-error.js';
@@ -9,6 +9,7 @@ import type { ActionGroup } from './protocol/action-mapping.js';
 import { OBSERVATION_PRESETS, OBSERVATION_SPEC_FIELDS, type ObservationMappingSpec } from './protocol/observation-mapping.js';
 import { isLogLevel, type LogLevel } from './lib/log.js';
 import { parseEndpoint } from './zmq/addresses.js';
+import { readCurveKeyFileSync, readPublicKeysDirSync, type CurveCertificate, type CurveClientKeys, type CurveServerKeys } from './zmq/curve-keys.js';
 
 export const DEFAULT_HTTP_HOST = '127.0.0.1';
 export const DEFAULT_HTTP_PORT = 8080;
@@ -44,6 +45,8 @@ export interface FrameworkConfig {
   openpi?: { metadata: Record<string, unknown> };
   /** What GR00T clients of this framework get (GR00T door). */
   groot?: { actionGroups?: ActionGroup[]; modalityConfig: Record<string, unknown> };
+  /** CURVE towards the workers (keys read from `curve.serverPublicKeyFile` and `curve.secretKeyFile` at start). */
+  curve?: CurveClientKeys;
 }
 
 /** A peer-protocol front door: off unless its section is in the config. */
@@ -61,7 +64,8 @@ export interface GrootDoorConfig extends PeerDoorConfig {
 
 export interface GatewayConfig {
   http: HttpConfig;
-  zmq: { endpoint: string };
+  /** The ZMQ front door; `curve` from `zmq.curve.secretKeyFile` (+ `clientKeysDir`: the only clients accepted). */
+  zmq: { endpoint: string; curve?: CurveServerKeys };
   /** openpi's websocket protocol (openpi-client's WebsocketClientPolicy), when configured. */
   openpi: OpenpiDoorConfig | undefined;
   /** GR00T's ZMQ protocol (Isaac-GR00T's PolicyClient), when configured. */
@@ -160,6 +164,17 @@ class Checker extends IssueList {
     }
     return n;
   }
+  /** Reads a CURVE key file named by a config field; a relative path is relative to the config file's folder. */
+  keyFile(value: unknown, path: string, baseDir: string, secret: boolean): CurveCertificate | undefined {
+    const file = this.string(value, path);
+    if (file === undefined) return undefined;
+    try {
+      return readCurveKeyFileSync(resolve(baseDir, file), { secret });
+    } catch (err) {
+      this.add(path, (err as Error).message);
+      return undefined;
+    }
+  }
   endpoint(value: unknown, path: string): string | undefined {
     try {
       if (typeof value !== 'string') throw new Error('not a string');
@@ -173,7 +188,7 @@ class Checker extends IssueList {
 }
 
 const TOP_KEYS = ['http', 'zmq', 'openpi', 'groot', 'defaultFramework', 'authToken', 'logLevel', 'limits', 'shutdownGraceMs', 'healthIntervalMs', 'docker', 'frameworks'] as const;
-const FRAMEWORK_KEYS = ['endpoints', 'codec', 'timeoutMs', 'maxConcurrency', 'embedded', 'embeddedDelayMs', 'launcher', 'startTimeoutMs', 'observation', 'openpi', 'groot'] as const;
+const FRAMEWORK_KEYS = ['endpoints', 'codec', 'timeoutMs', 'maxConcurrency', 'embedded', 'embeddedDelayMs', 'launcher', 'startTimeoutMs', 'observation', 'openpi', 'groot', 'curve'] as const;
 export const DEFAULT_OPENPI_PORT = 8000;
 // Not GR00T's own 5555 or 5556: those are the ROBOTIS layout's LeRobot and GR00T worker ports (docker launcher specs).
 export const DEFAULT_GROOT_ENDPOINT = 'tcp://127.0.0.1:5560';
@@ -275,7 +290,26 @@ export function parseConfig(raw: unknown, overrides: ConfigOverrides = {}, sourc
   const http = c.object(root.http, 'http') ?? {};
   c.known(http, ['host', 'port', 'bodyLimitBytes', 'requestTimeoutMs', 'headersTimeoutMs', 'maxConnections'], 'http');
   const zmq = c.object(root.zmq, 'zmq') ?? {};
-  c.known(zmq, ['endpoint'], 'zmq');
+  c.known(zmq, ['endpoint', 'curve'], 'zmq');
+  // Key files: read once, here; relative paths are relative to the config file.
+  const baseDir = source ? dirname(resolve(source)) : process.cwd();
+  let zmqCurve: CurveServerKeys | undefined;
+  const zmqCurveRaw = c.object(zmq.curve, 'zmq.curve');
+  if (zmqCurveRaw) {
+    c.known(zmqCurveRaw, ['secretKeyFile', 'clientKeysDir'], 'zmq.curve');
+    if (zmqCurveRaw.secretKeyFile === undefined) c.add('zmq.curve.secretKeyFile', 'is required (the door\'s key file from `physical-ai-gateway keys`)');
+    const own = c.keyFile(zmqCurveRaw.secretKeyFile, 'zmq.curve.secretKeyFile', baseDir, true);
+    let clientKeys: ReadonlyMap<string, string> | undefined;
+    const dir = c.string(zmqCurveRaw.clientKeysDir, 'zmq.curve.clientKeysDir');
+    if (dir !== undefined) {
+      try {
+        clientKeys = readPublicKeysDirSync(resolve(baseDir, dir));
+      } catch (err) {
+        c.add('zmq.curve.clientKeysDir', (err as Error).message);
+      }
+    }
+    if (own?.secretKey) zmqCurve = { publicKey: own.publicKey, secretKey: own.secretKey, ...(clientKeys ? { clientKeys } : {}) };
+  }
 
   const host = c.string(overrides.httpHost ?? http.host, overrides.httpHost !== undefined ? 'http.host (flag/env)' : 'http.host', DEFAULT_HTTP_HOST);
   const port = c.int(overrides.httpPort ?? http.port, overrides.httpPort !== undefined ? 'http.port (flag/env)' : 'http.port', DEFAULT_HTTP_PORT, 0, 65535);
@@ -385,6 +419,16 @@ export function parseConfig(raw: unknown, overrides: ConfigOverrides = {}, sourc
       const observation = observationMapping(c, f.observation, `${path}.observation`);
       const openpiFw = openpiFramework(c, f.openpi, `${path}.openpi`);
       const grootFw = grootFramework(c, f.groot, `${path}.groot`);
+      let curve: CurveClientKeys | undefined;
+      const curveRaw = c.object(f.curve, `${path}.curve`);
+      if (curveRaw) {
+        c.known(curveRaw, ['serverPublicKeyFile', 'secretKeyFile'], `${path}.curve`);
+        for (const key of ['serverPublicKeyFile', 'secretKeyFile'] as const) if (curveRaw[key] === undefined) c.add(`${path}.curve.${key}`, 'is required');
+        const server = c.keyFile(curveRaw.serverPublicKeyFile, `${path}.curve.serverPublicKeyFile`, baseDir, false);
+        const own = c.keyFile(curveRaw.secretKeyFile, `${path}.curve.secretKeyFile`, baseDir, true);
+        if (embedded) c.add(`${path}.curve`, "the embedded worker is local: 'curve' is for remote 'endpoints'");
+        if (server && own?.secretKey) curve = { serverKey: server.publicKey, publicKey: own.publicKey, secretKey: own.secretKey };
+      }
       frameworks[name] = {
         name,
         ...(observation ? { observation } : {}),
@@ -398,6 +442,7 @@ export function parseConfig(raw: unknown, overrides: ConfigOverrides = {}, sourc
         embeddedDelayMs: c.int(f.embeddedDelayMs, `${path}.embeddedDelayMs`, 0, 0, 3_600_000),
         startTimeoutMs: c.int(f.startTimeoutMs, `${path}.startTimeoutMs`, DEFAULT_START_TIMEOUT_MS, 1, 3_600_000),
         ...(launcher !== undefined ? { launcher } : {}),
+        ...(curve ? { curve } : {}),
       };
     }
   }
@@ -415,7 +460,7 @@ export function parseConfig(raw: unknown, overrides: ConfigOverrides = {}, sourc
   if (c.issues.length > 0) throw new ConfigError(c.issues, source);
   return {
     http: { host, port, bodyLimitBytes, requestTimeoutMs, headersTimeoutMs, maxConnections },
-    zmq: { endpoint: zmqEndpoint },
+    zmq: { endpoint: zmqEndpoint, ...(zmqCurve ? { curve: zmqCurve } : {}) },
     openpi,
     groot,
     defaultFramework,

@@ -262,6 +262,14 @@ const frameworks: CliCommand = {
 async function extensionCommands(): Promise<CliCommand[]> {
   const out: CliCommand[] = [...dockerCommands];
   out.push({
+    name: 'keys',
+    summary: 'make a CURVE key pair (<name>.key, <name>.pub) for encrypted ZMQ links between hosts',
+    async run(args, io) {
+      const { keysCommand } = await import('./keys-command.js');
+      return keysCommand.run(args, io);
+    },
+  });
+  out.push({
     name: 'bridge',
     summary: 'run the ROS 2 bridge (cameras + joint states → policy → JointTrajectory)',
     async run(args, io) {

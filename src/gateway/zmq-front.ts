@@ -5,6 +5,7 @@
 import { GatewayError } from '../lib/errors.js';
 import { silentLogger, type Logger } from '../lib/log.js';
 import { DEFAULT_LIMITS, decodeRequest, encodeMessage, peekRequestId, type Frame, type Limits } from '../protocol/codec.js';
+import type { CurveServerKeys } from '../zmq/curve-keys.js';
 import { RouterServer } from '../zmq/router-server.js';
 import type { RequestPipeline } from './pipeline.js';
 
@@ -14,6 +15,8 @@ export interface ZmqFrontOptions {
   pipeline: RequestPipeline;
   limits?: Limits;
   log?: Logger;
+  /** CURVE on the door: its key pair and, optionally, the only client keys it accepts (see RouterServer). */
+  curve?: CurveServerKeys;
 }
 
 export class ZmqFront implements AsyncDisposable {
@@ -36,6 +39,7 @@ export class ZmqFront implements AsyncDisposable {
       lingerMs: 500,
       handle: (frames) => this.#handle(frames),
       log: this.#log,
+      ...(options.curve ? { curve: options.curve } : {}),
     });
   }
 
@@ -55,7 +59,9 @@ export class ZmqFront implements AsyncDisposable {
   async start(): Promise<string> {
     if (this.#closing) throw new GatewayError('unavailable', 'ZMQ front door is closed');
     const endpoint = await this.#server.start();
-    this.#log.info({ event: 'zmq_front.listening', endpoint });
+    const curve = this.#options.curve;
+    // Public keys only: the door's, so operators can check what clients must use.
+    this.#log.info({ event: 'zmq_front.listening', endpoint, ...(curve ? { curve: { publicKey: curve.publicKey, clientKeys: curve.clientKeys?.size ?? 'any' } } : {}) });
     return endpoint;
   }
 

@@ -65,6 +65,7 @@ export class FrameworkRegistry {
           limits: options.limits,
           healthIntervalMs: options.healthIntervalMs,
           log: options.log,
+          ...(fw.curve ? { curve: fw.curve } : {}),
         }),
         launcher,
         inFlight: 0,

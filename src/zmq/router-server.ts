@@ -5,6 +5,8 @@ import { GatewayError } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import type { Frame, Limits } from '../protocol/codec.js';
 import { parseEndpoint } from './addresses.js';
+import type { CurveServerKeys } from './curve-keys.js';
+import { registerZapPolicy, type ZapRegistration } from './zap-authenticator.js';
 
 /** Routing envelopes longer than this (identity frames of proxies in a chain) are not looked into. */
 const MAX_ENVELOPE_FRAMES = 16;
@@ -37,6 +39,12 @@ export interface RouterServerOptions {
   maxInFlight?: number;
   handle: MessageHandler;
   log: Logger;
+  /**
+   * CURVE: encrypt and authenticate every connection with this key pair. With `clientKeys`, only those clients are
+   * accepted (checked by the process's ZAP handler, refusals logged as `zmq.curve_refused`); without, any client
+   * that knows the public key. Handshake failures (a client with the wrong server key) are logged.
+   */
+  curve?: CurveServerKeys;
 }
 
 /** Splits [identity..., empty, header, tensors...] into the routing envelope and the message. */
@@ -57,6 +65,7 @@ export class RouterServer {
   #loop: Promise<void> | undefined;
   #closing: Promise<void> | undefined;
   #dropped = 0;
+  #zap: ZapRegistration | undefined;
 
   constructor(options: RouterServerOptions) {
     parseEndpoint(options.endpoint, { forBind: true });
@@ -68,14 +77,24 @@ export class RouterServer {
     const { endpoint, name } = this.#options;
     if (this.#closing) throw new GatewayError('unavailable', `${name} is closed`);
     if (this.#socket) return this.endpoint;
+    const { curve, log } = this.#options;
+    if (curve?.clientKeys) this.#zap = await registerZapPolicy({ name, clientKeys: curve.clientKeys, log });
     // sendTimeout 0: a send never blocks the loop (a ROUTER drops replies to peers that are gone).
-    const socket = new zmq.Router({ linger: this.#options.lingerMs ?? 0, sendTimeout: 0, maxMessageSize: socketFrameLimit(this.#options.limits) });
+    const socket = new zmq.Router({
+      linger: this.#options.lingerMs ?? 0,
+      sendTimeout: 0,
+      maxMessageSize: socketFrameLimit(this.#options.limits),
+      ...(curve ? { curveServer: true, curveSecretKey: curve.secretKey, ...(this.#zap ? { zapDomain: this.#zap.domain } : {}) } : {}),
+    });
     this.#socket = socket;
+    if (curve) void this.#watchHandshakes(socket);
     try {
       await socket.bind(endpoint);
     } catch (err) {
       socket.close();
       this.#socket = undefined;
+      await this.#zap?.close();
+      this.#zap = undefined;
       const code = (err as { code?: string }).code;
       throw new GatewayError('unavailable', `cannot bind the ${name} to ${endpoint}: ${code === 'EADDRINUSE' ? 'address already in use' : (err as Error).message}`, { cause: err });
     }
@@ -112,7 +131,26 @@ export class RouterServer {
     return (this.#closing ??= (async () => {
       this.#socket?.close();
       await this.#loop;
+      await this.#zap?.close();
     })());
+  }
+
+  /** Logs CURVE handshakes that fail: a client with the wrong server key, or one the ZAP handler refused. */
+  async #watchHandshakes(socket: zmq.Router): Promise<void> {
+    const { log, name } = this.#options;
+    try {
+      for await (const event of socket.events) {
+        if (event.type === 'handshake:error:auth') {
+          // The ZAP handler logged the refusal with the client's key; this is the socket's side of it.
+          log.debug({ event: 'zmq.curve_handshake_refused', server: name, address: event.address, status: event.error.status });
+        } else if (event.type === 'handshake:error:protocol' || event.type === 'handshake:error:other') {
+          const { code } = event.error as { code?: string };
+          log.warn({ event: 'zmq.curve_handshake_failed', server: name, address: event.address, code, reason: event.error.message, hint: 'the client may use a wrong server public key' });
+        }
+      }
+    } catch (err) {
+      if (!socket.closed) log.warn({ event: 'zmq.monitor_failed', err });
+    }
   }
 
   async #serve(socket: zmq.Router): Promise<void> {

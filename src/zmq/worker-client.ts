@@ -10,6 +10,7 @@ import { DEFAULT_LIMITS, decodeReply, encodeMessage, type Codec, type Frame, typ
 import { PROTOCOL_VERSION, type HealthResult, type ReplyHeader, type RequestHeader } from '../protocol/messages.js';
 import { startClientSpan } from '../telemetry/tracing.js';
 import { parseEndpoint } from './addresses.js';
+import type { CurveClientKeys } from './curve-keys.js';
 import { socketFrameLimit } from './router-server.js';
 import type { ClientStats, OutgoingRequest, PoolEvent, Reply, RequestOptions } from './types.js';
 
@@ -35,6 +36,12 @@ export interface WorkerClientOptions {
   reconnectMaxIntervalMs?: number;
   /** Outgoing messages queued per peer before requests fail with `overloaded` (ZMQ_SNDHWM). */
   sendHighWaterMark?: number;
+  /**
+   * CURVE: encrypt the connection and prove this client's key to the worker (Z85 keys: the worker's public key and
+   * this client's pair). The client counts as connected once the handshake succeeds; a failed one (wrong server
+   * key, or the worker refused our key) is logged and requests end with `unavailable` or `timeout`.
+   */
+  curve?: CurveClientKeys;
 }
 
 interface Pending {
@@ -82,6 +89,7 @@ export class WorkerClient implements AsyncDisposable {
       reconnectInterval: this.#options.reconnectIntervalMs ?? 100,
       reconnectMaxInterval: this.#options.reconnectMaxIntervalMs ?? 2_000,
       maxMessageSize: socketFrameLimit(this.#limits),
+      ...(this.#options.curve ? { curveServerKey: this.#options.curve.serverKey, curvePublicKey: this.#options.curve.publicKey, curveSecretKey: this.#options.curve.secretKey } : {}),
     });
     this.#socket = socket;
     void this.#watch(socket);
@@ -292,10 +300,28 @@ export class WorkerClient implements AsyncDisposable {
 
   async #watch(socket: zmq.Dealer): Promise<void> {
     let attempt = 0;
+    const curve = this.#options.curve;
+    // With CURVE a connection carries requests only after the handshake; one failure is logged per streak.
+    const upEvent = curve ? 'handshake' : 'connect';
+    let handshakeFailureLogged = false;
     try {
       for await (const event of socket.events) {
-        if (event.type === 'connect') {
+        if (event.type === 'handshake:error:protocol' || event.type === 'handshake:error:auth' || event.type === 'handshake:error:other') {
+          if (!handshakeFailureLogged) {
+            handshakeFailureLogged = true;
+            const refused = event.type === 'handshake:error:auth';
+            this.#log.warn({
+              event: 'zmq.curve_handshake_failed',
+              framework: this.framework,
+              serverKey: curve?.serverKey,
+              publicKey: curve?.publicKey,
+              reason: event.error.message,
+              hint: refused ? 'the worker does not accept this client key' : 'check the worker public key (serverPublicKeyFile)',
+            });
+          }
+        } else if (event.type === upEvent) {
           attempt = 0;
+          handshakeFailureLogged = false;
           this.#connected = true;
           this.#events.emit({ type: 'connected', framework: this.framework, endpoint: this.endpoint });
         } else if (event.type === 'disconnect') {

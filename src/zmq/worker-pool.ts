@@ -7,6 +7,7 @@ import { silentLogger, type Logger } from '../lib/log.js';
 import type { Codec, Limits } from '../protocol/codec.js';
 import type { HealthResult } from '../protocol/messages.js';
 import { outsideTrace } from '../telemetry/tracing.js';
+import type { CurveClientKeys } from './curve-keys.js';
 import { WorkerClient, DEFAULT_REQUEST_TIMEOUT_MS } from './worker-client.js';
 import type { EndpointState, EndpointStatus, OutgoingRequest, PoolEvent, PoolStats, Reply, RequestOptions } from './types.js';
 
@@ -24,6 +25,8 @@ export interface WorkerPoolOptions {
   /** Failed checks in a row after which an endpoint is `down`. */
   downAfterFailures?: number;
   log?: Logger;
+  /** CURVE towards every endpoint of the pool (Z85: the workers' public key and the gateway's client pair). */
+  curve?: CurveClientKeys;
 }
 
 interface Member {
@@ -80,7 +83,7 @@ export class WorkerPool implements AsyncDisposable {
     if (this.#closing) throw new GatewayError('unavailable', `pool ${this.framework} is closed`);
     if (this.#members.has(endpoint)) return;
     const o = this.#options;
-    const client = new WorkerClient({ endpoint, framework: this.framework, timeoutMs: o.timeoutMs, codec: o.codec, limits: o.limits, log: o.log });
+    const client = new WorkerClient({ endpoint, framework: this.framework, timeoutMs: o.timeoutMs, codec: o.codec, limits: o.limits, log: o.log, ...(o.curve ? { curve: o.curve } : {}) });
     const member: Member = { client, state: 'connecting', failures: 0, unsubscribe: () => undefined };
     member.unsubscribe = client.onEvent((event) => this.#onClientEvent(member, event));
     this.#members.set(endpoint, member);

@@ -5,7 +5,11 @@
 
 Prints one JSON line ``{"event": "worker.listening", "endpoint": ...}`` to stdout once the socket is bound
 (the resolved endpoint when the port was ``*``); logs go to stderr as JSON lines. Exits 0 on SIGTERM/SIGINT.
-Environment defaults (for containers): WORKER_ENDPOINT, WORKER_FRAMEWORK, WORKER_POLICY, WORKER_MODEL.
+Environment defaults (for containers): WORKER_ENDPOINT, WORKER_FRAMEWORK, WORKER_POLICY, WORKER_MODEL,
+WORKER_CURVE_SECRET_KEY_FILE, WORKER_CURVE_CLIENTS_DIR.
+
+CURVE (for a worker reached from another host): ``--curve-secret-key-file worker.key`` encrypts every connection
+and proves the worker's identity; ``--curve-clients-dir DIR`` also accepts only clients whose ``*.pub`` is in DIR.
 """
 from __future__ import annotations
 
@@ -76,12 +80,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-header-bytes", type=int, default=DEFAULT_LIMITS.max_header_bytes)
     p.add_argument("--max-depth", type=int, default=DEFAULT_LIMITS.max_depth, help="deepest nesting of lists and maps in a header")
     p.add_argument("--align-tensors", action="store_true", help="copy received tensors whose bytes are misaligned (counted)")
+    p.add_argument(
+        "--curve-secret-key-file",
+        default=os.environ.get("WORKER_CURVE_SECRET_KEY_FILE") or None,
+        metavar="PATH",
+        help="serve with CURVE using this .key file (physical-ai-gateway keys NAME)",
+    )
+    p.add_argument(
+        "--curve-clients-dir",
+        default=os.environ.get("WORKER_CURVE_CLIENTS_DIR") or None,
+        metavar="DIR",
+        help="with CURVE: accept only clients whose *.pub file is in DIR",
+    )
     p.add_argument("--log-level", default=os.environ.get("WORKER_LOG_LEVEL", "info"), choices=("debug", "info", "warning", "error"))
     return p
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.curve_clients_dir and not args.curve_secret_key_file:
+        parser.error("--curve-clients-dir needs --curve-secret-key-file")
     log = logging.getLogger(LOGGER_NAME)
     log.addHandler(stderr_handler())
     log.setLevel(args.log_level.upper())
@@ -104,6 +123,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         ready=args.ready_after_ms <= 0,
         logger=log,
         align_tensors=args.align_tensors,
+        curve_secret_key_file=args.curve_secret_key_file,
+        curve_clients_dir=args.curve_clients_dir,
     )
     server.register_handler("inference", _behave(args.behaviour, inference))
     for spec in args.handler:
@@ -122,6 +143,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     # The handshake on stdout, for whoever started this process (tests, launchers): one JSON line, once bound.
     # run() logs the same start line on stderr with the rest of the log.
     listening = {"event": "worker.listening", "endpoint": endpoint, "framework": args.framework, "model": model, "policy": args.policy, "ready": server.ready, "pid": os.getpid()}
+    if server.curve_public_key is not None:
+        listening["curve_public_key"] = server.curve_public_key
     sys.stdout.write(json.dumps(listening) + "\n")
     sys.stdout.flush()
     try:

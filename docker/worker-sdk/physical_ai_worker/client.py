@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 import zmq
 
@@ -28,9 +28,15 @@ class ZMQClient(object):
         codec: str = "binary",
         limits: Optional[Limits] = None,
         context: Optional[zmq.Context] = None,
+        curve_server_key: Optional[bytes] = None,
+        curve_key_pair: Optional[Tuple[bytes, bytes]] = None,
     ):
+        """curve_server_key: the worker's CURVE public key (Z85); with it, ``curve_key_pair`` is this client's
+        (public, secret) pair, e.g. ``physical_ai_worker.curve.load_key_pair("client.key")``."""
         if codec not in CODECS:
             raise ValueError("unknown codec %r; expected one of %s" % (codec, ", ".join(CODECS)))
+        if (curve_server_key is None) != (curve_key_pair is None):
+            raise ValueError("curve_server_key and curve_key_pair go together")
         self.endpoint = endpoint
         self.timeout_ms = timeout_ms
         self.codec = codec
@@ -39,6 +45,9 @@ class ZMQClient(object):
         self._context = context or zmq.Context()
         self._sock = self._context.socket(zmq.DEALER)
         self._sock.setsockopt(zmq.LINGER, 0)
+        if curve_server_key is not None and curve_key_pair is not None:
+            self._sock.curve_serverkey = curve_server_key
+            self._sock.curve_publickey, self._sock.curve_secretkey = curve_key_pair
         self._sock.connect(endpoint)
         self._closed = False
         self.late_replies = 0

@@ -27,6 +27,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import zmq
 
 from .codec import Decoded, check_request_header, decode_message, encode_message, frame_buffer, peek_request_id  # noqa: F401  (Decoded: in a type comment)
+from .curve import HANDSHAKE_FAILED, describe_handshake_failure, load_key_pair, load_public_keys, start_authenticator
 from .logs import LOGGER_NAME, ensure_output
 from .protocol import DEFAULT_LIMITS, PROTOCOL_VERSION, SDK_NAME, SDK_VERSION, Limits, WorkerError
 from .tracing import start_export
@@ -147,6 +148,8 @@ class ZMQServer(object):
         drain_timeout_s: float = 5.0,
         trust_timestamp: bool = True,
         align_tensors: bool = False,
+        curve_secret_key_file: Optional[str] = None,
+        curve_clients_dir: Optional[str] = None,
     ):
         """
         endpoint: where to bind, e.g. ``tcp://127.0.0.1:5555``, ``tcp://127.0.0.1:*`` (any free port; read
@@ -160,9 +163,16 @@ class ZMQServer(object):
         align_tensors: copy received tensors whose bytes are not aligned for their dtype (small frames can
             be; numpy reads them fine, some consumers such as DLPack importers may not). Copies are counted
             in ``stats["copied_bytes"]`` and ``context.copied_bytes``. Default False: always views.
+        curve_secret_key_file: serve with CURVE (encrypted, the server authenticated) using this ``.key`` file
+            (``physical-ai-gateway keys NAME``); clients need its ``.pub``. Read when bind() runs.
+        curve_clients_dir: with CURVE, accept only clients whose ``*.pub`` file is in this folder (pyzmq's
+            ThreadAuthenticator; refusals logged as ``worker.curve_refused``). The worker's own key is accepted
+            too, so the healthcheck can use the worker's key file. Without it, any client that knows the public key.
         """
         if not isinstance(capacity, int) or capacity < 1:
             raise ValueError("capacity must be an integer >= 1, got %r" % (capacity,))
+        if curve_clients_dir is not None and curve_secret_key_file is None:
+            raise ValueError("curve_clients_dir needs curve_secret_key_file")
         if max_queue is not None and max_queue < 0:
             raise ValueError("max_queue must be >= 0 or None")
         self._bind_endpoint = endpoint
@@ -181,6 +191,12 @@ class ZMQServer(object):
         self._log = logger or logging.getLogger(LOGGER_NAME)
         self._stop_tracing = None  # type: Optional[Callable[[], None]]
         self._sock = None  # type: Optional[zmq.Socket]
+        self._curve_secret_key_file = curve_secret_key_file
+        self._curve_clients_dir = curve_clients_dir
+        self._auth = None  # type: Any
+        self._monitor = None  # type: Optional[zmq.Socket]
+        #: The worker's CURVE public key (Z85 text) once bound with CURVE, else None.
+        self.curve_public_key = None  # type: Optional[str]
         self._wake_r = None  # type: Optional[socket.socket]
         self._wake_w = None  # type: Optional[socket.socket]
         self._replies = queue.Queue()  # type: queue.Queue
@@ -242,8 +258,11 @@ class ZMQServer(object):
         sock = self._context.socket(zmq.ROUTER)
         sock.setsockopt(zmq.LINGER, 0)
         try:
+            if self._curve_secret_key_file is not None:
+                self._setup_curve(sock)
             sock.bind(self._bind_endpoint)
-        except zmq.ZMQError:
+        except (zmq.ZMQError, ValueError, OSError):
+            self._stop_curve(sock)
             sock.close(0)
             raise
         self._sock = sock
@@ -256,6 +275,47 @@ class ZMQServer(object):
             self._executor = ThreadPoolExecutor(max_workers=self.capacity, thread_name_prefix="worker-handler")
         self._started_at = time.monotonic()
         return self.endpoint
+
+    def _setup_curve(self, sock: zmq.Socket) -> None:
+        assert self._curve_secret_key_file is not None and self._context is not None
+        public, secret = load_key_pair(self._curve_secret_key_file)
+        if self._curve_clients_dir is not None:
+            keys = load_public_keys(self._curve_clients_dir)
+            keys.setdefault(public, "(this worker)")  # the healthcheck speaks with the worker's own key
+            self._auth = start_authenticator(self._context, keys, self._log)
+        sock.curve_secretkey = secret
+        sock.curve_publickey = public
+        sock.curve_server = True
+        self.curve_public_key = public.decode("ascii")
+        # Failed handshakes (a wrong server key, a refused client) are logged from the serve loop.
+        mask = 0
+        for event in HANDSHAKE_FAILED:
+            mask |= event
+        self._monitor = sock.get_monitor_socket(mask)
+
+    def _stop_curve(self, sock: Optional[zmq.Socket]) -> None:
+        if self._monitor is not None:
+            if sock is not None:
+                with contextlib.suppress(zmq.ZMQError):
+                    sock.disable_monitor()
+            self._monitor.close(0)
+            self._monitor = None
+        if self._auth is not None:
+            self._auth.stop()
+            self._auth = None
+
+    def _on_monitor(self) -> None:
+        from zmq.utils.monitor import recv_monitor_message
+
+        assert self._monitor is not None
+        while True:
+            try:
+                message = recv_monitor_message(self._monitor, zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            record = describe_handshake_failure(message)
+            if record is not None:
+                self._log.warning(record)
 
     def stop(self) -> None:
         """Asks run() to return after the running handlers finish. Safe from signal handlers and threads."""
@@ -280,6 +340,7 @@ class ZMQServer(object):
                 "ready": self._ready,
                 "capacity": self.capacity,
                 "handlers": self.handler_types(),
+                "curve": None if self.curve_public_key is None else {"public_key": self.curve_public_key, "clients": "listed" if self._curve_clients_dir else "any"},
             }
         )
         restore = []  # type: List[Tuple[int, Any]]
@@ -296,12 +357,17 @@ class ZMQServer(object):
         poller.register(self._sock, zmq.POLLIN)
         wake_fd = self._wake_r.fileno()
         poller.register(wake_fd, zmq.POLLIN)
+        monitor = self._monitor
+        if monitor is not None:
+            poller.register(monitor, zmq.POLLIN)
         try:
             while not self._stopping:
                 # A finite timeout is a second line of defence: returning to Python runs pending signal handlers.
                 for item, _ in poller.poll(self.poll_interval_ms):
                     if item == wake_fd:
                         self._on_wake()
+                    elif monitor is not None and item is monitor:
+                        self._on_monitor()
                     else:
                         self._receive_burst()
             self._drain()
@@ -319,6 +385,7 @@ class ZMQServer(object):
         self._stopping = True
         if self._executor is not None:
             self._executor.shutdown(wait=False)
+        self._stop_curve(self._sock)
         if self._sock is not None:
             self._sock.close(0)
         for s in (self._wake_r, self._wake_w):
