@@ -14,7 +14,7 @@ import { buildGateway } from '../src/build-gateway.js';
 import { encodeMessage, decodeMessage } from '../src/protocol/codec.js';
 import { Tensor } from '../src/protocol/tensor.js';
 import { WorkerClient } from '../src/zmq/worker-client.js';
-import { buildPolicies, ensureLerobot, startLerobotWorker } from '../test/frameworks/lerobot-env.js';
+import { buildPolicies, ensureLerobot, startLerobotWorker } from './lib/lerobot-env.js';
 
 const { values } = parseArgs({ options: { samples: { type: 'string', default: '40' }, 'image-size': { type: 'string', default: '224' } } });
 const samples = Number(values.samples);

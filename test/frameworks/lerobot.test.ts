@@ -18,7 +18,7 @@ import { WorkerClient } from '../../src/zmq/worker-client.js';
 import { HttpPolicyClient, ZmqPolicyClient } from '../../src/ros-bridge/policy-client.js';
 import type { Gateway } from '../../src/build-gateway.js';
 import { frontDoorClient, startTestGateway, type CallResult, type FrontDoorClient } from '../support/gateway.js';
-import { buildPolicies, ensureLerobot, referenceChunks, startLerobotWorker, tempDir, type BuiltPolicies, type LerobotWorkerOptions } from './lerobot-env.js';
+import { buildPolicies, ensureLerobot, referenceChunks, startLerobotWorker, tempDir, type BuiltPolicies, type LerobotWorkerOptions } from '../../bench/lib/lerobot-env.js';
 
 const TOLERANCE = 1e-5; // absolute, per action value
 const SIZE = 96;

@@ -16,7 +16,7 @@ import { promisify } from 'node:util';
 import { test } from 'node:test';
 import { SAMPLE_CURL } from '../../src/cli/sample.js';
 import { ensureBuilt, ROOT } from '../support/build.js';
-import { collectOutput } from '../support/child-output.js';
+import { collectOutput } from '../../bench/lib/child-output.js';
 
 const run = promisify(execFile);
 

@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import { sampleObservation, sampleState } from '../../src/cli/sample.js';
 import { CLIENT_SPAN_NAME, SERVER_SPAN_NAME, WORKER_SPAN_NAME } from '../../src/telemetry/tracing.js';
 import { WorkerClient } from '../../src/zmq/worker-client.js';
-import { collectOutput } from '../support/child-output.js';
+import { collectOutput } from '../../bench/lib/child-output.js';
 import { freePort } from '../support/endpoints.js';
 import { startOtlpReceiver } from '../../bench/lib/otlp-receiver.js';
 

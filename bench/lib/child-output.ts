@@ -1,3 +1,4 @@
+// (In bench/lib so that bench and test share it: test may import bench/lib, never the reverse.)
 // A child process's stdout/stderr collected as text, and a wait for a line of its output (e.g. the `try: ` line
 // that `serve` prints once it listens), failing with both streams when the child exits or the time runs out.
 import assert from 'node:assert/strict';

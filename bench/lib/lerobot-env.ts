@@ -1,4 +1,4 @@
-// The real LeRobot environment for test/frameworks/lerobot.test.ts and bench/real-act.ts: .venv-lerobot set up
+// The real LeRobot environment for test/frameworks/lerobot.test.ts and bench/real-act.ts (kept in bench/lib: bench never imports test/): .venv-lerobot set up
 // by scripts/ensure-lerobot.sh (lerobot + torch from PyPI), policies built and saved by lerobot_fixture.py, and
 // the project's LeRobot worker (docker/lerobot/serve_policy.py) started as a host process on that venv.
 import { execFile, spawn } from 'node:child_process';
@@ -7,11 +7,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { collectOutput, type ChildOutput } from '../support/child-output.js';
+import { collectOutput, type ChildOutput } from './child-output.js';
 
 const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const HERE = fileURLToPath(new URL('./', import.meta.url));
+const HERE = fileURLToPath(new URL('../../test/frameworks/', import.meta.url));
 export const LEROBOT_PYTHON = join(ROOT, '.venv-lerobot/bin/python');
 const FIXTURE = join(HERE, 'lerobot_fixture.py');
 const SERVE_POLICY = join(ROOT, 'docker/lerobot/serve_policy.py');
