@@ -3,11 +3,14 @@
 // bench all start gateways through here; nothing else wires parts together.
 //
 //   embedded workers → Docker support (only when a framework has a launcher; dockerode is loaded lazily)
-//   → framework registry + router (pools; the launcher behind its interface) → request pipeline
-//   → ZMQ front door, HTTP app (+ container control routes) → HTTP server
+//   → framework registry + router (pools; the launcher behind its interface) → recorder (no I/O until it records)
+//   → request pipeline (the recorder as its observer) → ZMQ front door, HTTP app (+ container control and recording
+//   routes) → HTTP server
 //
 // Parts that need each other talk through events handed in here: pool and router events feed the metrics, the
 // launcher's events reach the router through the FrameworkLauncher interface.
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import type { Hono, MiddlewareHandler } from 'hono';
 import type Docker from 'dockerode';
 import { endpointHost, isLoopbackHost, type FrameworkConfig, type GatewayConfig } from './config.js';
@@ -17,11 +20,13 @@ import type { FrameworkSpec } from './docker/framework-spec.js';
 import { AuthPolicy } from './gateway/auth.js';
 import { createHttpApp, type MetricsRegistryLike } from './gateway/http/app.js';
 import { registerControlRoutes } from './gateway/http/control-routes.js';
+import { registerRecordingRoutes } from './gateway/http/recording-routes.js';
 import { RequestPipeline } from './gateway/pipeline.js';
 import { startHttpServer } from './gateway/server.js';
 import { ZmqFront } from './gateway/zmq-front.js';
 import { closeAll, type Closable } from './lib/close-all.js';
 import { silentLogger, type Logger } from './lib/log.js';
+import { Recorder } from './recording/recorder.js';
 import { FrameworkRegistry } from './router/framework-registry.js';
 import { Router } from './router/router.js';
 import type { GatewayMetrics } from './telemetry/metrics.js';
@@ -57,6 +62,8 @@ export interface Gateway {
   readonly zmqEndpoint: string;
   readonly router: Router;
   readonly pipeline: RequestPipeline;
+  /** Records inference exchanges to MCAP files (off unless the config or `POST /v1/recording` turns it on). */
+  readonly recorder: Recorder;
   /** The embedded workers by framework (for logs and tests). */
   readonly embeddedWorkers: ReadonlyMap<string, EmbeddedWorker>;
   /** Docker support when a framework has a launcher. */
@@ -107,10 +114,28 @@ export async function buildGateway(config: GatewayConfig, env: GatewayEnvironmen
     }
     await registry.start();
 
+    // Closed after the doors (it is opened before them): exchanges of requests that finish while draining are written.
+    const rec = config.recording;
+    const recorder = new Recorder({
+      dir: rec.dir ?? join(env.homeDir ?? homedir(), '.cache', 'physical_ai_tools', 'recordings'),
+      frameworks: registry.names,
+      recordAll: rec.enabled,
+      recordFrameworks: Object.values(config.frameworks).filter((f) => f.record).map((f) => f.name),
+      maxFileBytes: rec.maxFileBytes,
+      maxFileAgeS: rec.maxFileAgeS,
+      maxQueue: rec.maxQueue,
+      images: rec.images,
+      metrics,
+      log: baseLog,
+      metadata: { gateway_version: env.version ?? 'unknown' },
+    });
+    opened.push(recorder);
+
     const pipeline = new RequestPipeline({
       router,
       metrics,
       log: baseLog,
+      observer: recorder,
       auth: {
         http: new AuthPolicy({ token: config.authToken, publicBind: !isLoopbackHost(config.http.host) }),
         zmq: new AuthPolicy({ token: config.authToken, publicBind: !isLoopbackHost(endpointHost(config.zmq.endpoint)) }),
@@ -131,6 +156,7 @@ export async function buildGateway(config: GatewayConfig, env: GatewayEnvironmen
       version: env.version,
       extend: (hono, helpers) => {
         registerControlRoutes(hono, { control: docker?.launcher, start: (name, signal) => router.startFramework(name, signal), requireToken: helpers.requireToken, log: baseLog });
+        registerRecordingRoutes(hono, { control: recorder, requireToken: helpers.requireToken, log: baseLog });
         env.extendHttp?.(hono, helpers);
       },
     });
@@ -157,6 +183,7 @@ export async function buildGateway(config: GatewayConfig, env: GatewayEnvironmen
       zmqEndpoint,
       router,
       pipeline,
+      recorder,
       embeddedWorkers: embedded,
       docker,
       close: (grace = config.shutdownGraceMs) =>

@@ -36,6 +36,8 @@ export interface FrameworkConfig {
   launcher?: unknown;
   /** How long an on-demand start may take, ms. */
   startTimeoutMs: number;
+  /** Record this framework's inference traffic from the start (see `recording`; switchable at run time). */
+  record: boolean;
 }
 
 export interface GatewayConfig {
@@ -53,6 +55,29 @@ export interface GatewayConfig {
   /** How launcher-started frameworks (Docker) are managed. */
   docker: DockerConfig;
   frameworks: Record<string, FrameworkConfig>;
+  /** Where and how inference traffic is recorded (MCAP files); off unless a framework or `enabled` says so. */
+  recording: RecordingConfig;
+}
+
+/** What a recorded image keeps: the camera's bytes, a 2x-downscaled copy, or nothing (privacy). */
+export type RecordedImages = 'full' | 'downscale' | 'drop';
+export const RECORDED_IMAGES: readonly RecordedImages[] = ['full', 'downscale', 'drop'];
+export const DEFAULT_RECORDING_MAX_FILE_BYTES = 512 * 1024 * 1024;
+export const DEFAULT_RECORDING_MAX_FILE_AGE_S = 600;
+export const DEFAULT_RECORDING_MAX_QUEUE = 64;
+
+export interface RecordingConfig {
+  /** Record every framework from the start. */
+  enabled: boolean;
+  /** Folder of the MCAP files (created 0700); undefined: ~/.cache/physical_ai_tools/recordings. */
+  dir: string | undefined;
+  /** A file is finished after the record that takes it past this size, bytes. */
+  maxFileBytes: number;
+  /** A file is finished this long after it was opened (also when idle), seconds. */
+  maxFileAgeS: number;
+  /** Exchanges waiting for the writer at most; more are dropped and counted (each holds its request's buffers). */
+  maxQueue: number;
+  images: RecordedImages;
 }
 
 export interface HttpConfig {
@@ -147,8 +172,8 @@ class Checker extends IssueList {
   }
 }
 
-const TOP_KEYS = ['http', 'zmq', 'defaultFramework', 'authToken', 'logLevel', 'limits', 'shutdownGraceMs', 'healthIntervalMs', 'docker', 'frameworks'] as const;
-const FRAMEWORK_KEYS = ['endpoints', 'codec', 'timeoutMs', 'maxConcurrency', 'embedded', 'embeddedDelayMs', 'launcher', 'startTimeoutMs'] as const;
+const TOP_KEYS = ['http', 'zmq', 'defaultFramework', 'authToken', 'logLevel', 'limits', 'shutdownGraceMs', 'healthIntervalMs', 'docker', 'frameworks', 'recording'] as const;
+const FRAMEWORK_KEYS = ['endpoints', 'codec', 'timeoutMs', 'maxConcurrency', 'embedded', 'embeddedDelayMs', 'launcher', 'startTimeoutMs', 'record'] as const;
 
 /** The framework table used when no config file names any: `demo`, served by the embedded worker. */
 export function embeddedDemoFramework(delayMs = 0): FrameworkConfig {
@@ -161,6 +186,7 @@ export function embeddedDemoFramework(delayMs = 0): FrameworkConfig {
     embedded: true,
     embeddedDelayMs: delayMs,
     startTimeoutMs: DEFAULT_START_TIMEOUT_MS,
+    record: false,
   };
 }
 
@@ -259,6 +285,11 @@ export function parseConfig(raw: unknown, overrides: ConfigOverrides = {}, sourc
       if (launcher !== undefined && !(typeof launcher === 'string' || (typeof launcher === 'object' && !Array.isArray(launcher)))) {
         c.add(`${path}.launcher`, 'must be a launcher spec name or mapping');
       }
+      let record = false;
+      if (f.record !== undefined) {
+        if (typeof f.record === 'boolean') record = f.record;
+        else c.add(`${path}.record`, 'must be true or false');
+      }
       if (!embedded && endpoints.length === 0 && launcher === undefined) c.add(path, "needs 'endpoints', 'launcher' or 'embedded: true'");
       if (embedded && (endpoints.length > 0 || launcher !== undefined)) c.add(path, "'embedded' and 'endpoints'/'launcher' are mutually exclusive");
       frameworks[name] = {
@@ -270,10 +301,32 @@ export function parseConfig(raw: unknown, overrides: ConfigOverrides = {}, sourc
         embedded,
         embeddedDelayMs: c.int(f.embeddedDelayMs, `${path}.embeddedDelayMs`, 0, 0, 3_600_000),
         startTimeoutMs: c.int(f.startTimeoutMs, `${path}.startTimeoutMs`, DEFAULT_START_TIMEOUT_MS, 1, 3_600_000),
+        record,
         ...(launcher !== undefined ? { launcher } : {}),
       };
     }
   }
+
+  const recRaw = c.object(root.recording, 'recording') ?? {};
+  c.known(recRaw, ['enabled', 'dir', 'maxFileBytes', 'maxFileAgeS', 'maxQueue', 'images'], 'recording');
+  let recordAll = false;
+  if (recRaw.enabled !== undefined) {
+    if (typeof recRaw.enabled === 'boolean') recordAll = recRaw.enabled;
+    else c.add('recording.enabled', 'must be true or false');
+  }
+  let images: RecordedImages = 'full';
+  if (recRaw.images !== undefined) {
+    if (RECORDED_IMAGES.includes(recRaw.images as RecordedImages)) images = recRaw.images as RecordedImages;
+    else c.add('recording.images', `must be one of ${RECORDED_IMAGES.join(', ')}`);
+  }
+  const recording: RecordingConfig = {
+    enabled: recordAll,
+    dir: c.string(recRaw.dir, 'recording.dir'),
+    maxFileBytes: c.int(recRaw.maxFileBytes, 'recording.maxFileBytes', DEFAULT_RECORDING_MAX_FILE_BYTES, 64 * 1024),
+    maxFileAgeS: c.int(recRaw.maxFileAgeS, 'recording.maxFileAgeS', DEFAULT_RECORDING_MAX_FILE_AGE_S, 1, 7 * 24 * 3600),
+    maxQueue: c.int(recRaw.maxQueue, 'recording.maxQueue', DEFAULT_RECORDING_MAX_QUEUE, 0, 100_000),
+    images,
+  };
 
   const names = Object.keys(frameworks);
   let defaultFramework = c.string(overrides.defaultFramework ?? root.defaultFramework, 'defaultFramework');
@@ -294,6 +347,7 @@ export function parseConfig(raw: unknown, overrides: ConfigOverrides = {}, sourc
     healthIntervalMs,
     docker,
     frameworks,
+    recording,
   };
 }
 
