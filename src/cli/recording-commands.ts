@@ -20,12 +20,14 @@ export function parseRate(value: string): number {
   return rate;
 }
 
-const fmt = (v: number | undefined, digits = 3): string => (v === undefined ? '-' : Number.isFinite(v) ? (Math.abs(v) > 0 && Math.abs(v) < 1e-3 ? v.toExponential(2) : v.toFixed(digits)) : String(v));
+const fmt = (v: number | undefined, digits = 3): string => (v === undefined ? '-' : Number.isFinite(v) ? v.toFixed(digits) : String(v));
+/** Action differences span many decades (float32 rounding to real regressions): one exponent format for all. */
+const fmtDiff = (v: number): string => (v === 0 ? '0' : Number.isFinite(v) ? v.toExponential(2) : String(v));
 
 function printSummary(s: ComparisonSummary, io: CliIo): void {
   io.out(`requests ${s.requests}, compared ${s.compared}, outcome mismatches ${s.outcomeMismatches}, shape mismatches ${s.shapeMismatches}, over tolerance ${s.overTolerance}`);
-  io.out(`action |diff|: max ${fmt(s.maxAbs, 6)}, mean ${fmt(s.meanAbs, 6)} (tolerance ${s.tolerance})${s.worst ? `; worst request ${s.worst.requestId} (${fmt(s.worst.maxAbs, 6)})` : ''}`);
-  if (s.perJointMaxAbs.length > 0) io.out(`per joint max |diff|: ${s.perJointMaxAbs.map((d, j) => `j${j} ${fmt(d, 6)}`).join('  ')}`);
+  io.out(`action |diff|: max ${fmtDiff(s.maxAbs)}, mean ${fmtDiff(s.meanAbs)} (tolerance ${s.tolerance})${s.worst ? `; worst request ${s.worst.requestId} (${fmtDiff(s.worst.maxAbs)})` : ''}`);
+  if (s.perJointMaxAbs.length > 0) io.out(`per joint max |diff|: ${s.perJointMaxAbs.map((d, j) => `j${j} ${fmtDiff(d)}`).join('  ')}`);
   const l = s.latencyMs;
   io.out(`latency ms: recorded median ${fmt(l.recordedMedian)} (gateway time), replayed median ${fmt(l.replayedMedian)} (round trip), diff ${fmt(l.medianDiff)}, replayed p95 ${fmt(l.replayedP95)}`);
   io.out(s.passed ? 'PASS: replayed actions match the recording within the tolerance' : 'FAIL: replayed actions differ from the recording');
@@ -93,7 +95,7 @@ const replay: CliCommand = {
         comparison.add({ requestId: ex.requestId, recordedOutcome: ex.outcome, replayedOutcome: reply.ok ? 'ok' : reply.code, diff, recordedMs: ex.totalMs, replayedMs: reply.ms });
         if (values.compare && !values.json && reported < 10 && (diff?.shapeMismatch || (diff && diff.maxAbs > tolerance) || (ex.outcome === 'ok') !== reply.ok)) {
           reported++;
-          io.out(`  request ${ex.requestId}: ${diff?.shapeMismatch ?? (diff ? `max |diff| ${fmt(diff.maxAbs, 6)}` : `recorded ${ex.outcome}, replayed ${reply.ok ? 'ok' : reply.code}`)}`);
+          io.out(`  request ${ex.requestId}: ${diff?.shapeMismatch ?? (diff ? `max |diff| ${fmtDiff(diff.maxAbs)}` : `recorded ${ex.outcome}, replayed ${reply.ok ? 'ok' : reply.code}`)}`);
         }
         if (!values.json && performance.now() - lastProgress >= PROGRESS_EVERY_MS) {
           lastProgress = performance.now();

@@ -19,6 +19,8 @@ export interface McapFileWriterOptions {
   maxFileAgeMs: number;
   /** Called (once per file) when the current file has reached its age. */
   onAgeDue?: () => void;
+  /** Told when a file opens (its `.part` path) and when it is finished (its `.mcap` path). */
+  onFile?: (event: { type: 'opened' | 'finished'; path: string }) => void;
   /** MCAP chunk size, bytes: messages are buffered in memory up to it before a write. */
   chunkBytes?: number;
   /** Added to the file's metadata record `physical-ai-gateway`. */
@@ -61,7 +63,7 @@ interface OpenFile {
 let fileCounter = 0;
 
 export class McapFileWriter {
-  readonly #options: Required<Omit<McapFileWriterOptions, 'onAgeDue' | 'metadata' | 'log'>> & Pick<McapFileWriterOptions, 'onAgeDue' | 'metadata'>;
+  readonly #options: Required<Omit<McapFileWriterOptions, 'onAgeDue' | 'onFile' | 'metadata' | 'log'>> & Pick<McapFileWriterOptions, 'onAgeDue' | 'onFile' | 'metadata'>;
   readonly #log: Logger;
   #current: OpenFile | undefined;
   #dirReady = false;
@@ -113,6 +115,7 @@ export class McapFileWriter {
     }
     await rename(file.partPath, file.path);
     this.#finished.push(file.path);
+    this.#options.onFile?.({ type: 'finished', path: file.path });
     this.#log.info({ event: 'recording.file_finished', path: file.path, messages: file.messages, bytes: file.bytes });
     return file.path;
   }
@@ -153,6 +156,7 @@ export class McapFileWriter {
       const timer = setTimeout(() => this.#options.onAgeDue?.(), this.#options.maxFileAgeMs);
       timer.unref(); // an open recording never keeps the process alive
       this.#log.info({ event: 'recording.file_opened', path: partPath });
+      this.#options.onFile?.({ type: 'opened', path: partPath });
       return { path, partPath, handle, writer, channels: new Map(), schemas: new Map(), bytes: 0, messages: 0, timer };
     } catch (err) {
       await handle.close();

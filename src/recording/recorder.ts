@@ -1,14 +1,18 @@
 // The gateway's recorder: decides which exchanges are recorded (per framework, switchable at run time), holds them
-// in a bounded queue and writes them to MCAP files from one drain loop, off the request path. The request path only
-// pushes a reference (the tensors stay views on the received bytes until written); when the queue is full the
-// exchange is dropped and counted, never waited for. Off by default; nothing touches the disk until the first
-// recorded exchange.
+// in a bounded queue and hands them to a writer thread (writer-thread.ts) that encodes them and writes MCAP files.
+// The request path only pushes a reference (the tensors stay views on the received bytes); on the next turn of the
+// event loop the queue is posted to the thread (structured clone: the one copy, made off the request path). When
+// the queue (waiting here + not yet written there) is full, the exchange is dropped and counted, never waited for.
+// Off by default; no thread, no disk until the first recorded exchange.
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { deferred, type Deferred } from '../lib/abort.js';
 import { GatewayError } from '../lib/errors.js';
 import { silentLogger, type Logger } from '../lib/log.js';
 import type { GatewayMetrics } from '../telemetry/metrics.js';
-import { encodeExchange, logTimeOf, type Exchange } from './encode-exchange.js';
-import { McapFileWriter } from './mcap-file-writer.js';
+import { logTimeOf, type Exchange } from './encode-exchange.js';
 import type { RecordedImages } from './schemas.js';
+import type { FromWriter, ToWriter, WriterThreadData } from './writer-thread.js';
 
 export interface RecorderOptions {
   /** Folder of the MCAP files; created 0700 when the first file opens. */
@@ -59,21 +63,37 @@ export interface RecordingStatus {
 /** Only inference exchanges are recorded: health and status checks would drown them, control carries no policy I/O. */
 const RECORDED_TYPES: ReadonlySet<string> = new Set(['inference']);
 
+/**
+ * The writer thread: writer-thread.js next to this file when built; from the TypeScript sources (tests, `npm run
+ * cli`), a thread does not inherit tsx's loader, so it registers tsx first and then imports writer-thread.ts.
+ */
+function startWriter(workerData: WriterThreadData): Worker {
+  const options = { workerData, name: 'paig-recording-writer' };
+  if (!fileURLToPath(import.meta.url).endsWith('.ts')) return new Worker(new URL('./writer-thread.js', import.meta.url), options);
+  const tsx = import.meta.resolve('tsx/esm/api');
+  const entry = new URL('./writer-thread.ts', import.meta.url).href;
+  return new Worker(`import(${JSON.stringify(tsx)}).then(({ register }) => { register(); return import(${JSON.stringify(entry)}); })`, { ...options, eval: true });
+}
+
 export class Recorder {
   readonly #options: RecorderOptions;
   readonly #log: Logger;
-  readonly #file: McapFileWriter;
   readonly #on = new Set<string>();
   #all: boolean;
+  /** Exchanges waiting to be posted to the writer (references, no copies). */
   readonly #queue: Exchange[] = [];
-  #drainScheduled: NodeJS.Immediate | undefined;
-  #draining = false;
-  /** File operations run one after the other (McapWriter's rule): writes, age rotation, flush, close. */
-  #tail: Promise<void> = Promise.resolve();
+  /** Exchanges posted to the writer and not yet written. */
+  #inThread = 0;
+  #postScheduled: NodeJS.Immediate | undefined;
+  #thread: Worker | undefined;
+  readonly #flushes = new Map<number, Deferred<void>>();
+  #flushId = 0;
   #sequence = 0;
   #recorded = 0;
   #dropped = 0;
   #bytes = 0;
+  #currentFile: string | undefined;
+  readonly #files: string[] = [];
   #closing: Promise<void> | undefined;
 
   constructor(options: RecorderOptions) {
@@ -82,14 +102,6 @@ export class Recorder {
     this.#log = (options.log ?? silentLogger).child({ component: 'recording' });
     this.#all = options.recordAll === true;
     for (const name of options.recordFrameworks ?? []) this.#on.add(name);
-    this.#file = new McapFileWriter({
-      dir: options.dir,
-      maxFileBytes: options.maxFileBytes,
-      maxFileAgeMs: options.maxFileAgeS * 1000,
-      onAgeDue: () => void this.#serial(() => this.#file.finish().then(() => undefined)),
-      metadata: options.metadata,
-      log: options.log,
-    });
   }
 
   /** Whether an exchange of `type` to `framework` is recorded now (the pipeline asks once per request). */
@@ -99,19 +111,16 @@ export class Recorder {
 
   /** Takes an exchange to record: queued by reference, or dropped and counted when the queue is full. Never blocks. */
   exchange(exchange: Exchange): void {
-    if (this.#queue.length >= this.#options.maxQueue || this.#closing !== undefined) {
-      this.#dropped++;
-      this.#options.metrics?.recordingDropped(exchange.framework, 'queue_full');
+    if (this.#queue.length + this.#inThread >= this.#options.maxQueue || this.#closing !== undefined) {
+      this.#drop(exchange.framework, 'queue_full');
       return;
     }
     this.#queue.push(exchange);
-    // The writer starts on the next turn of the event loop, so the encoding never runs inside a request's own turn.
-    if (!this.#draining && this.#drainScheduled === undefined) {
-      this.#drainScheduled = setImmediate(() => {
-        this.#drainScheduled = undefined;
-        void this.#serial(() => this.#drain());
-      });
-    }
+    // Posting copies the tensors into the thread: done on the next turn, never inside the request's own.
+    this.#postScheduled ??= setImmediate(() => {
+      this.#postScheduled = undefined;
+      this.#post();
+    });
   }
 
   /** Switches recording on or off for some frameworks (absent: all); unknown names are refused. */
@@ -131,7 +140,7 @@ export class Recorder {
     }
     this.#log.info({ event: 'recording.switched', on, frameworks: frameworks ?? 'all', recording: this.#recordedFrameworks() });
     // Nothing recorded any more: finish the file once the queue is written, so it is complete and readable now.
-    if (!this.#all && this.#on.size === 0) void this.flush().catch((err: unknown) => this.#log.error({ event: 'recording.finish_failed', err }));
+    if (!this.#all && this.#on.size === 0) this.flush().catch((err: unknown) => this.#log.error({ event: 'recording.finish_failed', err }));
     return this.status();
   }
 
@@ -143,41 +152,46 @@ export class Recorder {
       frameworks,
       dir: this.#options.dir,
       images: this.#options.images,
-      queued: this.#queue.length,
+      queued: this.#queue.length + this.#inThread,
       maxQueue: this.#options.maxQueue,
       recorded: this.#recorded,
       dropped: this.#dropped,
       bytes: this.#bytes,
-      currentFile: this.#file.currentPath ?? null,
-      files: this.#file.finishedFiles.slice(-20),
+      currentFile: this.#currentFile ?? null,
+      files: this.#files.slice(-20),
     };
   }
 
   /** Finished files of this run, oldest first. */
   get files(): readonly string[] {
-    return this.#file.finishedFiles;
+    return this.#files;
   }
 
   /**
-   * Resolves once every exchange queued before the call is written and the current file is finished (renamed to
+   * Resolves once every exchange taken before the call is written and the current file is finished (renamed to
    * `.mcap`, readable); the next exchange opens a new file. Tests and the off switch use it.
    */
-  flush(): Promise<void> {
-    return this.#serial(async () => {
-      await this.#drain();
-      await this.#file.finish();
-    });
+  async flush(): Promise<void> {
+    this.#post();
+    const thread = this.#thread;
+    if (!thread) return;
+    const id = ++this.#flushId;
+    const done = deferred<void>();
+    this.#flushes.set(id, done);
+    this.#refWhileBusy();
+    thread.postMessage({ type: 'flush', id } satisfies ToWriter);
+    await done.promise;
   }
 
-  /** Stops taking exchanges, writes those queued and finishes the file. Idempotent. */
+  /** Stops taking exchanges, writes those queued, finishes the file and ends the thread. Idempotent. */
   close(): Promise<void> {
     return (this.#closing ??= (async () => {
-      if (this.#drainScheduled) clearImmediate(this.#drainScheduled);
-      this.#drainScheduled = undefined;
-      await this.#serial(async () => {
-        await this.#drain();
-        await this.#file.finish();
-      });
+      try {
+        await this.flush();
+      } finally {
+        await this.#thread?.terminate();
+        this.#thread = undefined;
+      }
     })());
   }
 
@@ -185,40 +199,91 @@ export class Recorder {
     return this.#all ? [...this.#options.frameworks] : this.#options.frameworks.filter((f) => this.#on.has(f));
   }
 
-  #serial(op: () => Promise<void>): Promise<void> {
-    const run = this.#tail.then(op);
-    this.#tail = run.catch((err: unknown) => this.#log.error({ event: 'recording.failed', err }));
-    return run;
+  #drop(framework: string, reason: 'queue_full' | 'write_failed'): void {
+    this.#dropped++;
+    this.#options.metrics?.recordingDropped(framework, reason);
   }
 
-  /** Writes the queue out, one exchange per turn of the event loop so requests keep their share of it. */
-  async #drain(): Promise<void> {
-    this.#draining = true;
-    try {
-      for (let exchange = this.#queue.shift(); exchange; exchange = this.#queue.shift()) {
-        await this.#write(exchange);
-        if (this.#queue.length > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+  /** Posts the queued exchanges to the writer thread (starting it on first use). */
+  #post(): void {
+    if (this.#postScheduled) clearImmediate(this.#postScheduled);
+    this.#postScheduled = undefined;
+    if (this.#queue.length === 0) return;
+    const thread = (this.#thread ??= this.#startThread());
+    for (let exchange = this.#queue.shift(); exchange; exchange = this.#queue.shift()) {
+      const logTimeNs = logTimeOf(exchange);
+      const sequence = (this.#sequence = (this.#sequence + 1) >>> 0);
+      try {
+        thread.postMessage({ type: 'exchange', exchange, logTimeNs, sequence } satisfies ToWriter);
+        this.#inThread++;
+      } catch (err) {
+        // Something in the request data that cannot be cloned: not recordable.
+        this.#drop(exchange.framework, 'write_failed');
+        this.#log.warn({ event: 'recording.not_recordable', requestId: exchange.requestId, err });
       }
-    } finally {
-      this.#draining = false;
     }
+    this.#refWhileBusy();
   }
 
-  async #write(exchange: Exchange): Promise<void> {
-    const logTime = logTimeOf(exchange);
-    const sequence = (this.#sequence = (this.#sequence + 1) >>> 0);
-    try {
-      const messages = encodeExchange(exchange, logTime, this.#options.images);
-      const bytes = await this.#file.write(messages, logTime, sequence, exchange.framework);
-      this.#recorded++;
-      this.#bytes += bytes;
-      this.#options.metrics?.recordingWritten(exchange.framework, bytes);
-    } catch (err) {
-      // A full or read-only disk: drop this exchange and start a fresh file with the next one.
-      this.#dropped++;
-      this.#options.metrics?.recordingDropped(exchange.framework, 'write_failed');
-      this.#log.error({ event: 'recording.write_failed', framework: exchange.framework, requestId: exchange.requestId, err });
-      await this.#file.abandon();
+  /** The thread keeps the process alive only while it has work, so a forgotten recorder never holds it open. */
+  #refWhileBusy(): void {
+    if (!this.#thread) return;
+    if (this.#inThread > 0 || this.#flushes.size > 0) this.#thread.ref();
+    else this.#thread.unref();
+  }
+
+  #startThread(): Worker {
+    const { dir, maxFileBytes, maxFileAgeS, images, metadata } = this.#options;
+    const workerData: WriterThreadData = { file: { dir, maxFileBytes, maxFileAgeMs: maxFileAgeS * 1000, metadata }, images };
+    const thread = startWriter(workerData);
+    thread.on('message', (message: FromWriter) => this.#onMessage(message));
+    thread.on('error', (err) => {
+      this.#log.error({ event: 'recording.writer_failed', err });
+      this.#lostThread(thread, err);
+    });
+    thread.on('exit', (code) => this.#lostThread(thread, new Error(`the recording writer exited (code ${code})`)));
+    return thread;
+  }
+
+  /** The writer thread is gone: what it held is lost (counted), waiting flushes fail, the next exchange starts a new one. */
+  #lostThread(thread: Worker, err: Error): void {
+    if (this.#thread !== thread) return;
+    this.#thread = undefined;
+    for (let i = 0; i < this.#inThread; i++) this.#drop('unknown', 'write_failed');
+    this.#inThread = 0;
+    this.#currentFile = undefined;
+    for (const done of this.#flushes.values()) done.reject(err);
+    this.#flushes.clear();
+  }
+
+  #onMessage(message: FromWriter): void {
+    switch (message.type) {
+      case 'written':
+        this.#inThread--;
+        this.#recorded++;
+        this.#bytes += message.bytes;
+        this.#options.metrics?.recordingWritten(message.framework, message.bytes);
+        break;
+      case 'failed':
+        this.#inThread--;
+        this.#drop(message.framework, 'write_failed');
+        this.#log.error({ event: 'recording.write_failed', framework: message.framework, message: message.message });
+        break;
+      case 'opened':
+        this.#currentFile = message.path;
+        break;
+      case 'finished':
+        this.#currentFile = undefined;
+        this.#files.push(message.path);
+        break;
+      case 'flushed': {
+        const done = this.#flushes.get(message.id);
+        this.#flushes.delete(message.id);
+        if (message.error === undefined) done?.resolve();
+        else done?.reject(new Error(`finishing the recording failed: ${message.error}`));
+        break;
+      }
     }
+    this.#refWhileBusy();
   }
 }

@@ -146,7 +146,7 @@ test('POST /v1/recording switches recording at run time, behind the token', asyn
 
 test('files rotate by size: each finished file is complete and together they hold every exchange', async (t) => {
   const dir = await tempDir(t);
-  const gateway = await startTestGateway(t, { recording: { enabled: true, dir, maxFileBytes: 65_536 } });
+  const gateway = await startTestGateway(t, { recording: { enabled: true, dir, maxFileBytes: 65_536, maxQueue: 1_000 } });
   const zmq = new WorkerClient({ endpoint: gateway.zmqEndpoint, codec: 'binary', timeoutMs: 10_000 });
   t.after(() => zmq.close());
   const n = 120;

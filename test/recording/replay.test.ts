@@ -80,7 +80,7 @@ test('replay sends a recording again: zero difference against the same policy (e
   assert.match(other.stdout, /over tolerance 5/);
   const max = Number(/action \|diff\|: max ([\d.e-]+)/.exec(other.stdout)?.[1]);
   assert.ok(Math.abs(max - SHIFT) < 1e-5, `max |diff| ≈ ${SHIFT} (got ${max})`);
-  assert.match(other.stdout, /per joint max \|diff\|: j0 0\.0010\d+ {2}j1 0\.0010/);
+  assert.match(other.stdout, /per joint max \|diff\|: j0 1\.00e-3 {2}j1 1\.00e-3/);
 
   // The same run with a tolerance above the shift passes.
   const tolerant = await cli('replay', file, '--framework', 'shifted', '--endpoint', gateway.zmqEndpoint, '--rate', 'max', '--compare', '--tolerance', '0.01');
