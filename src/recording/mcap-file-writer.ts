@@ -2,8 +2,8 @@
 // passes its size or age cap. A file is written as `<name>.mcap.part` and renamed to `<name>.mcap` once its summary
 // and indexes are written, so every `.mcap` in the folder is complete and readable. The folder is created 0700 and
 // files 0600: recordings hold camera images. @mcap/core is loaded when the first file opens, so a gateway that
-// never records never loads it. Calls must not overlap (McapWriter's rule): the recorder's one drain loop is the
-// only caller.
+// never records never loads it. Calls must not overlap (McapWriter's rule): the writer thread (writer-thread.ts)
+// runs them one after the other.
 import { chmod, mkdir, open, rename, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { McapWriter } from '@mcap/core';
