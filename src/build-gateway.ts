@@ -3,12 +3,15 @@
 // bench all start gateways through here; nothing else wires parts together.
 //
 //   embedded workers → Docker support (only when a framework has a launcher; dockerode is loaded lazily)
-//   → framework registry + router (pools; the launcher behind its interface) → request pipeline
-//   → ZMQ front door, HTTP app (+ container control routes) → HTTP server
+//   → framework registry + router (pools; the launcher behind its interface) → recorder (no I/O until it records)
+//   → request pipeline (the recorder as its observer) → ZMQ front door, HTTP app (+ container control and recording
+//   routes) → HTTP server
 //   → the peers' doors when configured: openpi's websocket (`ws` loaded only then), GR00T's ZMQ protocol
 //
 // Parts that need each other talk through events handed in here: pool and router events feed the metrics, the
 // launcher's events reach the router through the FrameworkLauncher interface.
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import type { Hono, MiddlewareHandler } from 'hono';
 import type Docker from 'dockerode';
 import { endpointHost, isLoopbackHost, type FrameworkConfig, type GatewayConfig } from './config.js';
@@ -18,6 +21,7 @@ import type { FrameworkSpec } from './docker/framework-spec.js';
 import { AuthPolicy } from './gateway/auth.js';
 import { createHttpApp, type MetricsRegistryLike } from './gateway/http/app.js';
 import { registerControlRoutes } from './gateway/http/control-routes.js';
+import { registerRecordingRoutes } from './gateway/http/recording-routes.js';
 import { RequestPipeline } from './gateway/pipeline.js';
 import { startHttpServer } from './gateway/server.js';
 import { GrootDoor } from './gateway/groot-door.js';
@@ -25,6 +29,7 @@ import type { OpenpiDoor } from './gateway/openpi-door.js';
 import { ZmqFront } from './gateway/zmq-front.js';
 import { closeAll, type Closable } from './lib/close-all.js';
 import { silentLogger, type Logger } from './lib/log.js';
+import { Recorder } from './recording/recorder.js';
 import { FrameworkRegistry } from './router/framework-registry.js';
 import { Router } from './router/router.js';
 import type { GatewayMetrics } from './telemetry/metrics.js';
@@ -64,6 +69,8 @@ export interface Gateway {
   readonly grootEndpoint: string | undefined;
   readonly router: Router;
   readonly pipeline: RequestPipeline;
+  /** Records inference exchanges to MCAP files (off unless the config or `POST /v1/recording` turns it on). */
+  readonly recorder: Recorder;
   /** The embedded workers by framework (for logs and tests). */
   readonly embeddedWorkers: ReadonlyMap<string, EmbeddedWorker>;
   /** Docker support when a framework has a launcher. */
@@ -115,11 +122,29 @@ export async function buildGateway(config: GatewayConfig, env: GatewayEnvironmen
     await registry.start();
 
     const mappings = new Map(Object.values(config.frameworks).flatMap((f) => (f.observation ? [[f.name, f.observation] as const] : [])));
+    // Closed after the doors (it is opened before them): exchanges of requests that finish while draining are written.
+    const rec = config.recording;
+    const recorder = new Recorder({
+      dir: rec.dir ?? join(env.homeDir ?? homedir(), '.cache', 'physical_ai_tools', 'recordings'),
+      frameworks: registry.names,
+      recordAll: rec.enabled,
+      recordFrameworks: Object.values(config.frameworks).filter((f) => f.record).map((f) => f.name),
+      maxFileBytes: rec.maxFileBytes,
+      maxFileAgeS: rec.maxFileAgeS,
+      maxQueue: rec.maxQueue,
+      images: rec.images,
+      metrics,
+      log: baseLog,
+      metadata: { gateway_version: env.version ?? 'unknown' },
+    });
+    opened.push(recorder);
+
     const pipeline = new RequestPipeline({
       router,
       metrics,
       mappings,
       log: baseLog,
+      observer: recorder,
       auth: {
         http: new AuthPolicy({ token: config.authToken, publicBind: !isLoopbackHost(config.http.host) }),
         zmq: new AuthPolicy({ token: config.authToken, publicBind: !isLoopbackHost(endpointHost(config.zmq.endpoint)) }),
@@ -140,6 +165,7 @@ export async function buildGateway(config: GatewayConfig, env: GatewayEnvironmen
       version: env.version,
       extend: (hono, helpers) => {
         registerControlRoutes(hono, { control: docker?.launcher, start: (name, signal) => router.startFramework(name, signal), requireToken: helpers.requireToken, log: baseLog });
+        registerRecordingRoutes(hono, { control: recorder, requireToken: helpers.requireToken, log: baseLog });
         env.extendHttp?.(hono, helpers);
       },
     });
@@ -204,6 +230,7 @@ export async function buildGateway(config: GatewayConfig, env: GatewayEnvironmen
       grootEndpoint,
       router,
       pipeline,
+      recorder,
       embeddedWorkers: embedded,
       docker,
       close: (grace = config.shutdownGraceMs) =>

@@ -47,6 +47,8 @@ export interface FrameworkConfig {
   groot?: { actionGroups?: ActionGroup[]; modalityConfig: Record<string, unknown> };
   /** CURVE towards the workers (keys read from `curve.serverPublicKeyFile` and `curve.secretKeyFile` at start). */
   curve?: CurveClientKeys;
+  /** Record this framework's inference traffic from the start (see `recording`; switchable at run time). */
+  record: boolean;
 }
 
 /** A peer-protocol front door: off unless its section is in the config. */
@@ -82,6 +84,29 @@ export interface GatewayConfig {
   /** How launcher-started frameworks (Docker) are managed. */
   docker: DockerConfig;
   frameworks: Record<string, FrameworkConfig>;
+  /** Where and how inference traffic is recorded (MCAP files); off unless a framework or `enabled` says so. */
+  recording: RecordingConfig;
+}
+
+/** What a recorded image keeps: the camera's bytes, a 2x-downscaled copy, or nothing (privacy). */
+export type RecordedImages = 'full' | 'downscale' | 'drop';
+export const RECORDED_IMAGES: readonly RecordedImages[] = ['full', 'downscale', 'drop'];
+export const DEFAULT_RECORDING_MAX_FILE_BYTES = 512 * 1024 * 1024;
+export const DEFAULT_RECORDING_MAX_FILE_AGE_S = 600;
+export const DEFAULT_RECORDING_MAX_QUEUE = 64;
+
+export interface RecordingConfig {
+  /** Record every framework from the start. */
+  enabled: boolean;
+  /** Folder of the MCAP files (created 0700); undefined: ~/.cache/physical_ai_tools/recordings. */
+  dir: string | undefined;
+  /** A file is finished after the record that takes it past this size, bytes. */
+  maxFileBytes: number;
+  /** A file is finished this long after it was opened (also when idle), seconds. */
+  maxFileAgeS: number;
+  /** Exchanges waiting for the writer at most; more are dropped and counted (each holds its request's buffers). */
+  maxQueue: number;
+  images: RecordedImages;
 }
 
 export interface HttpConfig {
@@ -187,8 +212,8 @@ class Checker extends IssueList {
   }
 }
 
-const TOP_KEYS = ['http', 'zmq', 'openpi', 'groot', 'defaultFramework', 'authToken', 'logLevel', 'limits', 'shutdownGraceMs', 'healthIntervalMs', 'docker', 'frameworks'] as const;
-const FRAMEWORK_KEYS = ['endpoints', 'codec', 'timeoutMs', 'maxConcurrency', 'embedded', 'embeddedDelayMs', 'launcher', 'startTimeoutMs', 'observation', 'openpi', 'groot', 'curve'] as const;
+const TOP_KEYS = ['http', 'zmq', 'openpi', 'groot', 'defaultFramework', 'authToken', 'logLevel', 'limits', 'shutdownGraceMs', 'healthIntervalMs', 'docker', 'frameworks', 'recording'] as const;
+const FRAMEWORK_KEYS = ['endpoints', 'codec', 'timeoutMs', 'maxConcurrency', 'embedded', 'embeddedDelayMs', 'launcher', 'startTimeoutMs', 'observation', 'openpi', 'groot', 'curve', 'record'] as const;
 export const DEFAULT_OPENPI_PORT = 8000;
 // Not GR00T's own 5555 or 5556: those are the ROBOTIS layout's LeRobot and GR00T worker ports (docker launcher specs).
 export const DEFAULT_GROOT_ENDPOINT = 'tcp://127.0.0.1:5560';
@@ -275,6 +300,7 @@ export function embeddedDemoFramework(delayMs = 0): FrameworkConfig {
     embedded: true,
     embeddedDelayMs: delayMs,
     startTimeoutMs: DEFAULT_START_TIMEOUT_MS,
+    record: false,
   };
 }
 
@@ -414,6 +440,11 @@ export function parseConfig(raw: unknown, overrides: ConfigOverrides = {}, sourc
       if (launcher !== undefined && !(typeof launcher === 'string' || (typeof launcher === 'object' && !Array.isArray(launcher)))) {
         c.add(`${path}.launcher`, 'must be a launcher spec name or mapping');
       }
+      let record = false;
+      if (f.record !== undefined) {
+        if (typeof f.record === 'boolean') record = f.record;
+        else c.add(`${path}.record`, 'must be true or false');
+      }
       if (!embedded && endpoints.length === 0 && launcher === undefined) c.add(path, "needs 'endpoints', 'launcher' or 'embedded: true'");
       if (embedded && (endpoints.length > 0 || launcher !== undefined)) c.add(path, "'embedded' and 'endpoints'/'launcher' are mutually exclusive");
       const observation = observationMapping(c, f.observation, `${path}.observation`);
@@ -441,11 +472,33 @@ export function parseConfig(raw: unknown, overrides: ConfigOverrides = {}, sourc
         embedded,
         embeddedDelayMs: c.int(f.embeddedDelayMs, `${path}.embeddedDelayMs`, 0, 0, 3_600_000),
         startTimeoutMs: c.int(f.startTimeoutMs, `${path}.startTimeoutMs`, DEFAULT_START_TIMEOUT_MS, 1, 3_600_000),
+        record,
         ...(launcher !== undefined ? { launcher } : {}),
         ...(curve ? { curve } : {}),
       };
     }
   }
+
+  const recRaw = c.object(root.recording, 'recording') ?? {};
+  c.known(recRaw, ['enabled', 'dir', 'maxFileBytes', 'maxFileAgeS', 'maxQueue', 'images'], 'recording');
+  let recordAll = false;
+  if (recRaw.enabled !== undefined) {
+    if (typeof recRaw.enabled === 'boolean') recordAll = recRaw.enabled;
+    else c.add('recording.enabled', 'must be true or false');
+  }
+  let images: RecordedImages = 'full';
+  if (recRaw.images !== undefined) {
+    if (RECORDED_IMAGES.includes(recRaw.images as RecordedImages)) images = recRaw.images as RecordedImages;
+    else c.add('recording.images', `must be one of ${RECORDED_IMAGES.join(', ')}`);
+  }
+  const recording: RecordingConfig = {
+    enabled: recordAll,
+    dir: c.string(recRaw.dir, 'recording.dir'),
+    maxFileBytes: c.int(recRaw.maxFileBytes, 'recording.maxFileBytes', DEFAULT_RECORDING_MAX_FILE_BYTES, 64 * 1024),
+    maxFileAgeS: c.int(recRaw.maxFileAgeS, 'recording.maxFileAgeS', DEFAULT_RECORDING_MAX_FILE_AGE_S, 1, 7 * 24 * 3600),
+    maxQueue: c.int(recRaw.maxQueue, 'recording.maxQueue', DEFAULT_RECORDING_MAX_QUEUE, 0, 100_000),
+    images,
+  };
 
   const names = Object.keys(frameworks);
   let defaultFramework = c.string(overrides.defaultFramework ?? root.defaultFramework, 'defaultFramework');
@@ -471,6 +524,7 @@ export function parseConfig(raw: unknown, overrides: ConfigOverrides = {}, sourc
     healthIntervalMs,
     docker,
     frameworks,
+    recording,
   };
 }
 

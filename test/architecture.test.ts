@@ -20,6 +20,8 @@ const ALLOWED: Record<string, readonly string[]> = {
   docker: ['lib', 'protocol', 'telemetry', 'config', 'router/framework-launcher'],
   worker: ['lib', 'protocol', 'telemetry', 'zmq'],
   gateway: ['lib', 'protocol', 'telemetry', 'zmq', 'router', 'config'],
+  // The recorder sees exchanges through the pipeline's observer interface (structural); it never reaches a socket.
+  recording: ['lib', 'protocol', 'telemetry'],
   'ros-bridge': ['lib', 'protocol', 'telemetry', 'zmq'],
 };
 /** Entry points (the CLI, the package entries in index.ts and entry/) and the one composition root may import anything in src. */

@@ -1,4 +1,4 @@
-// Entry point (importing it runs the CLI). The `physical-ai-gateway` command: serve, infer, frameworks (+ docker and ros-bridge commands when present).
+// Entry point (importing it runs the CLI). The `physical-ai-gateway` command: serve, infer, frameworks, replay, record (+ docker and ros-bridge commands when present).
 // The only place that reads process.env and argv, prints with console, and exits.
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -11,6 +11,7 @@ import type { Codec } from '../protocol/codec.js';
 import type { Tensor as TensorClass } from '../protocol/tensor.js';
 import type { CliCommand, CliIo } from './commands.js';
 import { dockerCommands } from './docker-commands.js';
+import { recordingCommands } from './recording-commands.js';
 import type { SampleSize } from './sample.js';
 
 // Everything heavy (zeromq, hono, prom-client, the OpenTelemetry SDK, dockerode, yaml, ajv) is imported when a
@@ -260,7 +261,7 @@ const frameworks: CliCommand = {
  * loaded lazily too, and a checkout without it still runs the rest.
  */
 async function extensionCommands(): Promise<CliCommand[]> {
-  const out: CliCommand[] = [...dockerCommands];
+  const out: CliCommand[] = [...dockerCommands, ...recordingCommands];
   out.push({
     name: 'keys',
     summary: 'make a CURVE key pair (<name>.key, <name>.pub) for encrypted ZMQ links between hosts',

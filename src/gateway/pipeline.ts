@@ -13,6 +13,11 @@
 //      the ones in flight (see zmq-front.ts);
 //   3. build it in src/build-gateway.ts (after the router, closed before it) and add it to the contract suite in
 //      test/contract/ so the same behaviour is asserted through it.
+//
+// Observing exchanges (the recorder, src/recording/): an optional `observer` is asked `wants(framework, type)` once
+// a request has decoded, and handed one `ExchangeRecord` after its reply is encoded: the decoded request data and the
+// worker's result as they are (tensors stay views on the received bytes; nothing is copied here), the outcome and
+// the stage timings. It runs on the request path, so it must only enqueue and return; it never throws into here.
 import { context } from '@opentelemetry/api';
 import { GatewayError, toGatewayError } from '../lib/errors.js';
 import { silentLogger, type Logger } from '../lib/log.js';
@@ -78,6 +83,36 @@ export interface DoorRequest<Out> {
   encode(reply: ReplyHeader | OriginalHealthReply, ctx: ReplyContext): { out: Out; bytes: number };
 }
 
+/** One request and its reply as the pipeline saw them, handed to the observer after the reply is encoded. */
+export interface ExchangeRecord {
+  /** performance.now() when the request's bytes arrived. */
+  receivedAt: number;
+  transport: Transport;
+  codec: Codec;
+  /** The framework that served it (the default one when the request named none). */
+  framework: string;
+  requestId: string | undefined;
+  type: string;
+  /** The request's data after observation mapping; tensors are views on the received bytes (keep, don't mutate). */
+  data: unknown;
+  /** The worker's result on success; tensors are views on the worker's reply frames. */
+  result: unknown;
+  /** `ok` or the error code. */
+  outcome: string;
+  errorMessage: string | undefined;
+  /** Stage durations, ms (see telemetry STAGES), and the whole time from arrival to the encoded reply. */
+  stagesMs: Partial<Record<'decode' | 'queue' | 'worker_compute' | 'transport' | 'encode', number>>;
+  totalMs: number;
+  requestBytes: number;
+  responseBytes: number;
+}
+
+/** Sees every decoded exchange (see the opening comment). Both calls run on the request path: keep them cheap. */
+export interface PipelineObserver {
+  wants(framework: string, type: string): boolean;
+  exchange(record: ExchangeRecord): void;
+}
+
 /** Message types that change a worker's state: they need the token whenever the door's policy says so. */
 export const CONTROL_TYPES: ReadonlySet<string> = new Set(['train', 'command']);
 
@@ -89,6 +124,8 @@ export interface RequestPipelineOptions {
   mappings?: ReadonlyMap<string, ObservationMappingSpec>;
   metrics?: GatewayMetrics;
   log?: Logger;
+  /** Sees each decoded exchange after its reply is encoded (the recorder). */
+  observer?: PipelineObserver;
 }
 
 export class RequestPipeline {
@@ -97,13 +134,15 @@ export class RequestPipeline {
   readonly #metrics: GatewayMetrics | undefined;
   readonly #mappings: ReadonlyMap<string, ObservationMappingSpec>;
   readonly #log: Logger;
+  readonly #observer: PipelineObserver | undefined;
   #closing = false;
 
-  constructor({ router, auth, mappings = new Map(), metrics, log = silentLogger }: RequestPipelineOptions) {
+  constructor({ router, auth, mappings = new Map(), metrics, log = silentLogger, observer }: RequestPipelineOptions) {
     this.router = router;
     this.#mappings = mappings;
     this.#auth = auth;
     this.#metrics = metrics;
+    this.#observer = observer;
     this.#log = log.child({ component: 'gateway.pipeline' });
   }
 
@@ -128,6 +167,8 @@ export class RequestPipeline {
     let result: RouteResult | undefined;
     let error: GatewayError | undefined;
     let originalHealth = false;
+    // Set once the header decoded and the observer wants this exchange.
+    let observed: { type: string; data: unknown } | undefined;
     try {
       if (this.#closing) throw new GatewayError('unavailable', 'the gateway is shutting down');
       // A transport that names the framework is observed from the first byte, so refusals count as requests too.
@@ -152,6 +193,7 @@ export class RequestPipeline {
       const data = header.type === 'inference' ? mapInferenceData(header.data ?? {}, this.#mappings.get(framework!) ?? ROBOTIS_MAPPING) : (header.data ?? {});
       const decodedAt = performance.now();
       decodeMs = decodedAt - decodeStart;
+      if (this.#observer?.wants(framework ?? '', header.type)) observed = { type: header.type, data };
       const label = frameworkLabel(router, framework);
       obs ??= metrics?.requestStarted({ framework: label, transport, codec });
       const traceparent = header.traceparent ?? req.trace?.traceparent;
@@ -201,6 +243,17 @@ export class RequestPipeline {
     }
     span ??= startServerSpan({ framework: label, transport, codec, requestId }, req.trace, receivedAt);
     span.end(outcome, error?.message);
+    if (observed) {
+      try {
+        this.#observer!.exchange({
+          receivedAt, transport, codec, framework: label, requestId, type: observed.type, data: observed.data, result: result?.result,
+          outcome, errorMessage: error?.message, stagesMs: { decode: decodeMs, ...stages, encode: encodeMs },
+          totalMs: encodeStart + encodeMs - receivedAt, requestBytes: req.requestBytes, responseBytes: encoded.bytes,
+        });
+      } catch (err) {
+        this.#log.error({ event: 'observer_failed', requestId, err });
+      }
+    }
     return encoded.out;
   }
 

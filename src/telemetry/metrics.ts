@@ -25,14 +25,20 @@ export const CONTAINER_CPU_CORES = 'gateway_container_cpu_cores';
 export const CONTAINER_MEMORY_BYTES = 'gateway_container_memory_bytes';
 export const CONTAINER_MEMORY_LIMIT_BYTES = 'gateway_container_memory_limit_bytes';
 export const CONTAINER_OOM_TOTAL = 'gateway_container_oom_total';
+export const RECORDING_EXCHANGES_TOTAL = 'gateway_recording_exchanges_total';
+export const RECORDING_BYTES_TOTAL = 'gateway_recording_bytes_total';
+export const RECORDING_DROPPED_TOTAL = 'gateway_recording_dropped_total';
 
 /** Every metric name this module registers. */
 export const METRIC_NAMES = [
   REQUEST_DURATION_SECONDS, STAGE_DURATION_SECONDS, REQUESTS_IN_FLIGHT, REQUESTS_TOTAL, ERRORS_TOTAL,
   REQUEST_BYTES_TOTAL, RESPONSE_BYTES_TOTAL, WORKER_UP, POOL_ENDPOINTS, FRAMEWORK_STATE, LATE_REPLIES_TOTAL, RECONNECTS_TOTAL,
   TENSOR_COPIES_TOTAL, TENSOR_COPIED_BYTES_TOTAL, CONTAINER_CPU_CORES, CONTAINER_MEMORY_BYTES,
-  CONTAINER_MEMORY_LIMIT_BYTES, CONTAINER_OOM_TOTAL,
+  CONTAINER_MEMORY_LIMIT_BYTES, CONTAINER_OOM_TOTAL, RECORDING_EXCHANGES_TOTAL, RECORDING_BYTES_TOTAL, RECORDING_DROPPED_TOTAL,
 ] as const;
+
+/** Why an exchange was not recorded: the writer's queue was full (disk too slow), or writing it failed. */
+export type RecordingDropReason = 'queue_full' | 'write_failed';
 
 /** Latency buckets in seconds: 100 µs to 10 s, dense below 10 ms where ZMQ round trips live. */
 export const DURATION_BUCKETS_SECONDS: readonly number[] = [
@@ -137,6 +143,10 @@ export interface GatewayMetrics {
   removeContainer(labels: { framework: string; container: string }): void;
   /** Observe one stage outside a request observation (e.g. the ZMQ client measuring its hop). */
   observeStage(framework: string, stage: Stage, ms: number): void;
+  /** Count an exchange written to a recording and its message bytes. */
+  recordingWritten(framework: string, bytes: number): void;
+  /** Count an exchange the recorder had to drop. */
+  recordingDropped(framework: string, reason: RecordingDropReason): void;
 }
 
 interface RequestChildren {
@@ -187,6 +197,9 @@ export function createMetrics(registry: Registry, { runtime = false }: { runtime
   const memory = gauge(CONTAINER_MEMORY_BYTES, 'Memory used by a framework container (without page cache), bytes.', ['framework', 'container']);
   const memoryLimit = gauge(CONTAINER_MEMORY_LIMIT_BYTES, 'Memory limit of a framework container, bytes (0 = none).', ['framework', 'container']);
   const oom = counter(CONTAINER_OOM_TOTAL, 'Out-of-memory kills of framework containers.', ['framework', 'container']);
+  const recorded = counter(RECORDING_EXCHANGES_TOTAL, 'Exchanges (request + reply) written to MCAP recordings.', ['framework']);
+  const recordedBytes = counter(RECORDING_BYTES_TOTAL, 'Message bytes written to MCAP recordings (before MCAP framing and indexes).', ['framework']);
+  const recordingDrops = counter(RECORDING_DROPPED_TOTAL, 'Exchanges not recorded: the writer queue was full (disk too slow) or the write failed.', ['framework', 'reason']);
 
   // Label children cached by key: labels() hashes and sorts on every call, this map lookup does not.
   const requestCache = new Map<string, RequestChildren>();
@@ -355,6 +368,13 @@ export function createMetrics(registry: Registry, { runtime = false }: { runtime
       memoryLimit.remove(labels);
     },
     observeStage,
+    recordingWritten(framework, bytes) {
+      recorded.inc({ framework });
+      recordedBytes.inc({ framework }, bytes);
+    },
+    recordingDropped(framework, reason) {
+      recordingDrops.inc({ framework, reason });
+    },
   };
 }
 
