@@ -7,6 +7,7 @@ import { CODECS, DEFAULT_LIMITS, MAX_DEPTH_CEILING, type Codec, type Limits } fr
 import { ConfigError, IssueList, type ConfigIssue } from './lib/config-error.js';
 import type { ActionGroup } from './protocol/action-mapping.js';
 import { OBSERVATION_PRESETS, OBSERVATION_SPEC_FIELDS, type ObservationMappingSpec } from './protocol/observation-mapping.js';
+import { OUTBOUND_SPEC_FIELDS, PEER_PROTOCOLS, DEFAULT_OUTBOUND, type OutboundMappingSpec, type PeerProtocol, type StateGroup } from './protocol/outbound-mapping.js';
 import { isLogLevel, type LogLevel } from './lib/log.js';
 import { parseEndpoint } from './zmq/addresses.js';
 import { readCurveKeyFileSync, readPublicKeysDirSync, type CurveCertificate, type CurveClientKeys, type CurveServerKeys } from './zmq/curve-keys.js';
@@ -23,8 +24,20 @@ export const DEFAULT_FRAMEWORK = 'demo';
 
 export interface FrameworkConfig {
   name: string;
-  /** ZMQ endpoints of the framework's workers (tcp://host:port or ipc://path). Empty for embedded/launched ones. */
+  /**
+   * What the framework's endpoints speak: `native` (our workers, default), `openpi` (an unmodified openpi websocket
+   * policy server: endpoints are ws://host:port[/path]) or `groot` (an unmodified GR00T ZMQ inference server).
+   */
+  protocol: PeerProtocol;
+  /**
+   * ZMQ endpoints of the framework's workers (tcp://host:port or ipc://path), or websocket URLs for `protocol: openpi`.
+   * Empty for embedded/launched ones.
+   */
   endpoints: string[];
+  /** For a peer server (`protocol` openpi/groot): how the standard observation becomes its keys, and its reply the action. */
+  outbound?: OutboundMappingSpec;
+  /** For a peer server: its token (openpi: `Authorization: Api-Key`; GR00T: `api_token`). */
+  peerToken?: string;
   /** Codec the gateway uses towards the workers. */
   codec: Codec;
   /** Deadline of one request to this framework, ms (a caller's smaller `timeout_ms` wins). */
@@ -213,7 +226,7 @@ class Checker extends IssueList {
 }
 
 const TOP_KEYS = ['http', 'zmq', 'openpi', 'groot', 'defaultFramework', 'authToken', 'logLevel', 'limits', 'shutdownGraceMs', 'healthIntervalMs', 'docker', 'frameworks', 'recording'] as const;
-const FRAMEWORK_KEYS = ['endpoints', 'codec', 'timeoutMs', 'maxConcurrency', 'embedded', 'embeddedDelayMs', 'launcher', 'startTimeoutMs', 'observation', 'openpi', 'groot', 'curve', 'record'] as const;
+const FRAMEWORK_KEYS = ['protocol', 'outbound', 'peerToken', 'endpoints', 'codec', 'timeoutMs', 'maxConcurrency', 'embedded', 'embeddedDelayMs', 'launcher', 'startTimeoutMs', 'observation', 'openpi', 'groot', 'curve', 'record'] as const;
 export const DEFAULT_OPENPI_PORT = 8000;
 // Not GR00T's own 5555 or 5556: those are the ROBOTIS layout's LeRobot and GR00T worker ports (docker launcher specs).
 export const DEFAULT_GROOT_ENDPOINT = 'tcp://127.0.0.1:5560';
@@ -256,6 +269,53 @@ function observationMapping(c: Checker, value: unknown, path: string): Observati
   return Object.freeze(out);
 }
 
+/**
+ * A peer-server framework's `outbound` mapping, each field replacing the protocol's default (DEFAULT_OUTBOUND).
+ * `state` is one key or an ordered mapping key → width; GR00T needs the groups (their widths are the robot's).
+ */
+function outboundMapping(c: Checker, value: unknown, path: string, protocol: 'openpi' | 'groot'): OutboundMappingSpec {
+  const base = DEFAULT_OUTBOUND[protocol];
+  const spec = c.object(value, path) ?? {};
+  c.known(spec, OUTBOUND_SPEC_FIELDS, path);
+  const out: { -readonly [K in keyof OutboundMappingSpec]: OutboundMappingSpec[K] } = { ...base };
+  if (spec.images !== undefined) {
+    if (!isMapping(spec.images) || !Object.values(spec.images).every((v) => typeof v === 'string' && v.length > 0)) c.add(`${path}.images`, 'must map camera names to the peer\'s keys');
+    else out.images = spec.images as Record<string, string>;
+  }
+  for (const key of ['imagePrefix', 'instruction'] as const) {
+    const v = c.string(spec[key], `${path}.${key}`);
+    if (v !== undefined) out[key] = v;
+  }
+  if (spec.state !== undefined) {
+    if (typeof spec.state === 'string' && spec.state.length > 0) out.state = spec.state;
+    else if (isMapping(spec.state) && Object.keys(spec.state).length > 0) out.state = Object.entries(spec.state).map(([key, width]): StateGroup => ({ key, width: c.int(width, `${path}.state.${key}`, 1, 1, 1_000_000) }));
+    else c.add(`${path}.state`, 'must be the peer\'s state key, or a mapping of its state groups to their widths, in order');
+  }
+  if (spec.timeAxis !== undefined) {
+    if (typeof spec.timeAxis === 'boolean') out.timeAxis = spec.timeAxis;
+    else c.add(`${path}.timeAxis`, 'must be true or false');
+  }
+  if (spec.actions !== undefined) {
+    if (!Array.isArray(spec.actions) || spec.actions.length === 0 || !spec.actions.every((k) => typeof k === 'string' && k.length > 0)) c.add(`${path}.actions`, 'must be a list of the reply\'s keys');
+    else out.actions = spec.actions as string[];
+  }
+  if (protocol === 'groot' && out.state === undefined) c.add(`${path}.state`, "is required for a GR00T server: its state groups and their widths, e.g. {'state.left_arm': 7, 'state.left_hand': 6}");
+  return Object.freeze(out);
+}
+
+/** A websocket URL of an openpi server: ws:// or wss://, host, port, optional path. */
+function websocketUrl(c: Checker, value: unknown, path: string): string | undefined {
+  try {
+    if (typeof value !== 'string') throw new Error('not a string');
+    const url = new URL(value);
+    if ((url.protocol !== 'ws:' && url.protocol !== 'wss:') || !url.host) throw new Error('not ws');
+    return value;
+  } catch {
+    c.add(path, `must be an openpi server's websocket URL like ws://127.0.0.1:8000 (got ${JSON.stringify(value)})`);
+    return undefined;
+  }
+}
+
 /** A framework's `openpi` section: the metadata map sent first on every connection (default {}). */
 function openpiFramework(c: Checker, value: unknown, path: string): FrameworkConfig['openpi'] {
   const o = c.object(value, path);
@@ -293,6 +353,7 @@ function grootFramework(c: Checker, value: unknown, path: string): FrameworkConf
 export function embeddedDemoFramework(delayMs = 0): FrameworkConfig {
   return {
     name: DEFAULT_FRAMEWORK,
+    protocol: 'native',
     endpoints: [],
     codec: 'binary',
     timeoutMs: DEFAULT_TIMEOUT_MS,
@@ -418,14 +479,29 @@ export function parseConfig(raw: unknown, overrides: ConfigOverrides = {}, sourc
       if (!NAME_RE.test(name)) c.add(path, 'framework names are lower-case letters, digits, - and _ (at most 64)');
       const f = c.object(value ?? {}, path) ?? {};
       c.known(f, FRAMEWORK_KEYS, path);
+      let protocol: PeerProtocol = 'native';
+      if (f.protocol !== undefined) {
+        if (PEER_PROTOCOLS.includes(f.protocol as PeerProtocol)) protocol = f.protocol as PeerProtocol;
+        else c.add(`${path}.protocol`, `must be one of ${PEER_PROTOCOLS.join(', ')}`);
+      }
       const endpoints: string[] = [];
       if (f.endpoints !== undefined) {
-        if (!Array.isArray(f.endpoints)) c.add(`${path}.endpoints`, 'must be a list of ZMQ endpoints');
+        if (!Array.isArray(f.endpoints)) c.add(`${path}.endpoints`, protocol === 'openpi' ? 'must be a list of websocket URLs' : 'must be a list of ZMQ endpoints');
         else f.endpoints.forEach((ep, i) => {
-          const ok = c.endpoint(ep, `${path}.endpoints[${i}]`);
+          const ok = protocol === 'openpi' ? websocketUrl(c, ep, `${path}.endpoints[${i}]`) : c.endpoint(ep, `${path}.endpoints[${i}]`);
           if (ok) endpoints.push(ok);
         });
       }
+      let outbound: OutboundMappingSpec | undefined;
+      if (protocol === 'native') {
+        if (f.outbound !== undefined) c.add(`${path}.outbound`, "is for a peer server ('protocol: openpi' or 'protocol: groot')");
+      } else {
+        outbound = outboundMapping(c, f.outbound, `${path}.outbound`, protocol);
+        if (endpoints.length === 0) c.add(`${path}.endpoints`, `a '${protocol}' framework needs the server's endpoints`);
+        for (const key of ['embedded', 'launcher', 'curve'] as const) if (f[key] !== undefined) c.add(`${path}.${key}`, `is for native workers, not a '${protocol}' server`);
+      }
+      const peerToken = c.string(f.peerToken, `${path}.peerToken`);
+      if (peerToken !== undefined && protocol === 'native') c.add(`${path}.peerToken`, "is for a peer server ('protocol: openpi' or 'protocol: groot')");
       let codec: Codec = 'binary';
       if (f.codec !== undefined) {
         if (CODECS.includes(f.codec as Codec)) codec = f.codec as Codec;
@@ -462,6 +538,9 @@ export function parseConfig(raw: unknown, overrides: ConfigOverrides = {}, sourc
       }
       frameworks[name] = {
         name,
+        protocol,
+        ...(outbound ? { outbound } : {}),
+        ...(peerToken !== undefined ? { peerToken } : {}),
         ...(observation ? { observation } : {}),
         ...(openpiFw ? { openpi: openpiFw } : {}),
         ...(grootFw ? { groot: grootFw } : {}),

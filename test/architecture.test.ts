@@ -16,7 +16,9 @@ const ALLOWED: Record<string, readonly string[]> = {
   telemetry: ['lib', 'protocol', 'zmq'],
   zmq: ['lib', 'protocol', 'telemetry'],
   config: ['lib', 'protocol', 'zmq'],
-  router: ['lib', 'protocol', 'telemetry', 'zmq', 'config'],
+  router: ['lib', 'protocol', 'telemetry', 'zmq', 'config', 'backends'],
+  // Clients of peer servers that are not ZeroMQ (openpi's websocket): the shared peer-pool core and the pool types, no socket of zmq's.
+  backends: ['lib', 'protocol', 'zmq/peer-pool', 'zmq/types'],
   docker: ['lib', 'protocol', 'telemetry', 'config', 'router/framework-launcher'],
   worker: ['lib', 'protocol', 'telemetry', 'zmq'],
   gateway: ['lib', 'protocol', 'telemetry', 'zmq', 'router', 'config'],

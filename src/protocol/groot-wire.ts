@@ -129,3 +129,54 @@ export function encodeGroot(value: unknown): Buffer {
 export function modalityConfig(config: Record<string, unknown>): Record<string, unknown> {
   return { __ModalityConfig_class__: true, as_json: JSON.stringify(config) };
 }
+
+/** A request to a GR00T server (the gateway as its client): `{endpoint, data?, api_token?}` in GR00T's msgpack. */
+export function encodeGrootRequest(endpoint: string, data?: Record<string, unknown>, apiToken?: string): Buffer {
+  return encodeGroot({ endpoint, ...(data !== undefined ? { data } : {}), ...(apiToken !== undefined ? { api_token: apiToken } : {}) });
+}
+
+/** A ModalityConfig's content: N1.5 sends `as_json` as JSON text, N1.6 as a map. */
+function reviveModalityConfig(value: Record<string, unknown>, path: string): unknown {
+  const body = value.as_json;
+  if (isMap(body)) return body;
+  if (typeof body !== 'string') throw new GatewayError('worker_error', `${path}: a ModalityConfig's as_json is neither JSON text nor a map`);
+  try {
+    return JSON.parse(body) as unknown;
+  } catch (err) {
+    throw new GatewayError('worker_error', `${path}: a ModalityConfig's as_json is not JSON: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+function reviveReply(value: unknown, path: string): unknown {
+  if (Array.isArray(value)) return value.map((v, i) => reviveReply(v, pointer(path, i)));
+  if (!isMap(value)) return value;
+  if (value.__ndarray_class__ === true) {
+    if (!(value.as_npy instanceof Uint8Array)) throw new GatewayError('worker_error', `${path}: an ndarray's as_npy must be bytes`);
+    return readNpy(value.as_npy, path).tensor;
+  }
+  if (value.__ModalityConfig_class__ === true) return reviveModalityConfig(value, path);
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) out[k] = reviveReply(v, pointer(path, k));
+  return out;
+}
+
+/**
+ * A GR00T server's reply → plain values with Tensors (ndarrays) and plain maps (ModalityConfigs). Throws
+ * `too_large`, or `worker_error` for bytes that are not a GR00T reply (the peer is at fault, not the caller).
+ */
+export function decodeGrootReply(bytes: Uint8Array, limits: Limits): unknown {
+  if (bytes.byteLength > limits.maxMessageBytes) throw new GatewayError('too_large', `reply is ${bytes.byteLength} bytes; the limit is ${limits.maxMessageBytes}`);
+  if (msgpackDepthExceeds(bytes, limits.maxDepth)) throw new GatewayError('worker_error', `reply is nested deeper than ${limits.maxDepth} levels (the limit)`);
+  let raw: unknown;
+  try {
+    raw = decoderFor(limits).decode(bytes);
+  } catch (err) {
+    throw new GatewayError('worker_error', `the GR00T server's reply is not valid msgpack: ${(err as Error).message}`, { cause: err });
+  }
+  try {
+    return reviveReply(raw, '');
+  } catch (err) {
+    if (err instanceof GatewayError && err.code === 'bad_request') throw new GatewayError('worker_error', `the GR00T server's reply: ${err.message}`, { cause: err });
+    throw err;
+  }
+}

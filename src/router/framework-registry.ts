@@ -3,10 +3,11 @@ import { GatewayError } from '../lib/errors.js';
 import { silentLogger, type Logger } from '../lib/log.js';
 import type { Limits } from '../protocol/codec.js';
 import type { FrameworkConfig } from '../config.js';
-import { WorkerPool } from '../zmq/worker-pool.js';
+import type { WorkerPool } from '../zmq/worker-pool.js';
+import { createFrameworkPool } from './pool-factory.js';
 import type { FrameworkLauncher } from './framework-launcher.js';
 
-/** What the router needs from a pool (WorkerPool implements it). */
+/** What the router needs from a pool (WorkerPool implements it, and so do the peer-server pools: pool-factory.ts). */
 export type FrameworkPool = Pick<WorkerPool, 'request' | 'addEndpoint' | 'removeEndpoint' | 'checkHealth' | 'isReady' | 'whenReady' | 'stats' | 'start' | 'close' | 'onEvent' | 'endpoints'>;
 
 /** `ready`: a worker is ready; `starting`: a launch is in progress; `stopped`: launchable and not running (on purpose); `down`: no ready worker. */
@@ -57,16 +58,7 @@ export class FrameworkRegistry {
       this.#entries.set(fw.name, {
         name: fw.name,
         config: fw,
-        pool: new WorkerPool({
-          framework: fw.name,
-          endpoints: fw.endpoints,
-          timeoutMs: fw.timeoutMs,
-          codec: fw.codec,
-          limits: options.limits,
-          healthIntervalMs: options.healthIntervalMs,
-          log: options.log,
-          ...(fw.curve ? { curve: fw.curve } : {}),
-        }),
+        pool: createFrameworkPool(fw, { limits: options.limits, healthIntervalMs: options.healthIntervalMs, log: options.log }),
         launcher,
         inFlight: 0,
         latencyEmaMs: undefined,
