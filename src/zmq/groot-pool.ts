@@ -239,7 +239,7 @@ class GrootConnection implements PeerConnection {
       let hint = `send '${key}' beside the observation`;
       const camera = Object.entries(spec.images ?? {}).find(([, k]) => k === key)?.[0] ?? (spec.imagePrefix && key.startsWith(spec.imagePrefix) ? key.slice(spec.imagePrefix.length) : undefined);
       if (camera !== undefined) [path, hint] = [pointer('/data/images', camera), `send camera '${camera}' under images`];
-      else if (typeof spec.state === 'object' || spec.state === key) [path, hint] = ['/data/state', `map the state to it (outbound.state)`];
+      else if (spec.state === key || (typeof spec.state === 'object' && spec.state.some((g) => g.key === key)) || key.startsWith('state.')) [path, hint] = ['/data/state', `map the state to it (outbound.state)`];
       else if (key === spec.instruction) [path, hint] = ['/data/instruction', 'send an instruction'];
       throw new GatewayError('bad_request', `${path}: missing: the GR00T server at ${this.endpoint} needs '${key}' (its modality config lists it); ${hint}`, { path });
     }

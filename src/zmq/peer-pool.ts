@@ -239,7 +239,8 @@ export class PeerPool implements AsyncDisposable {
           if (!this.#members.has(member.conn.endpoint) || this.#closing) return;
           const error = err instanceof GatewayError ? err : new GatewayError('unavailable', (err as Error).message);
           member.lastError = error;
-          this.#setState(member, member.conn.connected && error.code !== 'unauthorized' ? 'unhealthy' : 'down', error.message);
+          // Reachable but refusing us (a bad token) is unhealthy, with the server's words; unreachable is down.
+          this.#setState(member, member.conn.connected || error.code === 'unauthorized' ? 'unhealthy' : 'down', error.message);
         }
       }),
     );
