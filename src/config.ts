@@ -497,7 +497,6 @@ export function parseConfig(raw: unknown, overrides: ConfigOverrides = {}, sourc
         if (f.outbound !== undefined) c.add(`${path}.outbound`, "is for a peer server ('protocol: openpi' or 'protocol: groot')");
       } else {
         outbound = outboundMapping(c, f.outbound, `${path}.outbound`, protocol);
-        if (endpoints.length === 0) c.add(`${path}.endpoints`, `a '${protocol}' framework needs the server's endpoints`);
         for (const key of ['embedded', 'launcher', 'curve'] as const) if (f[key] !== undefined) c.add(`${path}.${key}`, `is for native workers, not a '${protocol}' server`);
       }
       const peerToken = c.string(f.peerToken, `${path}.peerToken`);
