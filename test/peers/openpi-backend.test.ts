@@ -13,6 +13,7 @@ import type { PoolEvent } from '../../src/zmq/types.js';
 import { WorkerClient } from '../../src/zmq/worker-client.js';
 import { startTestGateway } from '../support/gateway.js';
 import { startOpenpiServer } from '../support/peer-servers.js';
+import { openpiScenario } from '../support/peers.js';
 
 const PROMPT = 'fold the towel';
 
@@ -162,4 +163,21 @@ test('a server killed mid-request: unavailable, the framework goes down, and it 
   await ready(gateway, 'pi');
   assert.ok(second.pid !== first.pid);
   assert.deepEqual(actionOf(await client.request({ type: 'inference', data: observation(5), framework: 'pi' })).toNested(), expected(state(5)));
+});
+
+test("both ways at once: openpi's own client → the gateway's openpi door → the openpi backend → an openpi server", async (t) => {
+  await using server = await startOpenpiServer();
+  const gateway = await startTestGateway(t, {
+    openpi: { host: '127.0.0.1', port: 0, framework: 'pi' },
+    frameworks: { pi: { ...pi(`ws://127.0.0.1:${server.port}`), observation: 'openpi-generic' } },
+  });
+  await ready(gateway, 'pi');
+  // openpi_scenarios.py 'generic': two infers of a 224x224 image pair, state STATE, prompt "pick up the fork".
+  const r = await openpiScenario('generic', gateway.openpiUrl!);
+  const first = r.first as { dtype: string; shape: number[]; values: number[][] };
+  assert.equal(first.dtype, '<f4');
+  assert.deepEqual(first.shape, [10, 8]);
+  assert.deepEqual(first.values, expected([0.5, -1.0, 2.25, 0.0, 0.125, 3.0, -0.75, 1.0]));
+  assert.equal(r.second_equal, true);
+  assert.ok((r.keys as string[]).includes('prompt'), 'the server\'s extra reply field reached the client');
 });
