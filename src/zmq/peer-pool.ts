@@ -7,6 +7,7 @@
 // No zeromq here: the openpi backend imports this module.
 import { abortError, deferred, Deadline } from '../lib/abort.js';
 import { GatewayError } from '../lib/errors.js';
+import { whenReadyEvent } from './ready-event.js';
 import { EventStream } from '../lib/event-stream.js';
 import { silentLogger, type Logger } from '../lib/log.js';
 import type { HealthResult } from '../protocol/messages.js';
@@ -173,23 +174,7 @@ export class PeerPool implements AsyncDisposable {
   }
 
   whenReady(signal: AbortSignal): Promise<void> {
-    if (this.isReady()) return Promise.resolve();
-    if (this.#closing) return Promise.reject(new GatewayError('unavailable', `pool ${this.framework} is closed`));
-    if (signal.aborted) return Promise.reject(abortError(signal, `${this.framework} ready`));
-    return new Promise<void>((resolve, reject) => {
-      const finish = (err?: GatewayError) => {
-        stop();
-        signal.removeEventListener('abort', onAbort);
-        if (err) reject(err);
-        else resolve();
-      };
-      const onAbort = () => finish(abortError(signal, `${this.framework} ready`));
-      const stop = this.#events.on((event) => {
-        if (event.type === 'state' && event.to === 'ready') finish();
-        else if (event.type === 'closed') finish(new GatewayError('unavailable', `pool ${this.framework} is closed`));
-      });
-      signal.addEventListener('abort', onAbort, { once: true });
-    });
+    return whenReadyEvent(this, this.#closing !== undefined, signal);
   }
 
   /** Sends to the ready endpoint with the fewest requests queued. `unavailable` (or the peer's `unauthorized`) when none can take it. */

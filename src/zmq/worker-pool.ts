@@ -1,7 +1,7 @@
 // The workers of one framework: endpoints added and removed at run time, least-in-flight choice among
 // ready ones, periodic health checks (healthy means ready), typed state events, and a draining close.
-import { abortError } from '../lib/abort.js';
 import { GatewayError } from '../lib/errors.js';
+import { whenReadyEvent } from './ready-event.js';
 import { EventStream } from '../lib/event-stream.js';
 import { silentLogger, type Logger } from '../lib/log.js';
 import type { Codec, Limits } from '../protocol/codec.js';
@@ -125,23 +125,7 @@ export class WorkerPool implements AsyncDisposable {
    * The listener is removed on every exit.
    */
   whenReady(signal: AbortSignal): Promise<void> {
-    if (this.isReady()) return Promise.resolve();
-    if (this.#closing) return Promise.reject(new GatewayError('unavailable', `pool ${this.framework} is closed`));
-    if (signal.aborted) return Promise.reject(abortError(signal, `${this.framework} ready`));
-    return new Promise<void>((resolve, reject) => {
-      const finish = (err?: GatewayError) => {
-        stop();
-        signal.removeEventListener('abort', onAbort);
-        if (err) reject(err);
-        else resolve();
-      };
-      const onAbort = () => finish(abortError(signal, `${this.framework} ready`));
-      const stop = this.#events.on((event) => {
-        if (event.type === 'state' && event.to === 'ready') finish();
-        else if (event.type === 'closed') finish(new GatewayError('unavailable', `pool ${this.framework} is closed`));
-      });
-      signal.addEventListener('abort', onAbort, { once: true });
-    });
+    return whenReadyEvent(this, this.#closing !== undefined, signal);
   }
 
   /**
