@@ -28,7 +28,9 @@ import { GrootDoor } from './gateway/groot-door.js';
 import type { OpenpiDoor } from './gateway/openpi-door.js';
 import { ZmqFront } from './gateway/zmq-front.js';
 import { closeAll, type Closable } from './lib/close-all.js';
+import { GatewayError } from './lib/errors.js';
 import { silentLogger, type Logger } from './lib/log.js';
+import { portIsFree } from './lib/ports.js';
 import { Recorder } from './recording/recorder.js';
 import { FrameworkRegistry } from './router/framework-registry.js';
 import { Router } from './router/router.js';
@@ -87,6 +89,7 @@ export async function buildGateway(config: GatewayConfig, env: GatewayEnvironmen
   const opened: Closable[] = [];
   const close = () => closeAll([...opened].reverse());
   try {
+    await checkListenAddresses(config);
     // Embedded workers: the framework's endpoint is the child's.
     const embedded = new Map<string, EmbeddedWorker>();
     const frameworks: FrameworkConfig[] = [];
@@ -262,4 +265,23 @@ async function startDocker(config: GatewayConfig, env: GatewayEnvironment, log: 
     statsIntervalMs: config.docker.statsIntervalMs,
     launcher: { idleStopMs: config.docker.idleStopMs || undefined, oneGpuFrameworkAtATime: config.docker.oneGpuFrameworkAtATime },
   });
+}
+
+/**
+ * Every fixed TCP address the gateway will listen on is free: said before any worker process or container starts
+ * (`unavailable`, naming the address), instead of after them. Port 0 and `*` are chosen by the system.
+ */
+async function checkListenAddresses(config: GatewayConfig): Promise<void> {
+  const addresses: Array<{ what: string; host: string; port: number }> = [{ what: 'HTTP', host: config.http.host, port: config.http.port }];
+  const zmq = /^tcp:\/\/(.+):(\d+)$/.exec(config.zmq.endpoint);
+  if (zmq) addresses.push({ what: 'ZMQ', host: zmq[1]!.replace(/^\[|\]$/g, ''), port: Number(zmq[2]) });
+  if (config.openpi) addresses.push({ what: 'openpi', host: config.openpi.host, port: config.openpi.port });
+  const groot = config.groot && /^tcp:\/\/(.+):(\d+)$/.exec(config.groot.endpoint);
+  if (groot) addresses.push({ what: 'GR00T', host: groot[1]!.replace(/^\[|\]$/g, ''), port: Number(groot[2]) });
+  for (const { what, host, port } of addresses) {
+    if (port === 0) continue;
+    if (!(await portIsFree(host === '*' ? '0.0.0.0' : host, port))) {
+      throw new GatewayError('unavailable', `cannot listen on ${host}:${port} for the ${what} door: address already in use (another gateway running? choose another port)`);
+    }
+  }
 }

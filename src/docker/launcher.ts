@@ -3,10 +3,10 @@
 // router's pool's business (health over its own long-lived sockets), not this module's. Announces containers
 // that end (with their last log lines when they crash), stops idle frameworks, and optionally keeps only one
 // GPU framework running at a time.
-import { createServer } from 'node:net';
 import { abortError, Deadline, deferred, throwIfAborted, type Deferred } from '../lib/abort.js';
 import { GatewayError } from '../lib/errors.js';
 import { EventStream } from '../lib/event-stream.js';
+import { portIsFree } from '../lib/ports.js';
 import { silentLogger, type Logger } from '../lib/log.js';
 import type { FrameworkControl, FrameworkLauncher, Launch } from '../router/framework-launcher.js';
 import type { ContainerStatsSnapshot, LaunchState, LaunchStatus, ManagedContainer } from './types.js';
@@ -42,15 +42,6 @@ export type LauncherEvent =
 /** A sample as GET /v1/containers shows it: ISO time, null for what is not known, no container id. */
 function snapshotOf({ containerId: _containerId, time, cpuPercent, pids, ...counters }: ResourceSample): ContainerStatsSnapshot {
   return { time: time.toISOString(), cpuPercent: cpuPercent ?? null, ...counters, pids: pids ?? null };
-}
-
-/** True when nothing accepts connections on 127.0.0.1:port (we can bind it ourselves). */
-function portIsFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.once('error', () => resolve(false));
-    server.listen({ host: '127.0.0.1', port, exclusive: true }, () => server.close(() => resolve(true)));
-  });
 }
 
 /** Waits for `promise`, but rejects as soon as `signal` aborts (the work itself goes on). */
@@ -387,7 +378,7 @@ export class DockerLauncher implements FrameworkLauncher, FrameworkControl {
         );
       }
     }
-    if (spec.networkMode === 'host' && spec.port !== undefined && !(await portIsFree(spec.port))) {
+    if (spec.networkMode === 'host' && spec.port !== undefined && !(await portIsFree('127.0.0.1', spec.port))) {
       throw new DockerError(
         'unavailable',
         'port_in_use',
