@@ -142,6 +142,17 @@ function summariseAction(action: unknown, rows: number, Tensor: typeof TensorCla
   return lines;
 }
 
+/** The gateway's default framework, from GET /v1/frameworks; `bad_request` when it has none. */
+async function defaultFrameworkOf(base: string, timeoutMs: number): Promise<string> {
+  using deadline = new Deadline(timeoutMs);
+  const res = await fetch(`${base}/v1/frameworks`, { signal: deadline.signal });
+  const body = (await res.json()) as { default?: string | null; frameworks?: Array<{ name: string }> };
+  if (!res.ok || !body.default) {
+    throw new GatewayError('bad_request', `the gateway at ${base} has no default framework (${(body.frameworks ?? []).map((f) => f.name).join(', ') || 'none listed'}): pass --framework`);
+  }
+  return body.default;
+}
+
 const infer: CliCommand = {
   name: 'infer',
   summary: 'send one observation (a sample or a JSON file) and print the action chunk and the timings',
@@ -183,9 +194,11 @@ const infer: CliCommand = {
     let last: { result: unknown; timing?: { compute_ms?: number; total_ms?: number }; via: string } | undefined;
 
     if (values.http) {
-      const framework = values.framework ?? 'demo';
+      const base = values.url!.replace(/\/$/, '');
+      // As over ZMQ: without --framework, the gateway's default framework (asked for, not assumed to be 'demo').
+      const framework = values.framework ?? (await defaultFrameworkOf(base, timeoutMs));
       const msgpack = codec !== 'json';
-      const url = `${values.url!.replace(/\/$/, '')}/v1/frameworks/${framework}/inference`;
+      const url = `${base}/v1/frameworks/${encodeURIComponent(framework)}/inference`;
       for (let i = 0; i < count; i++) {
         const body = msgpack ? encodeMessage({ data }, 'msgpack')[0]! : JSON.stringify({ data });
         const t0 = performance.now();

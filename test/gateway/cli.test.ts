@@ -43,6 +43,12 @@ test('infer prints the demo chunk and timings over ZMQ (each codec) and HTTP; fr
   assert.match(stdout, /demo \*\s+ready/);
 
   await assert.rejects(cli('infer', '--endpoint', gateway.zmqEndpoint, '--codec', 'xml'), (err: { code: number; stderr: string }) => err.code !== 0 && /--codec must be/.test(err.stderr));
+
+  // Over HTTP without --framework: the gateway's default framework, whatever its name (it used to be 'demo' always).
+  const other = await startTestGateway(t, { frameworks: { lerobot: { embedded: true } } });
+  const viaDefault = await cli('infer', '--http', '--url', other.httpUrl, '--sample', 'S');
+  assert.match(viaDefault.stdout, /frameworks\/lerobot\/inference/);
+  assert.match(viaDefault.stdout, /\[3\] 0\.0400 0\.1400/);
 });
 
 test('the installed command answers --version (package.json\'s) and --help from dist/ without loading any npm package', async () => {
