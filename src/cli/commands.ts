@@ -13,6 +13,8 @@ export interface CliIo {
 export interface CliCommand {
   name: string;
   summary: string;
+  /** Its options, one line (`--help` prints it); commands that print their own help leave it out. */
+  usage?: string;
   /** Runs with the arguments after the subcommand name; resolves with the exit code. */
   run(args: string[], io: CliIo): Promise<number>;
 }

@@ -44,6 +44,7 @@ const common = {
 export const dockerCommands: CliCommand[] = [
   {
     name: 'up',
+    usage: '<framework> [--config gateway.yaml] [--image-tag local] [--cpu] [--jetson]',
     summary: "start a framework's container and wait until its worker is ready (lerobot, groot, pi0)",
     async run(args, io) {
       const { values, positionals } = parseArgs({ args, options: common, allowPositionals: true });
@@ -58,6 +59,7 @@ export const dockerCommands: CliCommand[] = [
   },
   {
     name: 'down',
+    usage: '[<framework>] [--config gateway.yaml]',
     summary: "stop and remove a framework's container (or all of ours)",
     async run(args, io) {
       const { values, positionals } = parseArgs({ args, options: common, allowPositionals: true });
@@ -68,6 +70,7 @@ export const dockerCommands: CliCommand[] = [
   },
   {
     name: 'ps',
+    usage: '[--config gateway.yaml]',
     summary: 'list the containers this gateway manages',
     async run(args, io) {
       const { values } = parseArgs({ args, options: common });
@@ -78,6 +81,7 @@ export const dockerCommands: CliCommand[] = [
   },
   {
     name: 'logs',
+    usage: '<framework> [--tail 100] [-f] [--config gateway.yaml]',
     summary: "print a framework container's logs",
     async run(args, io) {
       const { values, positionals } = parseArgs({ args, options: { ...common, tail: { type: 'string', default: '100' }, follow: { type: 'boolean', short: 'f', default: false } }, allowPositionals: true });

@@ -241,6 +241,7 @@ const infer: CliCommand = {
 const frameworks: CliCommand = {
   name: 'frameworks',
   summary: "list the gateway's frameworks: state, endpoints, requests in flight, recent latency",
+  usage: '[--url http://127.0.0.1:8080] [--json]',
   async run(args, io) {
     const { DEFAULT_HTTP_PORT } = await import('../config.js');
     const { values } = parseArgs({ args, options: { url: { type: 'string', default: `http://127.0.0.1:${DEFAULT_HTTP_PORT}` }, json: { type: 'boolean', default: false } } });
@@ -316,6 +317,11 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     io.err(`unknown command '${name}'`);
     usage(commands, io);
     return 2;
+  }
+  if (command.usage !== undefined && (rest.includes('--help') || rest.includes('-h'))) {
+    io.out(`usage: physical-ai-gateway ${command.name} ${command.usage}`);
+    io.out(`  ${command.summary}`);
+    return 0;
   }
   try {
     return await command.run(rest, io);

@@ -77,3 +77,13 @@ test('without dist/ the command says to run npm run build, and exits 1', async (
     return true;
   });
 });
+
+test('every command listed by --help answers its own --help with a usage line and exit 0', async () => {
+  const { stdout } = await cli('--help');
+  const names = [...stdout.matchAll(/^ {2}(\S+) {2,}/gm)].map((m) => m[1]!);
+  assert.ok(names.includes('serve') && names.includes('frameworks') && names.includes('ps'), stdout);
+  for (const name of names) {
+    const help = await cli(name, '--help');
+    assert.match(help.stdout, /usage: physical-ai-gateway/i, `${name} --help`);
+  }
+});
