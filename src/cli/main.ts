@@ -338,6 +338,17 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
       io.err(err.message);
       return 2;
     }
+    // What a user meets most: a file that is not there, a gateway that does not answer. One line and a hint.
+    const code = (err as { code?: string; cause?: { code?: string } }).code ?? (err as { cause?: { code?: string } }).cause?.code;
+    if (code === 'ENOENT' || code === 'EACCES' || code === 'EISDIR') {
+      io.err(`error: ${(err as Error).message}`);
+      return 2;
+    }
+    if (err instanceof TypeError && err.message === 'fetch failed') {
+      const cause = (err as { cause?: { message?: string } }).cause?.message ?? 'no answer';
+      io.err(`error: the gateway did not answer (${cause}); is it running? (npm start, or --url to point at another)`);
+      return 1;
+    }
     io.err(err instanceof Error ? (err.stack ?? err.message) : String(err));
     return 1;
   }

@@ -7,6 +7,7 @@ import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promi
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { createServer } from 'node:net';
 import { promisify } from 'node:util';
 import { ensureBuilt, ROOT } from '../support/build.js';
 import { startTestGateway } from '../support/gateway.js';
@@ -86,4 +87,25 @@ test('every command listed by --help answers its own --help with a usage line an
     const help = await cli(name, '--help');
     assert.match(help.stdout, /usage: physical-ai-gateway/i, `${name} --help`);
   }
+});
+
+test('error paths end with one line and an exit code, not a stack trace: no gateway, a missing file', async () => {
+  const port = await new Promise<number>((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => resolve(p));
+    });
+  });
+  await assert.rejects(cli('infer', '--http', '--url', `http://127.0.0.1:${port}`, '--framework', 'demo'), (err: { code: number; stderr: string }) => {
+    assert.equal(err.code, 1);
+    assert.match(err.stderr, /^error: the gateway did not answer .*is it running\?/);
+    assert.doesNotMatch(err.stderr, /\n\s+at /, 'no stack trace');
+    return true;
+  });
+  await assert.rejects(cli('infer', '--file', '/nonexistent/obs.json'), (err: { code: number; stderr: string }) => {
+    assert.equal(err.code, 2);
+    assert.match(err.stderr, /^error: ENOENT/);
+    assert.doesNotMatch(err.stderr, /\n\s+at /);
+    return true;
+  });
 });
