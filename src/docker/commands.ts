@@ -89,10 +89,14 @@ export async function ps(ctx: CommandContext): Promise<void> {
 /** Prints a framework's last log lines; with `follow`, keeps printing until the signal aborts or it stops. */
 export async function logs(ctx: CommandContext, framework: string, { tail = 100, follow = false }: { tail?: number; follow?: boolean } = {}): Promise<void> {
   const name = containerNameFor(specOf(ctx, framework));
-  if (!(await ctx.manager.inspect(name))) throw new GatewayError('unavailable', `${framework}: no container ${name}; start it with 'up ${framework}'`);
+  const info = await ctx.manager.inspect(name);
+  if (!info) throw new GatewayError('unavailable', `${framework}: no container ${name}; start it with 'up ${framework}'`);
+  // The current run's lines only: a restarted container keeps its earlier runs' output in the same log.
+  const startedS = Math.floor(Date.parse(info.State.StartedAt) / 1000);
+  const since = Number.isFinite(startedS) && startedS > 0 ? startedS : undefined;
   if (!follow) {
-    for (const line of await ctx.manager.logs(name, { tail })) ctx.out(line);
+    for (const line of await ctx.manager.logs(name, { tail, ...(since !== undefined ? { since } : {}) })) ctx.out(line);
     return;
   }
-  for await (const line of ctx.manager.followLogs(name, { tail, ...(ctx.signal ? { signal: ctx.signal } : {}) })) ctx.out(line);
+  for await (const line of ctx.manager.followLogs(name, { tail, ...(since !== undefined ? { since } : {}), ...(ctx.signal ? { signal: ctx.signal } : {}) })) ctx.out(line);
 }

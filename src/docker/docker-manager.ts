@@ -137,6 +137,8 @@ export interface ContainerEvent {
 export interface LogOptions {
   tail?: number;
   timestamps?: boolean;
+  /** Only lines written at or after this time, Unix seconds (e.g. the container's last start). */
+  since?: number;
 }
 
 /** A process started with `startExec`: output lines as they come, and its end. */
@@ -746,9 +748,9 @@ export class DockerManager {
   }
 
   /** The last `tail` log lines (stdout and stderr interleaved by stream; order across streams is not kept). */
-  async logs(idOrName: string, { tail = 100, timestamps = false }: LogOptions = {}): Promise<string[]> {
+  async logs(idOrName: string, { tail = 100, timestamps = false, since }: LogOptions = {}): Promise<string[]> {
     try {
-      const buf = (await this.docker.getContainer(idOrName).logs({ stdout: true, stderr: true, follow: false, tail, timestamps })) as unknown as Buffer;
+      const buf = (await this.docker.getContainer(idOrName).logs({ stdout: true, stderr: true, follow: false, tail, timestamps, ...(since !== undefined ? { since } : {}) })) as unknown as Buffer;
       return logLines(Buffer.isBuffer(buf) ? buf : Buffer.from(String(buf)));
     } catch (err) {
       throw this.#wrap(err, `logs of ${idOrName}`);
@@ -756,10 +758,10 @@ export class DockerManager {
   }
 
   /** Log lines as they are written (after the last `tail`), until the signal aborts or the container stops. */
-  async *followLogs(idOrName: string, { tail = 10, signal }: { tail?: number; signal?: AbortSignal } = {}): AsyncGenerator<string> {
+  async *followLogs(idOrName: string, { tail = 10, signal, since }: { tail?: number; signal?: AbortSignal; since?: number } = {}): AsyncGenerator<string> {
     let raw: Readable;
     try {
-      raw = (await this.docker.getContainer(idOrName).logs({ stdout: true, stderr: true, follow: true, tail })) as unknown as Readable;
+      raw = (await this.docker.getContainer(idOrName).logs({ stdout: true, stderr: true, follow: true, tail, ...(since !== undefined ? { since } : {}) })) as unknown as Readable;
     } catch (err) {
       throw this.#wrap(err, `logs of ${idOrName}`);
     }
