@@ -106,9 +106,9 @@ export function buildOpenApi({ version = '0.1.0', controlNeedsToken = false }: O
   const nameParam = { name: 'name', in: 'path', required: true, description: 'Framework name (demo, lerobot, groot, pi0, ...)', schema: { type: 'string' }, example: 'demo' };
   // OpenAPI 3.1 media type objects take no `description` (the validator refuses one): what differs between the two
   // encodings is said in the request body's description instead.
-  const requestBody = (dataSchema: unknown, examples: Record<string, unknown>) => ({
-    required: true,
-    description: 'JSON: the original envelope `{type?, data, request_id?, timeout_ms?}` or the data itself, tensors as nested lists. msgpack: the same map, tensors inline as `TensorRef` with `data` bytes.',
+  const requestBody = (dataSchema: unknown, examples: Record<string, unknown>, required: boolean) => ({
+    required,
+    description: 'JSON: the original envelope `{type?, data, request_id?, timeout_ms?}` or the data itself, tensors as nested lists. msgpack: the same map, tensors inline as `TensorRef` with `data` bytes.' + (required ? '' : ' An empty body is taken as `{}`.'),
     content: {
       'application/json': { schema: { oneOf: [ref('Envelope'), dataSchema] }, examples },
       'application/msgpack': { schema: { oneOf: [ref('Envelope'), dataSchema] } },
@@ -139,12 +139,13 @@ export function buildOpenApi({ version = '0.1.0', controlNeedsToken = false }: O
   // The README's rule: control routes need the bearer token when one is set or the gateway listens beyond loopback.
   // Where neither holds (a loopback gateway without a token) the token is optional (`{}` = no requirement).
   const controlSecurity = controlNeedsToken ? [{ bearer: [] }] : [{ bearer: [] }, {}];
+  // Inference needs an observation; train and command pass whatever they get, an empty body included.
   const op = (operationId: string, summary: string, dataSchema: unknown, resultSchema: unknown, control: boolean, examples: Record<string, unknown>) => ({
     post: {
       operationId,
       summary,
       parameters: [nameParam],
-      requestBody: requestBody(dataSchema, examples),
+      requestBody: requestBody(dataSchema, examples, !control),
       responses: replyResponses(resultSchema),
       ...(control ? { security: controlSecurity } : {}),
     },
@@ -176,11 +177,14 @@ export function buildOpenApi({ version = '0.1.0', controlNeedsToken = false }: O
       '/v1/frameworks/{name}/inference': op('infer', 'Run the policy on an observation; answers with an action chunk', ref('Observation'), ref('ActionChunk'), false, inferenceExamples),
       '/v1/frameworks/{name}/train': op('train', 'Pass a training request to the framework', { type: 'object' }, {}, true, trainExamples),
       '/v1/frameworks/{name}/command': op('command', 'Pass a command to the framework', { type: 'object' }, {}, true, commandExamples),
+      // health and status take POST too (the original client's envelope, like inference); the body is not needed.
       '/v1/frameworks/{name}/health': {
         get: { operationId: 'getFrameworkHealth', summary: "Ask the framework's worker whether it is ready", parameters: [nameParam], responses: replyResponses(ref('HealthResult'), { body: false }) },
+        post: { operationId: 'postFrameworkHealth', summary: 'The same as GET, for clients that POST an envelope', parameters: [nameParam], requestBody: requestBody({ type: 'object' }, { envelope: { summary: 'The original envelope', value: { type: 'health', data: {} } } }, false), responses: replyResponses(ref('HealthResult')) },
       },
       '/v1/frameworks/{name}/status': {
         get: { operationId: 'getFrameworkWorkerStatus', summary: "Ask the framework's worker for its status (passed to the worker)", parameters: [nameParam], responses: replyResponses({}, { body: false }) },
+        post: { operationId: 'postFrameworkWorkerStatus', summary: 'The same as GET, for clients that POST an envelope', parameters: [nameParam], requestBody: requestBody({ type: 'object' }, { envelope: { summary: 'The original envelope', value: { type: 'status', data: {} } } }, false), responses: replyResponses({}) },
       },
       '/v1/frameworks': {
         get: {
