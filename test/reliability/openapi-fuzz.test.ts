@@ -33,9 +33,10 @@ interface HarEntry { request: { method: string; url: string; postData?: { text?:
 test('schemathesis finds no undocumented 5xx and no answer that breaks the OpenAPI document', { timeout: 120_000 }, async (t) => {
   const st = schemathesis();
   const dir = mkdtempSync(join(tmpdir(), 'paig-fuzz-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  // POST /v1/recording is fuzzed too: its MCAP files go to this run's folder.
+  // POST /v1/recording is fuzzed too: its MCAP files go to this run's folder, removed after the gateway has
+  // closed (after-hooks run in the order they were added; the recorder finishes its file on close).
   const gateway = await startTestGateway(t, { recording: { dir: join(dir, 'recordings') } });
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
   const har = join(dir, 'exchanges.har');
   const args = [
     'run', `${gateway.httpUrl}/openapi.json`,
