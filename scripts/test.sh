@@ -61,6 +61,13 @@ bash scripts/ensure-lerobot.sh
 bash scripts/ensure-peers.sh
 # ---- end peers -------------------------------------------------------------------------------------------------
 
+# ---- OpenAPI fuzzing (test/reliability/openapi-fuzz.test.ts; owned by reliability) ---------------------------
+# schemathesis 4.32.5 from PyPI, pinned with what it pulls in (scripts/fuzz-requirements.txt), in the git-ignored
+# .venv-fuzz/ on Debian's python3. About 20 s on a fresh machine, under a second once installed; starts nothing.
+# The test runs it too; here it fails the run early when it cannot be set up.
+bash scripts/ensure-fuzz.sh
+# ---- end OpenAPI fuzzing -------------------------------------------------------------------------------------
+
 say "type-check"
 npx tsc --noEmit
 say "lint"

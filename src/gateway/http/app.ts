@@ -75,6 +75,15 @@ function routePattern(path: string): RegExp {
   return new RegExp(`^${path.split('/').map((part) => (part.startsWith(':') ? '[^/]+' : part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))).join('/')}/?$`);
 }
 
+/**
+ * A request id as an HTTP header value. The id comes from the client's envelope and may hold any Unicode; a header
+ * takes Latin-1 only (undici throws on more, which surfaced as a 500). Printable ASCII passes as it is, anything else
+ * is percent-encoded; the body keeps the id exactly.
+ */
+function headerSafeId(id: string): string {
+  return /^[\x20-\x7e]*$/.test(id) ? id : encodeURIComponent(id);
+}
+
 /** The bearer token of the request, if any. */
 function bearerOf(c: Context): string | undefined {
   const match = /^Bearer\s+(.+)$/i.exec(c.req.header('authorization') ?? '');
@@ -98,7 +107,7 @@ export class HttpRequestError extends GatewayError {
 
 function errorReply(c: Context, error: GatewayError, requestId: string, encoding: Encoding): { response: Response; bytes: number } {
   const wire = { ...error.toWire(), request_id: requestId };
-  const headers: Record<string, string> = { 'content-type': contentType(encoding), 'x-request-id': requestId };
+  const headers: Record<string, string> = { 'content-type': contentType(encoding), 'x-request-id': headerSafeId(requestId) };
   if (error instanceof HttpRequestError) Object.assign(headers, error.headers);
   if (error.code === 'overloaded' || retryAfterSeconds(error) !== undefined) headers['retry-after'] = String(retryAfterSeconds(error) ?? 1);
   if (error.code === 'unauthorized') headers['www-authenticate'] = 'Bearer';
@@ -184,7 +193,7 @@ export function createHttpApp(options: HttpAppOptions): Hono {
         const body = encodeBody(reply, encoding);
         const timing = result?.timing;
         const serverTiming = [`gateway;dur=${elapsedMs.toFixed(3)}`, ...(timing ? [`worker;dur=${timing.total_ms.toFixed(3)}`] : [])].join(', ');
-        return { out: c.body(body as Uint8Array<ArrayBuffer>, 200, { 'content-type': contentType(encoding), 'x-request-id': id, 'server-timing': serverTiming }), bytes: body.byteLength };
+        return { out: c.body(body as Uint8Array<ArrayBuffer>, 200, { 'content-type': contentType(encoding), 'x-request-id': headerSafeId(id), 'server-timing': serverTiming }), bytes: body.byteLength };
       },
     });
   };

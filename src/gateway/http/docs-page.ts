@@ -1,5 +1,14 @@
 // A small, self-contained HTML page (no CDN, no external assets) that renders /openapi.json.
 
+/**
+ * Escapes a description for HTML and turns its markdown code spans (`like this`) into <code>. The page runs this
+ * function itself (its source is inlined below), so the descriptions show code, not backticks; the test calls it too.
+ */
+export function renderInline(text: string): string {
+  const escaped = String(text).replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c] ?? c);
+  return escaped.replace(/`([^`]+)`/g, '<code>$1</code>');
+}
+
 export const DOCS_HTML = `<!doctype html>
 <html lang="en">
 <head>
@@ -27,19 +36,20 @@ export const DOCS_HTML = `<!doctype html>
 <script>
 (async () => {
   const esc = (s) => String(s).replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]);
+  const md = ${renderInline.toString()};
   const res = await fetch('openapi.json');
   const doc = await res.json();
   document.getElementById('title').textContent = doc.info.title + ' ' + doc.info.version;
-  document.getElementById('desc').textContent = doc.info.description || '';
+  document.getElementById('desc').innerHTML = md(doc.info.description || '');
   const paths = document.getElementById('paths');
   for (const [path, ops] of Object.entries(doc.paths)) {
     for (const [method, op] of Object.entries(ops)) {
       const d = document.createElement('details');
       const lock = op.security && op.security.length ? '<span class="lock">bearer token</span>' : '';
-      let html = '<summary><span class="m ' + method + '">' + method.toUpperCase() + '</span> <code>' + esc(path) + '</code> ' + esc(op.summary || '') + lock + '</summary>';
-      if (op.requestBody) html += '<h4>Request body</h4><pre>' + esc(JSON.stringify(op.requestBody.content, null, 2)) + '</pre>';
+      let html = '<summary><span class="m ' + method + '">' + method.toUpperCase() + '</span> <code>' + esc(path) + '</code> ' + md(op.summary || '') + lock + '</summary>';
+      if (op.requestBody) html += '<h4>Request body</h4>' + (op.requestBody.description ? '<p>' + md(op.requestBody.description) + '</p>' : '') + '<pre>' + esc(JSON.stringify(op.requestBody.content, null, 2)) + '</pre>';
       html += '<h4>Responses</h4><ul>';
-      for (const [status, r] of Object.entries(op.responses || {})) html += '<li><b>' + esc(status) + '</b> ' + esc(r.description || '') + '</li>';
+      for (const [status, r] of Object.entries(op.responses || {})) html += '<li><b>' + esc(status) + '</b> ' + md(r.description || '') + '</li>';
       html += '</ul>';
       d.innerHTML = html;
       paths.appendChild(d);
@@ -49,7 +59,7 @@ export const DOCS_HTML = `<!doctype html>
   for (const [name, schema] of Object.entries(doc.components.schemas)) {
     const d = document.createElement('details');
     d.id = 'schema-' + name;
-    d.innerHTML = '<summary><code>' + esc(name) + '</code> ' + esc(schema.description || schema.title || '') + '</summary><pre>' + esc(JSON.stringify(schema, null, 2)) + '</pre>';
+    d.innerHTML = '<summary><code>' + esc(name) + '</code> ' + md(schema.description || schema.title || '') + '</summary><pre>' + esc(JSON.stringify(schema, null, 2)) + '</pre>';
     schemas.appendChild(d);
   }
 })().catch((err) => { document.body.insertAdjacentHTML('beforeend', '<p>Cannot load openapi.json: ' + String(err) + '</p>'); });

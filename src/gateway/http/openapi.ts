@@ -103,15 +103,23 @@ export function buildOpenApi({ version = '0.1.0', controlNeedsToken = false }: O
     },
   };
 
-  const nameParam = { name: 'name', in: 'path', required: true, description: 'Framework name (demo, lerobot, groot, pi0, ...)', schema: { type: 'string' } };
-  const requestBody = (dataSchema: unknown) => ({
-    required: true,
+  const nameParam = { name: 'name', in: 'path', required: true, description: 'Framework name (demo, lerobot, groot, pi0, ...)', schema: { type: 'string' }, example: 'demo' };
+  // OpenAPI 3.1 media type objects take no `description` (the validator refuses one): what differs between the two
+  // encodings is said in the request body's description instead.
+  const requestBody = (dataSchema: unknown, examples: Record<string, unknown>, required: boolean) => ({
+    required,
+    description: 'JSON: the original envelope `{type?, data, request_id?, timeout_ms?}` or the data itself, tensors as nested lists. msgpack: the same map, tensors inline as `TensorRef` with `data` bytes.' + (required ? '' : ' An empty body is taken as `{}`.'),
     content: {
-      'application/json': { schema: { oneOf: [ref('Envelope'), dataSchema] } },
-      'application/msgpack': { schema: { oneOf: [ref('Envelope'), dataSchema] }, description: 'msgpack map; tensors inline as TensorRef with `data` bytes' },
+      'application/json': { schema: { oneOf: [ref('Envelope'), dataSchema] }, examples },
+      'application/msgpack': { schema: { oneOf: [ref('Envelope'), dataSchema] } },
     },
   });
-  const replyResponses = (resultSchema: unknown) => ({
+  // What HTTP itself refuses before a request reaches the pipeline (the code stays `bad_request`).
+  const httpRefusals = {
+    405: errorResponse('bad_request: the path exists but not with this method; `Allow` lists the methods it takes'),
+    415: errorResponse('bad_request: a body type other than JSON or msgpack'),
+  };
+  const replyResponses = (resultSchema: unknown, { body = true } = {}) => ({
     200: {
       description: 'The worker answered. Encoded like the request (JSON: tensors as nested lists; msgpack: inline tensors).',
       content: {
@@ -119,24 +127,43 @@ export function buildOpenApi({ version = '0.1.0', controlNeedsToken = false }: O
         'application/msgpack': { schema: { allOf: [ref('ReplyHeader'), { properties: { result: resultSchema } }] } },
       },
     },
-    400: errorResponse('bad_request: malformed body; error.path names what failed validation'),
+    400: errorResponse('bad_request: malformed body; `error.path` names what failed validation'),
     401: errorResponse('unauthorized: missing or wrong bearer token (control endpoints)'),
     404: errorResponse('unknown_framework'),
-    413: errorResponse('too_large: body above the size limit'),
+    ...(body ? { 413: errorResponse('too_large: body above the size limit') } : {}),
+    ...httpRefusals,
     502: errorResponse('worker_error: the worker failed'),
-    503: errorResponse('unavailable (no ready worker) or overloaded (concurrency limit; see Retry-After)'),
+    503: errorResponse('unavailable (no ready worker) or overloaded (concurrency limit; see `Retry-After`)'),
     504: errorResponse('timeout: the deadline passed'),
   });
-  const security = controlNeedsToken ? [{ bearer: [] }] : [];
-  const op = (summary: string, dataSchema: unknown, resultSchema: unknown, control: boolean) => ({
+  // The README's rule: control routes need the bearer token when one is set or the gateway listens beyond loopback.
+  // Where neither holds (a loopback gateway without a token) the token is optional (`{}` = no requirement).
+  const controlSecurity = controlNeedsToken ? [{ bearer: [] }] : [{ bearer: [] }, {}];
+  // Inference needs an observation; train and command pass whatever they get, an empty body included.
+  const op = (operationId: string, summary: string, dataSchema: unknown, resultSchema: unknown, control: boolean, examples: Record<string, unknown>) => ({
     post: {
+      operationId,
       summary,
       parameters: [nameParam],
-      requestBody: requestBody(dataSchema),
+      requestBody: requestBody(dataSchema, examples, !control),
       responses: replyResponses(resultSchema),
-      ...(control ? { security } : {}),
+      ...(control ? { security: controlSecurity } : {}),
     },
   });
+  const jsonOk = (description: string, schema: unknown = { type: 'object' }) => ({ description, content: { 'application/json': { schema } } });
+  const inferenceExamples = {
+    envelope: {
+      summary: 'The original envelope',
+      value: { type: 'inference', request_id: 'req-1', timeout_ms: 2000, data: { state: [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3, 1.4] } },
+    },
+    bare: { summary: 'A bare observation', value: { state: [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3, 1.4] } },
+  };
+  const trainExamples = { envelope: { summary: 'A training request, passed to the worker as it is', value: { data: { steps: 10 } } } };
+  const commandExamples = { envelope: { summary: 'A command, passed to the worker as it is', value: { data: { name: 'reset' } } } };
+  const recordingStatus = {
+    type: 'object',
+    description: 'What is recorded: on/off per framework, the folder, files written and exchanges dropped',
+  };
 
   return {
     openapi: '3.1.0',
@@ -147,27 +174,36 @@ export function buildOpenApi({ version = '0.1.0', controlNeedsToken = false }: O
     },
     components: { schemas, securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
     paths: {
-      '/v1/frameworks/{name}/inference': op('Run the policy on an observation; answers with an action chunk', ref('Observation'), ref('ActionChunk'), false),
-      '/v1/frameworks/{name}/train': op('Pass a training request to the framework', { type: 'object' }, {}, true),
-      '/v1/frameworks/{name}/command': op('Pass a command to the framework', { type: 'object' }, {}, true),
+      '/v1/frameworks/{name}/inference': op('infer', 'Run the policy on an observation; answers with an action chunk', ref('Observation'), ref('ActionChunk'), false, inferenceExamples),
+      '/v1/frameworks/{name}/train': op('train', 'Pass a training request to the framework', { type: 'object' }, {}, true, trainExamples),
+      '/v1/frameworks/{name}/command': op('command', 'Pass a command to the framework', { type: 'object' }, {}, true, commandExamples),
+      // health and status take POST too (the original client's envelope, like inference); the body is not needed.
       '/v1/frameworks/{name}/health': {
-        get: { summary: "Ask the framework's worker whether it is ready", parameters: [nameParam], responses: replyResponses(ref('HealthResult')) },
+        get: { operationId: 'getFrameworkHealth', summary: "Ask the framework's worker whether it is ready", parameters: [nameParam], responses: replyResponses(ref('HealthResult'), { body: false }) },
+        post: { operationId: 'postFrameworkHealth', summary: 'The same as GET, for clients that POST an envelope', parameters: [nameParam], requestBody: requestBody({ type: 'object' }, { envelope: { summary: 'The original envelope', value: { type: 'health', data: {} } } }, false), responses: replyResponses(ref('HealthResult')) },
+      },
+      '/v1/frameworks/{name}/status': {
+        get: { operationId: 'getFrameworkWorkerStatus', summary: "Ask the framework's worker for its status (passed to the worker)", parameters: [nameParam], responses: replyResponses({}, { body: false }) },
+        post: { operationId: 'postFrameworkWorkerStatus', summary: 'The same as GET, for clients that POST an envelope', parameters: [nameParam], requestBody: requestBody({ type: 'object' }, { envelope: { summary: 'The original envelope', value: { type: 'status', data: {} } } }, false), responses: replyResponses({}) },
       },
       '/v1/frameworks': {
         get: {
+          operationId: 'listFrameworks',
           summary: 'Every configured framework: endpoints, state, health, requests in flight, recent latency',
           responses: { 200: { description: 'ok', content: { 'application/json': { schema: { type: 'object', properties: { default: { type: 'string' }, frameworks: { type: 'array', items: ref('FrameworkStatus') } } } } } } },
         },
       },
       '/v1/frameworks/{name}': {
-        get: { summary: 'One framework', parameters: [nameParam], responses: { 200: { description: 'ok', content: { 'application/json': { schema: ref('FrameworkStatus') } } }, 404: errorResponse('unknown_framework') } },
+        get: { operationId: 'getFramework', summary: 'One framework', parameters: [nameParam], responses: { 200: { description: 'ok', content: { 'application/json': { schema: ref('FrameworkStatus') } } }, 404: errorResponse('unknown_framework'), 405: httpRefusals[405] } },
       },
       // Container control (frameworks with a launcher, e.g. Docker): always behind the bearer token rule.
       '/v1/frameworks/{name}/start': {
         post: {
-          summary: 'Start the framework (its container) and wait until its worker is ready; timeout_ms in the query or a JSON body',
-          parameters: [nameParam, { name: 'timeout_ms', in: 'query', required: false, schema: { type: 'integer', minimum: 1 } }],
-          security: [{ bearer: [] }],
+          operationId: 'startFramework',
+          summary: 'Start the framework (its container) and wait until its worker is ready; `timeout_ms` in the query or a JSON body',
+          parameters: [nameParam, { name: 'timeout_ms', in: 'query', required: false, schema: { type: 'integer', minimum: 1 }, example: 60000 }],
+          requestBody: { required: false, content: { 'application/json': { schema: { type: 'object', properties: { timeout_ms: { type: 'integer', minimum: 1 } } }, example: { timeout_ms: 60000 } } } },
+          security: controlSecurity,
           responses: {
             200: { description: 'ready: framework, state, endpoints, container, image, time taken', content: { 'application/json': { schema: { type: 'object' } } } },
             400: errorResponse('bad_request: bad timeout_ms'),
@@ -180,29 +216,62 @@ export function buildOpenApi({ version = '0.1.0', controlNeedsToken = false }: O
       },
       '/v1/frameworks/{name}/stop': {
         post: {
+          operationId: 'stopFramework',
           summary: "Stop the framework's container (stopping a stopped one is not an error)",
           parameters: [nameParam],
-          security: [{ bearer: [] }],
+          requestBody: { required: false, content: { 'application/json': { schema: { type: 'object', properties: { timeout_ms: { type: 'integer', minimum: 1 } } }, example: { timeout_ms: 30000 } } } },
+          security: controlSecurity,
           responses: { 200: { description: 'stopped' }, 401: errorResponse('unauthorized'), 404: errorResponse('unknown_framework'), 503: errorResponse('unavailable: Docker not reachable') },
         },
       },
       '/v1/containers': {
         get: {
+          operationId: 'listContainers',
           summary: "The gateway's labelled containers: framework, state, health, image, endpoint, memory limit, last stats",
-          security: [{ bearer: [] }],
+          security: controlSecurity,
           responses: { 200: { description: 'ok', content: { 'application/json': { schema: { type: 'object' } } } }, 401: errorResponse('unauthorized'), 503: errorResponse('unavailable: Docker not reachable') },
         },
       },
-      '/healthz': { get: { summary: 'The gateway process is alive', responses: { 200: { description: 'alive' } } } },
+      '/v1/recording': {
+        get: {
+          operationId: 'getRecording',
+          summary: 'What is recorded to MCAP files now',
+          security: controlSecurity,
+          responses: { 200: jsonOk('the recording status', recordingStatus), 401: errorResponse('unauthorized') },
+        },
+        post: {
+          operationId: 'setRecording',
+          summary: 'Switch recording on or off, for every framework or the ones listed',
+          security: controlSecurity,
+          requestBody: {
+            required: true,
+            content: {
+              'application/json': {
+                schema: { type: 'object', properties: { on: { type: 'boolean' }, frameworks: { type: 'array', items: { type: 'string' } } }, required: ['on'], additionalProperties: false },
+                examples: { all: { summary: 'Record every framework', value: { on: true } }, one: { summary: 'Record demo only', value: { on: true, frameworks: ['demo'] } } },
+              },
+            },
+          },
+          responses: {
+            200: jsonOk('the recording status after the switch', recordingStatus),
+            400: errorResponse('bad_request: not `{on, frameworks?}`; `error.path` names the field'),
+            401: errorResponse('unauthorized'),
+            404: errorResponse('unknown_framework: a listed framework is not served here'),
+            413: errorResponse('too_large: the body is above 4096 bytes'),
+          },
+        },
+      },
+      '/healthz': { get: { operationId: 'getLiveness', summary: 'The gateway process is alive', responses: { 200: jsonOk('alive', { type: 'object', properties: { status: { const: 'ok' } } }) } } },
       '/readyz': {
         get: {
+          operationId: 'getReadiness',
           summary: 'Every configured framework has a ready worker (frameworks started on demand count once started)',
           responses: { 200: { description: 'ready' }, 503: { description: 'not ready; the body lists which frameworks are not' } },
         },
       },
-      '/metrics': { get: { summary: 'Prometheus metrics (when telemetry is enabled)', responses: { 200: { description: 'text exposition format' }, 404: { description: 'metrics not enabled' } } } },
-      '/openapi.json': { get: { summary: 'This document', responses: { 200: { description: 'OpenAPI 3.1' } } } },
-      '/docs': { get: { summary: 'A self-contained HTML page rendering this document', responses: { 200: { description: 'text/html' } } } },
+      '/metrics': { get: { operationId: 'getMetrics', summary: 'Prometheus metrics (when telemetry is enabled)', responses: { 200: { description: 'text exposition format' }, 404: { description: 'metrics not enabled' } } } },
+      '/openapi.json': { get: { operationId: 'getOpenApi', summary: 'This document', responses: { 200: { description: 'OpenAPI 3.1' } } } },
+      '/docs': { get: { operationId: 'getDocs', summary: 'A self-contained HTML page rendering this document', responses: { 200: { description: 'text/html' } } } },
     },
   };
 }
