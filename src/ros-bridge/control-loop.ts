@@ -62,11 +62,16 @@ export interface BridgeStatus {
 }
 
 export interface JitterStats {
+  /** |period - 1/rate| between consecutive ticks. */
   count: number;
   p50Ms: number;
   p99Ms: number;
   maxMs: number;
   meanPeriodMs: number;
+  /** How long after its deadline (start + n / rate) each tick ran. */
+  lateness: { p50Ms: number; p99Ms: number; maxMs: number };
+  /** Ticks that ran more than one period after their deadline, plus ticks skipped because the loop fell behind. */
+  lateTicks: number;
 }
 
 export interface ControlLoopOptions {
@@ -140,6 +145,8 @@ export class ControlLoop {
   #nextTickMs = 0;
   #lastActual: { ms: number; index: number } | undefined;
   readonly #jitterMs: number[] = [];
+  readonly #latenessMs: number[] = [];
+  #lateTicks = 0;
   #periodSumMs = 0;
   #lastStatusMs = -Infinity;
   #lastStatusKey = '';
@@ -285,14 +292,14 @@ export class ControlLoop {
 
   /** |period - 1/rate| over every tick so far. */
   jitterStats(): JitterStats {
-    const sorted = Float64Array.from(this.#jitterMs).sort();
-    const q = (p: number) => (sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!);
+    const jitter = quantiles(this.#jitterMs);
+    const late = quantiles(this.#latenessMs);
     return {
-      count: sorted.length,
-      p50Ms: q(0.5),
-      p99Ms: q(0.99),
-      maxMs: sorted.length ? sorted[sorted.length - 1]! : NaN,
-      meanPeriodMs: sorted.length ? this.#periodSumMs / sorted.length : NaN,
+      count: this.#jitterMs.length,
+      ...jitter,
+      meanPeriodMs: this.#jitterMs.length ? this.#periodSumMs / this.#jitterMs.length : NaN,
+      lateness: late,
+      lateTicks: this.#lateTicks,
     };
   }
 
@@ -308,6 +315,10 @@ export class ControlLoop {
     if (this.#closing) return;
     const actual = this.#nowMs();
     const tickMs = this.#nextTickMs;
+    const latenessMs = Math.max(0, actual - tickMs);
+    this.#metrics.tickLateness.observe(latenessMs / 1000);
+    if (latenessMs > this.#periodMs) this.#lateTicks++;
+    if (this.#latenessMs.length < MAX_JITTER_SAMPLES) this.#latenessMs.push(latenessMs);
     if (this.#lastActual) {
       const ticks = this.#tickIndex - this.#lastActual.index;
       const periodMs = (actual - this.#lastActual.ms) / ticks;
@@ -331,6 +342,7 @@ export class ControlLoop {
       const skip = Math.floor(behind / this.#periodMs);
       this.#tickIndex += skip;
       this.#metrics.overruns.inc(skip);
+      this.#lateTicks += skip;
       next = this.#t0 + this.#tickIndex * this.#periodMs;
     }
     this.#nextTickMs = next;
@@ -621,4 +633,11 @@ export class ControlLoop {
     this.#status?.close();
     this.#log.info({ event: 'bridge.closed', ticks: this.#counts.ticks });
   }
+}
+
+/** p50, p99 and max of `samples` (NaN when empty). */
+function quantiles(samples: readonly number[]): { p50Ms: number; p99Ms: number; maxMs: number } {
+  const sorted = Float64Array.from(samples).sort();
+  const q = (p: number) => (sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!);
+  return { p50Ms: q(0.5), p99Ms: q(0.99), maxMs: sorted.length ? sorted[sorted.length - 1]! : NaN };
 }
