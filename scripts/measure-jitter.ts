@@ -2,15 +2,19 @@
 // (joint states at 100 Hz), JPEG camera frames (640x480, sensor_msgs/CompressedImage) at 30 Hz resized to 224x224,
 // and a real gateway in its own process (embedded demo worker, 20 ms per inference) answering over ZMQ.
 //
+// Each rate runs under normal scheduling (sharing the cores with whatever else runs) and, with --fifo <priority>,
+// again with the bridge's main thread under SCHED_FIFO (`chrt -f -p`, as ROS 2 control loops run on real robots;
+// its image worker threads and the gateway stay at normal priority).
+//
 // Per rate it reports tick lateness (time from each tick's deadline start + n / rate to when it ran: p50, p99, max,
 // ticks later than one period), period jitter (|period - 1/rate|), the event loop's own delay
 // (perf_hooks.monitorEventLoopDelay), garbage-collection pauses, and the process's CPU time.
 //
-//   npx tsx scripts/measure-jitter.ts [--seconds 15] [--rates 30,100] [--delay-ms 20] [--raw-images]
-//                                    [--gateway tcp://127.0.0.1:5550 | --local-policy] [--json] [--write-readme]
+//   npx tsx scripts/measure-jitter.ts [--seconds 15] [--rates 30,100] [--delay-ms 20] [--raw-images] [--fifo 50]
+//                                    [--precise-wait-ms 0.5] [--gateway tcp://127.0.0.1:5550 | --local-policy] [--json] [--write-readme]
 //
 // --write-readme replaces the block between <!-- jitter:begin --> and <!-- jitter:end --> in README.md.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -33,6 +37,7 @@ import { MemoryRosAdapter } from '../test/ros-bridge/memory-adapter.js';
 import { SimRobot } from '../test/ros-bridge/sim-robot.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const WARM_UP_MS = 1_000;
 
 /** The documented demo policy as an in-process PolicyClient: action[k][j] = state[j] + 0.01 (k + 1), after delayMs. */
 export class LocalDemoPolicy implements PolicyClient {
@@ -120,6 +125,8 @@ export function jpegFrames(count = 8, width = 640, height = 480): Uint8Array[] {
 
 export interface JitterRun extends JitterStats {
   rateHz: number;
+  /** How the bridge's main thread was scheduled: 'normal' or 'SCHED_FIFO <priority>'. */
+  scheduling: string;
   seconds: number;
   chunks: number;
   starvation: number;
@@ -138,13 +145,23 @@ export interface MeasureOptions {
   policy: PolicyClient;
   /** Raw 32x24 sensor_msgs/Image frames from the sim instead of 640x480 JPEG. */
   rawImages?: boolean;
+  /** Run the bridge's main thread under SCHED_FIFO at this priority (needs CAP_SYS_NICE or an rtprio limit). */
+  fifoPriority?: number;
+  /** The bridge's preciseWaitMs (its default when not given). */
+  preciseWaitMs?: number;
+}
+
+/** Puts this process's main thread (only) under SCHED_FIFO `priority`, or back to normal scheduling with undefined. */
+function setMainThreadScheduling(priority: number | undefined): void {
+  const args = priority === undefined ? ['-o', '-p', '0', String(process.pid)] : ['-f', '-p', String(priority), String(process.pid)];
+  execFileSync('chrt', args, { stdio: ['ignore', 'ignore', 'inherit'] });
 }
 
 /** Runs the simulated robot + bridge at `rateHz` for `seconds` and returns the loop's timing. */
-export async function measureJitter({ rateHz, seconds, policy, rawImages = false }: MeasureOptions): Promise<JitterRun> {
+export async function measureJitter({ rateHz, seconds, policy, rawImages = false, fifoPriority, preciseWaitMs }: MeasureOptions): Promise<JitterRun> {
   const base = presetConfig('omx_f', { rawImages });
   if (!rawImages) base.cameras = base.cameras.map((c) => ({ ...c, resize: { width: 224, height: 224, method: 'bilinear' as const } }));
-  const config: BridgeConfig = validateBridgeConfig({ ...base, rateHz, startOnLaunch: true });
+  const config: BridgeConfig = validateBridgeConfig({ ...base, rateHz, startOnLaunch: true, ...(preciseWaitMs !== undefined ? { preciseWaitMs } : {}) });
   const adapter = new MemoryRosAdapter({ maxRecorded: 1_000 });
   const robot = new SimRobot({ adapter, config });
   robot.start();
@@ -164,6 +181,11 @@ export async function measureJitter({ rateHz, seconds, policy, rawImages = false
   await new Promise((r) => setTimeout(r, 100));
   const jpegDecoder = await loadJpegDecoder();
   const bridge = startBridge(config, { adapter, policy, log: silentLogger, registry: new Registry(), ...(jpegDecoder ? { jpegDecoder } : {}) });
+  // After the bridge has started its image workers, so that they keep normal priority.
+  if (fifoPriority !== undefined) setMainThreadScheduling(fifoPriority);
+  // Start-up (worker threads starting, code compiled on first use, the first chunk) is left out: measured from here.
+  await new Promise((r) => setTimeout(r, WARM_UP_MS));
+  bridge.loop.resetJitterStats();
   const gcPauses: number[] = [];
   const gcObserver = new PerformanceObserver((list) => {
     for (const e of list.getEntries()) gcPauses.push(e.duration);
@@ -180,6 +202,7 @@ export async function measureJitter({ rateHz, seconds, policy, rawImages = false
     const status = bridge.loop.status();
     return {
       rateHz,
+      scheduling: fifoPriority === undefined ? 'normal' : `SCHED_FIFO ${fifoPriority}`,
       seconds,
       ...bridge.loop.jitterStats(),
       chunks: status.chunks,
@@ -190,6 +213,7 @@ export async function measureJitter({ rateHz, seconds, policy, rawImages = false
       cpuPercent: ((cpu.user + cpu.system) / 1000 / elapsedMs) * 100,
     };
   } finally {
+    if (fifoPriority !== undefined) setMainThreadScheduling(undefined);
     loopDelay.disable();
     gcObserver.disconnect();
     for (const t of timers) clearInterval(t);
@@ -203,7 +227,7 @@ const f = (v: number, digits = 2) => v.toFixed(digits);
 
 export function formatRun(r: JitterRun): string {
   return (
-    `${r.rateHz} Hz, ${r.seconds} s, ${r.count + 1} ticks: lateness p50 ${f(r.lateness.p50Ms, 3)} ms, p99 ${f(r.lateness.p99Ms, 3)} ms, ` +
+    `${r.rateHz} Hz, ${r.scheduling}, ${r.seconds} s, ${r.count + 1} ticks: lateness p50 ${f(r.lateness.p50Ms, 3)} ms, p99 ${f(r.lateness.p99Ms, 3)} ms, ` +
     `max ${f(r.lateness.maxMs)} ms, ${r.lateTicks} ticks late by more than a period; |period - ${f(1000 / r.rateHz)} ms| ` +
     `p50 ${f(r.p50Ms, 3)} p99 ${f(r.p99Ms, 3)} max ${f(r.maxMs)} ms; event-loop delay p99 ${f(r.loopDelay.p99Ms)} max ${f(r.loopDelay.maxMs)} ms; ` +
     `GC ${r.gc.count} pauses, longest ${f(r.gc.maxMs)} ms; CPU ${f(r.cpuPercent, 0)}%; chunks ${r.chunks}, starvation ${r.starvation}, holds ${r.holds}`
@@ -216,17 +240,18 @@ export function readmeBlock(runs: JitterRun[], { load }: { load: [number, number
   const machine = `${cpu[0]?.model.trim() ?? 'unknown CPU'}, ${cpu.length} cores, ${f(totalmem() / 2 ** 30, 1)} GB`;
   const rows = runs.map(
     (r) =>
-      `| ${r.rateHz} Hz | ${r.count + 1} | ${f(r.lateness.p50Ms, 3)} | ${f(r.lateness.p99Ms, 3)} | ${f(r.lateness.maxMs)} | ${r.lateTicks} | ` +
+      `| ${r.rateHz} Hz | ${r.scheduling} | ${r.count + 1} | ${f(r.lateness.p50Ms, 3)} | ${f(r.lateness.p99Ms, 3)} | ${f(r.lateness.maxMs)} | ${r.lateTicks} | ` +
       `${f(r.p99Ms, 3)} | ${f(r.loopDelay.maxMs)} | ${f(r.gc.maxMs)} | ${f(r.cpuPercent, 0)} |`,
   );
   return [
     `Measured ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC on ${machine} (load average ${f(load[0], 1)} → ${f(load[1], 1)}),`,
-    `Node ${process.version}, ${runs[0]?.seconds ?? 0} s per rate, with \`npx tsx scripts/measure-jitter.ts --write-readme\`: JPEG`,
-    `frames 640x480 at 30 Hz resized to 224x224, joint states at 100 Hz, a real gateway process (embedded demo worker, 20 ms`,
-    `per inference) answering over ZMQ. Lateness is the time from a tick's deadline (start + n / rate) to when it ran:`,
+    `Node ${process.version}, with \`npx tsx scripts/measure-jitter.ts --fifo 50 --write-readme\`: ${runs[0]?.seconds ?? 0} s per row after 1 s of`,
+    'warm-up; JPEG frames 640x480 at 30 Hz resized to 224x224, joint states at 100 Hz, a real gateway process (embedded',
+    'demo worker, 20 ms per inference) answering over ZMQ. Lateness is the time from a tick\'s deadline (start + n / rate)',
+    'to when it ran. "normal": the bridge shares the cores with everything else; "SCHED_FIFO 50": its main thread only.',
     '',
-    '| rate | ticks | lateness p50 ms | p99 ms | max ms | ticks > 1 period late | \\|period − 1/rate\\| p99 ms | event-loop delay max ms | longest GC ms | CPU % |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| rate | bridge thread | ticks | lateness p50 ms | p99 ms | max ms | ticks > 1 period late | \\|period − 1/rate\\| p99 ms | event-loop delay max ms | longest GC ms | CPU % |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     ...rows,
   ].join('\n');
 }
@@ -251,6 +276,8 @@ async function main(): Promise<void> {
       gateway: { type: 'string' },
       'local-policy': { type: 'boolean' },
       'raw-images': { type: 'boolean' },
+      fifo: { type: 'string' },
+      'precise-wait-ms': { type: 'string' },
       json: { type: 'boolean' },
       'write-readme': { type: 'boolean' },
     },
@@ -261,18 +288,29 @@ async function main(): Promise<void> {
   const gateway = values.gateway || values['local-policy'] ? undefined : await spawnGateway(delayMs);
   const load0 = loadavg()[0]!;
   const runs: JitterRun[] = [];
+  const schedulings = values.fifo === undefined ? [undefined] : [undefined, Number(values.fifo)];
+  const preciseWaitMs = values['precise-wait-ms'] === undefined ? undefined : Number(values['precise-wait-ms']);
   try {
-    for (const rateHz of values.rates.split(',').map(Number)) {
-      const address = values.gateway ?? gateway?.endpoint;
-      const policy = address
-        ? createPolicyClient(validateBridgeConfig({ ...presetConfig('omx_f', { rawImages: true }), gateway: address, rateHz }), silentLogger)
-        : new LocalDemoPolicy(delayMs);
-      try {
-        const r = await measureJitter({ rateHz, seconds, policy, rawImages: values['raw-images'] === true });
-        runs.push(r);
-        process.stdout.write(values.json ? `${JSON.stringify(r)}\n` : `${formatRun(r)}\n`);
-      } finally {
-        await policy.close();
+    for (const fifoPriority of schedulings) {
+      for (const rateHz of values.rates.split(',').map(Number)) {
+        const address = values.gateway ?? gateway?.endpoint;
+        const policy = address
+          ? createPolicyClient(validateBridgeConfig({ ...presetConfig('omx_f', { rawImages: true }), gateway: address, rateHz }), silentLogger)
+          : new LocalDemoPolicy(delayMs);
+        try {
+          const r = await measureJitter({
+            rateHz,
+            seconds,
+            policy,
+            rawImages: values['raw-images'] === true,
+            ...(fifoPriority !== undefined ? { fifoPriority } : {}),
+            ...(preciseWaitMs !== undefined ? { preciseWaitMs } : {}),
+          });
+          runs.push(r);
+          process.stdout.write(values.json ? `${JSON.stringify(r)}\n` : `${formatRun(r)}\n`);
+        } finally {
+          await policy.close();
+        }
       }
     }
   } finally {
