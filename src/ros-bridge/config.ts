@@ -76,6 +76,12 @@ export interface BridgeConfig {
    * 200 ms of subscribing, inside the 500 ms input age limit, for a few hundred bytes per second.
    */
   holdRepeatHz: number;
+  /**
+   * The loop's timer wakes it this long (to 1 ms more) before each tick, and it sleeps the rest precisely
+   * (Atomics.wait, sub-millisecond): timers alone fire up to about a millisecond late. The precise sleep blocks the
+   * thread (ROS and gateway callbacks wait up to that long) but costs no CPU. 0 = timers only.
+   */
+  preciseWaitMs: number;
   /** Longest deadline of one inference (used when there is no plan left to cover it). */
   inferenceTimeoutMs: number;
   /** Step duration when the policy's result carries no dt_s. */
@@ -103,6 +109,7 @@ export const BRIDGE_DEFAULTS = {
   limits: {},
   watchdogTimeoutMs: 1_000,
   holdRepeatHz: 5,
+  preciseWaitMs: 0.5,
   inferenceTimeoutMs: 2_000,
   defaultDtS: 1 / 30,
   statusTopic: '/physical_ai_bridge/status',
@@ -126,7 +133,7 @@ export class BridgeConfigError extends ConfigError {
 const TOP_LEVEL_KEYS = new Set<string>([
   'robot', 'nodeName', 'cameras', 'jointStateTopic', 'joints', 'instructionTopic', 'instruction', 'outputs', 'rateHz', 'framework',
   'gateway', 'maxObservationAgeMs', 'requestAheadSteps', 'blending', 'limits', 'watchdogTimeoutMs', 'holdRepeatHz', 'inferenceTimeoutMs',
-  'defaultDtS', 'statusTopic', 'servicePrefix', 'startOnLaunch',
+  'preciseWaitMs', 'defaultDtS', 'statusTopic', 'servicePrefix', 'startOnLaunch',
 ]);
 
 const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
@@ -306,6 +313,7 @@ export function validateBridgeConfig(input: unknown): BridgeConfig {
     limits,
     watchdogTimeoutMs: c.number(raw.watchdogTimeoutMs, 'watchdogTimeoutMs', { min: 0, exclusiveMin: true }),
     holdRepeatHz: c.number(raw.holdRepeatHz, 'holdRepeatHz', { min: 0, max: 1000 }),
+    preciseWaitMs: c.number(raw.preciseWaitMs, 'preciseWaitMs', { min: 0, max: 5 }),
     inferenceTimeoutMs: c.number(raw.inferenceTimeoutMs, 'inferenceTimeoutMs', { min: 0, exclusiveMin: true }),
     defaultDtS: c.number(raw.defaultDtS, 'defaultDtS', { min: 0, exclusiveMin: true }),
     statusTopic: c.string(raw.statusTopic, 'statusTopic', { topic: true }),

@@ -2,13 +2,16 @@
 // the current one runs out, publishes chunks (one JointTrajectory per group, or one Float64MultiArray per tick),
 // holds the robot when anything goes wrong and says why, and serves start / stop / emergency_stop.
 import type { Logger } from '../lib/log.js';
+import { availableParallelism } from 'node:os';
+import { abortError } from '../lib/abort.js';
 import { GatewayError, toGatewayError } from '../lib/errors.js';
 import { Registry } from 'prom-client';
 import type { BridgeConfig, OutputSpec } from './config.js';
 import { ChunkPlayer, groupIndices, holdTrajectory, multiArrayForGroup, trajectoryForGroup } from './chunk-player.js';
 import type { ImageDecoder } from './image.js';
+import { ImageWorkerPool } from './image-pool.js';
 import { createBridgeMetrics, type BridgeMetrics } from './metrics.js';
-import { ObservationBuilder, StaleInputError, type BuiltObservation, type CameraSource } from './observation-builder.js';
+import { ObservationBuilder, StaleInputError, type BuiltObservation, type CameraSource, type CapturedInputs } from './observation-builder.js';
 import type { PolicyChunk, PolicyClient } from './policy-client.js';
 import type {
   Float64MultiArrayMsg,
@@ -20,6 +23,7 @@ import type {
   TriggerResponse,
 } from './ros-adapter.js';
 import { fromRosTime } from './ros-adapter.js';
+import { TickSchedule } from './tick-schedule.js';
 
 export type BridgeState = 'idle' | 'running' | 'holding' | 'estopped';
 export type HoldReason =
@@ -62,11 +66,16 @@ export interface BridgeStatus {
 }
 
 export interface JitterStats {
+  /** |period - 1/rate| between consecutive ticks. */
   count: number;
   p50Ms: number;
   p99Ms: number;
   maxMs: number;
   meanPeriodMs: number;
+  /** How long after its deadline (start + n / rate) each tick ran. */
+  lateness: { p50Ms: number; p99Ms: number; maxMs: number };
+  /** Ticks that ran more than one period after their deadline, plus ticks skipped because the loop fell behind. */
+  lateTicks: number;
 }
 
 export interface ControlLoopOptions {
@@ -76,7 +85,13 @@ export interface ControlLoopOptions {
   log: Logger;
   /** Instruments; defaults to new ones on a private Registry. */
   metrics?: BridgeMetrics;
+  /** JPEG decoder used on the loop's thread when imageWorkers is 0 (the workers load jpeg-js themselves). */
   jpegDecoder?: ImageDecoder;
+  /**
+   * Worker threads that decode, convert and resize camera frames, so none of that runs on the loop's thread;
+   * 0 = on the loop's thread. Default: one per camera, at most the cores but one (at least 1).
+   */
+  imageWorkers?: number;
   /** Monotonic clock in ms; defaults to performance.now(). */
   nowMs?: () => number;
   /** Publish the status at least this often while nothing changes; default 1000 ms. */
@@ -94,11 +109,13 @@ interface InFlight {
   controller: AbortController;
   generation: number;
   obsTickMs: number;
-  built: BuiltObservation;
+  /** When the inference was sent (after the camera frames were converted). */
   startedMs: number;
 }
 
 const MAX_JITTER_SAMPLES = 1 << 20;
+/** Never notified: Atomics.wait on it is a plain sleep with sub-millisecond resolution. */
+const PRECISE_SLEEP = new Int32Array(new SharedArrayBuffer(4));
 /** After a failed inference the next try waits one period, doubling per failure in a row up to this. */
 const RETRY_BACKOFF_MAX_MS = 500;
 
@@ -112,6 +129,10 @@ export class ControlLoop {
   readonly #periodMs: number;
   readonly #statusIntervalMs: number;
   readonly #builder: ObservationBuilder;
+  readonly #images: ImageWorkerPool | undefined;
+  /** No request before the image workers answer (their start-up must not delay the first observation). */
+  #imagesReady = false;
+  readonly #preciseWaitMs: number;
   readonly #player: ChunkPlayer;
   readonly #outputs: Output[];
   #status?: RosPublisher<StringMsg>;
@@ -135,11 +156,12 @@ export class ControlLoop {
   #commanded = false;
 
   #timer: NodeJS.Timeout | undefined;
-  #t0 = 0;
-  #tickIndex = 0;
-  #nextTickMs = 0;
+  #immediate: NodeJS.Immediate | undefined;
+  #schedule: TickSchedule | undefined;
   #lastActual: { ms: number; index: number } | undefined;
   readonly #jitterMs: number[] = [];
+  readonly #latenessMs: number[] = [];
+  #lateTicks = 0;
   #periodSumMs = 0;
   #lastStatusMs = -Infinity;
   #lastStatusKey = '';
@@ -149,7 +171,17 @@ export class ControlLoop {
   #counts = { ticks: 0, chunks: 0, holds: 0, starvation: 0, staleDrops: 0 };
   #lastRoundTripMs: number | undefined;
 
-  constructor({ config, adapter, policy, log, metrics, jpegDecoder, nowMs = () => performance.now(), statusIntervalMs = 1_000 }: ControlLoopOptions) {
+  constructor({
+    config,
+    adapter,
+    policy,
+    log,
+    metrics,
+    jpegDecoder,
+    imageWorkers = Math.min(config.cameras.length, Math.max(1, availableParallelism() - 1)),
+    nowMs = () => performance.now(),
+    statusIntervalMs = 1_000,
+  }: ControlLoopOptions) {
     this.#config = config;
     this.#adapter = adapter;
     this.#policy = policy;
@@ -158,10 +190,13 @@ export class ControlLoop {
     this.#nowMs = nowMs;
     this.#periodMs = 1000 / config.rateHz;
     this.#statusIntervalMs = statusIntervalMs;
+    this.#preciseWaitMs = config.preciseWaitMs;
+    this.#images = imageWorkers > 0 ? new ImageWorkerPool({ size: imageWorkers }) : undefined;
     this.#builder = new ObservationBuilder({
       config,
       adapter,
       nowMs,
+      ...(this.#images ? { images: this.#images } : {}),
       ...(jpegDecoder ? { jpegDecoder } : {}),
       onInstruction: (instruction) => {
         this.#log.info({ event: 'bridge.instruction', instruction });
@@ -193,13 +228,25 @@ export class ControlLoop {
       this.#adapter.createTriggerService(`${prefix}/stop`, () => this.stop()),
       this.#adapter.createTriggerService(`${prefix}/emergency_stop`, () => this.emergencyStop()),
     ];
+    if (this.#images) {
+      this.#images.start();
+      this.#images.ready().then(
+        () => void (this.#imagesReady = true),
+        (err: unknown) => {
+          // Requests then fail with this reason, and the robot holds with it (bad_input).
+          if (!this.#closing) this.#log.error({ event: 'bridge.image_workers_failed', err });
+          this.#imagesReady = true;
+        },
+      );
+    } else {
+      this.#imagesReady = true;
+    }
     this.#builder.start();
     const down = this.#policy.onDown?.((reason) => this.#onPolicyDown(reason));
     const up = this.#policy.onUp?.(() => this.#onPolicyUp());
     this.#unwatch = [down, up].filter((f) => f !== undefined);
     this.#policy.connect?.();
-    this.#t0 = this.#nowMs();
-    this.#nextTickMs = this.#t0;
+    this.#schedule = new TickSchedule({ periodMs: this.#periodMs, startMs: this.#nowMs(), preciseMs: this.#preciseWaitMs });
     this.#arm();
     this.#log.info({ event: 'bridge.started', robot: cfg.robot, rateHz: cfg.rateHz, framework: cfg.framework, gateway: cfg.gateway });
     if (cfg.startOnLaunch) this.run();
@@ -283,33 +330,59 @@ export class ControlLoop {
     return status;
   }
 
-  /** |period - 1/rate| over every tick so far. */
+  /** Starts the timing statistics afresh (the histograms keep counting), e.g. to leave start-up out of a measurement. */
+  resetJitterStats(): void {
+    this.#jitterMs.length = 0;
+    this.#latenessMs.length = 0;
+    this.#periodSumMs = 0;
+    this.#lateTicks = 0;
+    this.#lastActual = undefined;
+  }
+
+  /** Tick timing since start (or resetJitterStats): lateness against each tick's deadline, and |period - 1/rate|. */
   jitterStats(): JitterStats {
-    const sorted = Float64Array.from(this.#jitterMs).sort();
-    const q = (p: number) => (sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!);
+    const jitter = quantiles(this.#jitterMs);
+    const late = quantiles(this.#latenessMs);
     return {
-      count: sorted.length,
-      p50Ms: q(0.5),
-      p99Ms: q(0.99),
-      maxMs: sorted.length ? sorted[sorted.length - 1]! : NaN,
-      meanPeriodMs: sorted.length ? this.#periodSumMs / sorted.length : NaN,
+      count: this.#jitterMs.length,
+      ...jitter,
+      meanPeriodMs: this.#jitterMs.length ? this.#periodSumMs / this.#jitterMs.length : NaN,
+      lateness: late,
+      lateTicks: this.#lateTicks,
     };
   }
 
-  // ---- scheduling: absolute tick times t0 + n * period, so lateness never accumulates ----
+  // ---- scheduling: tick n at start + n·period (tick-schedule.ts), so lateness never accumulates ----
 
+  /** Waits for the next deadline: a timer that ends just before it (onWake sleeps the rest precisely), or at once. */
   #arm(): void {
-    const delay = Math.max(0, Math.ceil(this.#nextTickMs - this.#nowMs()));
-    this.#timer = setTimeout(this.#onTimer, delay);
-    this.#timer.unref();
+    const wait = this.#schedule!.wait(this.#nowMs());
+    // Not unref'd: a running loop keeps the process alive, and close() leaves nothing behind (tested).
+    if (wait.kind === 'timer') this.#timer = setTimeout(this.#onWake, wait.ms);
+    else this.#immediate = setImmediate(this.#onWake);
   }
 
-  readonly #onTimer = (): void => {
+  readonly #onWake = (): void => {
+    this.#timer = undefined;
+    this.#immediate = undefined;
     if (this.#closing) return;
-    const actual = this.#nowMs();
-    const tickMs = this.#nextTickMs;
+    const schedule = this.#schedule!;
+    let actual = this.#nowMs();
+    const wait = schedule.wait(actual);
+    if (wait.kind === 'precise') {
+      // The last stretch (under preciseWaitMs + 1 ms): a futex sleep with sub-millisecond resolution. It blocks
+      // this thread, but costs no CPU and makes no garbage, unlike a spin.
+      Atomics.wait(PRECISE_SLEEP, 0, 0, wait.ms);
+      actual = this.#nowMs();
+    }
+    if (schedule.wait(actual).kind !== 'now') return this.#arm(); // an early timer
+    const tickMs = schedule.deadlineMs;
+    const latenessMs = actual - tickMs;
+    this.#metrics.tickLateness.observe(latenessMs / 1000);
+    if (latenessMs > this.#periodMs) this.#lateTicks++;
+    if (this.#latenessMs.length < MAX_JITTER_SAMPLES) this.#latenessMs.push(latenessMs);
     if (this.#lastActual) {
-      const ticks = this.#tickIndex - this.#lastActual.index;
+      const ticks = schedule.index - this.#lastActual.index;
       const periodMs = (actual - this.#lastActual.ms) / ticks;
       const jitter = Math.abs(periodMs - this.#periodMs);
       if (this.#jitterMs.length < MAX_JITTER_SAMPLES) {
@@ -318,22 +391,17 @@ export class ControlLoop {
       }
       this.#metrics.periodJitter.observe(jitter / 1000);
     }
-    this.#lastActual = { ms: actual, index: this.#tickIndex };
+    this.#lastActual = { ms: actual, index: schedule.index };
     try {
       this.#tick(tickMs);
     } catch (err) {
       this.#log.error({ event: 'bridge.tick_failed', err });
     }
-    this.#tickIndex++;
-    let next = this.#t0 + this.#tickIndex * this.#periodMs;
-    const behind = this.#nowMs() - next;
-    if (behind > this.#periodMs) {
-      const skip = Math.floor(behind / this.#periodMs);
-      this.#tickIndex += skip;
-      this.#metrics.overruns.inc(skip);
-      next = this.#t0 + this.#tickIndex * this.#periodMs;
+    const skipped = schedule.advance(this.#nowMs());
+    if (skipped > 0) {
+      this.#metrics.overruns.inc(skipped);
+      this.#lateTicks += skipped;
     }
-    this.#nextTickMs = next;
     this.#arm();
   };
 
@@ -375,7 +443,7 @@ export class ControlLoop {
     if (!this.#hold && tickMs - this.#lastChunkMs > cfg.watchdogTimeoutMs) {
       this.#enterHold('watchdog', `no fresh chunk for ${Math.round(tickMs - this.#lastChunkMs)} ms (limit ${cfg.watchdogTimeoutMs} ms)`, tickMs);
     }
-    if (!this.#inflight && tickMs >= this.#retryAtMs && remaining <= cfg.requestAheadSteps && this.#policy.connected !== false) {
+    if (!this.#inflight && this.#imagesReady && tickMs >= this.#retryAtMs && remaining <= cfg.requestAheadSteps && this.#policy.connected !== false) {
       this.#request(tickMs, remaining);
     }
     if (!this.#hold && due) {
@@ -387,13 +455,11 @@ export class ControlLoop {
   // ---- inference ----
 
   #request(tickMs: number, remaining: number): void {
-    let built: BuiltObservation;
+    let captured: CapturedInputs;
     try {
-      built = this.#builder.build(tickMs);
+      captured = this.#builder.capture(tickMs);
     } catch (err) {
-      const e = toGatewayError(err);
-      this.#enterHold(err instanceof StaleInputError ? (err.neverSeen ? 'waiting_for_inputs' : 'stale_input') : 'bad_input', e.message, tickMs);
-      this.#retryAtMs = tickMs + this.#backoffMs();
+      this.#onBadInput(err, tickMs);
       return;
     }
     const cfg = this.#config;
@@ -401,25 +467,49 @@ export class ControlLoop {
     // tick the plan runs out; a chunk in that period resumes it). With nothing left: the longest wait.
     const timeoutMs =
       remaining > 0 ? Math.min(cfg.inferenceTimeoutMs, this.#player.remainingMs(tickMs) + this.#periodMs) : cfg.inferenceTimeoutMs;
-    const inflight: InFlight = { controller: new AbortController(), generation: this.#generation, obsTickMs: tickMs, built, startedMs: this.#nowMs() };
+    const inflight: InFlight = { controller: new AbortController(), generation: this.#generation, obsTickMs: tickMs, startedMs: this.#nowMs() };
+    const deadlineMs = inflight.startedMs + timeoutMs;
     this.#inflight = inflight;
-    this.#policy
-      .infer(built.observation, { signal: inflight.controller.signal, timeoutMs })
-      .then(
-        (chunk) => this.#onChunk(inflight, chunk),
-        (err: unknown) => this.#onInferError(inflight, err),
-      )
+    const send = async (): Promise<void> => {
+      let built: BuiltObservation;
+      try {
+        // Camera frames are decoded and resized off this thread (the image workers) while the loop keeps ticking.
+        built = await this.#builder.build(captured, { timeoutMs });
+      } catch (err) {
+        if (this.#current(inflight)) this.#onBadInput(err, this.#nowMs());
+        return;
+      }
+      let chunk: PolicyChunk;
+      try {
+        const signal = inflight.controller.signal;
+        if (signal.aborted) throw abortError(signal, 'inference');
+        inflight.startedMs = this.#nowMs();
+        chunk = await this.#policy.infer(built.observation, { signal, timeoutMs: Math.max(1, deadlineMs - inflight.startedMs) });
+      } catch (err) {
+        this.#onInferError(inflight, err);
+        return;
+      }
+      this.#onChunk(inflight, chunk, built);
+    };
+    send()
       .catch((err: unknown) => this.#log.error({ event: 'bridge.chunk_failed', err }))
       .finally(() => {
         if (this.#inflight === inflight) this.#inflight = undefined;
       });
   }
 
+  /** The inputs could not make an observation (missing, stale, or a frame that does not decode): hold, retry after a backoff. */
+  #onBadInput(err: unknown, nowMs: number): void {
+    const e = toGatewayError(err);
+    this.#enterHold(err instanceof StaleInputError ? (err.neverSeen ? 'waiting_for_inputs' : 'stale_input') : 'bad_input', e.message, nowMs);
+    this.#retryAtMs = nowMs + this.#backoffMs();
+  }
+
   #current(inflight: InFlight): boolean {
     return !this.#closing && inflight.generation === this.#generation && this.#mode === 'running';
   }
 
-  #onChunk(inflight: InFlight, chunk: PolicyChunk): void {
+  #onChunk(inflight: InFlight, chunk: PolicyChunk, built: BuiltObservation): void {
     const now = this.#nowMs();
     this.#lastRoundTripMs = now - inflight.startedMs;
     this.#metrics.inferenceDuration.observe({ outcome: 'success' }, this.#lastRoundTripMs / 1000);
@@ -436,8 +526,8 @@ export class ControlLoop {
     const accepted = this.#player.accept(
       { action: chunk.action, horizon: chunk.horizon, dof: chunk.dof, dtMs, obsMs: inflight.obsTickMs },
       now,
-      this.#nextTickMs,
-      inflight.built.measured,
+      this.#schedule!.deadlineMs,
+      built.measured,
     );
     if (accepted.steps === 0) {
       this.#log.warn({ event: 'bridge.chunk_late', roundTripMs: this.#lastRoundTripMs });
@@ -454,9 +544,9 @@ export class ControlLoop {
     const resumed = this.#hold !== undefined;
     this.#hold = undefined;
     for (const out of this.#outputs) {
-      out.trajectory?.publish(trajectoryForGroup(this.#player.steps, out.spec, out.idx, inflight.built.rosStamp, inflight.obsTickMs, now));
+      out.trajectory?.publish(trajectoryForGroup(this.#player.steps, out.spec, out.idx, built.rosStamp, inflight.obsTickMs, now));
     }
-    this.#metrics.observationToPublish.observe((this.#nowMs() - inflight.built.atMs) / 1000);
+    this.#metrics.observationToPublish.observe((this.#nowMs() - built.atMs) / 1000);
     if (resumed) {
       this.#log.info({ event: 'bridge.resumed' });
       this.#publishStatus(true);
@@ -499,14 +589,14 @@ export class ControlLoop {
     this.#log.info({ event: 'bridge.policy_up' });
     this.#failures = 0;
     this.#retryAtMs = -Infinity;
-    if (this.#mode !== 'running' || this.#inflight) return;
+    if (this.#mode !== 'running' || this.#inflight || !this.#imagesReady) return;
     try {
       this.#builder.checkFresh();
     } catch {
       return; // the next tick says why
     }
     const now = this.#nowMs();
-    // Stamped as of the last tick (build() back-dates the stamp), like any request the tick would have made.
+    // Stamped as of the last tick (capture() back-dates the stamp), like any request the tick would have made.
     this.#request(this.#lastTickMs, this.#player.remaining(now));
     this.#publishStatus(true);
   }
@@ -599,7 +689,8 @@ export class ControlLoop {
   }
 
   async #shutdown(): Promise<void> {
-    if (this.#timer) clearTimeout(this.#timer);
+    clearTimeout(this.#timer);
+    clearImmediate(this.#immediate);
     if (this.#started && this.#mode === 'running') {
       try {
         this.#mode = 'idle';
@@ -613,6 +704,7 @@ export class ControlLoop {
     this.#holdTarget = undefined;
     for (const unwatch of this.#unwatch) unwatch();
     this.#builder.close();
+    await this.#images?.close();
     for (const s of this.#services) s.close();
     for (const out of this.#outputs) {
       out.trajectory?.close();
@@ -621,4 +713,11 @@ export class ControlLoop {
     this.#status?.close();
     this.#log.info({ event: 'bridge.closed', ticks: this.#counts.ticks });
   }
+}
+
+/** p50, p99 and max of `samples` (NaN when empty). */
+function quantiles(samples: readonly number[]): { p50Ms: number; p99Ms: number; maxMs: number } {
+  const sorted = Float64Array.from(samples).sort();
+  const q = (p: number) => (sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!);
+  return { p50Ms: q(0.5), p99Ms: q(0.99), maxMs: sorted.length ? sorted[sorted.length - 1]! : NaN };
 }

@@ -131,6 +131,11 @@ export function compressedMsgToTensor(msg: CompressedImageMsg, decoder: ImageDec
   return toRgbTensor(decoder.decode(msg.format, msg.data), resize);
 }
 
+/** A camera message of either kind → RGB uint8 [H, W, 3] (resized when asked): what the bridge's thread and its image workers both run. */
+export function cameraMsgToTensor(type: 'image' | 'compressed', msg: ImageMsg | CompressedImageMsg, decoder: ImageDecoder, resize?: ResizeSpec): Tensor {
+  return type === 'image' ? imageMsgToTensor(msg as ImageMsg, resize) : compressedMsgToTensor(msg as CompressedImageMsg, decoder, resize);
+}
+
 /** The module name of the JPEG decoder the bridge uses when it is installed (pure JS, no native addon). */
 export const JPEG_DECODER_PACKAGE = 'jpeg-js';
 

@@ -86,6 +86,7 @@ Options:
   --max-age-ms <ms>          refuse inputs older than this (default 500)
   --watchdog-ms <ms>         hold when no fresh chunk for this long (default 1000)
   --hold-repeat-hz <hz>      while held, publish the hold target again at this rate (default 5; 0 = once)
+  --precise-wait-ms <ms>     wake this long before each tick, sleep precisely until it is due (default 0.5; 0 = timers only)
   --start                    start moving at once (default: wait for <prefix>/start)
   --metrics-port <port>      serve Prometheus metrics on 127.0.0.1:<port>/metrics
   --log-level <level>        debug | info | warn | error
@@ -129,6 +130,7 @@ export async function configFromArgs(argv: string[]): Promise<ParsedArgs> {
       'max-age-ms': { type: 'string' },
       'watchdog-ms': { type: 'string' },
       'hold-repeat-hz': { type: 'string' },
+      'precise-wait-ms': { type: 'string' },
       start: { type: 'boolean' },
       'metrics-port': { type: 'string' },
       'log-level': { type: 'string' },
@@ -172,6 +174,7 @@ export async function configFromArgs(argv: string[]): Promise<ParsedArgs> {
   set('maxObservationAgeMs', num('max-age-ms', values['max-age-ms']));
   set('watchdogTimeoutMs', num('watchdog-ms', values['watchdog-ms']));
   set('holdRepeatHz', num('hold-repeat-hz', values['hold-repeat-hz']));
+  set('preciseWaitMs', num('precise-wait-ms', values['precise-wait-ms']));
   if (values.start) input.startOnLaunch = true;
   if (values.blending !== undefined) input.blending = { ...(input.blending as object | undefined), method: values.blending };
   if (values.resize !== undefined) {

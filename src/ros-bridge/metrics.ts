@@ -3,6 +3,7 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 
 export const BRIDGE_METRIC_NAMES = {
   periodJitter: 'ros_bridge_loop_period_jitter_seconds',
+  tickLateness: 'ros_bridge_tick_lateness_seconds',
   starvation: 'ros_bridge_chunk_starvation_total',
   staleDrops: 'ros_bridge_stale_drops_total',
   holds: 'ros_bridge_holds_total',
@@ -18,6 +19,8 @@ export const BRIDGE_METRIC_NAMES = {
 export interface BridgeMetrics {
   /** |actual period - 1/rate| of each loop tick. */
   periodJitter: Histogram;
+  /** How long after its scheduled (absolute) deadline each tick ran. */
+  tickLateness: Histogram;
   /** Ticks at which the plan ran out before a new chunk came (the robot was then held). */
   starvation: Counter;
   /** Ticks refused because an input was missing or too old, by topic. */
@@ -43,6 +46,12 @@ export function createBridgeMetrics(registry: Registry): BridgeMetrics {
       name: BRIDGE_METRIC_NAMES.periodJitter,
       help: 'Absolute difference between the measured loop period and 1/rate',
       buckets: [0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1],
+      registers,
+    }),
+    tickLateness: new Histogram({
+      name: BRIDGE_METRIC_NAMES.tickLateness,
+      help: 'Time from a tick\'s scheduled deadline (start + n / rate) to when it ran',
+      buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1],
       registers,
     }),
     starvation: new Counter({ name: BRIDGE_METRIC_NAMES.starvation, help: 'Ticks at which the action plan ran out', registers }),

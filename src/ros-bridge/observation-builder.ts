@@ -3,7 +3,8 @@
 import { GatewayError } from '../lib/errors.js';
 import { Tensor } from '../protocol/tensor.js';
 import type { BridgeConfig, CameraMessageType, CameraSpec } from './config.js';
-import { compressedMsgToTensor, imageMsgToTensor, missingJpegDecoder, type ImageDecoder } from './image.js';
+import { missingJpegDecoder, type ImageDecoder } from './image.js';
+import { inThreadConverter, type ImageConverter } from './image-pool.js';
 import type { CompressedImageMsg, ImageMsg, JointStateMsg, RosAdapter, RosSubscription, RosTime } from './ros-adapter.js';
 import { fromRosTime, toRosTime } from './ros-adapter.js';
 
@@ -24,7 +25,17 @@ export interface BuiltObservation {
   rosStamp: RosTime;
   /** Measured joint positions (float64, config order): the hold target. */
   measured: Float64Array;
-  /** Monotonic ms (performance.now()) when it was built. */
+  /** Monotonic ms (performance.now()) when its inputs were captured. */
+  atMs: number;
+}
+
+/** The inputs as of one instant (captured on the loop's thread, at the tick); camera frames not yet converted. */
+export interface CapturedInputs {
+  /** The newest frame of each camera, in config order. */
+  frames: { type: CameraMessageType; msg: ImageMsg | CompressedImageMsg }[];
+  instruction: string;
+  rosStamp: RosTime;
+  measured: Float64Array;
   atMs: number;
 }
 
@@ -75,13 +86,16 @@ interface CameraSlot {
   subs: RosSubscription[];
   msg?: ImageMsg | CompressedImageMsg;
   atMs: number;
-  decoded?: { msg: ImageMsg | CompressedImageMsg; tensor: Tensor };
+  /** The conversion of the newest frame sent, reused while no newer frame arrives. */
+  converted?: { msg: ImageMsg | CompressedImageMsg; tensor: Promise<Tensor> };
 }
 
 export interface ObservationBuilderOptions {
   config: BridgeConfig;
   adapter: RosAdapter;
-  /** JPEG decoder for CompressedImage cameras; defaults to one that refuses with install instructions. */
+  /** Converts camera frames to tensors (the bridge passes its image worker pool); defaults to this thread with `jpegDecoder`. */
+  images?: ImageConverter;
+  /** JPEG decoder for CompressedImage cameras converted on this thread; defaults to one that refuses with install instructions. */
   jpegDecoder?: ImageDecoder;
   /** Monotonic clock in ms; defaults to performance.now(). */
   nowMs?: () => number;
@@ -95,7 +109,7 @@ export interface ObservationBuilderOptions {
 export class ObservationBuilder {
   readonly #config: BridgeConfig;
   readonly #adapter: RosAdapter;
-  readonly #decoder: ImageDecoder;
+  readonly #images: ImageConverter;
   readonly #nowMs: () => number;
   readonly #onInstruction: ((instruction: string) => void) | undefined;
   readonly #onCameraSource: ((key: string, source: CameraSource) => void) | undefined;
@@ -108,10 +122,10 @@ export class ObservationBuilder {
   #subs: RosSubscription[] = [];
   #started = false;
 
-  constructor({ config, adapter, jpegDecoder = missingJpegDecoder, nowMs = () => performance.now(), onInstruction, onCameraSource }: ObservationBuilderOptions) {
+  constructor({ config, adapter, images, jpegDecoder = missingJpegDecoder, nowMs = () => performance.now(), onInstruction, onCameraSource }: ObservationBuilderOptions) {
     this.#config = config;
     this.#adapter = adapter;
-    this.#decoder = jpegDecoder;
+    this.#images = images ?? inThreadConverter(jpegDecoder);
     this.#nowMs = nowMs;
     this.#onInstruction = onInstruction;
     this.#onCameraSource = onCameraSource;
@@ -222,41 +236,57 @@ export class ObservationBuilder {
   }
 
   /**
-   * Builds an observation from the newest inputs. Throws StaleInputError when any is missing or older than
-   * maxObservationAgeMs, and `bad_request` / `unavailable` when a frame cannot be decoded. With `tickMs` (the
-   * scheduled tick, monotonic ms) the stamp is the ROS time of that instant, not of the (slightly later) call, so
-   * stamp + time_from_start lines up with the loop's schedule.
+   * Captures the newest inputs. Throws StaleInputError when any is missing or older than maxObservationAgeMs. With
+   * `tickMs` (the scheduled tick, monotonic ms) the stamp is the ROS time of that instant, not of the (slightly
+   * later) call, so stamp + time_from_start lines up with the loop's schedule. Cheap: frames are converted by build().
    */
-  build(tickMs?: number): BuiltObservation {
+  capture(tickMs?: number): CapturedInputs {
     const atMs = this.#nowMs();
     this.checkFresh(atMs);
-    const images: Record<string, Tensor> = {};
-    for (const slot of this.#cameras) {
-      const msg = slot.msg!;
-      if (slot.decoded?.msg !== msg) {
-        const tensor =
-          slot.source?.type === 'image'
-            ? imageMsgToTensor(msg as ImageMsg, slot.spec.resize)
-            : compressedMsgToTensor(msg as CompressedImageMsg, this.#decoder, slot.spec.resize);
-        slot.decoded = { msg, tensor };
-      }
-      images[slot.spec.key] = slot.decoded.tensor;
-    }
     const now = this.#adapter.now();
     const lagMs = tickMs === undefined ? 0 : Math.max(0, atMs - tickMs);
-    const rosStamp = lagMs === 0 ? now : toRosTime(fromRosTime(now) - lagMs / 1000);
-    const measured = Float64Array.from(this.#positions);
+    return {
+      frames: this.#cameras.map((slot) => ({ type: slot.source!.type, msg: slot.msg! })),
+      instruction: this.#instruction,
+      rosStamp: lagMs === 0 ? now : toRosTime(fromRosTime(now) - lagMs / 1000),
+      measured: Float64Array.from(this.#positions),
+      atMs,
+    };
+  }
+
+  /**
+   * The observation of captured inputs, camera frames converted (off this thread when the builder has an image
+   * worker pool); a frame already converted for an earlier observation is reused. Rejects with `bad_request` or
+   * `unavailable` when a frame cannot be decoded, `timeout` when a conversion misses `timeoutMs`.
+   */
+  async build(captured: CapturedInputs, { timeoutMs }: { timeoutMs?: number } = {}): Promise<BuiltObservation> {
+    const tensors = await Promise.all(captured.frames.map(({ type, msg }, i) => this.#convert(this.#cameras[i]!, type, msg, timeoutMs)));
+    const images: Record<string, Tensor> = {};
+    this.#cameras.forEach((slot, i) => (images[slot.spec.key] = tensors[i]!));
+    const { rosStamp, measured, atMs } = captured;
     return {
       observation: {
         images,
         state: new Tensor('float32', [measured.length], Float32Array.from(measured)),
-        instruction: this.#instruction,
+        instruction: captured.instruction,
         stamp: fromRosTime(rosStamp),
       },
       rosStamp,
       measured,
       atMs,
     };
+  }
+
+  #convert(slot: CameraSlot, type: CameraMessageType, msg: ImageMsg | CompressedImageMsg, timeoutMs: number | undefined): Promise<Tensor> {
+    if (slot.converted?.msg === msg) return slot.converted.tensor;
+    const tensor = this.#images.toTensor(type, msg, slot.spec.resize, timeoutMs === undefined ? {} : { timeoutMs });
+    const entry = { msg, tensor };
+    slot.converted = entry;
+    // A failed conversion is not kept: the next observation tries again.
+    tensor.catch(() => {
+      if (slot.converted === entry) slot.converted = undefined;
+    });
+    return tensor;
   }
 
   close(): void {

@@ -5,11 +5,19 @@ import type { Tensor } from '../../src/protocol/tensor.js';
 import type { BridgeStatus } from '../../src/ros-bridge/control-loop.js';
 import { BRIDGE_METRIC_NAMES } from '../../src/ros-bridge/metrics.js';
 import { fromRosTime, toRosTime, type JointTrajectoryMsg } from '../../src/ros-bridge/ros-adapter.js';
-import type { MemoryRosAdapter, RecordedMessage } from './memory-adapter.js';
+import type { RecordedMessage } from './memory-adapter.js';
 import type { PresetName } from '../../src/ros-bridge/presets.js';
 import jpeg from 'jpeg-js';
 import { loadJpegDecoder } from '../../src/ros-bridge/image.js';
+import { Registry } from 'prom-client';
+import { silentLogger } from '../../src/lib/log.js';
+import { validateBridgeConfig } from '../../src/ros-bridge/config.js';
+import { startBridge } from '../../src/ros-bridge/main.js';
+import { HttpPolicyClient } from '../../src/ros-bridge/policy-client.js';
+import { presetConfig } from '../../src/ros-bridge/presets.js';
 import { metricValue, pythonPolicy, sleep, startRig, until, type Rig } from './harness.js';
+import { MemoryRosAdapter } from './memory-adapter.js';
+import { SimRobot } from './sim-robot.js';
 
 const DT_S = 1 / 30;
 const PERIOD_S = 1 / 30;
@@ -303,4 +311,29 @@ test('a camera configured raw (--raw-images) also accepts sensor_msgs/Compressed
   const image = rig.policy.observations[0]!.images.camera1!;
   assert.deepEqual(image.shape, [30, 40, 3]);
   assert.ok(Math.abs((image.data[0] as number) - 200) < 8, 'decoded from the JPEG');
+});
+
+test('tick lateness is a histogram down to 50 µs, and close() leaves no worker thread, timer or immediate behind', async (t) => {
+  const config = validateBridgeConfig({ ...presetConfig('omx_f'), startOnLaunch: false }); // a JPEG camera: one image worker
+  const adapter = new MemoryRosAdapter();
+  t.after(() => adapter.close());
+  const robot = new SimRobot({ adapter, config: validateBridgeConfig({ ...presetConfig('omx_f', { rawImages: true }) }) });
+  robot.start();
+  t.after(() => robot.close());
+  // Idle (no start): nothing is asked of the policy, so every resource that appears belongs to the loop.
+  const policy = new HttpPolicyClient({ baseUrl: 'http://127.0.0.1:9', framework: 'demo' });
+  const before = process.getActiveResourcesInfo().sort();
+  const registry = new Registry();
+  const bridge = startBridge(config, { adapter, policy, log: silentLogger, registry });
+  await until('20 ticks', () => bridge.loop.jitterStats().count >= 20 || undefined);
+  assert.ok(process.getActiveResourcesInfo().includes('MessagePort'), 'the image worker runs');
+  const { values } = (await registry.getSingleMetric(BRIDGE_METRIC_NAMES.tickLateness)!.get()) as { values: { metricName?: string; labels: Record<string, unknown>; value: number }[] };
+  const buckets = values.filter((v) => v.metricName === `${BRIDGE_METRIC_NAMES.tickLateness}_bucket`).map((v) => v.labels.le);
+  assert.equal(buckets[0], 0.00005);
+  const count = values.find((v) => v.metricName === `${BRIDGE_METRIC_NAMES.tickLateness}_count`)!.value;
+  assert.ok(count >= 20, `${count} ticks observed`);
+  const stats = bridge.loop.jitterStats();
+  assert.ok(Number.isFinite(stats.lateness.p99Ms) && stats.lateness.p50Ms >= 0);
+  await bridge.close();
+  assert.deepEqual(process.getActiveResourcesInfo().sort(), before);
 });
