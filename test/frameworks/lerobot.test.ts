@@ -15,12 +15,17 @@ import { GatewayError } from '../../src/lib/errors.js';
 import { encodeMessage } from '../../src/protocol/codec.js';
 import { Tensor } from '../../src/protocol/tensor.js';
 import { WorkerClient } from '../../src/zmq/worker-client.js';
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { HttpPolicyClient, ZmqPolicyClient } from '../../src/ros-bridge/policy-client.js';
 import type { Gateway } from '../../src/build-gateway.js';
+import { ensureOpenpiClient } from '../support/peers.js';
 import { frontDoorClient, startTestGateway, type CallResult, type FrontDoorClient } from '../support/gateway.js';
 import { buildPolicies, ensureLerobot, referenceChunks, startLerobotWorker, tempDir, type BuiltPolicies, type LerobotWorkerOptions } from '../../bench/lib/lerobot-env.js';
 
 const TOLERANCE = 1e-5; // absolute, per action value
+const run = promisify(execFile);
 const SIZE = 96;
 const DOORS = ['zmq-binary', 'http-msgpack'] as const;
 
@@ -80,7 +85,17 @@ type Doors = Record<(typeof DOORS)[number], FrontDoorClient> & { gateway: Gatewa
 async function serve(t: TestContext, options: LerobotWorkerOptions): Promise<Doors> {
   const worker = await startLerobotWorker(options);
   t.after(() => worker.close());
-  const gateway = await startTestGateway(t, { frameworks: { lerobot: { endpoints: [worker.endpoint], timeoutMs: 30_000 } } });
+  // Also openpi's door, with openpi's generic keys mapped to this policy's cameras (openpi's client test below).
+  const gateway = await startTestGateway(t, {
+    openpi: { host: '127.0.0.1', port: 0, framework: 'lerobot' },
+    frameworks: {
+      lerobot: {
+        endpoints: [worker.endpoint],
+        timeoutMs: 30_000,
+        observation: { images: { 'observation/image': 'front', 'observation/wrist_image': 'hand' }, state: ['observation/state'], instruction: 'prompt' },
+      },
+    },
+  });
   const entry = gateway.router.registry.entries().find((e) => e.name === 'lerobot')!;
   // ready once the worker's health says the policy is loaded and warmed (the pool announces it)
   await entry.pool.whenReady(AbortSignal.timeout(120_000)).catch((err: unknown) => {
@@ -153,6 +168,14 @@ test('ACT (ResNet-18 + transformer, two cameras): the chunk through both doors i
   const moved = Math.max(...swapped.flatMap((row, i) => row.map((v, j) => Math.abs(v - expectedAct[i]![j]!))));
   assert.ok(moved > 0, 'swapping the cameras left the chunk unchanged');
   t.diagnostic(`ACT with the cameras swapped: max abs change ${moved.toExponential(2)}`);
+
+  // openpi's own client from PyPI, through the gateway's openpi door: the same chunk from the same LeRobot policy.
+  const python = await ensureOpenpiClient();
+  const { stdout } = await run(python, [fileURLToPath(new URL('./openpi_act_client.py', import.meta.url)), clients.gateway.openpiUrl!, actFront.file, actHand.file, String(SIZE), JSON.stringify(STATE), TASK], { timeout: 120_000 });
+  const viaOpenpi = JSON.parse(stdout) as { dtype: string; shape: number[]; values: number[][] };
+  assert.equal(viaOpenpi.dtype, '<f4');
+  assert.deepEqual(viaOpenpi.shape, [10, 6]);
+  t.diagnostic(`ACT via openpi's client and the openpi door: max abs difference to LeRobot ${assertClose(viaOpenpi.values, expectedAct, 'ACT via openpi-client').toExponential(2)}`);
 
   // The ROS bridge's own policy clients (what a robot runs), over both doors: the same chunk.
   const bridgeObservation = { images: { front: actFront.tensor, hand: actHand.tensor }, state: Tensor.of(new Float32Array(STATE)), instruction: TASK, stamp: 1 };
