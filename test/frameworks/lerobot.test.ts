@@ -88,12 +88,16 @@ async function serve(t: TestContext, options: LerobotWorkerOptions): Promise<Doo
   // Also openpi's door, with openpi's generic keys mapped to this policy's cameras (openpi's client test below).
   const gateway = await startTestGateway(t, {
     openpi: { host: '127.0.0.1', port: 0, framework: 'lerobot' },
+    groot: { endpoint: 'tcp://127.0.0.1:*', framework: 'lerobot_groot' },
+    defaultFramework: 'lerobot',
     frameworks: {
       lerobot: {
         endpoints: [worker.endpoint],
         timeoutMs: 30_000,
         observation: { images: { 'observation/image': 'front', 'observation/wrist_image': 'hand' }, state: ['observation/state'], instruction: 'prompt' },
       },
+      // The same worker seen through GR00T N1.5's keys (a mapping is per framework).
+      lerobot_groot: { endpoints: [worker.endpoint], timeoutMs: 30_000, observation: 'groot-n15', groot: { actionGroups: { arm: 6 } } },
     },
   });
   const entry = gateway.router.registry.entries().find((e) => e.name === 'lerobot')!;
@@ -176,6 +180,13 @@ test('ACT (ResNet-18 + transformer, two cameras): the chunk through both doors i
   assert.equal(viaOpenpi.dtype, '<f4');
   assert.deepEqual(viaOpenpi.shape, [10, 6]);
   t.diagnostic(`ACT via openpi's client and the openpi door: max abs difference to LeRobot ${assertClose(viaOpenpi.values, expectedAct, 'ACT via openpi-client').toExponential(2)}`);
+
+  // A GR00T N1.5 client (written from GR00T's wire format) through the gateway's GR00T door: the same chunk.
+  const groot = await run('/usr/bin/python3', [fileURLToPath(new URL('./groot_act_client.py', import.meta.url)), clients.gateway.grootEndpoint!, actFront.file, actHand.file, String(SIZE), JSON.stringify(STATE), TASK], { timeout: 120_000 });
+  const viaGroot = JSON.parse(groot.stdout) as { error?: string; keys: string[]; shape: number[]; values: number[][] };
+  assert.equal(viaGroot.error, undefined, viaGroot.error);
+  assert.deepEqual(viaGroot.shape, [10, 6]);
+  t.diagnostic(`ACT via a GR00T client and the GR00T door: max abs difference to LeRobot ${assertClose(viaGroot.values, expectedAct, 'ACT via GR00T client').toExponential(2)}`);
 
   // The ROS bridge's own policy clients (what a robot runs), over both doors: the same chunk.
   const bridgeObservation = { images: { front: actFront.tensor, hand: actHand.tensor }, state: Tensor.of(new Float32Array(STATE)), instruction: TASK, stamp: 1 };
