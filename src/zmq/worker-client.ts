@@ -148,10 +148,10 @@ export class WorkerClient implements AsyncDisposable {
     this.#pending.set(requestId, pending);
     // One timer and (when the caller passed a signal) one listener per request, both removed on every exit.
     const timer = setTimeout(
-      () => this.#end(requestId, new GatewayError('timeout', `request ${requestId} to ${this.endpoint}: no reply within ${timeoutMs} ms`)),
+      () => this.#end(requestId, new GatewayError('timeout', `no reply from the worker at ${this.endpoint} within ${timeoutMs} ms`)),
       Math.ceil(timeoutMs),
     );
-    const onAbort = parent && (() => this.#end(requestId, abortError(parent, `request ${requestId} to ${this.endpoint}`)));
+    const onAbort = parent && (() => this.#end(requestId, abortError(parent, `request to the worker at ${this.endpoint}`)));
     if (onAbort) parent.addEventListener('abort', onAbort, { once: true });
     try {
       try {

@@ -134,3 +134,13 @@ test('deadline passed: 504 timeout on HTTP, timeout on ZMQ; in flight back to 0'
   // The caller's own smaller budget (timeout_ms) also holds, on a framework with a long deadline.
   assert.equal(gateway.router.inFlight, 0);
 });
+
+test('a timeout names no request id but the caller\'s: the reply and its message agree', async (t) => {
+  const gateway = await startTestGateway(t, { frameworks: { demo: { embedded: true, embeddedDelayMs: 600, timeoutMs: 100 } } });
+  const res = await fetch(`${gateway.httpUrl}/v1/frameworks/demo/inference`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-request-id': 'robot-7-tick-42' }, body: '{"state":[1]}' });
+  const body = (await res.json()) as { error: { code: string; message: string; request_id: string } };
+  assert.equal(res.status, 504);
+  assert.equal(body.error.code, 'timeout');
+  assert.equal(body.error.request_id, 'robot-7-tick-42');
+  assert.doesNotMatch(body.error.message, /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/, 'no internal (worker hop) request id in the message');
+});
