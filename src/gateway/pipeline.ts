@@ -22,6 +22,7 @@ import { context } from '@opentelemetry/api';
 import { GatewayError, toGatewayError } from '../lib/errors.js';
 import { silentLogger, type Logger } from '../lib/log.js';
 import type { Codec } from '../protocol/codec.js';
+import type { ExchangeRecord } from '../protocol/exchange.js';
 import { PROTOCOL_VERSION, type ReplyHeader, type RequestHeader } from '../protocol/messages.js';
 import { mapInferenceData, ROBOTIS_MAPPING, type ObservationMappingSpec } from '../protocol/observation-mapping.js';
 import { healthSaysReady, isOriginalHealthCheck, originalHealthReply, type OriginalHealthReply } from '../protocol/original-health.js';
@@ -83,29 +84,7 @@ export interface DoorRequest<Out> {
   encode(reply: ReplyHeader | OriginalHealthReply, ctx: ReplyContext): { out: Out; bytes: number };
 }
 
-/** One request and its reply as the pipeline saw them, handed to the observer after the reply is encoded. */
-export interface ExchangeRecord {
-  /** performance.now() when the request's bytes arrived. */
-  receivedAt: number;
-  transport: Transport;
-  codec: Codec;
-  /** The framework that served it (the default one when the request named none). */
-  framework: string;
-  requestId: string | undefined;
-  type: string;
-  /** The request's data after observation mapping; tensors are views on the received bytes (keep, don't mutate). */
-  data: unknown;
-  /** The worker's result on success; tensors are views on the worker's reply frames. */
-  result: unknown;
-  /** `ok` or the error code. */
-  outcome: string;
-  errorMessage: string | undefined;
-  /** Stage durations, ms (see telemetry STAGES), and the whole time from arrival to the encoded reply. */
-  stagesMs: Partial<Record<'decode' | 'queue' | 'worker_compute' | 'transport' | 'encode', number>>;
-  totalMs: number;
-  requestBytes: number;
-  responseBytes: number;
-}
+export type { ExchangeRecord };
 
 /** Sees every decoded exchange (see the opening comment). Both calls run on the request path: keep them cheap. */
 export interface PipelineObserver {

@@ -1,28 +1,14 @@
 // Turns one exchange (a request and its reply as the pipeline saw them) into the JSON messages of a recording
 // (schemas.ts). Pure, and run by the writer off the request path: this is where tensor bytes are first read.
+import type { ExchangeRecord } from '../protocol/exchange.js';
 import { Tensor, tensorFromNested, type DType } from '../protocol/tensor.js';
 import { timeOf, topics, type RecordedImages, type TopicKind } from './schemas.js';
 
 /**
- * One exchange as the request pipeline hands it over (structurally the pipeline's ExchangeRecord, which this area
- * may not import). `data` and `result` hold Tensors that are views on received bytes: read, never mutated.
+ * One exchange as the request pipeline hands it over (protocol/exchange.ts, shared with the pipeline). `data` and
+ * `result` hold Tensors that are views on received bytes: read, never mutated.
  */
-export interface Exchange {
-  receivedAt: number;
-  transport: string;
-  codec: string;
-  framework: string;
-  requestId: string | undefined;
-  type: string;
-  data: unknown;
-  result: unknown;
-  outcome: string;
-  errorMessage: string | undefined;
-  stagesMs: Partial<Record<'decode' | 'queue' | 'worker_compute' | 'transport' | 'encode', number>>;
-  totalMs: number;
-  requestBytes: number;
-  responseBytes: number;
-}
+export type Exchange = ExchangeRecord;
 
 export interface EncodedMessage {
   kind: TopicKind;
