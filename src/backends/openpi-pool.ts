@@ -40,16 +40,8 @@ export interface OpenpiPoolOptions {
 }
 
 export function createOpenpiPool(options: OpenpiPoolOptions): PeerPool {
-  return new PeerPool({
-    framework: options.framework,
-    endpoints: options.endpoints,
-    ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
-    ...(options.healthIntervalMs !== undefined ? { healthIntervalMs: options.healthIntervalMs } : {}),
-    ...(options.healthTimeoutMs !== undefined ? { healthTimeoutMs: options.healthTimeoutMs } : {}),
-    ...(options.log ? { log: options.log } : {}),
-    protocol: 'openpi',
-    connect: (endpoint) => new OpenpiConnection(endpoint, options),
-  });
+  // The pool takes the common options as they are; the rest is this protocol's connection's.
+  return new PeerPool({ ...options, protocol: 'openpi', connect: (endpoint) => new OpenpiConnection(endpoint, options) });
 }
 
 const isMap = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v) && !ArrayBuffer.isView(v);

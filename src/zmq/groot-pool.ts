@@ -42,16 +42,8 @@ export interface GrootPoolOptions {
 }
 
 export function createGrootPool(options: GrootPoolOptions): PeerPool {
-  return new PeerPool({
-    framework: options.framework,
-    endpoints: options.endpoints,
-    ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
-    ...(options.healthIntervalMs !== undefined ? { healthIntervalMs: options.healthIntervalMs } : {}),
-    ...(options.healthTimeoutMs !== undefined ? { healthTimeoutMs: options.healthTimeoutMs } : {}),
-    ...(options.log ? { log: options.log } : {}),
-    protocol: 'GR00T',
-    connect: (endpoint) => new GrootConnection(endpoint, options),
-  });
+  // The pool takes the common options as they are; the rest is this protocol's connection's.
+  return new PeerPool({ ...options, protocol: 'GR00T', connect: (endpoint) => new GrootConnection(endpoint, options) });
 }
 
 const isMap = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v) && !ArrayBuffer.isView(v);
