@@ -163,7 +163,7 @@ const MAX_EXEC_OUTPUT_BYTES = 4 * 1024 * 1024;
  * The lines of a log buffer: non-TTY containers frame each write with an 8-byte header (stream type 0/1/2, 3 zero
  * bytes, big-endian length); TTY containers send raw text.
  */
-function logLines(buf: Buffer): string[] {
+export function logLines(buf: Buffer): string[] {
   const split = (text: string) => text.split('\n').filter((l) => l !== '');
   if (buf.length > 0 && buf[0]! > 2) return split(buf.toString('utf8'));
   const lines: string[] = [];
@@ -698,10 +698,10 @@ export class DockerManager {
     } catch (err) {
       throw this.#wrap(err, `stats of ${idOrName}`);
     }
-    yield* this.#jsonLines(stream, signal, (raw: Docker.ContainerStats, prev: Docker.ContainerStats | undefined) => toSample(idOrName, raw, prev));
+    yield* this.jsonLines(stream, signal, (raw: Docker.ContainerStats, prev: Docker.ContainerStats | undefined) => toSample(idOrName, raw, prev));
   }
 
-  async *#jsonLines<T, R>(stream: Readable, signal: AbortSignal | undefined, map: (value: T, prev: T | undefined) => R | undefined): AsyncGenerator<R> {
+  async *jsonLines<T, R>(stream: Readable, signal: AbortSignal | undefined, map: (value: T, prev: T | undefined) => R | undefined): AsyncGenerator<R> {
     this.#streams.add(stream);
     const onAbort = () => stream.destroy();
     signal?.addEventListener('abort', onAbort, { once: true });
@@ -744,7 +744,7 @@ export class DockerManager {
     } catch (err) {
       throw this.#wrap(err, 'docker events');
     }
-    return this.#jsonLines(stream, signal, (raw: DockerEventMessage) => toEvent(raw));
+    return this.jsonLines(stream, signal, (raw: DockerEventMessage) => toEvent(raw));
   }
 
   /** The last `tail` log lines (stdout and stderr interleaved by stream; order across streams is not kept). */

@@ -10,7 +10,10 @@ import type { GatewayMetrics } from '../telemetry/metrics.js';
 import { watchContainers, type ContainerWatch } from './container-watch.js';
 import { DockerManager } from './docker-manager.js';
 import { builtinFrameworkSpecs, validateFrameworkSpec, type FrameworkSpec } from './framework-spec.js';
+import { engineKey, engineOptions } from './engine-url.js';
 import { DockerLauncher, type DockerLauncherOptions } from './launcher.js';
+import { LauncherGroup, type MemberLauncher } from './launcher-group.js';
+import { ServiceLauncher } from './service-launcher.js';
 
 /** A framework of the gateway's config that names a launcher: a built-in spec name or a spec mapping. */
 export interface LaunchableFramework {
@@ -62,8 +65,12 @@ export interface DockerSupportOptions {
 }
 
 export interface DockerSupport {
+  /** The default engine's manager. */
   readonly manager: DockerManager;
-  readonly launcher: DockerLauncher;
+  /** Every framework's launcher: containers on the default engine, Swarm services, frameworks on remote engines. */
+  readonly launcher: LauncherGroup;
+  /** The default engine's container launcher (the sampler's events feed it). */
+  readonly containers: DockerLauncher;
   readonly watch: ContainerWatch;
   /** Whether an engine answered at start (and its version), or the error. */
   readonly engine: { reachable: true; version: string } | { reachable: false; error: string };
@@ -109,12 +116,36 @@ export async function startDockerSupport(options: DockerSupportOptions): Promise
         });
     },
   });
+  // Specs by engine and mode: containers on the default engine (with the sampler), Swarm services on an engine
+  // that is a manager, containers on remote engines. Each other engine gets a manager of its own.
+  const byEngine = new Map<string, FrameworkSpec[]>();
+  for (const spec of options.specs) {
+    const key = engineKey(spec.engine);
+    byEngine.set(key, [...(byEngine.get(key) ?? []), spec]);
+  }
+  const managers = new Map<string, DockerManager>([['default', manager]]);
+  const members: MemberLauncher[] = [];
   let launcher: DockerLauncher;
+  let group: LauncherGroup;
   try {
-    // A bad spec throws here, before the launcher runs anything.
-    launcher = new DockerLauncher({ ...options.launcher, manager, specs: options.specs, log: options.log ?? silentLogger, stats: watch });
+    for (const [key, specs] of byEngine) {
+      if (key === 'default') continue;
+      managers.set(key, new DockerManager({ docker: await engineOptions(key, specs.find((s) => s.tls)?.tls), log: options.log ?? silentLogger }));
+    }
+    // A bad spec throws here, before a launcher runs anything.
+    const local = (byEngine.get('default') ?? []).filter((s) => s.mode !== 'service');
+    launcher = new DockerLauncher({ ...options.launcher, manager, specs: local, log: options.log ?? silentLogger, stats: watch });
+    members.push(launcher);
+    for (const [key, specs] of byEngine) {
+      const engineManager = managers.get(key)!;
+      const services = specs.filter((s) => s.mode === 'service');
+      if (services.length) members.push(new ServiceLauncher({ manager: engineManager, specs: services, log: options.log ?? silentLogger, ...(options.launcher?.stopOnClose ? { stopOnClose: true } : {}) }));
+      const containers = specs.filter((s) => s.mode !== 'service');
+      if (key !== 'default' && containers.length) members.push(new DockerLauncher({ ...options.launcher, manager: engineManager, specs: containers, log: options.log ?? silentLogger }));
+    }
+    group = new LauncherGroup(members);
   } catch (err) {
-    await watch.close();
+    await Promise.allSettled([watch.close(), ...members.map((m) => m.close()), ...[...managers].filter(([k]) => k !== 'default').map(([, m]) => m.close())]);
     throw err;
   }
   // Docker announces one OOM kill with more than one `oom` event: count one per run of a container.
@@ -135,12 +166,14 @@ export async function startDockerSupport(options: DockerSupportOptions): Promise
   let closing: Promise<void> | undefined;
   return {
     manager,
-    launcher,
+    launcher: group,
+    containers: launcher,
     watch,
     engine,
     close: () =>
       (closing ??= (async () => {
-        await Promise.allSettled([launcher.close(), watch.close()]);
+        await Promise.allSettled([group.close(), watch.close()]);
+        await Promise.allSettled([...managers].filter(([k]) => k !== 'default').map(([, m]) => m.close()));
         if (ownsManager) await manager.close();
       })()),
   };

@@ -53,6 +53,38 @@ export interface FrameworkSpec {
   containerName?: string;
   /** Extra labels (ours are added by the manager and cannot be overridden). */
   labels?: Readonly<Record<string, string>>;
+  /**
+   * `container` (default): one container on the engine. `service`: a Docker Swarm service with `replicas` tasks
+   * (the engine must be a swarm manager); each task binds `port + slot - 1` on its node (host networking).
+   */
+  mode?: LaunchMode;
+  /** Service mode: how many tasks; default 1. */
+  replicas?: number;
+  /** Service mode: Swarm placement constraints, e.g. `node.labels.gpu == true`, `node.hostname == gpu-box-1`. */
+  constraints?: readonly string[];
+  /** Service mode: Swarm restart policy; default `any` (a task that ends is replaced). */
+  restartPolicy?: RestartPolicySpec;
+  /** Service mode: generic resources each task reserves, e.g. `{ gpu: 1 }` (nodes advertise them: `node-generic-resources`). */
+  genericResources?: Readonly<Record<string, number>>;
+  /** Service mode: rolling update, one task at a time (stop-first: each slot keeps its port); `delayMs` between tasks. */
+  update?: { delayMs?: number; monitorMs?: number };
+  /** Service mode: the address the worker binds on its node; default `0.0.0.0` (use CURVE between hosts). */
+  bindHost?: string;
+  /**
+   * The Docker engine this framework runs on, `DOCKER_HOST`-style: `unix:///var/run/docker.sock`, `tcp://host:2376`
+   * (with `tls`), `ssh://user@host`. Absent: the gateway's default engine.
+   */
+  engine?: string;
+  /** TLS client files for a `tcp://` engine (as DOCKER_CERT_PATH holds them): CA, certificate and key, PEM. */
+  tls?: { caFile: string; certFile: string; keyFile: string };
+}
+
+export type LaunchMode = 'container' | 'service';
+
+export interface RestartPolicySpec {
+  condition: 'any' | 'on-failure' | 'none';
+  maxAttempts?: number;
+  delayMs?: number;
 }
 
 export const LABEL_MANAGED = 'physical-ai-gateway.managed';
@@ -85,12 +117,27 @@ export interface Endpoints {
 /** The endpoints for host and none networking (bridge: `host` is resolved from the container's IP at start). */
 export function endpointsFor(spec: FrameworkSpec, containerIp?: string): Endpoints {
   switch (spec.networkMode) {
-    case 'host':
+    case 'host': {
+      // On a remote engine the worker binds on that host (bindHost, default every address) and the gateway
+      // connects to the engine's host name; locally both sides use 127.0.0.1.
+      const remote = remoteEngineHost(spec.engine);
+      if (remote) return { container: `tcp://${spec.bindHost ?? '0.0.0.0'}:${spec.port}`, host: `tcp://${remote.includes(':') ? `[${remote}]` : remote}:${spec.port}` };
       return { container: `tcp://127.0.0.1:${spec.port}`, host: `tcp://127.0.0.1:${spec.port}` };
+    }
     case 'none':
       return { container: `ipc://${CONTAINER_IPC_DIR}/${spec.name}.sock`, host: `ipc://${join(spec.ipcDir!, `${spec.name}.sock`)}` };
     case 'bridge':
       return { container: `tcp://0.0.0.0:${spec.port}`, host: `tcp://${containerIp ?? '127.0.0.1'}:${spec.port}` };
+  }
+}
+
+/** The host of a tcp:// or ssh:// engine URL (where its host-network containers are reached); undefined for local engines. */
+export function remoteEngineHost(engine: string | undefined): string | undefined {
+  if (!engine || engine.startsWith('unix://')) return undefined;
+  try {
+    return new URL(engine).hostname.replace(/^\[|\]$/g, '') || undefined;
+  } catch {
+    return undefined;
   }
 }
 
@@ -161,8 +208,63 @@ export function validateFrameworkSpec(input: unknown): FrameworkSpec {
   if (s.containerName !== undefined && (typeof s.containerName !== 'string' || !CONTAINER_NAME_RE.test(s.containerName))) {
     bad('containerName', 'must match [a-zA-Z0-9][a-zA-Z0-9_.-]+');
   }
+  validateServiceFields(s, bad);
   if (problems.length > 0) throw new GatewayError('bad_request', `framework spec "${label}": ${problems.join('; ')}`);
   return s as unknown as FrameworkSpec;
+}
+
+const ENGINE_RE = /^(unix:\/\/\/.+|tcp:\/\/[^\s/]+:\d+|ssh:\/\/[^\s/]+)$/;
+const SERVICE_ONLY = ['replicas', 'constraints', 'restartPolicy', 'genericResources', 'update'] as const;
+
+/** The Swarm and remote-engine fields of a spec (part of validateFrameworkSpec). */
+function validateServiceFields(s: Record<string, unknown>, bad: (field: string, why: string) => void): void {
+  if (s.mode !== undefined && s.mode !== 'container' && s.mode !== 'service') bad('mode', "must be 'container' or 'service'");
+  if (s.mode === 'service') {
+    if (s.networkMode !== 'host') bad('networkMode', "must be 'host' with mode 'service' (each task binds its own port on its node)");
+    if (s.containerName !== undefined) bad('containerName', "not used with mode 'service' (Swarm names the tasks; the service is named after it)");
+    if (s.runtime !== undefined || s.gpus !== undefined) bad(s.runtime !== undefined ? 'runtime' : 'gpus', "not available to Swarm services; use 'genericResources' (e.g. { gpu: 1 }) or a 'constraints' node label");
+    if (Array.isArray(s.command) && s.command.some((a) => typeof a === 'string' && a !== '{endpoint}' && a !== '{port}' && /\{(endpoint|port)\}/.test(a))) {
+      bad('command', "with mode 'service', {endpoint} and {port} must be whole arguments (each task fills in its own)");
+    }
+  } else {
+    if (s.bindHost !== undefined && (typeof s.engine !== 'string' || s.engine.startsWith('unix://'))) bad('bindHost', "only used with mode 'service' or a remote engine");
+    for (const f of SERVICE_ONLY) if (s[f] !== undefined) bad(f, "only used with mode 'service'");
+  }
+  if (s.replicas !== undefined && !(typeof s.replicas === 'number' && Number.isInteger(s.replicas) && s.replicas >= 0 && s.replicas <= 64)) bad('replicas', 'must be an integer 0..64');
+  if (typeof s.port === 'number' && typeof s.replicas === 'number' && s.port + s.replicas - 1 > 65_535) bad('replicas', `ports ${s.port}..${s.port + s.replicas - 1} go past 65535`);
+  if (s.constraints !== undefined && !(Array.isArray(s.constraints) && s.constraints.every((c) => typeof c === 'string' && /^\S+\s*(==|!=)\s*\S+$/.test(c)))) {
+    bad('constraints', "must be a list of Swarm constraints such as 'node.labels.gpu == true'");
+  }
+  if (s.restartPolicy !== undefined) {
+    const r = (s.restartPolicy ?? {}) as Record<string, unknown>;
+    if (r.condition !== 'any' && r.condition !== 'on-failure' && r.condition !== 'none') bad('restartPolicy.condition', "must be 'any', 'on-failure' or 'none'");
+    for (const f of ['maxAttempts', 'delayMs'] as const) if (r[f] !== undefined && !(Number.isInteger(r[f]) && (r[f] as number) >= 0)) bad(`restartPolicy.${f}`, 'must be an integer >= 0');
+  }
+  if (s.genericResources !== undefined) {
+    const g = s.genericResources as Record<string, unknown>;
+    if (g === null || typeof g !== 'object' || Array.isArray(g) || !Object.values(g).every((v) => isPositiveInt(v))) bad('genericResources', "must map a resource kind to a positive count, e.g. { gpu: 1 }");
+  }
+  if (s.update !== undefined) {
+    const u = (s.update ?? {}) as Record<string, unknown>;
+    for (const f of ['delayMs', 'monitorMs'] as const) if (u[f] !== undefined && !(Number.isInteger(u[f]) && (u[f] as number) >= 0)) bad(`update.${f}`, 'must be an integer >= 0');
+  }
+  if (s.bindHost !== undefined && (typeof s.bindHost !== 'string' || !/^[0-9a-fA-F.:]+$/.test(s.bindHost))) bad('bindHost', 'must be an IP address such as 0.0.0.0 or 127.0.0.1');
+  if (s.engine !== undefined && (typeof s.engine !== 'string' || !ENGINE_RE.test(s.engine))) bad('engine', 'must be unix:///path, tcp://host:port or ssh://[user@]host[:port]');
+  if (s.tls !== undefined) {
+    const t = (s.tls ?? {}) as Record<string, unknown>;
+    if (typeof s.engine !== 'string' || !s.engine.startsWith('tcp://')) bad('tls', 'only used with a tcp:// engine');
+    for (const f of ['caFile', 'certFile', 'keyFile'] as const) if (typeof t[f] !== 'string' || !isAbsolute(t[f])) bad(`tls.${f}`, 'required; an absolute path to a PEM file');
+  }
+}
+
+/** True for a framework run as a Swarm service. */
+export function isService(spec: FrameworkSpec): boolean {
+  return spec.mode === 'service';
+}
+
+/** The Swarm service name of a service-mode spec (containerName is not used there). */
+export function serviceNameFor(spec: Pick<FrameworkSpec, 'name'>): string {
+  return `physical-ai-gateway-${spec.name}`;
 }
 
 export interface BuiltinSpecOptions {

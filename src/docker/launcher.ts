@@ -12,7 +12,7 @@ import type { FrameworkControl, FrameworkLauncher, Launch } from '../router/fram
 import type { ContainerStatsSnapshot, LaunchState, LaunchStatus, ManagedContainer } from './types.js';
 import { DockerError, isDockerError } from './docker-error.js';
 import { DockerManager, type ContainerEvent, type ResourceSample } from './docker-manager.js';
-import { DEFAULT_READY_TIMEOUT_MS, containerNameFor, usesGpu, validateFrameworkSpec, type FrameworkSpec } from './framework-spec.js';
+import { DEFAULT_READY_TIMEOUT_MS, containerNameFor, remoteEngineHost, usesGpu, validateFrameworkSpec, type FrameworkSpec } from './framework-spec.js';
 
 export interface DockerLauncherOptions {
   manager: DockerManager;
@@ -89,6 +89,7 @@ export class DockerLauncher implements FrameworkLauncher, FrameworkControl {
     this.#manager = options.manager;
     for (const spec of options.specs) {
       const valid = validateFrameworkSpec(spec);
+      if (valid.mode === 'service') throw new GatewayError('bad_request', `framework "${valid.name}" is mode 'service': the ServiceLauncher runs it`);
       if (this.#specs.has(valid.name)) throw new GatewayError('bad_request', `framework "${valid.name}" is specified twice`);
       this.#specs.set(valid.name, valid);
     }
@@ -378,7 +379,7 @@ export class DockerLauncher implements FrameworkLauncher, FrameworkControl {
         );
       }
     }
-    if (spec.networkMode === 'host' && spec.port !== undefined && !(await portIsFree('127.0.0.1', spec.port))) {
+    if (spec.networkMode === 'host' && spec.port !== undefined && !remoteEngineHost(spec.engine) && !(await portIsFree('127.0.0.1', spec.port))) {
       throw new DockerError(
         'unavailable',
         'port_in_use',

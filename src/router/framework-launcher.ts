@@ -3,17 +3,33 @@
 // its own sockets, announced by events), so nothing here knows about ZeroMQ or polls.
 import type { GatewayError } from '../lib/errors.js';
 
-/** A running framework: where its workers listen, and the end of the container that runs them. */
+/** One worker of a framework with replicas: its endpoint and where it runs (labels on its metrics). */
+export interface LaunchWorker {
+  endpoint: string;
+  /** The host (node address) it runs on. */
+  host: string;
+  /** The Swarm task (or container) that runs it. */
+  task: string;
+}
+
+/** A running framework: where its workers listen, and the end of the container (or service) that runs them. */
 export interface Launch {
   endpoints: string[];
   /** Resolves (never rejects) with the reason when this container stops, dies or is removed. */
   ended: Promise<GatewayError>;
+  /** Replicas (Swarm services): the workers behind `endpoints`, with their host and task. */
+  workers?: LaunchWorker[];
 }
 
 /** What a launcher announces that the router acts on; launchers may emit more event types, which it ignores. */
 export type LaunchEvent =
   | { type: 'stopped'; framework: string; reason: 'idle' | 'switch' | 'request' | 'close' }
-  | { type: 'exited'; framework: string; expected: boolean; error?: string };
+  | { type: 'exited'; framework: string; expected: boolean; error?: string }
+  /**
+   * The framework's current workers (replicas come and go: scale, a task replaced, a rolling update). The router
+   * adds the new ones to the pool and drains the others: no new requests, those in flight finish for `drainMs`.
+   */
+  | { type: 'workers'; framework: string; workers: LaunchWorker[]; drainMs: number };
 
 /** Starts a framework's workers when asked and says where they listen. */
 export interface FrameworkLauncher {

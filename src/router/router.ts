@@ -8,7 +8,7 @@ import { EventStream } from '../lib/event-stream.js';
 import { silentLogger, type Logger } from '../lib/log.js';
 import type { Codec } from '../protocol/codec.js';
 import type { EndpointStatus, OutgoingRequest, Reply } from '../zmq/types.js';
-import type { FrameworkLauncher, LaunchEvent } from './framework-launcher.js';
+import type { FrameworkLauncher, LaunchEvent, LaunchWorker } from './framework-launcher.js';
 import type { FrameworkEntry, FrameworkRegistry, FrameworkState } from './framework-registry.js';
 
 export type { FrameworkState };
@@ -135,7 +135,22 @@ export class Router {
       void Promise.all(entry.pool.endpoints.map((ep) => entry.pool.removeEndpoint(ep))).then(() => this.#refresh(entry, e.reason));
     } else if (e.type === 'exited' && !e.expected) {
       void entry.pool.checkHealth().catch(() => undefined);
+    } else if (e.type === 'workers') {
+      void this.#applyWorkers(entry, e.workers, e.drainMs);
     }
+  }
+
+  /**
+   * The framework's replicas changed: new workers join the pool (they serve once healthy); the others are drained
+   * (no new requests; those in flight finish for up to `drainMs`, an idempotent one left over goes to another).
+   */
+  async #applyWorkers(entry: FrameworkEntry, workers: readonly LaunchWorker[], drainMs: number): Promise<void> {
+    const wanted = new Set(workers.map((w) => w.endpoint));
+    const drained = entry.pool.endpoints.filter((ep) => !wanted.has(ep));
+    for (const w of workers) entry.pool.addEndpoint(w.endpoint, { labels: { host: w.host, task: w.task } });
+    if (drained.length) this.#log.info({ event: 'router.workers_drained', framework: entry.name, endpoints: drained, drainMs });
+    await Promise.all(drained.map((ep) => entry.pool.removeEndpoint(ep, { graceMs: drainMs })));
+    this.#refresh(entry);
   }
 
   get defaultFramework(): string | undefined {
@@ -250,9 +265,10 @@ export class Router {
     const startedAt = performance.now();
     log.info({ event: 'router.launch_start' });
     try {
-      const { endpoints, ended } = await launcher.ensureRunning(entry.name, signal);
+      const { endpoints, ended, workers } = await launcher.ensureRunning(entry.name, signal);
       for (const ep of entry.pool.endpoints) if (!endpoints.includes(ep)) await entry.pool.removeEndpoint(ep);
-      for (const ep of endpoints) entry.pool.addEndpoint(ep);
+      const labels = new Map(workers?.map((w) => [w.endpoint, { host: w.host, task: w.task }]));
+      for (const ep of endpoints) entry.pool.addEndpoint(ep, labels.has(ep) ? { labels: labels.get(ep)! } : {});
       void entry.pool.checkHealth().catch(() => undefined); // now, not at the next health interval
       await new Promise<void>((resolve, reject) => {
         entry.pool.whenReady(signal).then(resolve, reject);

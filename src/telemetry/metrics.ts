@@ -19,6 +19,8 @@ export const POOL_ENDPOINTS = 'gateway_pool_endpoints';
 export const FRAMEWORK_STATE = 'gateway_framework_state';
 export const LATE_REPLIES_TOTAL = 'gateway_late_replies_total';
 export const RECONNECTS_TOTAL = 'gateway_reconnects_total';
+export const WORKER_REQUESTS_TOTAL = 'gateway_worker_requests_total';
+export const POOL_RETRIES_TOTAL = 'gateway_pool_retries_total';
 export const TENSOR_COPIES_TOTAL = 'gateway_tensor_copies_total';
 export const TENSOR_COPIED_BYTES_TOTAL = 'gateway_tensor_copied_bytes_total';
 export const CONTAINER_CPU_CORES = 'gateway_container_cpu_cores';
@@ -97,7 +99,9 @@ export interface RequestObservation {
 
 /** Structural copy of src/zmq/types.ts PoolEvent (a PoolEvent is assignable to it; test/telemetry checks that). */
 export type PoolEventLike =
-  | { type: 'endpoint_added' | 'endpoint_removed' | 'connected' | 'disconnected'; framework: string; endpoint: string }
+  | { type: 'endpoint_added' | 'endpoint_removed' | 'connected' | 'disconnected'; framework: string; endpoint: string; labels?: { host: string; task: string } }
+  | { type: 'served'; framework: string; endpoint: string; labels: { host: string; task: string } }
+  | { type: 'retry'; framework: string; endpoint: string; code: string; labels?: { host: string; task: string } }
   | { type: 'state'; framework: string; endpoint: string; from: string; to: string; reason?: string }
   | { type: 'reconnect'; framework: string; endpoint: string; attempt: number }
   | { type: 'late_reply'; framework: string; endpoint: string; requestId: string }
@@ -191,6 +195,8 @@ export function createMetrics(registry: Registry, { runtime = false }: { runtime
   const frameworkState = gauge(FRAMEWORK_STATE, 'State of a framework: 1 for its current state (ready, starting, stopped = on purpose, down), 0 for the others.', ['framework', 'state']);
   const lateReplies = counter(LATE_REPLIES_TOTAL, 'Worker replies that arrived after their request had ended, dropped.', ['framework']);
   const reconnects = counter(RECONNECTS_TOTAL, 'Reconnections of pool sockets to workers.', ['framework']);
+  const workerRequests = new FastCounter(WORKER_REQUESTS_TOTAL, 'Requests answered by each replica of a framework (Swarm task or remote container), by host and task.', ['framework', 'host', 'task'], registry);
+  const retries = counter(POOL_RETRIES_TOTAL, 'Idempotent requests sent again to another worker after theirs went away or was not ready, by host and task of the first.', ['framework', 'host', 'task', 'code']);
   const copies = new FastCounter(TENSOR_COPIES_TOTAL, 'Request decodes that had to copy tensor bytes (misaligned inline data).', ['framework', 'transport'], registry);
   const copiedBytes = new FastCounter(TENSOR_COPIED_BYTES_TOTAL, 'Tensor bytes copied while decoding requests.', ['framework', 'transport'], registry);
   const cpu = gauge(CONTAINER_CPU_CORES, 'CPU used by a framework container, in cores (1 = one core busy).', ['framework', 'container']);
@@ -334,6 +340,12 @@ export function createMetrics(registry: Registry, { runtime = false }: { runtime
           return;
         case 'reconnect':
           reconnects.inc({ framework: event.framework });
+          return;
+        case 'served':
+          workerRequests.inc({ framework: event.framework, host: event.labels.host, task: event.labels.task });
+          return;
+        case 'retry':
+          retries.inc({ framework: event.framework, host: event.labels?.host ?? '', task: event.labels?.task ?? '', code: event.code });
           return;
         case 'late_reply':
           lateReplies.inc({ framework: event.framework });

@@ -46,6 +46,8 @@ export type EndpointState = 'connecting' | 'ready' | 'unhealthy' | 'down' | 'rem
 
 export interface EndpointStatus {
   endpoint: string;
+  /** Host and task, for replicas. */
+  labels?: WorkerLabels;
   state: EndpointState;
   inFlight: number;
   lastHealth?: HealthResult;
@@ -63,8 +65,18 @@ export interface PoolStats {
 }
 
 /** Typed state events of a pool (and a client), in the order they happened. */
+/** Where a worker of a framework with replicas runs (labels on its metrics). */
+export interface WorkerLabels {
+  host: string;
+  task: string;
+}
+
 export type PoolEvent =
-  | { type: 'endpoint_added'; framework: string; endpoint: string }
+  | { type: 'endpoint_added'; framework: string; endpoint: string; labels?: WorkerLabels }
+  /** A request answered by a worker that has labels (replicas): counted per host and task. */
+  | { type: 'served'; framework: string; endpoint: string; labels: WorkerLabels }
+  /** An idempotent request whose worker went away (or was not ready) is sent to another one. */
+  | { type: 'retry'; framework: string; endpoint: string; code: string; labels?: WorkerLabels }
   | { type: 'endpoint_removed'; framework: string; endpoint: string }
   | { type: 'state'; framework: string; endpoint: string; from: EndpointState; to: EndpointState; reason?: string }
   | { type: 'connected'; framework: string; endpoint: string }

@@ -9,7 +9,13 @@ import type { HealthResult } from '../protocol/messages.js';
 import { outsideTrace } from '../telemetry/tracing.js';
 import type { CurveClientKeys } from './curve-keys.js';
 import { WorkerClient, DEFAULT_REQUEST_TIMEOUT_MS } from './worker-client.js';
-import type { EndpointState, EndpointStatus, OutgoingRequest, PoolEvent, PoolStats, Reply, RequestOptions } from './types.js';
+import type { EndpointState, EndpointStatus, OutgoingRequest, PoolEvent, PoolStats, Reply, RequestOptions, WorkerLabels } from './types.js';
+
+/**
+ * Request types that may be sent again to another worker when theirs went away or was not ready: they change no
+ * state. `train` and `command` are never retried (they may have started).
+ */
+const IDEMPOTENT_TYPES: ReadonlySet<string> = new Set(['inference', 'health', 'status']);
 
 export interface WorkerPoolOptions {
   framework: string;
@@ -38,6 +44,8 @@ interface Member {
   latencyEmaMs?: number;
   /** When the endpoint last answered a request (performance.now()). */
   lastReplyAt?: number;
+  /** Host and task of a replica (Swarm task, remote container). */
+  labels?: WorkerLabels;
   unsubscribe: () => void;
 }
 
@@ -78,18 +86,25 @@ export class WorkerPool implements AsyncDisposable {
     await this.checkHealth({ signal });
   }
 
-  /** Adds an endpoint (no-op if present). It serves requests once a health check finds it ready. */
-  addEndpoint(endpoint: string): void {
+  /**
+   * Adds an endpoint (present: only its labels change, e.g. a new task on the same slot). It serves requests once a
+   * health check finds it ready.
+   */
+  addEndpoint(endpoint: string, { labels }: { labels?: WorkerLabels } = {}): void {
     if (this.#closing) throw new GatewayError('unavailable', `pool ${this.framework} is closed`);
-    if (this.#members.has(endpoint)) return;
+    const present = this.#members.get(endpoint);
+    if (present) {
+      if (labels) present.labels = labels;
+      return;
+    }
     const o = this.#options;
     const client = new WorkerClient({ endpoint, framework: this.framework, timeoutMs: o.timeoutMs, codec: o.codec, limits: o.limits, log: o.log, ...(o.curve ? { curve: o.curve } : {}) });
-    const member: Member = { client, state: 'connecting', failures: 0, unsubscribe: () => undefined };
+    const member: Member = { client, state: 'connecting', failures: 0, unsubscribe: () => undefined, ...(labels ? { labels } : {}) };
     member.unsubscribe = client.onEvent((event) => this.#onClientEvent(member, event));
     this.#members.set(endpoint, member);
     if (this.#started) client.start();
-    this.#events.emit({ type: 'endpoint_added', framework: this.framework, endpoint });
-    this.#log.info({ event: 'pool.endpoint_added', endpoint });
+    this.#events.emit({ type: 'endpoint_added', framework: this.framework, endpoint, ...(labels ? { labels } : {}) });
+    this.#log.info({ event: 'pool.endpoint_added', endpoint, ...labels });
   }
 
   /** Removes an endpoint; its requests in flight may finish for up to `graceMs`. */
@@ -142,26 +157,53 @@ export class WorkerPool implements AsyncDisposable {
     }
   }
 
-  /** Sends a request to the least-busy ready endpoint. `unavailable` when none can take it. */
+  /**
+   * Sends a request to the least-busy ready endpoint. An idempotent request (inference, health, status) whose worker
+   * goes away (disconnected, removed, drained past its grace) or answers `unavailable` (not ready, shutting down) is
+   * sent to another ready worker within the same deadline. `unavailable` when none can take it.
+   */
   async request(req: OutgoingRequest, opts: RequestOptions = {}): Promise<Reply> {
     if (this.#closing) throw new GatewayError('unavailable', `pool ${this.framework} is closed`);
-    const member = this.#pick();
-    if (!member) {
-      const states = [...this.#members.values()].map((m) => `${m.client.endpoint}: ${m.state}`).join(', ');
-      throw new GatewayError('unavailable', `framework '${this.framework}' has no ready worker (${states || 'no endpoints'})`);
+    const budgetMs = opts.timeoutMs ?? this.#options.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+    const startedAt = performance.now();
+    const tried = new Set<Member>();
+    for (;;) {
+      const member = this.#pick(tried);
+      if (!member) {
+        const states = [...this.#members.values()].map((m) => `${m.client.endpoint}: ${m.state}`).join(', ');
+        throw new GatewayError('unavailable', `framework '${this.framework}' has no ready worker (${states || 'no endpoints'})`);
+      }
+      if (!this.#started) member.client.start();
+      const remainingMs = budgetMs - (performance.now() - startedAt);
+      try {
+        const reply = await member.client.request(req, { ...opts, timeoutMs: Math.max(1, remainingMs) });
+        member.latencyEmaMs = member.latencyEmaMs === undefined ? reply.roundTripMs : 0.9 * member.latencyEmaMs + 0.1 * reply.roundTripMs;
+        member.lastReplyAt = performance.now();
+        if (member.labels) this.#events.emit({ type: 'served', framework: this.framework, endpoint: member.client.endpoint, labels: member.labels });
+        return reply;
+      } catch (err) {
+        if (!this.#mayRetry(req, err, member, opts.signal) || budgetMs - (performance.now() - startedAt) <= 1) throw err;
+        tried.add(member);
+        const code = (err as GatewayError).code;
+        this.#log.info({ event: 'pool.retry', endpoint: member.client.endpoint, code, requestType: req.type });
+        this.#events.emit({ type: 'retry', framework: this.framework, endpoint: member.client.endpoint, code, ...(member.labels ? { labels: member.labels } : {}) });
+      }
     }
-    if (!this.#started) member.client.start();
-    const reply = await member.client.request(req, { timeoutMs: this.#options.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS, ...opts });
-    member.latencyEmaMs = member.latencyEmaMs === undefined ? reply.roundTripMs : 0.9 * member.latencyEmaMs + 0.1 * reply.roundTripMs;
-    member.lastReplyAt = performance.now();
-    return reply;
   }
 
-  #pick(): Member | undefined {
+  /** A failure another worker may fix: the request changes nothing, the caller still waits, and its worker went away or was not ready. */
+  #mayRetry(req: OutgoingRequest, err: unknown, member: Member, signal: AbortSignal | undefined): boolean {
+    if (!IDEMPOTENT_TYPES.has(req.type) || signal?.aborted || this.#closing || !(err instanceof GatewayError)) return false;
+    if (err.code === 'unavailable') return true;
+    // A worker removed (drained past its grace) cancels what it still had: that was the pool's doing, not the caller's.
+    return err.code === 'cancelled' && this.#members.get(member.client.endpoint) !== member;
+  }
+
+  #pick(exclude?: ReadonlySet<Member>): Member | undefined {
     for (const state of PREFERENCE) {
       let best: Member | undefined;
       for (const m of this.#members.values()) {
-        if (m.state !== state) continue;
+        if (m.state !== state || exclude?.has(m)) continue;
         if (!best || m.client.inFlight < best.client.inFlight) best = m;
       }
       if (best) return best;
@@ -208,6 +250,7 @@ export class WorkerPool implements AsyncDisposable {
   stats(): PoolStats {
     const endpoints: EndpointStatus[] = [...this.#members.values()].map((m) => ({
       endpoint: m.client.endpoint,
+      ...(m.labels ? { labels: m.labels } : {}),
       state: m.state,
       inFlight: m.client.inFlight,
       lastHealth: m.lastHealth,

@@ -40,7 +40,7 @@ test('on demand: the first inference request for a stopped framework starts its 
   const spec = await testSpec('lerobot', { memoryBytes: 256 * MiB });
   const g = await startDockerGateway(t, { specs: [spec], config: { frameworks: { lerobot: { launcher: 'lerobot', timeoutMs: 60_000 } } } });
   const events: LauncherEvent[] = [];
-  g.support.launcher.onEvent((e) => events.push(e));
+  g.support.containers.onEvent((e) => events.push(e));
   assert.equal((await g.support.manager.inspect(spec.containerName!)), undefined, 'no container before the first request');
   assert.equal(g.gateway.router.status()[0]!.state, 'stopped');
 
@@ -182,7 +182,7 @@ test('a container killed from outside: the event is seen, the metrics drop it, t
   const spec = await testSpec('lerobot');
   const g = await startDockerGateway(t, { specs: [spec], config: { frameworks: { lerobot: { launcher: 'lerobot', timeoutMs: 60_000 } } } });
   const events: LauncherEvent[] = [];
-  g.support.launcher.onEvent((e) => events.push(e));
+  g.support.containers.onEvent((e) => events.push(e));
   assert.equal((await infer(g, 'lerobot', [1])).status, 200);
   await g.support.watch.sampleNow();
   const labels = { framework: 'lerobot', container: spec.containerName! };
