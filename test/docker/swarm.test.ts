@@ -31,27 +31,25 @@ async function freePortRange(count: number): Promise<number> {
 
 test('a framework as a Swarm service: spread over replicas, a task killed and a rolling update under load lose no inference, scale down and up, all cleaned up', { timeout: 420_000 }, async (t) => {
   ensureDockerAndImage();
-  let engine: PrivateEngine | undefined;
-  let gateway: Gateway | undefined;
-  let manager: DockerManager | undefined;
-  let launcher: ServiceLauncher | undefined;
+  // What the test made, undone in reverse order whatever happens.
+  const made: { engine?: PrivateEngine; gateway?: Gateway; manager?: DockerManager; launcher?: ServiceLauncher } = {};
   t.after(async () => {
-    await gateway?.close(500);
-    await launcher?.remove(FRAMEWORK).catch(() => undefined);
-    await manager?.close();
-    if (engine) {
-      const left = await stopEngine(engine);
+    await made.gateway?.close(500);
+    await made.launcher?.remove(FRAMEWORK).catch(() => undefined);
+    await made.manager?.close();
+    if (made.engine) {
+      const left = await stopEngine(made.engine);
       assert.deepEqual(left, [], 'the private engine and its folder are gone');
       const links = await run('ip', ['-br', 'link']);
       assert.ok(!links.includes('pag-gw-'), `no gateway bridge of the test's swarm is left:\n${links}`);
     }
   });
 
-  engine = await startEngine();
+  const engine = (made.engine = await startEngine());
   await loadImage(engine);
   await engine.cli('tag', TEST_IMAGE, V2_IMAGE);
   await initSwarm(engine, { listenPort: await freePort(), dataPort: randomInt(40_000, 49_000) });
-  manager = new DockerManager({ docker: { socketPath: engine.socket } });
+  const manager = (made.manager = new DockerManager({ docker: { socketPath: engine.socket } }));
 
   const port = await freePortRange(3);
   const spec: FrameworkSpec = {
@@ -72,8 +70,8 @@ test('a framework as a Swarm service: spread over replicas, a task killed and a 
     { httpPort: 0, zmqEndpoint: 'tcp://127.0.0.1:*' },
   );
   const metrics = createMetrics(new Registry());
-  gateway = await buildGateway(config, { metrics, docker: { specs: [spec], manager } });
-  launcher = gateway.docker!.launcher.launcherOf(FRAMEWORK) as ServiceLauncher;
+  const gateway = (made.gateway = await buildGateway(config, { metrics, docker: { specs: [spec], manager } }));
+  const launcher = (made.launcher = gateway.docker!.launcher.launcherOf(FRAMEWORK) as ServiceLauncher);
   const entry = gateway.router.registry.resolve(FRAMEWORK);
   const pool = entry.pool;
 
@@ -90,7 +88,7 @@ test('a framework as a Swarm service: spread over replicas, a task killed and a 
         reject(new Error(`${what}: not within ${timeoutMs} ms; pool: ${JSON.stringify(pool.stats().endpoints.map((e) => [e.endpoint, e.state, e.labels?.task.slice(0, 8)]))}`));
       }, timeoutMs);
       const offPool = pool.onEvent(check);
-      const offLauncher = launcher!.onEvent(check);
+      const offLauncher = launcher.onEvent(check);
       const done = () => {
         clearTimeout(timer);
         offPool();
@@ -101,7 +99,7 @@ test('a framework as a Swarm service: spread over replicas, a task killed and a 
   const readyTasks = () => pool.stats().endpoints.filter((e) => e.state === 'ready').map((e) => e.labels?.task ?? '');
 
   const infer = async (): Promise<string> => {
-    const res = await fetch(`${gateway!.httpUrl}/v1/frameworks/${FRAMEWORK}/inference`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"state":[1,2]}' });
+    const res = await fetch(`${gateway.httpUrl}/v1/frameworks/${FRAMEWORK}/inference`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"state":[1,2]}' });
     const body = (await res.json()) as { error?: { code: string; message: string } };
     return res.status === 200 ? 'ok' : `${res.status} ${body.error?.code}: ${body.error?.message}`;
   };
