@@ -2,7 +2,9 @@
 // the DockerManager, the specs and an output function (one line per call).
 import { DockerLauncher } from './launcher.js';
 import type { DockerManager } from './docker-manager.js';
-import { containerNameFor, type FrameworkSpec } from './framework-spec.js';
+import { containerNameFor, isService, serviceNameFor, type FrameworkSpec } from './framework-spec.js';
+import { ServiceLauncher } from './service-launcher.js';
+import { SwarmServices } from './swarm-services.js';
 import { Deadline } from '../lib/abort.js';
 import { GatewayError } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
@@ -30,7 +32,10 @@ function specOf(ctx: CommandContext, framework: string): FrameworkSpec {
  */
 export async function up(ctx: CommandContext, framework: string): Promise<string> {
   const spec = specOf(ctx, framework);
-  const launcher = new DockerLauncher({ manager: ctx.manager, specs: [spec], ...(ctx.log ? { log: ctx.log } : {}) });
+  // A service-mode framework is deployed as a Swarm service (created, rolled to a changed spec, or scaled).
+  const launcher = isService(spec)
+    ? new ServiceLauncher({ manager: ctx.manager, specs: [spec], resyncMs: 0, ...(ctx.log ? { log: ctx.log } : {}) })
+    : new DockerLauncher({ manager: ctx.manager, specs: [spec], ...(ctx.log ? { log: ctx.log } : {}) });
   const t0 = performance.now();
   const deadline = new Deadline(spec.readyTimeoutMs ?? 120_000, ctx.signal);
   try {
@@ -54,6 +59,12 @@ export async function up(ctx: CommandContext, framework: string): Promise<string
 
 /** Stops (and removes) one framework's container, or every container of ours when no framework is given. */
 export async function down(ctx: CommandContext, framework?: string): Promise<number> {
+  const services = new SwarmServices(ctx.manager);
+  if (framework !== undefined && isService(specOf(ctx, framework))) {
+    const removed = await services.remove(specOf(ctx, framework));
+    ctx.out(removed ? `${framework}: removed service ${serviceNameFor({ name: framework })}` : `${framework}: not running`);
+    return removed ? 1 : 0;
+  }
   if (framework !== undefined) {
     const name = containerNameFor(specOf(ctx, framework));
     const info = await ctx.manager.inspect(name);
@@ -66,14 +77,20 @@ export async function down(ctx: CommandContext, framework?: string): Promise<num
     ctx.out(`${framework}: stopped and removed ${name}`);
     return 1;
   }
-  const ours = await ctx.manager.listContainers();
+  // Every service of ours (on a swarm manager), then every container of ours that no service owns.
+  const ourServices = await services.list().catch(() => []);
+  for (const svc of ourServices) {
+    await services.remove({ name: svc.framework });
+    ctx.out(`${svc.framework}: removed service ${svc.name}`);
+  }
+  const ours = (await ctx.manager.listContainers()).filter((c) => !ourServices.some((svc) => c.name.startsWith(`${svc.name}.`)));
   for (const c of ours) {
     await ctx.manager.stop(c.id);
     await ctx.manager.remove(c.id);
     ctx.out(`${c.framework ?? '-'}: stopped and removed ${c.name}`);
   }
-  if (ours.length === 0) ctx.out('no physical-ai-gateway containers');
-  return ours.length;
+  if (ours.length === 0 && ourServices.length === 0) ctx.out('no physical-ai-gateway containers');
+  return ours.length + ourServices.length;
 }
 
 /** Lists our containers: framework, name, state, image, status. */
@@ -84,11 +101,25 @@ export async function ps(ctx: CommandContext): Promise<void> {
   const fmt = (r: string[]) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ');
   ctx.out(fmt(header));
   for (const r of rows) ctx.out(fmt(r));
+  // Swarm services (when the engine is a manager): one line per service with its replicas and update state.
+  const services = await new SwarmServices(ctx.manager).list().catch(() => []);
+  if (services.length === 0) return;
+  const sRows = services.map((svc) => [svc.framework, svc.name, String(svc.replicas), svc.image, svc.updateState ?? '-']);
+  const sHeader = ['FRAMEWORK', 'SERVICE', 'REPLICAS', 'IMAGE', 'UPDATE'];
+  const sWidths = sHeader.map((h, i) => Math.max(h.length, ...sRows.map((r) => r[i]!.length)));
+  ctx.out(sHeader.map((h, i) => h.padEnd(sWidths[i]!)).join('  ').trimEnd());
+  for (const r of sRows) ctx.out(r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(sWidths[i]!))).join('  '));
 }
 
 /** Prints a framework's last log lines; with `follow`, keeps printing until the signal aborts or it stops. */
 export async function logs(ctx: CommandContext, framework: string, { tail = 100, follow = false }: { tail?: number; follow?: boolean } = {}): Promise<void> {
-  const name = containerNameFor(specOf(ctx, framework));
+  const spec = specOf(ctx, framework);
+  if (isService(spec)) {
+    // Every task's lines through the service's logs (follow is not offered for services here).
+    for (const line of await new SwarmServices(ctx.manager).logs(spec, { tail })) ctx.out(line);
+    return;
+  }
+  const name = containerNameFor(spec);
   const info = await ctx.manager.inspect(name);
   if (!info) throw new GatewayError('unavailable', `${framework}: no container ${name}; start it with 'up ${framework}'`);
   // The current run's lines only: a restarted container keeps its earlier runs' output in the same log.

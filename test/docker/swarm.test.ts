@@ -8,6 +8,7 @@ import { randomInt } from 'node:crypto';
 import { Registry } from 'prom-client';
 import { buildGateway, type Gateway } from '../../src/build-gateway.js';
 import { parseConfig } from '../../src/config.js';
+import { down, logs, ps } from '../../src/docker/commands.js';
 import { DockerManager } from '../../src/docker/docker-manager.js';
 import type { FrameworkSpec } from '../../src/docker/framework-spec.js';
 import type { ServiceLauncher } from '../../src/docker/service-launcher.js';
@@ -189,4 +190,15 @@ test('a framework as a Swarm service: spread over replicas, a task killed and a 
   assert.equal(status.state, 'running');
   assert.equal(status.replicas, 2);
   assert.equal(gateway.router.inFlight, 0);
+
+  // The CLI's ps, logs and down work on the service too.
+  const lines: string[] = [];
+  const ctx = { manager, specs: [spec], out: (line: string) => lines.push(line) };
+  await ps(ctx);
+  assert.ok(lines.some((l) => /physical-ai-gateway-policy\s+2\s/.test(l)), `ps shows the service with 2 replicas:\n${lines.join('\n')}`);
+  lines.length = 0;
+  await logs(ctx, FRAMEWORK, { tail: 5 });
+  assert.ok(lines.some((l) => l.includes('worker.listening')), `logs shows the tasks' lines:\n${lines.join('\n')}`);
+  assert.equal(await down(ctx, FRAMEWORK), 1);
+  assert.equal((await launcher.services.list()).length, 0, 'down removed the service');
 });
