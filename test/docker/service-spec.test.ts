@@ -1,0 +1,56 @@
+// Service-mode and remote-engine fields of a framework spec: every bad field named at once, the Swarm service spec
+// made from a good one (slot ports, health probe, placement, resources, rolling update), engine URLs.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { engineOptions } from '../../src/docker/engine-url.js';
+import { endpointsFor, validateFrameworkSpec, type FrameworkSpec } from '../../src/docker/framework-spec.js';
+import { serviceSpecFor, specHash } from '../../src/docker/swarm-services.js';
+
+const base = { name: 'gr00t', image: 'img:1', networkMode: 'host', port: 5600 } as const;
+
+test('bad service fields are all named in one error', () => {
+  assert.throws(
+    () => validateFrameworkSpec({ ...base, networkMode: 'none', ipcDir: '/tmp/x', mode: 'service', replicas: -1, constraints: ['gpu'], gpus: 'all', engine: 'http://x', update: { delayMs: -5 } }),
+    (err: Error & { code?: string }) => {
+      assert.equal(err.code, 'bad_request');
+      for (const field of ['networkMode', 'replicas', 'constraints', 'gpus', 'engine', 'update.delayMs']) assert.match(err.message, new RegExp(`${field.replace('.', '\\.')}: `));
+      return true;
+    },
+  );
+  assert.throws(() => validateFrameworkSpec({ ...base, replicas: 2 }), /replicas: only used with mode 'service'/);
+  assert.throws(() => validateFrameworkSpec({ ...base, mode: 'service', command: ['w', '--endpoint={endpoint}'] }), /whole arguments/);
+  assert.throws(() => validateFrameworkSpec({ ...base, engine: 'unix:///var/run/docker.sock', tls: { caFile: '/a', certFile: '/b', keyFile: '/c' } }), /tls: only used with a tcp:\/\/ engine/);
+});
+
+test('the Swarm service spec: slot ports through env, our labels, placement, generic resources, stop-first rolling update', () => {
+  const spec = validateFrameworkSpec({ ...base, mode: 'service', replicas: 3, constraints: ['node.labels.gpu == true'], genericResources: { gpu: 1 }, update: { delayMs: 2000 }, command: ['python3', 'serve.py', '--endpoint', '{endpoint}'] });
+  const svc = serviceSpecFor(spec, { entrypoint: [], cmd: [] }) as unknown as {
+    Name: string;
+    Labels: Record<string, string>;
+    Mode: { Replicated: { Replicas: number } };
+    UpdateConfig: { Parallelism: number; Order: string; Delay: number };
+    TaskTemplate: { ContainerSpec: { Env: string[]; Args: string[]; Command: string[] }; Placement: { Constraints: string[] }; Resources: { Reservations: { GenericResources: unknown[] } } };
+  };
+  assert.equal(svc.Name, 'physical-ai-gateway-gr00t');
+  assert.equal(svc.Labels['physical-ai-gateway.managed'], 'true');
+  assert.equal(svc.Mode.Replicated.Replicas, 3);
+  assert.deepEqual(svc.UpdateConfig, { Parallelism: 1, Order: 'stop-first', Delay: 2_000_000_000, Monitor: 1_000_000_000, FailureAction: 'rollback' });
+  assert.ok(svc.TaskTemplate.ContainerSpec.Env.includes('PAG_TASK_SLOT={{.Task.Slot}}'));
+  assert.ok(svc.TaskTemplate.ContainerSpec.Env.includes('PAG_PORT_BASE=5600'));
+  assert.deepEqual(svc.TaskTemplate.ContainerSpec.Args, ['python3', 'serve.py', '--endpoint', '{endpoint}']);
+  assert.deepEqual(svc.TaskTemplate.Placement.Constraints, ['node.labels.gpu == true']);
+  assert.deepEqual(svc.TaskTemplate.Resources.Reservations.GenericResources, [{ DiscreteResourceSpec: { Kind: 'gpu', Value: 1 } }]);
+  // Replicas alone do not change the hash (scaling is not a roll); the image does.
+  const other = serviceSpecFor({ ...spec, replicas: 5 }, { entrypoint: [], cmd: [] });
+  assert.equal(specHash(other), specHash(svc as never));
+  assert.notEqual(specHash(serviceSpecFor({ ...spec, image: 'img:2' } as FrameworkSpec, { entrypoint: [], cmd: [] })), specHash(svc as never));
+});
+
+test('engine URLs: unix socket, tcp only with TLS, remote host-network endpoints', async () => {
+  assert.deepEqual(await engineOptions('unix:///run/x.sock'), { socketPath: '/run/x.sock' });
+  await assert.rejects(engineOptions('tcp://10.0.0.2:2376'), /needs 'tls'/);
+  await assert.rejects(engineOptions('tcp://10.0.0.2:2376', { caFile: '/nonexistent/ca.pem', certFile: '/nonexistent/c.pem', keyFile: '/nonexistent/k.pem' }), /cannot read the TLS CA/);
+  assert.deepEqual(await engineOptions('ssh://ops@gpu-box:2222'), { protocol: 'ssh', host: 'gpu-box', port: 2222, username: 'ops' });
+  const remote = validateFrameworkSpec({ ...base, engine: 'ssh://ops@gpu-box', bindHost: '0.0.0.0' });
+  assert.deepEqual(endpointsFor(remote), { container: 'tcp://0.0.0.0:5600', host: 'tcp://gpu-box:5600' });
+});
