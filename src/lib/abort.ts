@@ -1,4 +1,5 @@
 // Deadlines and cancellation: one place that turns AbortSignals into GatewayErrors.
+import { setMaxListeners } from 'node:events';
 import { GatewayError } from './errors.js';
 
 /** The GatewayError for an aborted signal: `timeout` for an expired deadline, `cancelled` otherwise. */
@@ -113,4 +114,14 @@ export class Deadline implements Disposable {
   [Symbol.dispose](): void {
     this.dispose();
   }
+}
+
+/**
+ * An AbortController for a long-lived "closing" signal that every request in flight listens to: many listeners
+ * are expected there, so Node's leak warning (at 11) is switched off for this one signal only.
+ */
+export function unboundedController(): AbortController {
+  const controller = new AbortController();
+  setMaxListeners(0, controller.signal);
+  return controller;
 }

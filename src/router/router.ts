@@ -2,7 +2,8 @@
 // on-demand start through the launcher, and in-flight counts that always return to zero. Owns each framework's
 // state (ready, starting, stopped, down), derived from its pool's and its launcher's events and announced as
 // events of its own; nothing here polls or sleeps.
-import { abortError, Deadline } from '../lib/abort.js';
+import { setMaxListeners } from 'node:events';
+import { abortError, Deadline, unboundedController } from '../lib/abort.js';
 import { GatewayError, toGatewayError } from '../lib/errors.js';
 import { EventStream } from '../lib/event-stream.js';
 import { silentLogger, type Logger } from '../lib/log.js';
@@ -81,7 +82,8 @@ const LATENCY_WEIGHT = 0.1;
 export class Router {
   readonly registry: FrameworkRegistry;
   readonly #log: Logger;
-  readonly #closeController = new AbortController();
+  /** Aborts everything in flight on close: every waiting request listens to it, so it has no listener cap. */
+  readonly #closeController = unboundedController();
   #closing: Promise<void> | undefined;
   #idle: (() => void) | undefined;
   readonly #combined = new WeakMap<AbortSignal, AbortSignal>();
@@ -216,6 +218,7 @@ export class Router {
     if (!combined) {
       // Lives as long as the caller's signal (a front door's close signal): no timer, listeners never removed.
       const linked = new Deadline(Infinity, own, caller);
+      setMaxListeners(0, linked.signal); // every request in flight listens to it
       this.#combined.set(caller, (combined = linked.signal));
     }
     return combined;

@@ -1,7 +1,7 @@
 // Worker side of the protocol: a ROUTER socket serving handlers registered by message type, concurrently,
 // answering every message (unknown types, throwing handlers and bad frames get error replies).
 import { context } from '@opentelemetry/api';
-import { abortError, Deadline } from '../lib/abort.js';
+import { abortError, Deadline, unboundedController } from '../lib/abort.js';
 import { GatewayError, toGatewayError } from '../lib/errors.js';
 import { silentLogger, type Logger } from '../lib/log.js';
 import { DEFAULT_LIMITS, decodeRequest, encodeMessage, peekRequestId, type Codec, type Frame, type Limits } from '../protocol/codec.js';
@@ -46,7 +46,8 @@ export class WorkerServer implements AsyncDisposable {
   readonly #log: Logger;
   readonly #capacity: number;
   readonly #server: RouterServer;
-  readonly #closeController = new AbortController();
+  /** Aborts everything in flight on close: every waiting request listens to it, so it has no listener cap. */
+  readonly #closeController = unboundedController();
   readonly #startedAt = performance.now();
   #ready: boolean;
   /** Handlers running now, health checks excluded. */

@@ -186,7 +186,13 @@ test('a framework as a Swarm service: spread over replicas, a task killed and a 
   await load.stop();
   t.diagnostic(`scale 3 → 1 → 2 under load: ${served} served, failures: ${failures.length}`);
   assert.deepEqual(failures, [], 'no inference failed while scaling');
-  const status = (await gateway.docker!.launcher.status()).find((s) => s.framework === FRAMEWORK) as unknown as { state: string; replicas: number };
+  // The pool may find a task ready before the engine reports it running (Swarm's own health probe runs later):
+  // read the engine's view until it catches up.
+  const readStatus = async () => (await gateway.docker!.launcher.status()).find((s) => s.framework === FRAMEWORK) as unknown as { state: string; replicas: number };
+  let status = await readStatus();
+  for (const giveUpAt = Date.now() + 60_000; status.state !== 'running' && Date.now() < giveUpAt; status = await readStatus()) {
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
   assert.equal(status.state, 'running');
   assert.equal(status.replicas, 2);
   assert.equal(gateway.router.inFlight, 0);
