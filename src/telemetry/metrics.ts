@@ -28,8 +28,8 @@ export const CONTAINER_OOM_TOTAL = 'gateway_container_oom_total';
 export const RECORDING_EXCHANGES_TOTAL = 'gateway_recording_exchanges_total';
 export const RECORDING_BYTES_TOTAL = 'gateway_recording_bytes_total';
 export const RECORDING_DROPPED_TOTAL = 'gateway_recording_dropped_total';
-export const TRAINING_STEP = 'training_step';
-export const TRAINING_LOSS = 'training_loss';
+export const TRAINING_STEP = 'gateway_training_step';
+export const TRAINING_LOSS = 'gateway_training_loss';
 export const JOBS = 'gateway_jobs';
 export const JOBS_FINISHED_TOTAL = 'gateway_jobs_finished_total';
 

@@ -162,8 +162,8 @@ test('the CLI trains to the end with live progress and LeRobot\'s own losses; th
 
   // metrics: the last step and LeRobot's loss, the job states
   const text = await (await fetch(`${g.httpUrl}/metrics`)).text();
-  assert.match(text, /^training_step\{framework="lerobot"\} 8$/m);
-  assert.match(text, new RegExp(`^training_loss\\{framework="lerobot"\\} ${job.progress.loss}`, 'm'));
+  assert.match(text, /^gateway_training_step\{framework="lerobot"\} 8$/m);
+  assert.match(text, new RegExp(`^gateway_training_loss\\{framework="lerobot"\\} ${job.progress.loss}`, 'm'));
   assert.match(text, /^gateway_jobs\{state="succeeded"\} 1$/m);
   assert.match(text, /^gateway_jobs_finished_total\{framework="lerobot",state="succeeded"\} 1$/m);
 });

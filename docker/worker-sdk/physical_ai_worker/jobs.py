@@ -106,7 +106,7 @@ class JobRunner(object):
         self._log = logger or logging.getLogger("physical_ai_worker.jobs")
         self._lock = threading.Lock()
         self._jobs = {}  # type: Dict[str, _Job]
-        self._events = deque(maxlen=_MAX_EVENTS)  # type: Deque[Dict[str, Any]]
+        self._events: Deque[Dict[str, Any]] = deque(maxlen=_MAX_EVENTS)
         self._seq = 0
         self._on_finished = on_finished
 
@@ -145,7 +145,7 @@ class JobRunner(object):
                 )
         except OSError as err:
             os.close(read_fd)
-            raise WorkerError("worker_error", "cannot start the job: %s" % err)
+            raise WorkerError("worker_error", "cannot start the job: %s" % err) from err
         finally:
             os.close(write_fd)
         with self._lock:
@@ -189,17 +189,19 @@ class JobRunner(object):
     def close(self, grace_s: float = 5.0) -> None:
         """Stops every running job (SIGTERM, then SIGKILL after ``grace_s``) and waits for them."""
         with self._lock:
-            running = [j for j in self._jobs.values() if j.state == "running" and j.proc is not None]
+            running = [j for j in self._jobs.values() if j.state == "running"]
+        procs = [j.proc for j in running if j.proc is not None]
         for job in running:
             job.cancel_requested = True
-            self._signal(job.proc, signal.SIGTERM)
+        for proc in procs:
+            self._signal(proc, signal.SIGTERM)
         deadline = time.monotonic() + grace_s
-        for job in running:
+        for proc in procs:
             try:
-                job.proc.wait(max(0.0, deadline - time.monotonic()))
+                proc.wait(max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                self._signal(job.proc, signal.SIGKILL)
-                job.proc.wait()
+                self._signal(proc, signal.SIGKILL)
+                proc.wait()
 
     # ---- internals ----
 
