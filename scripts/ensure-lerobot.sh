@@ -21,15 +21,24 @@ t0=$(date +%s%N)
 elapsed() { echo "$(( ($(date +%s%N) - t0) / 1000000 )) ms"; }
 
 # Tested together on 2026-12-01 (Debian 12, pyenv Python 3.12.1). lerobot 0.6.1 needs torch < 2.12; its
-# [diffusion] extra brings diffusers (the Diffusion Policy's noise schedulers).
+# [diffusion] extra brings diffusers (the Diffusion Policy's noise schedulers); [dataset] (datasets, pyarrow, av)
+# and [accelerate-dep] are what lerobot-train needs (test/jobs/training.test.ts: LeRobotDataset.create and the
+# training loop). Not [training] itself: it adds wandb, which the jobs switch off (--wandb.enable=false).
+# datasets 4.8 wants fsspec <= 2026.2.0, hence that pin below.
 REQUIREMENTS=(
-  'lerobot[diffusion]==0.6.1'
+  'lerobot[diffusion,dataset,accelerate-dep]==0.6.1'
   'torch==2.11.0'
   'pyzmq==27.3.0'
   'msgpack==1.2.4'
 )
 # Everything they pulled in, pinned too, so a new upload cannot change what the tests run against.
-CONSTRAINTS='anyio==4.16.0
+CONSTRAINTS='accelerate==1.15.0
+aiohappyeyeballs==2.7.1
+aiohttp==3.14.5
+aiosignal==1.4.0
+anyio==4.16.0
+attrs==26.1.0
+av==15.1.0
 certifi==2026.10.19.post1
 charset-normalizer==3.5.3
 click==8.5.1
@@ -38,12 +47,15 @@ cmake==4.1.3
 cuda-bindings==13.5.0
 cuda-pathfinder==1.9.1
 cuda-toolkit==13.0.2
+datasets==4.8.5
 diffusers==0.39.0
+dill==0.4.1
 draccus==0.11.6
 einops==0.8.2
 Farama-Notifications==0.0.6
 filelock==4.3.1
-fsspec==2026.9.0
+frozenlist==1.8.0
+fsspec==2026.2.0
 gymnasium==1.4.0
 h11==0.16.0
 hf-xet==1.8.0
@@ -53,10 +65,13 @@ huggingface_hub==1.33.0
 idna==3.20
 importlib_metadata==10.2.0
 Jinja2==3.1.6
+jsonlines==4.0.0
 lazy-importer==0.1.0
 MarkupSafe==3.0.4
 mergedeep==1.3.4
 mpmath==1.3.0
+multidict==7.2.1
+multiprocess==0.70.19
 mypy_extensions==1.2.0
 networkx==3.7
 numpy==2.2.6
@@ -77,7 +92,13 @@ nvidia-nvshmem-cu13==3.4.5
 nvidia-nvtx==13.0.85
 opencv-python-headless==4.13.0.92
 packaging==25.0
+pandas==2.3.3
 pillow==12.3.0
+propcache==0.5.4
+psutil==7.2.2
+pyarrow==26.0.1
+python-dateutil==4.0.0
+pytz==2026.6
 PyYAML==6.0.4
 regex==2026.11.19
 requests==2.34.2
@@ -86,12 +107,16 @@ setuptools==81.0.0
 sympy==1.14.0
 termcolor==3.3.0
 toml==0.10.2
+torchcodec==0.11.1
 torchvision==0.26.0
 tqdm==4.70.1
 triton==3.6.0
 typing-inspect==0.9.0
 typing_extensions==4.16.0
+tzdata==2026.6
 urllib3==2.8.0
+xxhash==4.1.0
+yarl==1.25.1
 zipp==4.1.2'
 
 # A Python >= 3.12: PAIG_LEROBOT_PYTHON, else python3.12/python3.13 on PATH (a pyenv shim for a version that is
@@ -115,6 +140,8 @@ CHECK='
 import torch, lerobot
 from lerobot.policies.act.modeling_act import ACTPolicy
 from lerobot.policies.diffusion.modeling_diffusion import DiffusionPolicy
+from lerobot.datasets.lerobot_dataset import LeRobotDataset
+import lerobot.scripts.lerobot_train, accelerate
 import zmq, msgpack
 torch.manual_seed(0)
 y = torch.nn.Linear(4, 2)(torch.ones(1, 4))

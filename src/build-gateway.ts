@@ -4,7 +4,7 @@
 //
 //   embedded workers → Docker support (only when a framework has a launcher; dockerode is loaded lazily)
 //   → framework registry + router (pools; the launcher behind its interface) → recorder (no I/O until it records)
-//   → request pipeline (the recorder as its observer) → ZMQ front door, HTTP app (+ container control and recording
+//   → training jobs (through the router) → request pipeline (the recorder as its observer, `train` to the jobs) → ZMQ front door, HTTP app (+ container control and recording
 //   routes) → HTTP server
 //   → the peers' doors when configured: openpi's websocket (`ws` loaded only then), GR00T's ZMQ protocol
 //
@@ -21,6 +21,7 @@ import type { FrameworkSpec } from './docker/framework-spec.js';
 import { AuthPolicy } from './gateway/auth.js';
 import { createHttpApp, type MetricsRegistryLike } from './gateway/http/app.js';
 import { registerControlRoutes } from './gateway/http/control-routes.js';
+import { registerJobRoutes } from './gateway/http/job-routes.js';
 import { registerRecordingRoutes } from './gateway/http/recording-routes.js';
 import { RequestPipeline } from './gateway/pipeline.js';
 import { startHttpServer } from './gateway/server.js';
@@ -31,6 +32,7 @@ import { closeAll, type Closable } from './lib/close-all.js';
 import { GatewayError } from './lib/errors.js';
 import { silentLogger, type Logger } from './lib/log.js';
 import { portIsFree } from './lib/ports.js';
+import { JobManager, type JobTransport } from './jobs/job-manager.js';
 import { Recorder } from './recording/recorder.js';
 import { FrameworkRegistry } from './router/framework-registry.js';
 import { Router } from './router/router.js';
@@ -73,6 +75,8 @@ export interface Gateway {
   readonly pipeline: RequestPipeline;
   /** Records inference exchanges to MCAP files (off unless the config or `POST /v1/recording` turns it on). */
   readonly recorder: Recorder;
+  /** Training jobs: `train` requests, their progress, cancel (src/jobs/). */
+  readonly jobs: JobManager;
   /** The embedded workers by framework (for logs and tests). */
   readonly embeddedWorkers: ReadonlyMap<string, EmbeddedWorker>;
   /** Docker support when a framework has a launcher. */
@@ -142,12 +146,25 @@ export async function buildGateway(config: GatewayConfig, env: GatewayEnvironmen
     });
     opened.push(recorder);
 
+    // Training jobs reach their workers through the router (same pools, deadlines and CURVE as any request).
+    const jobTransport: JobTransport = {
+      request: async (framework, type, data, timeoutMs) => (await router.route({ type, data, framework }, { timeoutMs })).result,
+      readyFrameworks: () => router.status().filter((f) => f.ready && config.frameworks[f.name]?.training === true).map((f) => f.name),
+      trains: (name) => config.frameworks[name]?.training === true,
+      onReady: (listener) => router.onEvent((e) => e.state === 'ready' && listener(e.framework)),
+      resolve: (name) => registry.resolve(name).name,
+    };
+    const jobs = new JobManager({ transport: jobTransport, ...config.jobs, metrics, log: baseLog });
+    opened.push(jobs);
+    jobs.start();
+
     const pipeline = new RequestPipeline({
       router,
       metrics,
       mappings,
       log: baseLog,
       observer: recorder,
+      jobs,
       auth: {
         http: new AuthPolicy({ token: config.authToken, publicBind: !isLoopbackHost(config.http.host) }),
         zmq: new AuthPolicy({ token: config.authToken, publicBind: !isLoopbackHost(endpointHost(config.zmq.endpoint)) }),
@@ -169,6 +186,7 @@ export async function buildGateway(config: GatewayConfig, env: GatewayEnvironmen
       extend: (hono, helpers) => {
         registerControlRoutes(hono, { control: docker?.launcher, start: (name, signal) => router.startFramework(name, signal), requireToken: helpers.requireToken, log: baseLog });
         registerRecordingRoutes(hono, { control: recorder, requireToken: helpers.requireToken, log: baseLog });
+        registerJobRoutes(hono, { jobs, requireToken: helpers.requireToken });
         env.extendHttp?.(hono, helpers);
       },
     });
@@ -234,6 +252,7 @@ export async function buildGateway(config: GatewayConfig, env: GatewayEnvironmen
       router,
       pipeline,
       recorder,
+      jobs,
       embeddedWorkers: embedded,
       docker,
       close: (grace = config.shutdownGraceMs) =>

@@ -62,6 +62,8 @@ export interface FrameworkConfig {
   curve?: CurveClientKeys;
   /** Record this framework's inference traffic from the start (see `recording`; switchable at run time). */
   record: boolean;
+  /** Its worker runs training jobs (the SDK's JobRunner: train/jobs/cancel_job); `train` requests become jobs. */
+  training: boolean;
 }
 
 /** A peer-protocol front door: off unless its section is in the config. */
@@ -99,6 +101,21 @@ export interface GatewayConfig {
   frameworks: Record<string, FrameworkConfig>;
   /** Where and how inference traffic is recorded (MCAP files); off unless a framework or `enabled` says so. */
   recording: RecordingConfig;
+  /** Training jobs (src/jobs/): how many run at once per device, how often running ones are polled. */
+  jobs: JobsConfig;
+}
+
+export const DEFAULT_JOBS_PER_DEVICE = 1;
+export const DEFAULT_JOB_POLL_INTERVAL_MS = 500;
+export const DEFAULT_JOB_CANCEL_GRACE_S = 10;
+
+export interface JobsConfig {
+  /** Jobs running at once on one device (`policy_device`: cuda = cuda:0, cpu, ...); more wait in a queue. */
+  maxPerDevice: number;
+  /** Time between two progress polls of a framework with running jobs, ms. */
+  pollIntervalMs: number;
+  /** Time a cancelled job gets to stop at a step boundary before its processes are killed, s. */
+  cancelGraceS: number;
 }
 
 /** What a recorded image keeps: the camera's bytes, a 2x-downscaled copy, or nothing (privacy). */
@@ -225,8 +242,8 @@ class Checker extends IssueList {
   }
 }
 
-const TOP_KEYS = ['http', 'zmq', 'openpi', 'groot', 'defaultFramework', 'authToken', 'logLevel', 'limits', 'shutdownGraceMs', 'healthIntervalMs', 'docker', 'frameworks', 'recording'] as const;
-const FRAMEWORK_KEYS = ['protocol', 'outbound', 'peerToken', 'endpoints', 'codec', 'timeoutMs', 'maxConcurrency', 'embedded', 'embeddedDelayMs', 'launcher', 'startTimeoutMs', 'observation', 'openpi', 'groot', 'curve', 'record'] as const;
+const TOP_KEYS = ['http', 'zmq', 'openpi', 'groot', 'defaultFramework', 'authToken', 'logLevel', 'limits', 'shutdownGraceMs', 'healthIntervalMs', 'docker', 'frameworks', 'recording', 'jobs'] as const;
+const FRAMEWORK_KEYS = ['protocol', 'outbound', 'peerToken', 'endpoints', 'codec', 'timeoutMs', 'maxConcurrency', 'embedded', 'embeddedDelayMs', 'launcher', 'startTimeoutMs', 'observation', 'openpi', 'groot', 'curve', 'record', 'training'] as const;
 export const DEFAULT_OPENPI_PORT = 8000;
 // Not GR00T's own 5555 or 5556: those are the ROBOTIS layout's LeRobot and GR00T worker ports (docker launcher specs).
 export const DEFAULT_GROOT_ENDPOINT = 'tcp://127.0.0.1:5560';
@@ -362,6 +379,7 @@ export function embeddedDemoFramework(delayMs = 0): FrameworkConfig {
     embeddedDelayMs: delayMs,
     startTimeoutMs: DEFAULT_START_TIMEOUT_MS,
     record: false,
+    training: false,
   };
 }
 
@@ -515,6 +533,11 @@ export function parseConfig(raw: unknown, overrides: ConfigOverrides = {}, sourc
       if (launcher !== undefined && !(typeof launcher === 'string' || (typeof launcher === 'object' && !Array.isArray(launcher)))) {
         c.add(`${path}.launcher`, 'must be a launcher spec name or mapping');
       }
+      let training = false;
+      if (f.training !== undefined) {
+        if (typeof f.training === 'boolean') training = f.training;
+        else c.add(`${path}.training`, 'must be true or false');
+      }
       let record = false;
       if (f.record !== undefined) {
         if (typeof f.record === 'boolean') record = f.record;
@@ -551,6 +574,7 @@ export function parseConfig(raw: unknown, overrides: ConfigOverrides = {}, sourc
         embeddedDelayMs: c.int(f.embeddedDelayMs, `${path}.embeddedDelayMs`, 0, 0, 3_600_000),
         startTimeoutMs: c.int(f.startTimeoutMs, `${path}.startTimeoutMs`, DEFAULT_START_TIMEOUT_MS, 1, 3_600_000),
         record,
+        training,
         ...(launcher !== undefined ? { launcher } : {}),
         ...(curve ? { curve } : {}),
       };
@@ -578,6 +602,14 @@ export function parseConfig(raw: unknown, overrides: ConfigOverrides = {}, sourc
     images,
   };
 
+  const jobsRaw = c.object(root.jobs, 'jobs') ?? {};
+  c.known(jobsRaw, ['maxPerDevice', 'pollIntervalMs', 'cancelGraceS'], 'jobs');
+  const jobs: JobsConfig = {
+    maxPerDevice: c.int(jobsRaw.maxPerDevice, 'jobs.maxPerDevice', DEFAULT_JOBS_PER_DEVICE, 1, 1_000),
+    pollIntervalMs: c.int(jobsRaw.pollIntervalMs, 'jobs.pollIntervalMs', DEFAULT_JOB_POLL_INTERVAL_MS, 10, 60_000),
+    cancelGraceS: c.int(jobsRaw.cancelGraceS, 'jobs.cancelGraceS', DEFAULT_JOB_CANCEL_GRACE_S, 0, 3_600),
+  };
+
   const names = Object.keys(frameworks);
   let defaultFramework = c.string(overrides.defaultFramework ?? root.defaultFramework, 'defaultFramework');
   if (defaultFramework !== undefined && names.length > 0 && !names.includes(defaultFramework)) {
@@ -603,6 +635,7 @@ export function parseConfig(raw: unknown, overrides: ConfigOverrides = {}, sourc
     docker,
     frameworks,
     recording,
+    jobs,
   };
 }
 

@@ -21,7 +21,9 @@ const ALLOWED: Record<string, readonly string[]> = {
   backends: ['lib', 'protocol', 'zmq/peer-pool', 'zmq/types'],
   docker: ['lib', 'protocol', 'telemetry', 'config', 'router/framework-launcher'],
   worker: ['lib', 'protocol', 'telemetry', 'zmq'],
-  gateway: ['lib', 'protocol', 'telemetry', 'zmq', 'router', 'config'],
+  gateway: ['lib', 'protocol', 'telemetry', 'zmq', 'router', 'config', 'jobs'],
+  // Training jobs: records, queue and polling; they reach workers through the JobTransport interface (the router, wired in build-gateway.ts).
+  jobs: ['lib'],
   // The recorder sees exchanges through the pipeline's observer interface (structural); it never reaches a socket.
   recording: ['lib', 'protocol', 'telemetry'],
   'ros-bridge': ['lib', 'protocol', 'telemetry', 'zmq'],

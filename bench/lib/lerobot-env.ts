@@ -75,6 +75,8 @@ export async function referenceChunks(jobs: { policy: string; observation: Refer
 
 export interface LerobotWorker {
   readonly endpoint: string;
+  /** The worker process (tests kill it to see a job fail). */
+  readonly pid: number | undefined;
   readonly output: ChildOutput;
   readonly exitCode: number | null;
   close(): Promise<void>;
@@ -88,6 +90,10 @@ export interface LerobotWorkerOptions {
   seed?: number;
   /** LEROBOT_PLUGINS (modules on PYTHONPATH; test/frameworks is on it) */
   plugins?: string;
+  /** More environment (training: HF_LEROBOT_HOME, LEROBOT_OUTPUT_ROOT). */
+  env?: Record<string, string>;
+  /** Endpoint to bind (default tcp://127.0.0.1:*). */
+  endpoint?: string;
 }
 
 /**
@@ -107,7 +113,8 @@ export async function startLerobotWorker(o: LerobotWorkerOptions): Promise<Lerob
   if (o.cameras !== undefined) env.LEROBOT_CAMERAS = o.cameras;
   if (o.seed !== undefined) env.LEROBOT_SEED = String(o.seed);
   if (o.plugins !== undefined) env.LEROBOT_PLUGINS = o.plugins;
-  const child = spawn(LEROBOT_PYTHON, [SERVE_POLICY, '--endpoint', 'tcp://127.0.0.1:*'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  Object.assign(env, o.env);
+  const child = spawn(LEROBOT_PYTHON, [SERVE_POLICY, '--endpoint', o.endpoint ?? 'tcp://127.0.0.1:*'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const output = collectOutput(child);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const close = async () => {
@@ -127,6 +134,7 @@ export async function startLerobotWorker(o: LerobotWorkerOptions): Promise<Lerob
   const endpoint = /"endpoint": "([^"]+)"/.exec(output.stdout)![1]!;
   return {
     endpoint,
+    pid: child.pid,
     output,
     get exitCode() {
       return child.exitCode;

@@ -5,6 +5,12 @@ Each entry point loads its policy with the framework's own API and gives this mo
 worker SDK's ZMQServer first (health answers ``ready: false`` while the checkpoint loads), loads and warms the
 policy, flips ready, then serves ``inference`` requests as ``{action: float32 [H, dof], dt_s, model, ...}``.
 
+Training (optional): an entry point that gives ``train(options, job_id) -> JobSpec`` gets the SDK's JobRunner
+(``train``, ``jobs``, ``cancel_job`` requests; physical_ai_worker/jobs.py). Every entry point answers the
+``command`` request ``{"command": "load_policy", "policy_path": "<checkpoint>"}``: it loads that checkpoint with
+the same ``load()``, warms it, and swaps it in between two inferences (a trained job's checkpoint is served
+without restarting anything).
+
 Observation (``data`` of an inference request, proto-json/README.md): ``{images?: {cam: uint8 [H, W, 3]},
 state: float32 [dof], instruction?: str}``; the original ``{image, robot_state}`` form is accepted too.
 """
@@ -20,7 +26,7 @@ from typing import Any, Callable, Dict, Optional
 
 import numpy as np
 
-from physical_ai_worker import WorkerError, ZMQServer, as_array
+from physical_ai_worker import JobRunner, JobSpec, WorkerError, ZMQServer, as_array
 
 
 def parse_args(framework: str) -> argparse.Namespace:
@@ -52,7 +58,7 @@ def observation(data: Any) -> Dict[str, Any]:
 
 
 def serve(framework: str, model: str, load: Callable[[argparse.Namespace], Any], infer: Callable[[Any, Dict[str, Any]], np.ndarray],
-          warmup: Optional[Callable[[Any], None]] = None) -> int:
+          warmup: Optional[Callable[[Any], None]] = None, train: Optional[Callable[[Dict[str, Any], str], JobSpec]] = None) -> int:
     args = parse_args(framework)
     logging.basicConfig(stream=sys.stderr, level=os.environ.get("WORKER_LOG_LEVEL", "INFO").upper(),
                         format='{"time": %(created)f, "level": "%(levelname)s", "msg": %(message)r}')
@@ -69,7 +75,34 @@ def serve(framework: str, model: str, load: Callable[[argparse.Namespace], Any],
             action = action[None, :]
         return {"action": action, "dt_s": args.dt_s, "model": model, "instruction": obs["instruction"]}
 
+    def command(data: Any, ctx: Any) -> Dict[str, Any]:
+        if not isinstance(data, dict) or data.get("command") != "load_policy":
+            raise WorkerError("bad_request", "/data/command: this worker knows the command 'load_policy' only", "/data/command")
+        path = data.get("policy_path")
+        if not isinstance(path, str) or not path:
+            raise WorkerError("bad_request", "/data/policy_path: the checkpoint folder to load (a string)", "/data/policy_path")
+        if not os.path.isdir(path):
+            raise WorkerError("bad_request", "/data/policy_path: %s is not a folder on the worker" % path, "/data/policy_path")
+        t0 = time.monotonic()
+        new_args = argparse.Namespace(**dict(vars(args), policy_path=path))
+        try:
+            policy = load(new_args)  # loaded beside the serving policy; inferences go on meanwhile
+            if warmup is not None:
+                warmup(policy)
+        except Exception as err:
+            raise WorkerError("worker_error", "cannot load %s: %s: %s" % (path, type(err).__name__, err)) from err
+        with lock:
+            state["policy"] = policy
+            args.policy_path = path
+        log.info("now serving %s (loaded in %.1f s)", path, time.monotonic() - t0)
+        return {"policy_path": path, "load_s": round(time.monotonic() - t0, 3)}
+
     server.register_handler("inference", handle)
+    server.register_handler("command", command)
+    runner = None
+    if train is not None:
+        runner = JobRunner(logger=log)
+        runner.register(server, train)
     endpoint = server.bind()  # health answers ready=false while the checkpoint loads
     print('{"event": "worker.listening", "endpoint": "%s", "framework": "%s", "ready": false}' % (endpoint, args.framework), flush=True)
 
@@ -89,5 +122,7 @@ def serve(framework: str, model: str, load: Callable[[argparse.Namespace], Any],
     try:
         server.run()
     finally:
+        if runner is not None:
+            runner.close()
         server.close()
     return 0

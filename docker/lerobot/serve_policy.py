@@ -22,11 +22,18 @@ Environment:
   LEROBOT_PLUGINS   comma list of extra modules to import before loading (policy plugins that are not installed
                     as lerobot_policy_* distributions; installed ones are found by LeRobot itself)
   HF_HUB_OFFLINE=1  for a local checkpoint on a machine without hub access
+  LEROBOT_OUTPUT_ROOT  where training jobs write <output_folder_name>/ (default $PHYSICAL_AI_DATA/outputs/train,
+                    i.e. ~/.cache/physical_ai_tools/lerobot/outputs/train on the host, as the original layout;
+                    without PHYSICAL_AI_DATA: that host folder itself)
+
+Training: a `train` request runs train_job.py (LeRobot's own lerobot-train loop) as a child process through the
+SDK's JobRunner; see train_args() for how the original options map to lerobot-train arguments.
 """
 from __future__ import annotations
 
 import importlib
 import os
+import shutil
 import sys
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -37,7 +44,7 @@ sys.path.insert(0, "/app")  # the image keeps serve_common.py beside this file
 sys.path.insert(1, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))  # a source checkout
 from serve_common import serve  # noqa: E402
 
-from physical_ai_worker import WorkerError  # noqa: E402
+from physical_ai_worker import JobSpec, WorkerError  # noqa: E402
 
 from lerobot.configs.policies import PreTrainedConfig  # noqa: E402
 from lerobot.policies.factory import get_policy_class, make_pre_post_processors  # noqa: E402
@@ -171,5 +178,62 @@ def warmup(served: Served) -> None:
     served.chunk({"images": images, "state": np.zeros(served.state_dim or 0, np.float32), "instruction": ""})
 
 
+# The original training options (physical_ai_tools' TrainingManager) -> lerobot-train arguments. The gateway has
+# validated them (src/jobs/train-options.ts); `extra_args` are further `--key=value` lerobot-train arguments.
+OPTION_ARGS = {
+    "dataset": "dataset.repo_id", "policy_type": "policy.type", "policy_device": "policy.device", "seed": "seed",
+    "num_workers": "num_workers", "batch_size": "batch_size", "steps": "steps", "eval_freq": "env_eval_freq",
+    "log_freq": "log_freq", "save_freq": "save_freq",
+}
+TRAIN_JOB = os.path.join(os.path.dirname(os.path.abspath(__file__)), "train_job.py")
+
+
+def output_root() -> str:
+    root = os.environ.get("LEROBOT_OUTPUT_ROOT")
+    if root:
+        return root
+    data = os.environ.get("PHYSICAL_AI_DATA")
+    return os.path.join(data, "outputs", "train") if data else os.path.expanduser("~/.cache/physical_ai_tools/lerobot/outputs/train")
+
+
+def train_args(options: Dict[str, Any], output_dir: str) -> List[str]:
+    args = ["--%s=%s" % (arg, options[key]) for key, arg in OPTION_ARGS.items() if options.get(key) is not None]
+    args += ["--output_dir=%s" % output_dir, "--policy.push_to_hub=false", "--wandb.enable=false"]
+    return args + [str(a) for a in options.get("extra_args") or []]
+
+
+def checkpoint_complete(step_dir: str) -> bool:
+    model = os.path.join(step_dir, "pretrained_model")
+    return all(os.path.isfile(os.path.join(model, f)) for f in ("config.json", "model.safetensors")) and \
+        os.path.isfile(os.path.join(step_dir, "training_state", "training_step.json"))
+
+
+def prune_checkpoints(output_dir: str) -> None:
+    """Removes checkpoint folders a killed run left half written, and points `last` at the newest complete one."""
+    folder = os.path.join(output_dir, "checkpoints")
+    if not os.path.isdir(folder):
+        return
+    steps = sorted(d for d in os.listdir(folder) if d != "last" and os.path.isdir(os.path.join(folder, d)))
+    complete = [d for d in steps if checkpoint_complete(os.path.join(folder, d))]
+    for d in steps:
+        if d not in complete:
+            shutil.rmtree(os.path.join(folder, d), ignore_errors=True)
+    last = os.path.join(folder, "last")
+    if os.path.islink(last) and not os.path.exists(last):
+        os.unlink(last)
+    if complete and not os.path.lexists(last):
+        os.symlink(complete[-1], last)
+
+
+def train(options: Dict[str, Any], job_id: str) -> JobSpec:
+    name = options.get("output_folder_name") or job_id
+    output_dir = os.path.join(output_root(), str(name))
+    if os.path.exists(output_dir):
+        raise WorkerError("bad_request", "/data/output_folder_name: %s exists already; choose another name" % output_dir,
+                          "/data/output_folder_name")
+    return JobSpec(argv=[sys.executable, TRAIN_JOB] + train_args(options, output_dir), output_dir=output_dir,
+                   on_exit=lambda code: prune_checkpoints(output_dir))
+
+
 if __name__ == "__main__":
-    sys.exit(serve("lerobot", os.environ.get("POLICY_PATH", "lerobot-policy"), load, infer, warmup))
+    sys.exit(serve("lerobot", os.environ.get("POLICY_PATH", "lerobot-policy"), load, infer, warmup, train=train))

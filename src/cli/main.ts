@@ -12,6 +12,7 @@ import type { Tensor as TensorClass } from '../protocol/tensor.js';
 import type { CliCommand, CliIo } from './commands.js';
 import { dockerCommands } from './docker-commands.js';
 import { recordingCommands } from './recording-commands.js';
+import { trainCommand } from './train-command.js';
 import type { SampleSize } from './sample.js';
 
 // Everything heavy (zeromq, hono, prom-client, the OpenTelemetry SDK, dockerode, yaml, ajv) is imported when a
@@ -275,7 +276,7 @@ const frameworks: CliCommand = {
  * loaded lazily too, and a checkout without it still runs the rest.
  */
 async function extensionCommands(): Promise<CliCommand[]> {
-  const out: CliCommand[] = [...dockerCommands, ...recordingCommands];
+  const out: CliCommand[] = [...dockerCommands, ...recordingCommands, trainCommand];
   out.push({
     name: 'keys',
     summary: 'make a CURVE key pair (<name>.key, <name>.pub) for encrypted ZMQ links between hosts',

@@ -92,6 +92,13 @@ export interface PipelineObserver {
   exchange(record: ExchangeRecord): void;
 }
 
+/** Takes `train` requests as jobs (src/jobs/job-manager.ts): validates, queues, answers with the job's record. */
+export interface TrainSubmitter {
+  /** Whether the framework's `train` requests become jobs (else they pass to the worker as they are). */
+  handles(framework: string | undefined): boolean;
+  submit(framework: string | undefined, data: unknown): Promise<unknown>;
+}
+
 /** Message types that change a worker's state: they need the token whenever the door's policy says so. */
 export const CONTROL_TYPES: ReadonlySet<string> = new Set(['train', 'command']);
 
@@ -105,6 +112,8 @@ export interface RequestPipelineOptions {
   log?: Logger;
   /** Sees each decoded exchange after its reply is encoded (the recorder). */
   observer?: PipelineObserver;
+  /** When given, `train` requests become jobs here instead of being passed to the worker as they are. */
+  jobs?: TrainSubmitter;
 }
 
 export class RequestPipeline {
@@ -114,10 +123,12 @@ export class RequestPipeline {
   readonly #mappings: ReadonlyMap<string, ObservationMappingSpec>;
   readonly #log: Logger;
   readonly #observer: PipelineObserver | undefined;
+  readonly #jobs: TrainSubmitter | undefined;
   #closing = false;
 
-  constructor({ router, auth, mappings = new Map(), metrics, log = silentLogger, observer }: RequestPipelineOptions) {
+  constructor({ router, auth, mappings = new Map(), metrics, log = silentLogger, observer, jobs }: RequestPipelineOptions) {
     this.router = router;
+    this.#jobs = jobs;
     this.#mappings = mappings;
     this.#auth = auth;
     this.#metrics = metrics;
@@ -179,7 +190,7 @@ export class RequestPipeline {
       const tracestate = header.traceparent !== undefined ? header.tracestate : req.trace?.tracestate;
       span = startServerSpan({ framework: label, transport, codec, requestId }, { traceparent, tracestate }, receivedAt);
       if (req.type === undefined && CONTROL_TYPES.has(header.type)) this.#authorise(transport, header.type, header.auth_token ?? req.token);
-      result = await context.with(
+      result = header.type === 'train' && this.#jobs?.handles(framework) ? await this.#submitJob(framework, data, codec) : await context.with(
         span.context,
         router.route, // with `router` as `this`: no closure per request
         router,
@@ -234,6 +245,14 @@ export class RequestPipeline {
       }
     }
     return encoded.out;
+  }
+
+  /** A `train` request as a job: the reply's result is the job's record (answered at once, never after training). */
+  async #submitJob(framework: string | undefined, data: unknown, codec: Codec): Promise<RouteResult> {
+    const started = performance.now();
+    const result = await this.#jobs!.submit(framework, data);
+    const name = this.router.registry.resolve(framework).name;
+    return { framework: name, result, header: { status: 'success', result }, timing: undefined, codec, sizeBytes: 0, roundTripMs: performance.now() - started, endpoint: 'gateway' };
   }
 
   #authorise(transport: Transport, type: string, token: string | undefined): void {

@@ -30,6 +30,10 @@ export const CONTAINER_OOM_TOTAL = 'gateway_container_oom_total';
 export const RECORDING_EXCHANGES_TOTAL = 'gateway_recording_exchanges_total';
 export const RECORDING_BYTES_TOTAL = 'gateway_recording_bytes_total';
 export const RECORDING_DROPPED_TOTAL = 'gateway_recording_dropped_total';
+export const TRAINING_STEP = 'gateway_training_step';
+export const TRAINING_LOSS = 'gateway_training_loss';
+export const JOBS = 'gateway_jobs';
+export const JOBS_FINISHED_TOTAL = 'gateway_jobs_finished_total';
 
 /** Every metric name this module registers. */
 export const METRIC_NAMES = [
@@ -38,7 +42,11 @@ export const METRIC_NAMES = [
   WORKER_REQUESTS_TOTAL, POOL_RETRIES_TOTAL,
   TENSOR_COPIES_TOTAL, TENSOR_COPIED_BYTES_TOTAL, CONTAINER_CPU_CORES, CONTAINER_MEMORY_BYTES,
   CONTAINER_MEMORY_LIMIT_BYTES, CONTAINER_OOM_TOTAL, RECORDING_EXCHANGES_TOTAL, RECORDING_BYTES_TOTAL, RECORDING_DROPPED_TOTAL,
+  TRAINING_STEP, TRAINING_LOSS, JOBS, JOBS_FINISHED_TOTAL,
 ] as const;
+
+/** Training job states (src/jobs/job-manager.ts JobState); every one is exported, 0 when none. */
+export const JOB_STATE_NAMES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const;
 
 /** Why an exchange was not recorded: the writer's queue was full (disk too slow), or writing it failed. */
 export type RecordingDropReason = 'queue_full' | 'write_failed';
@@ -152,6 +160,12 @@ export interface GatewayMetrics {
   recordingWritten(framework: string, bytes: number): void;
   /** Count an exchange the recorder had to drop. */
   recordingDropped(framework: string, reason: RecordingDropReason): void;
+  /** The latest step and loss a training job of `framework` reported (the trainer's own loss). */
+  recordTrainingProgress(framework: string, step: number | undefined, loss: number | undefined): void;
+  /** Jobs the gateway knows, by state. */
+  recordJobStates(counts: Readonly<Record<string, number>>): void;
+  /** Count a job that ended (succeeded, failed, cancelled). */
+  jobFinished(framework: string, state: string): void;
 }
 
 interface RequestChildren {
@@ -206,6 +220,11 @@ export function createMetrics(registry: Registry, { runtime = false }: { runtime
   const oom = counter(CONTAINER_OOM_TOTAL, 'Out-of-memory kills of framework containers.', ['framework', 'container']);
   const recorded = counter(RECORDING_EXCHANGES_TOTAL, 'Exchanges (request + reply) written to MCAP recordings.', ['framework']);
   const recordedBytes = counter(RECORDING_BYTES_TOTAL, 'Message bytes written to MCAP recordings (before MCAP framing and indexes).', ['framework']);
+  const trainingStep = gauge(TRAINING_STEP, 'Latest training step reported by a job of the framework.', ['framework']);
+  const trainingLoss = gauge(TRAINING_LOSS, "Latest training loss reported by a job of the framework (the trainer's own loss for that step).", ['framework']);
+  const jobs = gauge(JOBS, 'Training jobs the gateway knows, by state (queued, running, succeeded, failed, cancelled).', ['state']);
+  const jobsFinished = counter(JOBS_FINISHED_TOTAL, 'Training jobs that ended, by final state.', ['framework', 'state']);
+  for (const state of JOB_STATE_NAMES) jobs.set({ state }, 0);
   const recordingDrops = counter(RECORDING_DROPPED_TOTAL, 'Exchanges not recorded: the writer queue was full (disk too slow) or the write failed.', ['framework', 'reason']);
 
   // Label children cached by key: labels() hashes and sorts on every call, this map lookup does not.
@@ -387,6 +406,16 @@ export function createMetrics(registry: Registry, { runtime = false }: { runtime
     },
     recordingDropped(framework, reason) {
       recordingDrops.inc({ framework, reason });
+    },
+    recordTrainingProgress(framework, step, loss) {
+      if (step !== undefined && Number.isFinite(step)) trainingStep.set({ framework }, step);
+      if (loss !== undefined && Number.isFinite(loss)) trainingLoss.set({ framework }, loss);
+    },
+    recordJobStates(counts) {
+      for (const state of JOB_STATE_NAMES) jobs.set({ state }, counts[state] ?? 0);
+    },
+    jobFinished(framework, state) {
+      jobsFinished.inc({ framework, state });
     },
   };
 }

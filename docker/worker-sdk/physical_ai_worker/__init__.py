@@ -13,6 +13,7 @@ import logging
 from .client import ZMQClient
 from .codec import CODECS, Decoded, EncodeError, as_array, decode_message, encode_message
 from .demo_policy import demo_action, demo_policy, make_demo_handler
+from .jobs import JobRunner, JobSpec, progress_writer
 from .protocol import (
     DEFAULT_LIMITS,
     DTYPES,
@@ -41,6 +42,8 @@ __all__ = [
     "SDK_VERSION",
     "Decoded",
     "EncodeError",
+    "JobRunner",
+    "JobSpec",
     "Limits",
     "RequestContext",
     "WorkerError",
@@ -52,4 +55,5 @@ __all__ = [
     "demo_policy",
     "encode_message",
     "make_demo_handler",
+    "progress_writer",
 ]

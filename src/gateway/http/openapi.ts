@@ -158,8 +158,57 @@ export function buildOpenApi({ version = '0.1.0', controlNeedsToken = false }: O
     },
     bare: { summary: 'A bare observation', value: { state: [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3, 1.4] } },
   };
-  const trainExamples = { envelope: { summary: 'A training request, passed to the worker as it is', value: { data: { steps: 10 } } } };
-  const commandExamples = { envelope: { summary: 'A command, passed to the worker as it is', value: { data: { name: 'reset' } } } };
+  const trainExamples = {
+    envelope: { summary: 'Train ACT on a dataset for 20 000 steps on the first GPU', value: { data: { dataset: 'user/pick_cube', policy_type: 'act', output_folder_name: 'act_pick_cube', policy_device: 'cuda', steps: 20000, batch_size: 8, seed: 1000 } } },
+  };
+  const commandExamples = {
+    envelope: { summary: 'Serve a checkpoint (a LeRobot worker: load_policy)', value: { data: { command: 'load_policy', policy_path: '/workspace/lerobot/outputs/train/act_pick_cube/checkpoints/last/pretrained_model' } } },
+  };
+  schemas.TrainOptions = {
+    type: 'object',
+    description: 'The original training options. Every bad field is listed in one bad_request.',
+    properties: {
+      dataset: { type: 'string', description: 'Dataset repo id (user/name), resolved in the worker\'s Hugging Face cache' },
+      policy_type: { type: 'string', description: 'act, diffusion, pi0, smolvla, ...' },
+      output_folder_name: { type: 'string', description: 'Folder under the training output root (default: the job id); must not exist yet' },
+      policy_device: { type: 'string', description: 'cuda (= cuda:0), cuda:N, cpu or mps; default cuda. Jobs on one device queue.' },
+      seed: { type: 'integer', minimum: 0 },
+      num_workers: { type: 'integer', minimum: 0 },
+      batch_size: { type: 'integer', minimum: 1 },
+      steps: { type: 'integer', minimum: 1 },
+      eval_freq: { type: 'integer', minimum: 0 },
+      log_freq: { type: 'integer', minimum: 0 },
+      save_freq: { type: 'integer', minimum: 1 },
+      extra_args: { type: 'array', items: { type: 'string' }, description: 'More trainer arguments, each --key=value' },
+    },
+    required: ['dataset', 'policy_type'],
+  };
+  const progress = {
+    type: 'object',
+    properties: { step: { type: 'integer' }, total_steps: { type: 'integer' }, loss: { type: 'number' }, lr: { type: 'number' }, grad_norm: { type: 'number' }, steps_per_s: { type: ['number', 'null'] }, eta_s: { type: ['number', 'null'] } },
+  };
+  schemas.Job = {
+    type: 'object',
+    properties: {
+      id: { type: 'string' },
+      framework: { type: 'string' },
+      state: { enum: ['queued', 'running', 'succeeded', 'failed', 'cancelled'] },
+      error: { type: 'string' },
+      options: { type: 'object' },
+      device: { type: 'string' },
+      progress,
+      checkpoints: { type: 'array', items: { type: 'string' } },
+      output_dir: { type: 'string' },
+      cancel_requested: { type: 'boolean' },
+      adopted: { type: 'boolean' },
+      created_at: { type: 'number' },
+      started_at: { type: 'number' },
+      ended_at: { type: 'number' },
+    },
+    required: ['id', 'framework', 'state', 'options', 'progress', 'checkpoints'],
+  };
+  const idParam = { name: 'id', in: 'path', required: true, description: 'Job id (from the train reply or GET /v1/jobs)', schema: { type: 'string' } };
+  const jobResponses = { 200: jsonOk('the job', ref('Job')), 401: errorResponse('unauthorized'), 404: errorResponse('bad_request: no such job') };
   const recordingStatus = {
     type: 'object',
     description: 'What is recorded: on/off per framework, the folder, files written and exchanges dropped',
@@ -175,8 +224,24 @@ export function buildOpenApi({ version = '0.1.0', controlNeedsToken = false }: O
     components: { schemas, securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
     paths: {
       '/v1/frameworks/{name}/inference': op('infer', 'Run the policy on an observation; answers with an action chunk', ref('Observation'), ref('ActionChunk'), false, inferenceExamples),
-      '/v1/frameworks/{name}/train': op('train', 'Pass a training request to the framework', { type: 'object' }, {}, true, trainExamples),
-      '/v1/frameworks/{name}/command': op('command', 'Pass a command to the framework', { type: 'object' }, {}, true, commandExamples),
+      '/v1/frameworks/{name}/train': op('train', 'Start a training job in the framework\'s worker; answers at once with the job (queued, running, or failed with the reason)', ref('TrainOptions'), ref('Job'), true, trainExamples),
+      '/v1/frameworks/{name}/command': op('command', 'Pass a command to the framework (LeRobot: load_policy serves a checkpoint)', { type: 'object' }, {}, true, commandExamples),
+      '/v1/jobs': {
+        get: { operationId: 'listJobs', summary: 'Every training job this gateway knows (started here or found running in a worker)', security: controlSecurity, responses: { 200: jsonOk('the jobs', { type: 'object', properties: { jobs: { type: 'array', items: ref('Job') } } }), 401: errorResponse('unauthorized') } },
+      },
+      '/v1/jobs/{id}': { get: { operationId: 'getJob', summary: 'One training job', parameters: [idParam], security: controlSecurity, responses: jobResponses } },
+      '/v1/jobs/{id}/cancel': {
+        post: { operationId: 'cancelJob', summary: 'Cancel a job: a queued one at once, a running one stops at its next step (killed after the grace period)', parameters: [idParam], security: controlSecurity, responses: { ...jobResponses, 502: errorResponse('worker_error'), 503: errorResponse('unavailable: the worker does not answer') } },
+      },
+      '/v1/jobs/{id}/events': {
+        get: {
+          operationId: 'jobEvents',
+          summary: 'Server-sent events: `state` (the job) first and on every change, `progress` per reported step (step, loss, lr, steps_per_s, eta_s), `checkpoint` per checkpoint; ends after a final state',
+          parameters: [idParam],
+          security: controlSecurity,
+          responses: { 200: { description: 'text/event-stream', content: { 'text/event-stream': { schema: { type: 'string' } } } }, 401: errorResponse('unauthorized'), 404: errorResponse('bad_request: no such job') },
+        },
+      },
       // health and status take POST too (the original client's envelope, like inference); the body is not needed.
       '/v1/frameworks/{name}/health': {
         get: { operationId: 'getFrameworkHealth', summary: "Ask the framework's worker whether it is ready", parameters: [nameParam], responses: replyResponses(ref('HealthResult'), { body: false }) },
