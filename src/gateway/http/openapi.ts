@@ -224,7 +224,7 @@ export function buildOpenApi({ version = '0.1.0', controlNeedsToken = false }: O
     components: { schemas, securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
     paths: {
       '/v1/frameworks/{name}/inference': op('infer', 'Run the policy on an observation; answers with an action chunk', ref('Observation'), ref('ActionChunk'), false, inferenceExamples),
-      '/v1/frameworks/{name}/train': op('train', 'Start a training job in the framework\'s worker; answers at once with the job (queued, running, or failed with the reason)', ref('TrainOptions'), ref('Job'), true, trainExamples),
+      '/v1/frameworks/{name}/train': op('train', 'Start a training job in the framework\'s worker; answers at once with the job (queued, running, or failed with the reason). A framework without `training: true` in the config gets the request as it is, and its worker\'s answer comes back', ref('TrainOptions'), { anyOf: [ref('Job'), { type: 'object', description: 'the worker\'s own answer (a framework without jobs)' }] }, true, trainExamples),
       '/v1/frameworks/{name}/command': op('command', 'Pass a command to the framework (LeRobot: load_policy serves a checkpoint)', { type: 'object' }, {}, true, commandExamples),
       '/v1/jobs': {
         get: { operationId: 'listJobs', summary: 'Every training job this gateway knows (started here or found running in a worker)', security: controlSecurity, responses: { 200: jsonOk('the jobs', { type: 'object', properties: { jobs: { type: 'array', items: ref('Job') } } }), 401: errorResponse('unauthorized') } },
