@@ -4,7 +4,9 @@
 import { homedir } from 'node:os';
 import { Option } from '@commander-js/extra-typings';
 import { createLogger } from '../lib/log.js';
-import { configOption, jsonOption, positiveInt, type CliIo, type DeclaredCommand } from './commands.js';
+import type { DockerManager } from '../docker/docker-manager.js';
+import { configOption, jsonOption, positiveInt, UsageError, type CliIo, type DeclaredCommand } from './commands.js';
+import { startProgress } from './progress.js';
 
 interface ContextArgs {
   imageTag?: string | undefined;
@@ -52,9 +54,30 @@ const up: DeclaredCommand = {
       .addOption(imageTagOption())
       .option('--cpu', 'no GPU for the container', false)
       .option('--jetson', 'the Jetson (L4T) image variant', false)
+      .option('--pull', "pull the framework's image first (the engine never pulls on its own)", false)
       .action(async (framework, o) => {
         const { up: upCommand } = await import('../docker/commands.js');
-        await upCommand(await context(io, o), framework);
+        // A status line while the container starts and its worker loads (minutes for a real policy).
+        const progress = await startProgress(io, { label: `up ${framework}:` });
+        try {
+          const ctx = await context({ ...io, out: (line) => progress.log(line) }, o);
+          const spec = ctx.specs.find((s) => s.name === framework);
+          if (o.pull && spec) await pullWithProgress(ctx.manager, spec.image, io);
+          const waitReady = ctx.waitReady;
+          progress.update(0, { status: 'starting the container' });
+          await upCommand(
+            {
+              ...ctx,
+              waitReady: (endpoints, signal) => {
+                progress.update(0, { status: `waiting for the worker at ${endpoints.join(', ')} to be ready` });
+                return waitReady(endpoints, signal);
+              },
+            },
+            framework,
+          );
+        } finally {
+          progress.stop();
+        }
       });
   },
 };
@@ -109,4 +132,72 @@ const logs: DeclaredCommand = {
   },
 };
 
-export const dockerCommands: readonly DeclaredCommand[] = [up, down, ps, logs];
+/** Pulls an image with one bar over the bytes of all its layers (their sizes become known as they start). */
+async function pullWithProgress(manager: DockerManager, reference: string, io: CliIo): Promise<void> {
+  const progress = await startProgress(io, { label: `pull ${reference}`, total: 0, unit: 'bytes' });
+  const layers = new Map<string, { current: number; total: number }>();
+  try {
+    progress.log(`pulling ${reference} ...`);
+    await manager.pullImage(reference, {
+      onProgress: (e) => {
+        if (e.type !== 'layer') return;
+        const layer = layers.get(e.id) ?? { current: 0, total: 0 };
+        if (e.status === 'Downloading' && e.totalBytes) Object.assign(layer, { current: e.currentBytes ?? 0, total: e.totalBytes });
+        else if (e.status === 'Download complete' || e.status === 'Pull complete' || e.status === 'Already exists') layer.current = layer.total;
+        layers.set(e.id, layer);
+        let current = 0;
+        let total = 0;
+        for (const l of layers.values()) {
+          current += l.current;
+          total += l.total;
+        }
+        progress.update(current, { total, status: `${layers.size} layers` });
+      },
+    });
+    progress.log(`pulled ${reference}`);
+  } finally {
+    progress.stop();
+  }
+}
+
+const build: DeclaredCommand = {
+  name: 'build',
+  summary: 'build a worker image from a folder (offline by default), with a progress bar over its steps',
+  define(cmd, io) {
+    cmd
+      .argument('<context-dir>', 'build context folder')
+      .requiredOption('-t, --tag <image>', 'image reference to tag it with (e.g. physical-ai-gateway/lerobot:local)')
+      .option('-f, --file <Dockerfile>', 'Dockerfile, relative to the context', 'Dockerfile')
+      .addOption(new Option('--build-arg <KEY=VALUE...>', 'build argument (repeatable)').default([] as string[]))
+      .addOption(new Option('--network <mode>', 'network during RUN steps: none (offline) or host').choices(['none', 'host'] as const).default('none' as const))
+      .action(async (contextDir, o) => {
+        const buildArgs: Record<string, string> = {};
+        for (const arg of o.buildArg) {
+          const eq = arg.indexOf('=');
+          if (eq <= 0) throw new UsageError(`--build-arg must be KEY=VALUE (got '${arg}')`);
+          buildArgs[arg.slice(0, eq)] = arg.slice(eq + 1);
+        }
+        const { DockerManager } = await import('../docker/docker-manager.js');
+        const manager = new DockerManager({ log: createLogger({ level: 'warn' }) });
+        const progress = await startProgress(io, { label: `build ${o.tag}`, total: 1 });
+        try {
+          const { imageId } = await manager.buildImage({
+            contextDir,
+            dockerfile: o.file,
+            tag: o.tag,
+            buildArgs,
+            networkMode: o.network,
+            onProgress: (e) => {
+              if (e.type === 'step') progress.update(e.step - 1, { total: e.total, status: e.line.slice(0, 60) });
+            },
+          });
+          progress.stop();
+          io.out(`built ${o.tag} (${imageId})`);
+        } finally {
+          progress.stop();
+        }
+      });
+  },
+};
+
+export const dockerCommands: readonly DeclaredCommand[] = [up, down, ps, logs, build];

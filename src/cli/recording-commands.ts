@@ -22,7 +22,7 @@ import {
   type CliIo,
   type DeclaredCommand,
 } from './commands.js';
-const PROGRESS_EVERY_MS = 2_000;
+import { startProgress } from './progress.js';
 
 /** `1x`, `2.5x` → a speed factor; `max` → Infinity (no pacing). */
 export function parseRate(value: string): number {
@@ -90,8 +90,9 @@ async function runReplay(file: string, o: ReplayOptions, io: CliIo): Promise<num
   if (!o.json) io.out(`replaying ${total} exchanges from ${file} via ${via} at ${rate === Infinity ? 'max rate' : `${rate}x`}`);
   let firstNs: bigint | undefined;
   const startedAt = performance.now();
-  let lastProgress = startedAt;
   let reported = 0;
+  const progress = await startProgress(o.json ? { ...io, status: undefined } : io, { label: 'replay', total });
+  const log = o.json ? () => undefined : (line: string) => progress.log(line);
   try {
     for await (const ex of readRecording(file)) {
       firstNs ??= ex.logTimeNs;
@@ -107,14 +108,12 @@ async function runReplay(file: string, o: ReplayOptions, io: CliIo): Promise<num
       comparison.add({ requestId: ex.requestId, recordedOutcome: ex.outcome, replayedOutcome: reply.ok ? 'ok' : reply.code, diff, recordedMs: ex.totalMs, replayedMs: reply.ms });
       if (o.compare && !o.json && reported < 10 && (diff?.shapeMismatch || (diff && diff.maxAbs > tolerance) || (ex.outcome === 'ok') !== reply.ok)) {
         reported++;
-        io.out(`  request ${ex.requestId}: ${diff?.shapeMismatch ?? (diff ? `max |diff| ${fmtDiff(diff.maxAbs)}` : `recorded ${ex.outcome}, replayed ${reply.ok ? 'ok' : reply.code}`)}`);
+        log(`  request ${ex.requestId}: ${diff?.shapeMismatch ?? (diff ? `max |diff| ${fmtDiff(diff.maxAbs)}` : `recorded ${ex.outcome}, replayed ${reply.ok ? 'ok' : reply.code}`)}`);
       }
-      if (!o.json && performance.now() - lastProgress >= PROGRESS_EVERY_MS) {
-        lastProgress = performance.now();
-        io.out(`  ${comparison.outcomes.length}/${total} sent`);
-      }
+      progress.update(comparison.outcomes.length, { status: reply.ok ? '' : `last: ${reply.code}` });
     }
   } finally {
+    progress.stop();
     await send.close();
   }
   const result = comparison.summary();

@@ -127,7 +127,7 @@ test('every command (and record\'s subcommands) answers --help with its usage an
   const { stdout } = await cli('--help');
   const commandsOf = (help: string) => [...(help.split(/^Commands:$/m)[1] ?? '').matchAll(/^ {2}(\S+) {2,}/gm)].map((m) => m[1]!).filter((n) => n !== 'help');
   const names = commandsOf(stdout);
-  for (const expected of ['serve', 'infer', 'frameworks', 'up', 'down', 'ps', 'logs', 'replay', 'record', 'keys', 'bridge']) assert.ok(names.includes(expected), `${expected} in ${stdout}`);
+  for (const expected of ['serve', 'infer', 'frameworks', 'up', 'down', 'ps', 'logs', 'build', 'replay', 'record', 'keys', 'bridge']) assert.ok(names.includes(expected), `${expected} in ${stdout}`);
   const helps = await pooled(names.map((name) => () => cli(name, '--help').then((r) => [name, r.stdout] as const)));
   for (const [name, help] of helps) {
     assert.match(help, new RegExp(`^Usage: physical-ai-gateway ${name}`, 'm'), `${name} --help`);
@@ -173,6 +173,8 @@ test('error paths end with one line and a hint, exit 2 for a wrong command line 
     [['logs', 'lerobot', '--tail', 'many'], 2, /--tail <lines>' argument 'many' is invalid/],
     [['ps', '--all'], 2, /unknown option '--all'/],
     [['down', 'a', 'b'], 2, /too many arguments/],
+    [['build', dir], 2, /required option '-t, --tag <image>' not specified/],
+    [['build', dir, '--tag', 'x:y', '--build-arg', 'NOEQUALS'], 2, /--build-arg must be KEY=VALUE/],
     [['replay'], 2, /missing required argument 'file.mcap'/],
     [['replay', 'x.mcap', '--rate', 'fast'], 2, /must be like 1x, 0\.5x, 4x or max/],
     [['replay', 'x.mcap', '--tolerance', '-1'], 2, /must be a number >= 0/],
