@@ -10,6 +10,7 @@ import { machineInfo, roundLoad } from './lib/machine.js';
 import { makePayload, type Payload, type PayloadName } from './lib/payloads.js';
 import { buildReport, renderMarkdown, type RawResult } from './lib/report.js';
 import { cdfSvg, latencyByPayloadSvg } from './lib/svg.js';
+import { startProgress } from '../src/cli/progress.js';
 
 const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
 
@@ -45,25 +46,33 @@ async function measure(opts: BenchOptions, env: Environment, configs: BenchConfi
   log(`warm-up done: ${live.length}/${configs.length} configurations live; load ${roundLoad().join(' ')}`);
 
   const perRound = Math.max(1, Math.ceil(opts.samples / opts.rounds));
-  for (let round = 0; round < opts.rounds; round++) {
-    const t0 = performance.now();
-    // Round-robin over all configurations; the starting point moves each round so no configuration always
-    // runs right after the same neighbour (or first, on a cold cache).
-    const shift = live.length === 0 ? 0 : Math.floor((round * live.length) / opts.rounds);
-    const order = [...live.slice(shift), ...live.slice(0, shift)];
-    for (const c of order) {
-      const r = results.get(c.key)!;
-      const d = await env.driver(c);
-      const b = await d.run(payloads.get(c.payload)!, { samples: perRound, maxMs: opts.maxRoundMs, inflight: c.inflight });
-      for (const v of b.latenciesUs) r.latenciesUs.push(v);
-      r.errors += b.errors;
-      r.firstError ??= b.firstError;
-      r.completed += b.latenciesUs.length;
-      r.elapsedMs += b.elapsedMs;
-      r.perRound.push(b.latenciesUs.length);
-      await settle(env, c);
+  // A bar over the measured batches on a terminal (redrawn 5 times a second); nothing extra in a log file.
+  const progress = await startProgress({ out: (line) => process.stderr.write(`${line}\n`), err: log, env: process.env, status: process.stderr }, { label: '[bench] measuring', total: opts.rounds * live.length });
+  let batches = 0;
+  try {
+    for (let round = 0; round < opts.rounds; round++) {
+      const t0 = performance.now();
+      // Round-robin over all configurations; the starting point moves each round so no configuration always
+      // runs right after the same neighbour (or first, on a cold cache).
+      const shift = live.length === 0 ? 0 : Math.floor((round * live.length) / opts.rounds);
+      const order = [...live.slice(shift), ...live.slice(0, shift)];
+      for (const c of order) {
+        const r = results.get(c.key)!;
+        const d = await env.driver(c);
+        const b = await d.run(payloads.get(c.payload)!, { samples: perRound, maxMs: opts.maxRoundMs, inflight: c.inflight });
+        for (const v of b.latenciesUs) r.latenciesUs.push(v);
+        r.errors += b.errors;
+        r.firstError ??= b.firstError;
+        r.completed += b.latenciesUs.length;
+        r.elapsedMs += b.elapsedMs;
+        r.perRound.push(b.latenciesUs.length);
+        progress.update(++batches, { status: c.key });
+        await settle(env, c);
+      }
+      progress.log(`[bench] round ${round + 1}/${opts.rounds} done in ${((performance.now() - t0) / 1000).toFixed(1)} s; load ${roundLoad().join(' ')}`);
     }
-    log(`round ${round + 1}/${opts.rounds} done in ${((performance.now() - t0) / 1000).toFixed(1)} s; load ${roundLoad().join(' ')}`);
+  } finally {
+    progress.stop();
   }
   return [...results.values()];
 }

@@ -6,6 +6,9 @@
 #      imported with `docker import` (~130 MB).
 #   2. physical-ai-gateway/worker:local       docker/worker-base/Dockerfile.offline: FROM the base, COPY the
 #      Python worker SDK (docker/worker-sdk), HEALTHCHECK through the SDK's health request, labels.
+#   3. physical-ai-gateway/node-runtime:local  the host's node binary, busybox and the ldd closure of node and of
+#      every native addon in node_modules (zeromq): what the compose test runs the gateway on, with the checkout
+#      mounted (the product's gateway image, docker/gateway/Dockerfile, starts FROM node:20, which needs a registry).
 #
 # Each image carries a label `physical-ai-gateway.inputs-hash`; when the image exists and the hash of its
 # inputs is unchanged, it is not rebuilt. FORCE=1 rebuilds anyway. Needs an engine (scripts/ensure-docker.sh).
@@ -15,6 +18,7 @@ cd "$(dirname "$0")/.."
 
 : "${BASE_IMAGE:=physical-ai-gateway/worker-base:local}"
 : "${WORKER_IMAGE:=physical-ai-gateway/worker:local}"
+: "${NODE_IMAGE:=physical-ai-gateway/node-runtime:local}"
 : "${FORCE:=0}"
 export DEBIAN_FRONTEND=noninteractive
 HASH_LABEL=physical-ai-gateway.inputs-hash
@@ -115,6 +119,43 @@ build_worker() {
   say "docker build $WORKER_IMAGE in $(ms "$t0")"
 }
 
+# The node runtime: node, busybox, and the shared libraries node and the native addons load, at their ldd paths.
+make_node_rootfs() {
+  local root=$1 nm=$2 lib dest d a
+  rm -rf "$root"; mkdir -p "$root"/usr/{bin,sbin,lib,lib64} "$root"/{etc,tmp,proc,sys,dev,run,root}
+  chmod 1777 "$root/tmp"
+  for d in bin sbin lib lib64; do ln -s "usr/$d" "$root/$d"; done
+  cp /bin/busybox "$root/usr/bin/busybox"
+  for a in $(/bin/busybox --list); do [ -e "$root/usr/bin/$a" ] || ln -s busybox "$root/usr/bin/$a"; done
+  printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$root/etc/passwd"
+  printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
+  cp -L "$(command -v node)" "$root/usr/bin/node"
+  { echo "$(command -v node)"; find "$nm" -name '*.node' -type f 2>/dev/null; } |
+    { xargs -r ldd 2>/dev/null || true; } | awk '/=> \//{print $3} /^\t\/lib64/{print $1}' | sort -u |
+    while read -r lib; do
+      dest="$root$lib"; [ -e "$dest" ] || { mkdir -p "$(dirname "$dest")"; cp -L "$lib" "$dest"; }
+    done
+}
+
+build_node_runtime() {
+  command -v node >/dev/null || { say "no node on this host: skipping $NODE_IMAGE"; return 0; }
+  local hash t0 work nm
+  nm=$(readlink -f node_modules)
+  hash=$( { declare -f make_node_rootfs; sha256sum "$(readlink -f "$(command -v node)")"; find "$nm" -name '*.node' -type f -print0 | sort -z | xargs -0 -r sha256sum; } |
+          sha256sum | cut -c1-16)
+  if [ "$FORCE" != 1 ] && [ "$(image_hash "$NODE_IMAGE")" = "$hash" ]; then
+    say "$NODE_IMAGE is up to date (inputs $hash)"; return 0
+  fi
+  work=$(mktemp -d /tmp/pag-node.XXXXXX)
+  t0=$(now)
+  make_node_rootfs "$work/rootfs" "$nm"
+  tar -C "$work/rootfs" -c . | docker import -c 'CMD ["node"]' \
+    -c "LABEL $HASH_LABEL=$hash physical-ai-gateway.image=node-runtime" - "$NODE_IMAGE" >/dev/null
+  rm -rf "$work"
+  say "docker import $NODE_IMAGE in $(ms "$t0")"
+}
+
 build_base
 build_worker
+build_node_runtime
 say "done in $(ms "$T_ALL")"

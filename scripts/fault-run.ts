@@ -3,7 +3,7 @@
 // + grace: must be 0), misrouted (an answer that is not this request's: must be 0), and time to recover (the first
 // ok answer to a request sent after the fault was injected, counted from the release: restart or SIGCONT).
 //
-//   node --import tsx scripts/fault-run.ts [--seconds 60] [--no-netns] [--out bench/results]
+//   node --import tsx scripts/fault-run.ts [--seconds 60] [--no-netns] [--no-docker] [--out bench/results]
 //
 // Faults: `kill-restart` (SIGKILL the worker, start a new one on the same port), `stop-cont` (SIGSTOP for 2 s, then
 // SIGCONT: the worker then answers requests the gateway has already timed out), and, when `ip netns` works (root),
@@ -11,17 +11,28 @@
 // `netem delay 20ms loss 1%` on both ends (or, on kernels
 // without netem, tbf at 20 Mbit/s plus a 1% iptables random drop), load on it and a kill-restart across it. Both namespaces and every address
 // in them are this run's own (10.200.<n>.0/30 inside the pair only); they are deleted at the end, and so is every
-// process started. Docker container kills are not part of this run (see README "Reliability").
+// process started.
+//
+// Docker part (when `dockerd` and the offline worker image are on this host; --no-docker skips it): a private dockerd
+// of the run's own (own socket, data and exec roots, no bridge, no iptables; the image copied in with docker save |
+// docker load), a gateway whose `demo` framework is a container that the gateway starts on demand on that engine, and
+// under the same load `container-kill` (docker kill of the framework's container: the next requests start it again)
+// and `engine-restart` (the engine stopped with SIGTERM, which stops its containers, and started again on the same
+// data root). The engine, its folder and its containers are gone at the end; the engine the rest of the host uses is
+// never touched.
 //
 // Results: bench/results/reliability-faults.json and the fault section of bench/results/reliability.md.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { parseConfig } from '../src/config.js';
 import { buildGateway, type Gateway } from '../src/build-gateway.js';
+import { DockerManager } from '../src/docker/docker-manager.js';
+import type { FrameworkSpec } from '../src/docker/framework-spec.js';
 import { machineInfo, roundLoad } from '../bench/lib/machine.js';
 import { ReliabilityClient, runLoad, type Outcome } from '../bench/lib/reliability-load.js';
 import { writeReliabilityMarkdown } from '../bench/lib/reliability-report.js';
@@ -32,7 +43,8 @@ const PYTHON = '/usr/bin/python3';
 const DEADLINE_MS = 1000;
 const GRACE_MS = 2000;
 
-export type FaultName = 'baseline' | 'kill-restart' | 'stop-cont' | 'netem' | 'netem-kill-restart';
+export type FaultName = 'baseline' | 'kill-restart' | 'stop-cont' | 'netem' | 'netem-kill-restart' | 'container-kill' | 'engine-restart';
+const WORKER_IMAGE = 'physical-ai-gateway/worker:local';
 
 export interface FaultStats {
   fault: FaultName;
@@ -59,6 +71,8 @@ export interface FaultRunReport {
   grace_ms: number;
   /** Whether the netns part ran, and how the link was shaped (or why it did not run). */
   netns: { ran: boolean; note: string };
+  /** Whether the Docker part ran (or why it did not). */
+  docker: { ran: boolean; note: string };
   faults: FaultStats[];
   totals: { sent: number; ok: number; hung: number; misrouted: number };
 }
@@ -273,24 +287,33 @@ interface FaultContext {
 }
 
 async function inject(ctx: FaultContext, fault: FaultName, { stopMs = 2000, downMs = 500, recoverWithinMs = 15_000 } = {}): Promise<void> {
-  const s = ctx.windows.open(fault);
+  await injectWith(ctx.windows, fault, recoverWithinMs, async () => {
+    if (fault === 'kill-restart' || fault === 'netem-kill-restart') {
+      ctx.worker().signal('SIGKILL');
+      await ctx.worker().close();
+      await sleep(downMs);
+      await ctx.restart();
+    } else if (fault === 'stop-cont') {
+      ctx.worker().signal('SIGSTOP');
+      await sleep(stopMs);
+      ctx.worker().signal('SIGCONT');
+    }
+    return performance.now();
+  });
+}
+
+/**
+ * Opens the fault's window, runs `act` (resolves with the release time), then waits for the first ok answer to a
+ * request sent after the injection, or (`fromRelease`) after the release: a container or an engine being stopped
+ * may still answer requests sent while it goes down.
+ */
+async function injectWith(windows: Windows, fault: FaultName, recoverWithinMs: number, act: () => Promise<number>, { fromRelease = false } = {}): Promise<void> {
+  const s = windows.open(fault);
   s.injections++;
   const injectedAt = performance.now();
-  const firstOk = ctx.windows.firstOkAfter(injectedAt, recoverWithinMs);
-  let releasedAt = injectedAt;
-  if (fault === 'kill-restart' || fault === 'netem-kill-restart') {
-    ctx.worker().signal('SIGKILL');
-    await ctx.worker().close();
-    await sleep(downMs);
-    await ctx.restart();
-    releasedAt = performance.now();
-  } else if (fault === 'stop-cont') {
-    ctx.worker().signal('SIGSTOP');
-    await sleep(stopMs);
-    ctx.worker().signal('SIGCONT');
-    releasedAt = performance.now();
-  }
-  const okAt = await firstOk;
+  const early = fromRelease ? undefined : windows.firstOkAfter(injectedAt, recoverWithinMs);
+  const releasedAt = await act();
+  const okAt = await (early ?? windows.firstOkAfter(releasedAt, recoverWithinMs));
   if (okAt === undefined) s.not_recovered++;
   else {
     s.recover_ms.push(Math.round(Math.max(0, okAt - releasedAt)));
@@ -304,6 +327,8 @@ export interface FaultRunOptions {
   concurrency?: number;
   /** Run the netns part (true: probe; false: skip). */
   netns?: boolean;
+  /** Run the Docker part (true: probe; false: skip). */
+  docker?: boolean;
   /** Requests at most, all windows together. */
   maxRequests?: number;
   log?: (line: string) => void;
@@ -397,10 +422,131 @@ async function netnsChild(workerNs: string, workerAddress: string, seconds: numb
   process.stdout.write(`${JSON.stringify([...windows.stats.values()])}\n`);
 }
 
+// ---- Docker: a private engine ---------------------------------------------------------------------------------
+
+interface Engine {
+  socket: string;
+  process: ChildProcess;
+  exited: Promise<number | null>;
+}
+
+/** Whether the Docker part can run: dockerd on the PATH and the offline worker image in the host's engine. */
+export function dockerAvailable(): true | string {
+  if (spawnSync('dockerd', ['--version']).status !== 0) return 'dockerd not found';
+  if (spawnSync('docker', ['image', 'inspect', WORKER_IMAGE], { stdio: 'ignore' }).status !== 0) return `${WORKER_IMAGE} not built (scripts/build-test-images.sh)`;
+  return true;
+}
+
+/** Starts dockerd on `dir`; resolves once its log says the API listens. */
+function startEngine(dir: string): Promise<Engine> {
+  const socket = join(dir, 'docker.sock');
+  const child = spawn(
+    'dockerd',
+    [`--host=unix://${socket}`, `--data-root=${join(dir, 'root')}`, `--exec-root=${join(dir, 'exec')}`, `--pidfile=${join(dir, 'docker.pid')}`, '--storage-driver=overlay2', '--iptables=false', '--bridge=none'],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  live.add(child);
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => (live.delete(child), resolve(code))));
+  return new Promise((resolve, reject) => {
+    let log = '';
+    const timer = setTimeout(() => fail(new Error(`dockerd did not listen within 60 s:\n${log.slice(-2000)}`)), 60_000);
+    const fail = (err: Error) => {
+      clearTimeout(timer);
+      child.kill('SIGKILL');
+      reject(err);
+    };
+    child.stderr!.on('data', (d: Buffer) => {
+      log += d.toString();
+      if (log.includes('API listen on')) {
+        clearTimeout(timer);
+        child.stderr!.removeAllListeners('data');
+        child.stderr!.resume();
+        resolve({ socket, process: child, exited });
+      }
+    });
+    void exited.then((code) => fail(new Error(`dockerd exited with ${code} before listening:\n${log.slice(-2000)}`)));
+  });
+}
+
+function runPiped(cmd: string, args: string[], input?: ChildProcess): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: [input ? 'pipe' : 'ignore', 'ignore', 'pipe'] });
+    if (input) input.stdout!.pipe(child.stdin!);
+    let err = '';
+    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${cmd} ${args.join(' ')} exited ${code}: ${err}`))));
+  });
+}
+
+/** Unmounts what a stopped dockerd leaves under `dir`, so the folder can be removed. */
+async function unmountUnder(dir: string): Promise<void> {
+  const mounts = readFileSync('/proc/mounts', 'utf8').split('\n').map((l) => l.split(' ')[1] ?? '').filter((m) => m.startsWith(dir));
+  for (const m of mounts.sort().reverse()) await runPiped('umount', ['-l', m]).catch(() => undefined);
+}
+
+/** The Docker part: `demo` in a container started on demand on a private engine; container kills and engine restarts. */
+async function dockerRun(o: FaultRunOptions, windows: Windows): Promise<{ ran: boolean; note: string }> {
+  const probe = dockerAvailable();
+  if (probe !== true) return { ran: false, note: probe };
+  const dir = await mkdtemp('/tmp/pag-fault-engine-');
+  let engine = await startEngine(dir);
+  let manager: DockerManager | undefined;
+  let gateway: Gateway | undefined;
+  let client: ReliabilityClient | undefined;
+  const stop = new AbortController();
+  try {
+    const save = spawn('docker', ['save', WORKER_IMAGE], { stdio: ['ignore', 'pipe', 'inherit'] });
+    await runPiped('docker', ['-H', `unix://${engine.socket}`, 'load'], save);
+    manager = new DockerManager({ docker: { socketPath: engine.socket } });
+    const spec: FrameworkSpec = { name: 'demo', image: WORKER_IMAGE, networkMode: 'host', port: await freePort(), containerName: `pag-fault-${process.pid}-demo`, readyTimeoutMs: 30_000, stopTimeoutS: 1 };
+    const config = parseConfig(
+      { healthIntervalMs: 200, frameworks: { demo: { launcher: 'demo', timeoutMs: DEADLINE_MS, maxConcurrency: 32, startTimeoutMs: 30_000 } } },
+      { httpPort: 0, httpHost: '127.0.0.1', zmqEndpoint: 'tcp://127.0.0.1:*' },
+    );
+    gateway = await buildGateway(config, { docker: { specs: [spec], manager } });
+    client = new ReliabilityClient({ httpUrl: gateway.httpUrl, zmqEndpoint: gateway.zmqEndpoint }, { deadlineMs: DEADLINE_MS, graceMs: GRACE_MS });
+    // The first requests start the container (its start takes longer than one request's deadline).
+    windows.open('baseline');
+    const load = runLoad(client, { concurrency: o.concurrency ?? 6, deadlineMs: DEADLINE_MS, graceMs: GRACE_MS, maxRequests: o.maxRequests ?? 2_000_000, signal: stop.signal, onOutcome: (x) => windows.record(x) });
+    if ((await windows.firstOkAfter(performance.now(), 60_000)) === undefined) throw new Error('the framework container never served');
+    const socket = () => `unix://${engine.socket}`;
+    const until = Date.now() + Math.max(8, Math.round(o.seconds / 2)) * 1000;
+    const cycle: FaultName[] = ['container-kill', 'engine-restart'];
+    for (let i = 0; Date.now() < until || i < cycle.length; i++) {
+      const fault = cycle[i % cycle.length]!;
+      o.log?.(`[fault-run] ${fault} #${Math.floor(i / cycle.length) + 1}`);
+      await injectWith(windows, fault, 60_000, async () => {
+        if (fault === 'container-kill') await runPiped('docker', ['-H', socket(), 'kill', spec.containerName!]);
+        else {
+          engine.process.kill('SIGTERM');
+          await engine.exited;
+          engine = await startEngine(dir);
+        }
+        return performance.now();
+      }, { fromRelease: true });
+      windows.open('baseline');
+      await sleep(500);
+    }
+    stop.abort();
+    await load;
+    return { ran: true, note: 'a private dockerd (own socket and data root), the framework in a container started on demand' };
+  } finally {
+    stop.abort();
+    await client?.close();
+    await gateway?.close(500);
+    await manager?.close();
+    engine.process.kill('SIGTERM');
+    await engine.exited;
+    await unmountUnder(dir);
+    await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+  }
+}
+
 export async function runFaults(o: FaultRunOptions): Promise<FaultRunReport> {
   const windows = new Windows();
   await loopbackRun(o, windows);
   const netns = o.netns === false ? { ran: false, note: 'skipped (--no-netns)' } : await netnsRun(o, windows);
+  const docker = o.docker === false ? { ran: false, note: 'skipped (--no-docker)' } : await dockerRun(o, windows);
   const faults = [...windows.stats.values()];
   const sum = (f: (s: FaultStats) => number) => faults.reduce((a, s) => a + f(s), 0);
   return {
@@ -410,6 +556,7 @@ export async function runFaults(o: FaultRunOptions): Promise<FaultRunReport> {
     deadline_ms: DEADLINE_MS,
     grace_ms: GRACE_MS,
     netns,
+    docker,
     faults,
     totals: { sent: sum((s) => s.sent), ok: sum((s) => s.ok), hung: sum((s) => s.hung), misrouted: sum((s) => s.misrouted) },
   };
@@ -421,6 +568,7 @@ async function main(): Promise<void> {
       seconds: { type: 'string', default: '60' },
       concurrency: { type: 'string', default: '6' },
       'no-netns': { type: 'boolean', default: false },
+      'no-docker': { type: 'boolean', default: false },
       out: { type: 'string', default: join(ROOT, 'bench/results') },
       'netns-child': { type: 'string' },
       'worker-address': { type: 'string' },
@@ -431,7 +579,7 @@ async function main(): Promise<void> {
   if (!(seconds > 0 && seconds <= 3600) || !(concurrency >= 1 && concurrency <= 16)) throw new Error('--seconds 1..3600, --concurrency 1..16');
   if (values['netns-child']) return netnsChild(values['netns-child'], values['worker-address']!, seconds, concurrency);
   const loadBefore = roundLoad();
-  const report = await runFaults({ seconds, concurrency, netns: !values['no-netns'], log: (l) => process.stderr.write(`${l}\n`) });
+  const report = await runFaults({ seconds, concurrency, netns: !values['no-netns'], docker: !values['no-docker'], log: (l) => process.stderr.write(`${l}\n`) });
   const machine = { ...machineInfo(), load_before: loadBefore, load_after: roundLoad() };
   mkdirSync(values.out!, { recursive: true });
   writeFileSync(join(values.out!, 'reliability-faults.json'), `${JSON.stringify({ ...report, machine }, null, 2)}\n`);

@@ -11,7 +11,8 @@ t0=$SECONDS
 [ -d node_modules ] || { say "installing npm packages (npm ci)"; npm ci --no-audit --no-fund; }
 
 need=()
-for p in python3-zmq python3-msgpack python3-numpy python3-hypothesis; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
+# docker-compose: Debian's compose tool (1.29), for test/docker/compose.test.ts.
+for p in python3-zmq python3-msgpack python3-numpy python3-hypothesis docker-compose; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
 if [ ${#need[@]} -gt 0 ]; then
   say "installing ${need[*]} (apt)"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 
 interface Machine { cpu_model: string; cores: number; memory_gb: number; node: string; load_before: number[]; load_after?: number[] }
 interface FaultStats { fault: string; injections: number; sent: number; ok: number; errors: Record<string, number>; hung: number; misrouted: number; recover_ms: number[]; outage_ms: number[]; not_recovered: number }
-interface FaultsJson { date: string; seconds: number; concurrency: number; deadline_ms: number; grace_ms: number; netns: { ran: boolean; note: string }; faults: FaultStats[]; machine: Machine }
+interface FaultsJson { date: string; seconds: number; concurrency: number; deadline_ms: number; grace_ms: number; netns: { ran: boolean; note: string }; docker?: { ran: boolean; note: string }; faults: FaultStats[]; machine: Machine }
 export interface SoakMinute { minute: number; rss_mb: number; heap_used_mb: number; fds: number; requests: number; ok: number; errors: Record<string, number>; hung: number; misrouted: number; p50_ms: number; p99_ms: number }
 interface SoakJson { date: string; minutes: number; concurrency: number; per_minute: SoakMinute[]; machine: Machine }
 
@@ -16,7 +16,7 @@ const machineLine = (m: Machine, date: string) => `${date.slice(0, 16).replace('
 
 export function faultsTable(f: FaultsJson): string {
   const rows = f.faults.map((s) => `| ${s.fault} | ${s.injections} | ${s.sent} | ${s.ok} | ${errs(s.errors)} | ${s.hung} | ${s.misrouted} | ${range(s.recover_ms)}${s.not_recovered ? ` (${s.not_recovered} not recovered)` : ''} |`);
-  return ['| fault | injected | sent | ok | errors by code | hung | misrouted | recover ms (from restart / SIGCONT) |', '|---|---:|---:|---:|---|---:|---:|---|', ...rows].join('\n');
+  return ['| fault | injected | sent | ok | errors by code | hung | misrouted | recover ms (from restart / SIGCONT / kill / engine back) |', '|---|---:|---:|---:|---|---:|---:|---|', ...rows].join('\n');
 }
 
 export function soakTable(s: SoakJson): string {
@@ -29,7 +29,7 @@ export function writeReliabilityMarkdown(dir: string): void {
   const faultsPath = join(dir, 'reliability-faults.json');
   if (existsSync(faultsPath)) {
     const f = JSON.parse(readFileSync(faultsPath, 'utf8')) as FaultsJson;
-    parts.push('## Faults', '', `${machineLine(f.machine, f.date)}. ${f.seconds} s of faults, ${f.concurrency} client loops (HTTP msgpack and ZMQ binary, S and L), deadline ${f.deadline_ms} ms, hung = no answer within deadline + ${f.grace_ms} ms. network namespaces: ${f.netns.ran ? `worker and gateway in two namespaces of their own, joined by a veth pair shaped by ${f.netns.note}` : `not run (${f.netns.note})`}.`, '', faultsTable(f), '');
+    parts.push('## Faults', '', `${machineLine(f.machine, f.date)}. ${f.seconds} s of faults, ${f.concurrency} client loops (HTTP msgpack and ZMQ binary, S and L), deadline ${f.deadline_ms} ms, hung = no answer within deadline + ${f.grace_ms} ms. network namespaces: ${f.netns.ran ? `worker and gateway in two namespaces of their own, joined by a veth pair shaped by ${f.netns.note}` : `not run (${f.netns.note})`}. Docker: ${f.docker?.ran ? `${f.docker.note}; container-kill recovers from the kill, engine-restart from the engine listening again` : `not run (${f.docker?.note ?? 'not part of this run'})`}.`, '', faultsTable(f), '');
   }
   const soakPath = join(dir, 'reliability-soak.json');
   if (existsSync(soakPath)) {

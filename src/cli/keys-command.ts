@@ -1,27 +1,27 @@
 // The `keys` command: makes a CURVE key pair as two files, <name>.key (secret + public, mode 0600) and <name>.pub
 // (public only, 0644), in ZeroMQ's certificate format (pyzmq's zmq.auth.load_certificate reads both).
-import { parseArgs } from 'node:util';
-import type { CliCommand } from './commands.js';
+import { jsonOption, type DeclaredCommand } from './commands.js';
 
-export const keysCommand: CliCommand = {
+export const keysCommand: DeclaredCommand = {
   name: 'keys',
   summary: 'make a CURVE key pair: <name>.key (secret, 0600) and <name>.pub (public) for encrypted ZMQ links',
-  async run(args, io) {
-    const { values, positionals } = parseArgs({
-      args,
-      allowPositionals: true,
-      options: { dir: { type: 'string', default: '.' }, force: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h' } },
-    });
-    if (values.help || positionals.length !== 1) {
-      (values.help ? io.out : io.err)('usage: physical-ai-gateway keys <name> [--dir DIR] [--force]');
-      (values.help ? io.out : io.err)('  writes DIR/<name>.key (keep it on this host) and DIR/<name>.pub (give it to peers); refuses to replace files without --force');
-      return values.help ? 0 : 2;
-    }
-    const { writeCurveKeyFiles } = await import('../zmq/curve-keys.js');
-    const { keyFile, pubFile, publicKey } = await writeCurveKeyFiles(values.dir!, positionals[0]!, { force: values.force! });
-    io.out(`secret key: ${keyFile} (mode 0600)`);
-    io.out(`public key: ${pubFile}`);
-    io.out(`public key (Z85): ${publicKey}`);
-    return 0;
+  define(cmd, io) {
+    cmd
+      .argument('<name>', 'base name of the two files')
+      .option('--dir <dir>', 'folder to write them to', '.')
+      .option('--force', 'replace existing files', false)
+      .addOption(jsonOption())
+      .addHelpText('after', '\nWrites DIR/<name>.key (keep it on this host) and DIR/<name>.pub (give it to peers); refuses to replace files without --force.')
+      .action(async (name, o) => {
+        const { writeCurveKeyFiles } = await import('../zmq/curve-keys.js');
+        const { keyFile, pubFile, publicKey } = await writeCurveKeyFiles(o.dir, name, { force: o.force });
+        if (o.json) {
+          io.out(JSON.stringify({ keyFile, pubFile, publicKey }));
+          return;
+        }
+        io.out(`secret key: ${keyFile} (mode 0600)`);
+        io.out(`public key: ${pubFile}`);
+        io.out(`public key (Z85): ${publicKey}`);
+      });
   },
 };

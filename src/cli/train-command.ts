@@ -1,8 +1,8 @@
 // `train`: starts a training job on a running gateway over HTTP, follows its progress (server-sent events) with a
 // live line on a terminal (step, loss, ETA), and exits with the job's outcome. The logic is `runTrain()` with typed
-// options; the CliCommand below only parses argv into them (so it can be re-registered in another CLI library).
-import { parseArgs } from 'node:util';
-import type { CliCommand, CliIo } from './commands.js';
+// options; the command below declares its flags on commander and maps them to those options.
+import { InvalidArgumentError, Option } from '@commander-js/extra-typings';
+import { CliExit, DEFAULT_HTTP_GATEWAY, gatewayOption, httpGateway, positiveInt, tokenOption, type CliIo, type DeclaredCommand } from './commands.js';
 
 /** Exit codes: the job's outcome. */
 export const TRAIN_EXIT = { succeeded: 0, failed: 1, usage: 2, cancelled: 3, unreachable: 4 } as const;
@@ -120,45 +120,43 @@ async function* sseEvents(body: ReadableStream<Uint8Array>): AsyncGenerator<{ ev
   }
 }
 
-const INT_OPTIONS = ['seed', 'num-workers', 'batch-size', 'steps', 'eval-freq', 'log-freq', 'save-freq'] as const;
-const USAGE = '<framework> --dataset <repo_id> --policy-type <act|...> [--output-folder-name name] [--policy-device cuda|cpu] [--steps n] [--batch-size n] [--seed n] [--num-workers n] [--eval-freq n] [--log-freq n] [--save-freq n] [--extra-arg --key=value ...] [--url http://127.0.0.1:8080] [--token t] [--detach]';
+/** The original training options that are whole numbers: flag name → option name. */
+const INT_OPTIONS = { seed: 'seed', numWorkers: 'num_workers', batchSize: 'batch_size', steps: 'steps', evalFreq: 'eval_freq', logFreq: 'log_freq', saveFreq: 'save_freq' } as const;
 
-export const trainCommand: CliCommand = {
+export const trainCommand: DeclaredCommand = {
   name: 'train',
-  summary: "start a training job on a gateway, show its progress, exit with its outcome (0 ok, 1 failed, 3 cancelled)",
-  usage: USAGE,
-  async run(args, io) {
-    let parsed;
-    try {
-      parsed = parseArgs({
-        args,
-        allowPositionals: true,
-        options: {
-          url: { type: 'string', default: io.env.PAIG_URL ?? 'http://127.0.0.1:8080' },
-          token: { type: 'string', default: io.env.PAIG_AUTH_TOKEN },
-          dataset: { type: 'string' },
-          'policy-type': { type: 'string' },
-          'output-folder-name': { type: 'string' },
-          'policy-device': { type: 'string' },
-          'extra-arg': { type: 'string', multiple: true },
-          detach: { type: 'boolean', default: false },
-          ...Object.fromEntries(INT_OPTIONS.map((k) => [k, { type: 'string' as const }])),
-        },
+  summary: 'start a training job on a gateway, show its progress, exit with its outcome (0 ok, 1 failed, 3 cancelled, 4 unreachable)',
+  define(cmd, io) {
+    cmd
+      .argument('<framework>', 'the framework to train (one with training: true in the gateway config)')
+      .requiredOption('--dataset <repo_id>', 'LeRobot dataset repo id (found under the worker\'s data root; no hub)')
+      .requiredOption('--policy-type <type>', 'policy to train (act, diffusion, ...)')
+      .option('--output-folder-name <name>', 'folder under the training output root (default: the job id)')
+      .option('--policy-device <device>', 'cpu, cuda, cuda:1, ...')
+      .addOption(new Option('--seed <n>', 'random seed').argParser(wholeNumber))
+      .addOption(new Option('--num-workers <n>', 'data loader workers').argParser(wholeNumber))
+      .addOption(new Option('--batch-size <n>', 'batch size').argParser(positiveInt))
+      .addOption(new Option('--steps <n>', 'training steps').argParser(positiveInt))
+      .addOption(new Option('--eval-freq <n>', 'evaluate every n steps').argParser(wholeNumber))
+      .addOption(new Option('--log-freq <n>', 'log every n steps').argParser(positiveInt))
+      .addOption(new Option('--save-freq <n>', 'write a checkpoint every n steps').argParser(positiveInt))
+      .option('--extra-arg <key=value...>', 'more trainer arguments, each --key=value')
+      .option('--detach', 'return once the job is accepted, without following it', false)
+      .addOption(gatewayOption(DEFAULT_HTTP_GATEWAY, 'its HTTP door'))
+      .addOption(tokenOption())
+      .action(async (framework, o) => {
+        const options: Record<string, unknown> = { dataset: o.dataset, policy_type: o.policyType, output_folder_name: o.outputFolderName, policy_device: o.policyDevice, extra_args: o.extraArg };
+        for (const [flag, name] of Object.entries(INT_OPTIONS)) options[name] = o[flag as keyof typeof INT_OPTIONS];
+        for (const k of Object.keys(options)) if (options[k] === undefined) delete options[k];
+        const sink = { isTTY: io.status?.isTTY === true, write: (text: string) => io.status?.write(text) };
+        const code = await runTrain({ url: httpGateway(o.gateway, 'train'), framework, options, ...(o.token ? { token: o.token } : {}), detach: o.detach }, io, sink);
+        if (code !== 0) throw new CliExit(code);
       });
-    } catch (err) {
-      io.err(`${(err as Error).message}\nusage: physical-ai-gateway train ${USAGE}`);
-      return TRAIN_EXIT.usage;
-    }
-    const { values, positionals } = parsed;
-    if (positionals.length !== 1) {
-      io.err(`usage: physical-ai-gateway train ${USAGE}`);
-      return TRAIN_EXIT.usage;
-    }
-    const v = values as Record<string, string | string[] | boolean | undefined>;
-    const options: Record<string, unknown> = { dataset: v.dataset, policy_type: v['policy-type'], output_folder_name: v['output-folder-name'], policy_device: v['policy-device'], extra_args: v['extra-arg'] };
-    // Numbers as typed: the gateway lists every bad one (a non-number stays a string and is refused there).
-    for (const k of INT_OPTIONS) if (v[k] !== undefined) options[k.replace(/-/g, '_')] = /^-?\d+$/.test(String(v[k])) ? Number(v[k]) : v[k];
-    for (const k of Object.keys(options)) if (options[k] === undefined) delete options[k];
-    return runTrain({ url: String(v.url), framework: positionals[0]!, options, token: v.token as string | undefined, detach: v.detach === true }, io, { isTTY: process.stderr.isTTY === true, write: (s) => process.stderr.write(s) });
   },
 };
+
+function wholeNumber(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n)) throw new InvalidArgumentError('must be a whole number >= 0.');
+  return n;
+}

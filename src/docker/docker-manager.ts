@@ -17,6 +17,7 @@ import {
   LABEL_MANAGED,
   containerNameFor,
   endpointsFor,
+  imageBuildHint,
   renderCommand,
   type FrameworkSpec,
   type GpuRequest,
@@ -444,9 +445,7 @@ export class DockerManager {
           'unavailable',
           'image_missing',
           `image ${opts.image} is not on this Docker engine (${message}); build it first: ` +
-            (opts.image.startsWith('physical-ai-gateway/worker')
-              ? 'bash scripts/build-test-images.sh'
-              : `docker build -t ${opts.image} -f docker/${opts.framework ?? '<framework>'}/Dockerfile docker`) +
+            imageBuildHint(opts.image, opts.framework) +
             `, or pull it: docker pull ${opts.image}`,
           { cause: err },
         );

@@ -289,6 +289,14 @@ export function hostFolders(homeDir: string): { sharedData: string; huggingface:
 }
 
 /** Built-in specs for LeRobot (5555), GR00T N1.5 (5556) and Pi0 (5557), as the docker/ folder builds them. */
+/** How to get a missing image: the offline script for the test image, docker/<name>/Dockerfile for the built-in
+ * frameworks (the only ones that have one), the CLI's build command for a framework of your own. */
+export function imageBuildHint(image: string, framework: string | undefined): string {
+  if (image.startsWith('physical-ai-gateway/worker')) return 'bash scripts/build-test-images.sh';
+  if (framework === 'lerobot' || framework === 'groot' || framework === 'pi0') return `docker build -t ${image} -f docker/${framework}/Dockerfile docker`;
+  return `physical-ai-gateway build <your image's folder> --tag ${image} (or docker build -t ${image} <folder>)`;
+}
+
 export function builtinFrameworkSpecs({ homeDir, imageTag = 'local', gpus = 'all', jetson = false }: BuiltinSpecOptions): FrameworkSpec[] {
   const folders = hostFolders(homeDir);
   const make = (name: string, port: number, dataDir: string, policyEnv: Record<string, string>): FrameworkSpec => ({

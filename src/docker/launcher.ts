@@ -12,7 +12,7 @@ import type { FrameworkControl, FrameworkLauncher, Launch } from '../router/fram
 import type { ContainerStatsSnapshot, LaunchState, LaunchStatus, ManagedContainer } from './types.js';
 import { DockerError, isDockerError } from './docker-error.js';
 import { DockerManager, type ContainerEvent, type ResourceSample } from './docker-manager.js';
-import { DEFAULT_READY_TIMEOUT_MS, containerNameFor, remoteEngineHost, usesGpu, validateFrameworkSpec, type FrameworkSpec } from './framework-spec.js';
+import { DEFAULT_READY_TIMEOUT_MS, containerNameFor, imageBuildHint, remoteEngineHost, usesGpu, validateFrameworkSpec, type FrameworkSpec } from './framework-spec.js';
 
 export interface DockerLauncherOptions {
   manager: DockerManager;
@@ -363,9 +363,7 @@ export class DockerLauncher implements FrameworkLauncher, FrameworkControl {
         'unavailable',
         'image_missing',
         `framework ${spec.name}: image ${spec.image} is not on this Docker engine; build it first: ` +
-          (spec.image.startsWith('physical-ai-gateway/worker')
-            ? 'bash scripts/build-test-images.sh'
-            : `docker build -t ${spec.image} -f docker/${spec.name}/Dockerfile docker`) +
+          imageBuildHint(spec.image, spec.name) +
           ` (or pull it: docker pull ${spec.image})`,
       );
     }

@@ -110,6 +110,29 @@ export interface ParsedArgs {
   logLevel: string;
 }
 
+/** The bridge's flags as parsed (kebab-case names, string values as typed): what `physical-ai-gateway bridge` declares. */
+export interface BridgeFlags {
+  preset?: string | undefined;
+  config?: string | undefined;
+  'raw-images'?: boolean | undefined;
+  resize?: string | undefined;
+  gateway?: string | undefined;
+  framework?: string | undefined;
+  'rate-hz'?: string | undefined;
+  instruction?: string | undefined;
+  'instruction-topic'?: string | undefined;
+  blending?: string | undefined;
+  'request-ahead'?: string | undefined;
+  'max-age-ms'?: string | undefined;
+  'watchdog-ms'?: string | undefined;
+  'hold-repeat-hz'?: string | undefined;
+  'precise-wait-ms'?: string | undefined;
+  start?: boolean | undefined;
+  'metrics-port'?: string | undefined;
+  'log-level'?: string | undefined;
+  help?: boolean | undefined;
+}
+
 /** Parses bridge arguments into a config object (not yet validated) and the flags' own problems. */
 export async function configFromArgs(argv: string[]): Promise<ParsedArgs> {
   const { values } = parseArgs({
@@ -137,6 +160,11 @@ export async function configFromArgs(argv: string[]): Promise<ParsedArgs> {
       help: { type: 'boolean', short: 'h' },
     },
   });
+  return configFromFlags(values);
+}
+
+/** Turns parsed flags into a config object (not yet validated) and the flags' own problems. */
+export async function configFromFlags(values: BridgeFlags): Promise<ParsedArgs> {
   const problems: { path: string; message: string }[] = [];
   let input: Record<string, unknown> = {};
   if (values.preset !== undefined) {
@@ -216,11 +244,20 @@ async function serveMetrics(registry: Registry, port: number): Promise<Server> {
  * The `bridge` command: resolves with the exit code (0 after a clean shutdown on SIGINT/SIGTERM or `signal`,
  * 1 when ROS 2 or the gateway setup fails, 2 for a bad config). Errors are printed as one message, no stack trace.
  */
-export async function runBridge(argv: string[], io: BridgeIo = defaultIo, { signal }: { signal?: AbortSignal } = {}): Promise<number> {
+export async function runBridge(argv: string[], io: BridgeIo = defaultIo, options: { signal?: AbortSignal } = {}): Promise<number> {
+  return runBridgeWith(() => configFromArgs(argv), io, options);
+}
+
+/** The same with flags parsed already (the CLI declares them on commander). */
+export async function runBridgeFlags(flags: BridgeFlags, io: BridgeIo = defaultIo, options: { signal?: AbortSignal } = {}): Promise<number> {
+  return runBridgeWith(() => configFromFlags(flags), io, options);
+}
+
+async function runBridgeWith(parse: () => Promise<ParsedArgs>, io: BridgeIo, { signal }: { signal?: AbortSignal }): Promise<number> {
   let parsed: ParsedArgs;
   let config: BridgeConfig;
   try {
-    parsed = await configFromArgs(argv);
+    parsed = await parse();
     if (parsed.help) {
       io.out(BRIDGE_USAGE);
       return 0;
@@ -300,10 +337,3 @@ export async function runBridge(argv: string[], io: BridgeIo = defaultIo, { sign
     ]);
   }
 }
-
-/** The CLI table entry (src/cli/main.ts adds it): `physical-ai-gateway bridge --preset omx_f ...`. */
-export const bridgeCommand = {
-  name: 'bridge',
-  summary: 'Run the ROS 2 bridge (cameras + joint states → policy → JointTrajectory)',
-  run: (args: string[], io: BridgeIo) => runBridge(args, io),
-};

@@ -1,7 +1,7 @@
 // Framework specs: built-ins, validation naming every bad field at once, endpoints and the command template.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { builtinFrameworkSpecs, endpointsFor, renderCommand, validateFrameworkSpec } from '../../src/docker/framework-spec.js';
+import { builtinFrameworkSpecs, endpointsFor, imageBuildHint, renderCommand, validateFrameworkSpec } from '../../src/docker/framework-spec.js';
 
 test('built-in specs: ports, host folders of the original design, GPUs', () => {
   const specs = builtinFrameworkSpecs({ homeDir: '/home/robot' });
@@ -37,4 +37,13 @@ test('endpoints: host port, ipc socket in the mounted folder, bridge address', (
   assert.deepEqual(endpointsFor({ name: 'a', image: 'i', networkMode: 'host', port: 5555 }), { container: 'tcp://127.0.0.1:5555', host: 'tcp://127.0.0.1:5555' });
   assert.deepEqual(endpointsFor({ name: 'a', image: 'i', networkMode: 'none', ipcDir: '/run/pag' }), { container: 'ipc:///ipc/a.sock', host: 'ipc:///run/pag/a.sock' });
   assert.equal(endpointsFor({ name: 'a', image: 'i', networkMode: 'bridge', port: 7 }, '10.0.0.2').host, 'tcp://10.0.0.2:7');
+});
+
+test('a missing image gets a build hint that exists: docker/<name>/Dockerfile for built-ins only', () => {
+  assert.equal(imageBuildHint('physical-ai-gateway/worker:local', 'demo'), 'bash scripts/build-test-images.sh');
+  assert.equal(imageBuildHint('physical-ai-gateway/lerobot:local', 'lerobot'), 'docker build -t physical-ai-gateway/lerobot:local -f docker/lerobot/Dockerfile docker');
+  // A framework of one's own has no docker/<name>/ folder here: the hint names the CLI's build command instead.
+  const own = imageBuildHint('me/mypolicy:1', 'mypolicy');
+  assert.doesNotMatch(own, /docker\/mypolicy\/Dockerfile/);
+  assert.match(own, /^physical-ai-gateway build .* --tag me\/mypolicy:1/);
 });

@@ -67,14 +67,14 @@ test('replay sends a recording again: zero difference against the same policy (e
   assert.match(info.stdout, /\/demo\/action\s+5 msgs\s+paig\.ActionChunk \[json\]/);
 
   // Same policy, through the ZMQ door at the recorded pace: identical actions.
-  const same = await cli('replay', file, '--endpoint', gateway.zmqEndpoint, '--rate', '1x', '--compare', '--json');
+  const same = await cli('replay', file, '--gateway', gateway.zmqEndpoint, '--rate', '1x', '--compare', '--json');
   assert.equal(same.code, 0, same.stdout + same.stderr);
   const sameSummary = JSON.parse(same.stdout) as { requests: number; compared: number; maxAbs: number; passed: boolean; perJointMaxAbs: number[] };
   assert.deepEqual([sameSummary.requests, sameSummary.compared, sameSummary.maxAbs, sameSummary.passed], [5, 5, 0, true]);
   assert.equal(sameSummary.perJointMaxAbs.length, 14);
 
   // Another policy, through the HTTP door as fast as possible: every joint off by SHIFT (in float32), exit 1.
-  const other = await cli('replay', file, '--framework', 'shifted', '--http', gateway.httpUrl, '--rate', 'max', '--compare', '--tolerance', '1e-4');
+  const other = await cli('replay', file, '--framework', 'shifted', '--gateway', gateway.httpUrl, '--rate', 'max', '--compare', '--tolerance', '1e-4');
   assert.equal(other.code, 1, other.stdout + other.stderr);
   assert.match(other.stdout, /FAIL: replayed actions differ/);
   assert.match(other.stdout, /over tolerance 5/);
@@ -83,7 +83,7 @@ test('replay sends a recording again: zero difference against the same policy (e
   assert.match(other.stdout, /per joint max \|diff\|: j0 1\.00e-3 {2}j1 1\.00e-3/);
 
   // The same run with a tolerance above the shift passes.
-  const tolerant = await cli('replay', file, '--framework', 'shifted', '--endpoint', gateway.zmqEndpoint, '--rate', 'max', '--compare', '--tolerance', '0.01');
+  const tolerant = await cli('replay', file, '--framework', 'shifted', '--gateway', gateway.zmqEndpoint, '--rate', 'max', '--compare', '--tolerance', '0.01');
   assert.equal(tolerant.code, 0, tolerant.stdout + tolerant.stderr);
   assert.match(tolerant.stdout, /PASS/);
 });

@@ -9,21 +9,23 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { netnsAvailable, runFaults, type FaultName } from '../../scripts/fault-run.js';
+import { dockerAvailable, netnsAvailable, runFaults, type FaultName } from '../../scripts/fault-run.js';
 
 const RETRYABLE = new Set(['unavailable', 'timeout', 'overloaded']);
 
-test('kill, stop and restart a Python worker under load: 0 hung, 0 misrouted, retryable errors only, recovery every time', { timeout: 180_000 }, async (t) => {
+test('kill, stop and restart a Python worker (and its container, and the Docker engine) under load: 0 hung, 0 misrouted, retryable errors only, recovery every time', { timeout: 300_000 }, async (t) => {
   const netns = netnsAvailable();
   if (netns !== true) t.diagnostic(`netns part not run: ${netns}`);
   const before = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout ?? '';
-  const report = await runFaults({ seconds: 8, concurrency: 6, netns: netns === true, maxRequests: 200_000 });
+  const docker = dockerAvailable();
+  if (docker !== true) t.diagnostic(`Docker part not run: ${docker}`);
+  const report = await runFaults({ seconds: 8, concurrency: 6, netns: netns === true, docker: docker === true, maxRequests: 200_000 });
   for (const s of report.faults) t.diagnostic(`${s.fault}: injected ${s.injections}, sent ${s.sent}, ok ${s.ok}, errors ${JSON.stringify(s.errors)}, hung ${s.hung}, misrouted ${s.misrouted}, recover_ms ${JSON.stringify(s.recover_ms)}`);
 
   assert.equal(report.totals.hung, 0);
   assert.equal(report.totals.misrouted, 0);
   const byName = new Map(report.faults.map((s) => [s.fault, s]));
-  const expected: FaultName[] = ['baseline', 'kill-restart', 'stop-cont', ...(netns === true ? (['netem', 'netem-kill-restart'] as const) : [])];
+  const expected: FaultName[] = ['baseline', 'kill-restart', 'stop-cont', ...(netns === true ? (['netem', 'netem-kill-restart'] as const) : []), ...(docker === true ? (['container-kill', 'engine-restart'] as const) : [])];
   assert.deepEqual([...byName.keys()].sort(), expected.sort());
   assert.ok(byName.get('baseline')!.ok > 0);
   for (const name of expected.filter((n) => n !== 'baseline')) {
