@@ -183,7 +183,8 @@ export class RequestPipeline {
         span.context,
         router.route, // with `router` as `this`: no closure per request
         router,
-        { type: header.type, data, framework, traceparent, tracestate },
+        // `shm` (same-host shared memory) travels on as it came: descriptors and the lease key; no bytes here.
+        header.shm === undefined ? { type: header.type, data, framework, traceparent, tracestate } : { type: header.type, data, framework, traceparent, tracestate, shm: header.shm },
         { signal: req.signal, sharedSignal: req.sharedSignal === true, timeoutMs: header.timeout_ms },
       );
       // The original client reads a not-ready framework from `status` alone: answer it with an error then.

@@ -8,6 +8,7 @@ import { EventStream } from '../lib/event-stream.js';
 import { silentLogger, type Logger } from '../lib/log.js';
 import { DEFAULT_LIMITS, decodeReply, encodeMessage, type Codec, type Frame, type Limits } from '../protocol/codec.js';
 import { PROTOCOL_VERSION, type HealthResult, type ReplyHeader, type RequestHeader } from '../protocol/messages.js';
+import type { Placement, ShmArena } from '../shm/shm-arena.js';
 import { startClientSpan } from '../telemetry/tracing.js';
 import { parseEndpoint } from './addresses.js';
 import type { CurveClientKeys } from './curve-keys.js';
@@ -42,7 +43,17 @@ export interface WorkerClientOptions {
    * key, or the worker refused our key) is logged and requests end with `unavailable` or `timeout`.
    */
   curve?: CurveClientKeys;
+  /**
+   * Same-host shared memory for large tensors (see src/shm/shm-arena.ts). Negotiated on the first request: the
+   * client asks the worker (through a gateway: the worker behind it) for its `shm_realm` and uses the arena only
+   * when it equals the arena's own; otherwise, and after any refusal that names `/shm`, it sends frames. The
+   * arena is opened here and closed by `close()`.
+   */
+  sharedMemory?: ShmArena;
 }
+
+/** Whether shared memory is in use: unknown until negotiated, then on or off for the connection's life. */
+export type ShmState = 'off' | 'unknown' | 'on';
 
 interface Pending {
   requestId: string;
@@ -65,6 +76,8 @@ export class WorkerClient implements AsyncDisposable {
   readonly #timers = new Set<NodeJS.Timeout>();
   #socket: zmq.Dealer | undefined;
   #connected = false;
+  #shmState: ShmState;
+  #negotiating: Promise<void> | undefined;
   #closing: Promise<void> | undefined;
   #stats = { sent: 0, replies: 0, errors: 0, timeouts: 0, lateReplies: 0, unmatchedReplies: 0 };
 
@@ -77,6 +90,37 @@ export class WorkerClient implements AsyncDisposable {
     this.#limits = options.limits ?? DEFAULT_LIMITS;
     this.#log = (options.log ?? silentLogger).child({ component: 'zmq.client', endpoint: options.endpoint });
     this.#options = options;
+    this.#shmState = options.sharedMemory ? 'unknown' : 'off';
+  }
+
+  /** Shared memory: `on` once negotiated with a worker on the same memory, `off` without it or after a fall-back. */
+  get sharedMemoryState(): ShmState {
+    return this.#shmState;
+  }
+
+  /** Asks the worker for its realm, once at a time; a failed ask leaves the state unknown (frames meanwhile). */
+  #negotiate(timeoutMs: number, signal: AbortSignal | undefined): Promise<void> {
+    const arena = this.#options.sharedMemory!;
+    return (this.#negotiating ??= (async () => {
+      try {
+        const realm = arena.open();
+        const health = await this.health({ timeoutMs, ...(signal ? { signal } : {}) });
+        if (this.#shmState !== 'unknown') return;
+        this.#shmState = health.shm_realm === realm ? 'on' : 'off';
+        this.#log.info({ event: 'shm.negotiated', state: this.#shmState, realm, workerRealm: health.shm_realm ?? null });
+      } catch (err) {
+        this.#log.warn({ event: 'shm.negotiation_failed', err });
+      } finally {
+        this.#negotiating = undefined;
+      }
+    })());
+  }
+
+  /** Turns shared memory off for this connection after the worker refused it. */
+  #fallBack(err: GatewayError): void {
+    if (this.#shmState === 'off') return;
+    this.#shmState = 'off';
+    this.#log.warn({ event: 'shm.fallback', code: err.code, path: err.path, message: err.message });
   }
 
   /** Opens the socket and starts connecting (ZMQ connects in the background). Idempotent; `request()` calls it. */
@@ -121,6 +165,25 @@ export class WorkerClient implements AsyncDisposable {
    * caller aborts, `unavailable` when the worker disconnects or the client is closed.
    */
   async request(req: OutgoingRequest, opts: RequestOptions = {}): Promise<Reply> {
+    const arena = this.#options.sharedMemory;
+    if (!arena || req.type === 'health' || req.data === undefined) return this.#request(req, opts, undefined);
+    if (this.#shmState === 'unknown') await this.#negotiate(opts.timeoutMs ?? this.#timeoutMs, opts.signal);
+    const placement = this.#shmState === 'on' && !this.#closing ? arena.place(req.data) : undefined;
+    if (!placement) return this.#request(req, opts, undefined);
+    try {
+      return await this.#request({ ...req, data: placement.data, shm: placement.shm }, opts, placement);
+    } catch (err) {
+      // A worker that cannot reach our memory (another host behind the gateway) names /shm: send frames from now on.
+      if (!(err instanceof GatewayError) || !err.path?.startsWith('/shm')) throw err;
+      this.#fallBack(err);
+      placement.release();
+      return this.#request(req, opts, undefined);
+    } finally {
+      placement.release();
+    }
+  }
+
+  async #request(req: OutgoingRequest, opts: RequestOptions, placement: Placement | undefined): Promise<Reply> {
     const timeoutMs = opts.timeoutMs ?? this.#timeoutMs;
     const parent = opts.signal;
     if (this.#closing) throw new GatewayError('unavailable', `client for ${this.endpoint} is closed`);
@@ -165,7 +228,8 @@ export class WorkerClient implements AsyncDisposable {
             : new GatewayError('unavailable', `cannot send to ${this.endpoint}: ${(err as Error).message}`, { cause: err });
         this.#end(requestId, error);
       }
-      const reply = await pending.reply.promise;
+      let reply = await pending.reply.promise;
+      if (placement) reply = { ...reply, result: placement.readResult(reply.result) };
       span.end('ok');
       return reply;
     } catch (err) {
@@ -227,6 +291,7 @@ export class WorkerClient implements AsyncDisposable {
     for (const timer of this.#timers) clearTimeout(timer);
     this.#timers.clear();
     this.#socket?.close();
+    this.#options.sharedMemory?.close();
     this.#connected = false;
     this.#events.close();
   }

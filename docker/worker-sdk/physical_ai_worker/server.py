@@ -30,6 +30,7 @@ from .codec import Decoded, check_request_header, decode_message, encode_message
 from .curve import HANDSHAKE_FAILED, describe_handshake_failure, load_key_pair, load_public_keys, start_authenticator
 from .logs import LOGGER_NAME, ensure_output
 from .protocol import DEFAULT_LIMITS, PROTOCOL_VERSION, SDK_NAME, SDK_VERSION, Limits, WorkerError
+from .shm import SharedMemory
 from .tracing import start_export
 
 _otel_propagate = None  # type: Any
@@ -49,9 +50,9 @@ Handler = Callable[[Any, "RequestContext"], Any]
 class RequestContext(object):
     """What a handler knows about the request besides its data."""
 
-    __slots__ = ("request_id", "type", "codec", "traceparent", "tracestate", "timeout_ms", "deadline", "received_at", "logger", "copied_bytes")
+    __slots__ = ("request_id", "type", "codec", "traceparent", "tracestate", "timeout_ms", "deadline", "received_at", "logger", "copied_bytes", "shm")
 
-    def __init__(self, request_id, type, codec, traceparent, tracestate, timeout_ms, deadline, received_at, logger, copied_bytes):
+    def __init__(self, request_id, type, codec, traceparent, tracestate, timeout_ms, deadline, received_at, logger, copied_bytes, shm=None):
         #: The request's id (None when the client sent none).
         self.request_id = request_id  # type: Optional[str]
         self.type = type  # type: str
@@ -69,6 +70,8 @@ class RequestContext(object):
         self.logger = logger  # type: logging.LoggerAdapter
         #: Bytes the decoder copied because a tensor was misaligned (only with align_tensors=True).
         self.copied_bytes = copied_bytes  # type: int
+        #: The shared memory the request's tensors are in (a shm.ShmRequest), None when they came as frames.
+        self.shm = shm  # type: Any
 
     def remaining_ms(self) -> Optional[float]:
         """Milliseconds left before the deadline (negative once passed), None when unbounded."""
@@ -150,6 +153,7 @@ class ZMQServer(object):
         align_tensors: bool = False,
         curve_secret_key_file: Optional[str] = None,
         curve_clients_dir: Optional[str] = None,
+        shm_dir: Optional[str] = None,
     ):
         """
         endpoint: where to bind, e.g. ``tcp://127.0.0.1:5555``, ``tcp://127.0.0.1:*`` (any free port; read
@@ -168,6 +172,10 @@ class ZMQServer(object):
         curve_clients_dir: with CURVE, accept only clients whose ``*.pub`` file is in this folder (pyzmq's
             ThreadAuthenticator; refusals logged as ``worker.curve_refused``). The worker's own key is accepted
             too, so the healthcheck can use the worker's key file. Without it, any client that knows the public key.
+        shm_dir: take tensors in shared memory from clients on this host (see shm.py): the shared-memory root,
+            e.g. ``/dev/shm/physical-ai-gateway`` (mounted into a container at the same path). Health then reports
+            its realm so clients can tell they share it; result arrays go back through the client's reply area.
+            Opened when bind() runs. None: frames only.
         """
         if not isinstance(capacity, int) or capacity < 1:
             raise ValueError("capacity must be an integer >= 1, got %r" % (capacity,))
@@ -193,6 +201,9 @@ class ZMQServer(object):
         self._sock = None  # type: Optional[zmq.Socket]
         self._curve_secret_key_file = curve_secret_key_file
         self._curve_clients_dir = curve_clients_dir
+        self._shm_dir = shm_dir
+        #: The shared-memory root once bound with shm_dir, else None.
+        self.shm = None  # type: Optional[SharedMemory]
         self._auth = None  # type: Any
         self._monitor = None  # type: Optional[zmq.Socket]
         #: The worker's CURVE public key (Z85 text) once bound with CURVE, else None.
@@ -253,6 +264,9 @@ class ZMQServer(object):
             raise RuntimeError("server is closed")
         if self._sock is not None:
             return self.endpoint or self._bind_endpoint
+        if self._shm_dir is not None and self.shm is None:
+            self.shm = SharedMemory(self._shm_dir)
+            self.shm.maybe_sweep()
         if self._context is None:
             self._context = zmq.Context()
         sock = self._context.socket(zmq.ROUTER)
@@ -363,6 +377,8 @@ class ZMQServer(object):
         try:
             while not self._stopping:
                 # A finite timeout is a second line of defence: returning to Python runs pending signal handlers.
+                if self.shm is not None:
+                    self.shm.maybe_sweep()  # at most once per lease length: folders of clients that are gone
                 for item, _ in poller.poll(self.poll_interval_ms):
                     if item == wake_fd:
                         self._on_wake()
@@ -393,6 +409,8 @@ class ZMQServer(object):
                 s.close()
         if self._own_context and self._context is not None:
             self._context.term()
+        if self.shm is not None:
+            self.shm.close()
         if self._stop_tracing is not None:
             self._stop_tracing()  # exports the spans still buffered
             self._stop_tracing = None
@@ -509,7 +527,7 @@ class ZMQServer(object):
         received_at = time.monotonic()
         envelope, body = split_envelope(frames)
         try:
-            decoded = decode_message(body, self.limits, self.align_tensors)  # type: Decoded
+            decoded = decode_message(body, self.limits, self.align_tensors, self.shm)  # type: Decoded
         except WorkerError as err:
             codec = "json" if body and bytes(frame_buffer(body[0])[:1]) == b"{" else "binary"
             self._log.info({"event": "worker.bad_message", "code": err.code, "error": err.message})
@@ -560,6 +578,7 @@ class ZMQServer(object):
             received_at,
             logging.LoggerAdapter(self._log, {"request_id": request_id, "type": kind}),
             decoded.copied_bytes,
+            decoded.shm,
         )
         job = _Job(envelope, handler, header.get("data"), ctx, t0, decode_ms)
         if self._executor is None:
@@ -617,6 +636,13 @@ class ZMQServer(object):
         if result is NO_REPLY:
             return None
         compute_ms = _ms(time.perf_counter() - start)
+        if ctx.shm is not None:
+            try:
+                # The client may have given up and reused its slot meanwhile: never answer from its new data.
+                ctx.shm.check_generations()
+                result = ctx.shm.place_result(result)
+            except WorkerError as err:
+                return self._error_frames(err, ctx.request_id, ctx.codec, job.t0, job.decode_ms, compute_ms)
         try:
             return self._success_frames(result, ctx.request_id, ctx.codec, job.t0, job.decode_ms, compute_ms)
         except Exception as err:  # EncodeError, ValueError, RecursionError (nested too deep)...: the result is the handler's
@@ -641,6 +667,7 @@ class ZMQServer(object):
             "uptime_s": round(time.monotonic() - self._started_at, 3),
             "version": PROTOCOL_VERSION,
             "sdk": SDK_NAME,
+            **({"shm_realm": self.shm.realm} if self.shm is not None else {}),
         }
 
     def _span(self, ctx: RequestContext) -> Any:
