@@ -32,6 +32,7 @@ import { GatewayError } from './lib/errors.js';
 import { silentLogger, type Logger } from './lib/log.js';
 import { portIsFree } from './lib/ports.js';
 import { Recorder } from './recording/recorder.js';
+import { ShmJanitor } from './shm/shm-janitor.js';
 import { FrameworkRegistry } from './router/framework-registry.js';
 import { Router } from './router/router.js';
 import type { GatewayMetrics } from './telemetry/metrics.js';
@@ -102,6 +103,14 @@ export async function buildGateway(config: GatewayConfig, env: GatewayEnvironmen
       opened.push(worker);
       embedded.set(fw.name, worker);
       frameworks.push({ ...fw, endpoints: [worker.endpoint] });
+    }
+
+    // Same-host shared memory: the gateway reads no tensor bytes; it sweeps the root so a killed client's folder
+    // goes within a lease length, and launched containers mount the root (startDocker).
+    if (config.sharedMemory.dir) {
+      const janitor = new ShmJanitor({ dir: config.sharedMemory.dir, intervalMs: config.sharedMemory.sweepIntervalMs, log: baseLog });
+      janitor.start();
+      opened.push(janitor);
     }
 
     const docker = await startDocker(config, env, baseLog);
@@ -254,7 +263,7 @@ async function startDocker(config: GatewayConfig, env: GatewayEnvironment, log: 
   const launchable = Object.values(config.frameworks).filter((f) => f.launcher !== undefined);
   if (launchable.length === 0) return undefined;
   const [{ specsFromConfig, startDockerSupport }, { homedir }] = await Promise.all([import('./docker/docker-support.js'), import('node:os')]);
-  const specs = env.docker?.specs ?? specsFromConfig(launchable, { homeDir: env.homeDir ?? homedir() });
+  const specs = env.docker?.specs ?? specsFromConfig(launchable, { homeDir: env.homeDir ?? homedir(), ...(config.sharedMemory.dir ? { sharedMemoryDir: config.sharedMemory.dir } : {}) });
   return startDockerSupport({
     specs,
     log,

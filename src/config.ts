@@ -99,6 +99,15 @@ export interface GatewayConfig {
   frameworks: Record<string, FrameworkConfig>;
   /** Where and how inference traffic is recorded (MCAP files); off unless a framework or `enabled` says so. */
   recording: RecordingConfig;
+  /** Same-host shared memory for tensors (see src/shm/): off unless `dir` is given. */
+  sharedMemory: SharedMemoryConfig;
+}
+
+export interface SharedMemoryConfig {
+  /** The shared-memory root (e.g. /dev/shm/physical-ai-gateway): the gateway sweeps it and launched containers mount it. */
+  dir: string | undefined;
+  /** Time between the janitor's sweeps, ms. */
+  sweepIntervalMs: number;
 }
 
 /** What a recorded image keeps: the camera's bytes, a 2x-downscaled copy, or nothing (privacy). */
@@ -225,7 +234,7 @@ class Checker extends IssueList {
   }
 }
 
-const TOP_KEYS = ['http', 'zmq', 'openpi', 'groot', 'defaultFramework', 'authToken', 'logLevel', 'limits', 'shutdownGraceMs', 'healthIntervalMs', 'docker', 'frameworks', 'recording'] as const;
+const TOP_KEYS = ['http', 'zmq', 'openpi', 'groot', 'defaultFramework', 'authToken', 'logLevel', 'limits', 'shutdownGraceMs', 'healthIntervalMs', 'docker', 'frameworks', 'recording', 'sharedMemory'] as const;
 const FRAMEWORK_KEYS = ['protocol', 'outbound', 'peerToken', 'endpoints', 'codec', 'timeoutMs', 'maxConcurrency', 'embedded', 'embeddedDelayMs', 'launcher', 'startTimeoutMs', 'observation', 'openpi', 'groot', 'curve', 'record'] as const;
 export const DEFAULT_OPENPI_PORT = 8000;
 // Not GR00T's own 5555 or 5556: those are the ROBOTIS layout's LeRobot and GR00T worker ports (docker launcher specs).
@@ -578,6 +587,12 @@ export function parseConfig(raw: unknown, overrides: ConfigOverrides = {}, sourc
     images,
   };
 
+  const shmRaw = c.object(root.sharedMemory, 'sharedMemory') ?? {};
+  c.known(shmRaw, ['dir', 'sweepIntervalMs'], 'sharedMemory');
+  const shmDir = c.string(shmRaw.dir, 'sharedMemory.dir');
+  if (shmDir !== undefined && !shmDir.startsWith('/')) c.add('sharedMemory.dir', 'must be an absolute path (a folder on tmpfs, e.g. /dev/shm/physical-ai-gateway)');
+  const sharedMemory: SharedMemoryConfig = { dir: shmDir, sweepIntervalMs: c.int(shmRaw.sweepIntervalMs, 'sharedMemory.sweepIntervalMs', 5_000, 100, 3_600_000) };
+
   const names = Object.keys(frameworks);
   let defaultFramework = c.string(overrides.defaultFramework ?? root.defaultFramework, 'defaultFramework');
   if (defaultFramework !== undefined && names.length > 0 && !names.includes(defaultFramework)) {
@@ -603,6 +618,7 @@ export function parseConfig(raw: unknown, overrides: ConfigOverrides = {}, sourc
     docker,
     frameworks,
     recording,
+    sharedMemory,
   };
 }
 

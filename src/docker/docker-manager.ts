@@ -468,11 +468,13 @@ export class DockerManager {
     const endpoints = endpointsFor(spec);
     const binds = [...(spec.mounts ?? [])];
     if (spec.networkMode === 'none') binds.push({ hostPath: spec.ipcDir!, containerPath: CONTAINER_IPC_DIR });
+    // Shared memory: the same path inside, so the descriptors' segment paths mean the same files on both sides.
+    if (spec.sharedMemoryDir) binds.push({ hostPath: spec.sharedMemoryDir, containerPath: spec.sharedMemoryDir });
     const opts: CreateContainerOptions = {
       name: containerNameFor(spec),
       image: spec.image,
       framework: spec.name,
-      env: { WORKER_ENDPOINT: endpoints.container, WORKER_FRAMEWORK: spec.name, ...spec.env },
+      env: { WORKER_ENDPOINT: endpoints.container, WORKER_FRAMEWORK: spec.name, ...(spec.sharedMemoryDir ? { WORKER_SHM_DIR: spec.sharedMemoryDir } : {}), ...spec.env },
       networkMode: spec.networkMode,
       binds,
     };

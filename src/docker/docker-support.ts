@@ -22,7 +22,7 @@ export interface LaunchableFramework {
  * The framework specs for the config's launchable frameworks. `launcher: lerobot|groot|pi0` takes the built-in
  * spec (under the framework's own name); a mapping is a spec of its own. Bad entries: one ConfigError naming each.
  */
-export function specsFromConfig(frameworks: readonly LaunchableFramework[], { homeDir, imageTag }: { homeDir: string; imageTag?: string }): FrameworkSpec[] {
+export function specsFromConfig(frameworks: readonly LaunchableFramework[], { homeDir, imageTag, sharedMemoryDir }: { homeDir: string; imageTag?: string; sharedMemoryDir?: string }): FrameworkSpec[] {
   const builtins = builtinFrameworkSpecs({ homeDir, ...(imageTag ? { imageTag } : {}) });
   const problems: ConfigIssue[] = [];
   const specs: FrameworkSpec[] = [];
@@ -39,7 +39,8 @@ export function specsFromConfig(frameworks: readonly LaunchableFramework[], { ho
     }
   }
   if (problems.length > 0) throw new ConfigError(problems);
-  return specs;
+  // The gateway's shared-memory root reaches every launched worker unless its spec names another.
+  return sharedMemoryDir ? specs.map((s) => (s.sharedMemoryDir ? s : { ...s, sharedMemoryDir })) : specs;
 }
 
 /** What the sampler writes into (the gateway's metrics). */

@@ -53,6 +53,11 @@ export interface FrameworkSpec {
   containerName?: string;
   /** Extra labels (ours are added by the manager and cannot be overridden). */
   labels?: Readonly<Record<string, string>>;
+  /**
+   * Same-host shared memory: the host's shared-memory root, mounted at the same path in the container (descriptors
+   * name paths under it) and given to the worker as WORKER_SHM_DIR. Set from the gateway's `sharedMemory.dir`.
+   */
+  sharedMemoryDir?: string;
 }
 
 export const LABEL_MANAGED = 'physical-ai-gateway.managed';
@@ -134,6 +139,7 @@ export function validateFrameworkSpec(input: unknown): FrameworkSpec {
     bad('command', 'must be a non-empty argv array of strings (no shell string)');
   }
   if (s.env !== undefined && !isRecordOfStrings(s.env)) bad('env', 'must map names to strings');
+  if (s.sharedMemoryDir !== undefined && (typeof s.sharedMemoryDir !== 'string' || !isAbsolute(s.sharedMemoryDir))) bad('sharedMemoryDir', 'must be an absolute host folder');
   if (s.labels !== undefined && !isRecordOfStrings(s.labels)) bad('labels', 'must map names to strings');
   if (s.mounts !== undefined) {
     if (!Array.isArray(s.mounts)) bad('mounts', 'must be an array');

@@ -6,11 +6,12 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test, type TestContext } from 'node:test';
+import { parseConfig } from '../../src/config.js';
 import type { GatewayError } from '../../src/lib/errors.js';
 import { ShmTensorRef } from '../../src/protocol/shm-descriptor.js';
 import { Tensor } from '../../src/protocol/tensor.js';
@@ -332,4 +333,19 @@ test('SIGKILL of the worker mid-request, or of the gateway: the request ends, th
   assert.equal(shm2.stats().free, shm2.stats().slots);
   await viaGateway.close();
   assert.deepEqual(readdirSync(dir), ['realm'], 'nothing left after the gateway was killed');
+});
+
+test('a gateway with sharedMemory.dir sweeps the folders of clients that are gone (it owns none itself); a bad dir is a config error', async (t) => {
+  const dir = shmRoot(t);
+  const gone = join(dir, 'c-gone');
+  mkdirSync(gone, { mode: 0o700 });
+  writeFileSync(join(gone, 'lease.json'), JSON.stringify({ pid: 1, pidns: 'pid:[1]', boot: 'x', start: '1', lease_ms: 1_000, key: 'k'.repeat(32) }));
+  const past = new Date(Date.now() - 60_000);
+  utimesSync(join(gone, 'lease.json'), past, past);
+  const live = arena(t, dir);
+  live.open();
+  await startTestGateway(t, { sharedMemory: { dir, sweepIntervalMs: 100 } });
+  assert.equal(existsSync(gone), false, 'the expired folder is gone once the gateway started');
+  assert.equal(existsSync(live.folder), true, 'a live client keeps its folder');
+  assert.throws(() => parseConfig({ sharedMemory: { dir: 'relative/dir' } }), (err: Error) => /sharedMemory\.dir/.test(err.message));
 });
