@@ -33,6 +33,7 @@ import { silentLogger, type Logger } from './lib/log.js';
 import { portIsFree } from './lib/ports.js';
 import { Recorder } from './recording/recorder.js';
 import { ShmJanitor } from './shm/shm-janitor.js';
+import { LeaseService } from './gateway/lease-service.js';
 import { FrameworkRegistry } from './router/framework-registry.js';
 import { Router } from './router/router.js';
 import type { GatewayMetrics } from './telemetry/metrics.js';
@@ -74,6 +75,8 @@ export interface Gateway {
   readonly pipeline: RequestPipeline;
   /** Records inference exchanges to MCAP files (off unless the config or `POST /v1/recording` turns it on). */
   readonly recorder: Recorder;
+  /** The direct path's leases, when a framework has `direct`. */
+  readonly leases: LeaseService | undefined;
   /** The embedded workers by framework (for logs and tests). */
   readonly embeddedWorkers: ReadonlyMap<string, EmbeddedWorker>;
   /** Docker support when a framework has a launcher. */
@@ -151,12 +154,21 @@ export async function buildGateway(config: GatewayConfig, env: GatewayEnvironmen
     });
     opened.push(recorder);
 
+    // The direct path's control plane, when a framework allows it: leases, revocation, the workers' records.
+    let leases: LeaseService | undefined;
+    if (Object.values(config.frameworks).some((f) => f.direct)) {
+      leases = new LeaseService({ router, log: baseLog, ...(metrics ? { metrics } : {}) });
+      leases.start();
+      opened.push(leases);
+    }
+
     const pipeline = new RequestPipeline({
       router,
       metrics,
       mappings,
       log: baseLog,
       observer: recorder,
+      ...(leases ? { leases } : {}),
       auth: {
         http: new AuthPolicy({ token: config.authToken, publicBind: !isLoopbackHost(config.http.host) }),
         zmq: new AuthPolicy({ token: config.authToken, publicBind: !isLoopbackHost(endpointHost(config.zmq.endpoint)) }),
@@ -243,6 +255,7 @@ export async function buildGateway(config: GatewayConfig, env: GatewayEnvironmen
       router,
       pipeline,
       recorder,
+      leases,
       embeddedWorkers: embedded,
       docker,
       close: (grace = config.shutdownGraceMs) =>

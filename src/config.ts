@@ -1,5 +1,6 @@
 // The gateway's configuration: read once from a YAML/JSON file plus overrides (flags, environment mapped by the
 // CLI), checked in one pass so every bad field is reported at once. Nothing here reads process.env.
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, extname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
@@ -62,6 +63,19 @@ export interface FrameworkConfig {
   curve?: CurveClientKeys;
   /** Record this framework's inference traffic from the start (see `recording`; switchable at run time). */
   record: boolean;
+  /** The direct path: clients may get a lease and send straight to the worker (see src/gateway/lease-service.ts). */
+  direct?: DirectConfig;
+}
+
+export interface DirectConfig {
+  /** The per-worker lease secret (read from `direct.secretFile`; the worker gets the same file). */
+  secret: Buffer;
+  /** How long a lease lasts, ms. */
+  leaseTtlMs: number;
+  /** Requests in flight at once under one lease. */
+  maxInFlight: number;
+  /** How often the gateway collects the workers' records of direct requests, ms. */
+  collectIntervalMs: number;
 }
 
 /** A peer-protocol front door: off unless its section is in the config. */
@@ -235,7 +249,7 @@ class Checker extends IssueList {
 }
 
 const TOP_KEYS = ['http', 'zmq', 'openpi', 'groot', 'defaultFramework', 'authToken', 'logLevel', 'limits', 'shutdownGraceMs', 'healthIntervalMs', 'docker', 'frameworks', 'recording', 'sharedMemory'] as const;
-const FRAMEWORK_KEYS = ['protocol', 'outbound', 'peerToken', 'endpoints', 'codec', 'timeoutMs', 'maxConcurrency', 'embedded', 'embeddedDelayMs', 'launcher', 'startTimeoutMs', 'observation', 'openpi', 'groot', 'curve', 'record'] as const;
+const FRAMEWORK_KEYS = ['protocol', 'outbound', 'peerToken', 'endpoints', 'codec', 'timeoutMs', 'maxConcurrency', 'embedded', 'embeddedDelayMs', 'launcher', 'startTimeoutMs', 'observation', 'openpi', 'groot', 'curve', 'record', 'direct'] as const;
 export const DEFAULT_OPENPI_PORT = 8000;
 // Not GR00T's own 5555 or 5556: those are the ROBOTIS layout's LeRobot and GR00T worker ports (docker launcher specs).
 export const DEFAULT_GROOT_ENDPOINT = 'tcp://127.0.0.1:5560';
@@ -544,9 +558,31 @@ export function parseConfig(raw: unknown, overrides: ConfigOverrides = {}, sourc
         if (embedded) c.add(`${path}.curve`, "the embedded worker is local: 'curve' is for remote 'endpoints'");
         if (server && own?.secretKey) curve = { serverKey: server.publicKey, publicKey: own.publicKey, secretKey: own.secretKey };
       }
+      let direct: DirectConfig | undefined;
+      const directRaw = c.object(f.direct, `${path}.direct`);
+      if (directRaw) {
+        c.known(directRaw, ['secretFile', 'leaseTtlMs', 'maxInFlight', 'collectIntervalMs'], `${path}.direct`);
+        const file = c.string(directRaw.secretFile, `${path}.direct.secretFile`);
+        if (file === undefined) c.add(`${path}.direct.secretFile`, 'is required (a file of at least 16 random bytes; the worker reads the same file)');
+        if (protocol !== 'native') c.add(`${path}.direct`, "needs the native protocol (the worker SDK enforces the lease)");
+        let secret: Buffer | undefined;
+        if (file !== undefined) {
+          try {
+            secret = Buffer.from(readFileSync(resolve(baseDir, file), 'utf8').trim());
+            if (secret.length < 16) c.add(`${path}.direct.secretFile`, `${file} holds fewer than 16 bytes`);
+          } catch (err) {
+            c.add(`${path}.direct.secretFile`, (err as Error).message);
+          }
+        }
+        const leaseTtlMs = c.int(directRaw.leaseTtlMs, `${path}.direct.leaseTtlMs`, 30_000, 100, 24 * 3_600_000);
+        const maxInFlight = c.int(directRaw.maxInFlight, `${path}.direct.maxInFlight`, 8, 1, 1_000_000);
+        const collectIntervalMs = c.int(directRaw.collectIntervalMs, `${path}.direct.collectIntervalMs`, 1_000, 10, 3_600_000);
+        if (secret) direct = { secret, leaseTtlMs, maxInFlight, collectIntervalMs };
+      }
       frameworks[name] = {
         name,
         protocol,
+        ...(direct ? { direct } : {}),
         ...(outbound ? { outbound } : {}),
         ...(peerToken !== undefined ? { peerToken } : {}),
         ...(observation ? { observation } : {}),

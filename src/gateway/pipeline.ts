@@ -105,6 +105,13 @@ export interface RequestPipelineOptions {
   log?: Logger;
   /** Sees each decoded exchange after its reply is encoded (the recorder). */
   observer?: PipelineObserver;
+  /** Answers `lease` requests (the direct path's control plane); without it they go to the worker like any type. */
+  leases?: LeaseIssuer;
+}
+
+/** The part of the lease service the pipeline uses (lease-service.ts). */
+export interface LeaseIssuer {
+  issue(framework: string | undefined): unknown;
 }
 
 export class RequestPipeline {
@@ -114,9 +121,11 @@ export class RequestPipeline {
   readonly #mappings: ReadonlyMap<string, ObservationMappingSpec>;
   readonly #log: Logger;
   readonly #observer: PipelineObserver | undefined;
+  readonly #leases: LeaseIssuer | undefined;
   #closing = false;
 
-  constructor({ router, auth, mappings = new Map(), metrics, log = silentLogger, observer }: RequestPipelineOptions) {
+  constructor({ router, auth, mappings = new Map(), metrics, log = silentLogger, observer, leases }: RequestPipelineOptions) {
+    this.#leases = leases;
     this.router = router;
     this.#mappings = mappings;
     this.#auth = auth;
@@ -179,7 +188,10 @@ export class RequestPipeline {
       const tracestate = header.traceparent !== undefined ? header.tracestate : req.trace?.tracestate;
       span = startServerSpan({ framework: label, transport, codec, requestId }, { traceparent, tracestate }, receivedAt);
       if (req.type === undefined && CONTROL_TYPES.has(header.type)) this.#authorise(transport, header.type, header.auth_token ?? req.token);
-      result = await context.with(
+      // The direct path's lease: answered by the gateway itself (the control plane), never by a worker.
+      if (header.type === 'lease' && this.#leases) {
+        result = { header: { status: 'success' }, result: this.#leases.issue(framework), timing: undefined, codec, sizeBytes: 0, roundTripMs: 0, endpoint: 'gateway', framework: framework! };
+      } else result = await context.with(
         span.context,
         router.route, // with `router` as `this`: no closure per request
         router,

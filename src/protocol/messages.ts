@@ -22,6 +22,8 @@ export interface RequestHeader {
   auth_token?: string;
   /** Shared memory: whose slots the request's `shm` tensors are in, the lease key, the reply area (shm-descriptor.ts). */
   shm?: ShmRequestField;
+  /** Direct path: a lease token from the gateway (src/protocol/lease-token.ts). */
+  lease?: string;
 }
 
 export interface WorkerTiming {
@@ -75,7 +77,7 @@ export interface HealthResult {
 // checks they equal the schema's `properties`, so a field added on one side only fails the tests.
 type FieldList<T> = { readonly [K in keyof Required<T>]: true };
 export const REQUEST_HEADER_FIELDS: FieldList<RequestHeader> = {
-  type: true, data: true, timestamp: true, request_id: true, version: true, framework: true, timeout_ms: true, traceparent: true, tracestate: true, auth_token: true, shm: true,
+  type: true, data: true, timestamp: true, request_id: true, version: true, framework: true, timeout_ms: true, traceparent: true, tracestate: true, auth_token: true, shm: true, lease: true,
 };
 export const REPLY_HEADER_FIELDS: FieldList<ReplyHeader> = {
   status: true, result: true, error: true, request_id: true, timestamp: true, version: true, timing: true,

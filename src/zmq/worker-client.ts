@@ -47,9 +47,13 @@ export interface WorkerClientOptions {
    * Same-host shared memory for large tensors (see src/shm/shm-arena.ts). Negotiated on the first request: the
    * client asks the worker (through a gateway: the worker behind it) for its `shm_realm` and uses the arena only
    * when it equals the arena's own; otherwise, and after any refusal that names `/shm`, it sends frames. The
-   * arena is opened here and closed by `close()`.
+   * arena is opened here and closed by `close()` (unless `keepSharedMemoryOpen`).
    */
   sharedMemory?: ShmArena;
+  /** The arena belongs to the caller (shared by several clients): `close()` leaves it open. */
+  keepSharedMemoryOpen?: boolean;
+  /** Direct path: a lease token sent in every request's `lease` field (see src/protocol/lease-token.ts). */
+  leaseToken?: string;
 }
 
 /** Whether shared memory is in use: unknown until negotiated, then on or off for the connection's life. */
@@ -191,8 +195,10 @@ export class WorkerClient implements AsyncDisposable {
     if (!(timeoutMs > 0)) throw new GatewayError('timeout', `request to ${this.endpoint}: no time left (timeoutMs ${timeoutMs})`);
     this.start();
     const requestId = randomUUID();
+    const lease = this.#options.leaseToken;
     const header: RequestHeader = {
       ...req,
+      ...(lease !== undefined && req.lease === undefined ? { lease } : {}),
       request_id: requestId,
       timestamp: Date.now() / 1000,
       version: PROTOCOL_VERSION,
@@ -291,7 +297,7 @@ export class WorkerClient implements AsyncDisposable {
     for (const timer of this.#timers) clearTimeout(timer);
     this.#timers.clear();
     this.#socket?.close();
-    this.#options.sharedMemory?.close();
+    if (!this.#options.keepSharedMemoryOpen) this.#options.sharedMemory?.close();
     this.#connected = false;
     this.#events.close();
   }

@@ -27,6 +27,8 @@ export interface WorkerPoolOptions {
   log?: Logger;
   /** CURVE towards every endpoint of the pool (Z85: the workers' public key and the gateway's client pair). */
   curve?: CurveClientKeys;
+  /** A lease token sent with every request (the gateway's own token towards workers that enforce leases). */
+  leaseToken?: string;
 }
 
 interface Member {
@@ -83,7 +85,7 @@ export class WorkerPool implements AsyncDisposable {
     if (this.#closing) throw new GatewayError('unavailable', `pool ${this.framework} is closed`);
     if (this.#members.has(endpoint)) return;
     const o = this.#options;
-    const client = new WorkerClient({ endpoint, framework: this.framework, timeoutMs: o.timeoutMs, codec: o.codec, limits: o.limits, log: o.log, ...(o.curve ? { curve: o.curve } : {}) });
+    const client = new WorkerClient({ endpoint, framework: this.framework, timeoutMs: o.timeoutMs, codec: o.codec, limits: o.limits, log: o.log, ...(o.curve ? { curve: o.curve } : {}), ...(o.leaseToken ? { leaseToken: o.leaseToken } : {}) });
     const member: Member = { client, state: 'connecting', failures: 0, unsubscribe: () => undefined };
     member.unsubscribe = client.onEvent((event) => this.#onClientEvent(member, event));
     this.#members.set(endpoint, member);
@@ -155,6 +157,14 @@ export class WorkerPool implements AsyncDisposable {
     member.latencyEmaMs = member.latencyEmaMs === undefined ? reply.roundTripMs : 0.9 * member.latencyEmaMs + 0.1 * reply.roundTripMs;
     member.lastReplyAt = performance.now();
     return reply;
+  }
+
+  /** Sends to one named endpoint of the pool (control messages every worker must get, e.g. `lease.revoke`). */
+  async requestEndpoint(endpoint: string, req: OutgoingRequest, opts: RequestOptions = {}): Promise<Reply> {
+    const member = this.#members.get(endpoint);
+    if (!member || this.#closing) throw new GatewayError('unavailable', `pool ${this.framework} has no endpoint ${endpoint}`);
+    if (!this.#started) member.client.start();
+    return member.client.request(req, { timeoutMs: this.#options.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS, ...opts });
   }
 
   #pick(): Member | undefined {

@@ -58,7 +58,7 @@ MESSAGE_TYPES = ("inference", "train", "command", "health", "status")
 REPLY_STATUSES = ("success", "error")
 
 # Field names of every schema's `properties`, in schema order.
-REQUEST_FIELDS = ("type", "data", "timestamp", "request_id", "version", "framework", "timeout_ms", "traceparent", "tracestate", "auth_token", "shm")
+REQUEST_FIELDS = ("type", "data", "timestamp", "request_id", "version", "framework", "timeout_ms", "traceparent", "tracestate", "auth_token", "shm", "lease")
 REPLY_FIELDS = ("status", "result", "error", "request_id", "timestamp", "version", "timing")
 TIMING_FIELDS = ("decode_ms", "compute_ms", "total_ms")
 ERROR_FIELDS = ("code", "message", "retryable", "request_id", "path")

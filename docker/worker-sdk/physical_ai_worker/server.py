@@ -28,6 +28,7 @@ import zmq
 
 from .codec import Decoded, check_request_header, decode_message, encode_message, frame_buffer, peek_request_id  # noqa: F401  (Decoded: in a type comment)
 from .curve import HANDSHAKE_FAILED, describe_handshake_failure, load_key_pair, load_public_keys, start_authenticator
+from .lease import GATEWAY_LEASE_ID, LeaseGuard, read_secret
 from .logs import LOGGER_NAME, ensure_output
 from .protocol import DEFAULT_LIMITS, PROTOCOL_VERSION, SDK_NAME, SDK_VERSION, Limits, WorkerError
 from .shm import SharedMemory
@@ -84,9 +85,12 @@ class RequestContext(object):
 
 
 class _Job(object):
-    __slots__ = ("envelope", "handler", "data", "ctx", "t0", "decode_ms")
+    __slots__ = ("envelope", "handler", "data", "ctx", "t0", "decode_ms", "lease", "size_bytes")
 
-    def __init__(self, envelope, handler, data, ctx, t0, decode_ms):
+    def __init__(self, envelope, handler, data, ctx, t0, decode_ms, lease=None, size_bytes=0):
+        #: The claims of the client lease the request came under (direct path), None otherwise.
+        self.lease = lease
+        self.size_bytes = size_bytes
         self.envelope = envelope
         self.handler = handler
         self.data = data
@@ -154,6 +158,7 @@ class ZMQServer(object):
         curve_secret_key_file: Optional[str] = None,
         curve_clients_dir: Optional[str] = None,
         shm_dir: Optional[str] = None,
+        lease_secret_file: Optional[str] = None,
     ):
         """
         endpoint: where to bind, e.g. ``tcp://127.0.0.1:5555``, ``tcp://127.0.0.1:*`` (any free port; read
@@ -176,6 +181,9 @@ class ZMQServer(object):
             e.g. ``/dev/shm/physical-ai-gateway`` (mounted into a container at the same path). Health then reports
             its realm so clients can tell they share it; result arrays go back through the client's reply area.
             Opened when bind() runs. None: frames only.
+        lease_secret_file: the direct path (see lease.py): refuse every request but health that carries no valid
+            lease token signed with this secret (the gateway's own requests carry its token), and keep records of
+            requests served under client leases for the gateway to collect. Read here. None: no lease checks.
         """
         if not isinstance(capacity, int) or capacity < 1:
             raise ValueError("capacity must be an integer >= 1, got %r" % (capacity,))
@@ -202,6 +210,8 @@ class ZMQServer(object):
         self._curve_secret_key_file = curve_secret_key_file
         self._curve_clients_dir = curve_clients_dir
         self._shm_dir = shm_dir
+        self._lease = LeaseGuard(read_secret(lease_secret_file), framework) if lease_secret_file else None  # type: Optional[LeaseGuard]
+        self._outcome = threading.local()
         #: The shared-memory root once bound with shm_dir, else None.
         self.shm = None  # type: Optional[SharedMemory]
         self._auth = None  # type: Any
@@ -520,6 +530,7 @@ class ZMQServer(object):
 
     def _error_frames(self, err: WorkerError, request_id: Optional[str], codec: str, t0: float, decode_ms: float = 0.0, compute_ms: float = 0.0) -> List[Any]:
         self._count_error(err.code)
+        self._outcome.code = err.code
         header = _reply_header("error", "error", err.to_wire(request_id), request_id, t0, decode_ms, compute_ms)
         return encode_message(header, "json" if codec == "json" else "binary")
 
@@ -544,6 +555,22 @@ class ZMQServer(object):
             self._send(envelope, self._error_frames(err, request_id, decoded.codec, t0, decode_ms))
             return
         kind = header["type"]
+        claims = None
+        if self._lease is not None and kind != "health":
+            try:
+                claims = self._lease.check(header.get("lease"))
+                gateway = claims.get("id") == GATEWAY_LEASE_ID
+                if kind in ("lease.metrics", "lease.revoke"):
+                    if not gateway:
+                        raise WorkerError("unauthorized", "lease: %s is for the gateway only" % kind, "/type")
+                    result = self._lease.collect() if kind == "lease.metrics" else self._lease.revoke((header.get("data") or {}).get("not_before_ms"))
+                    self._reply_success(envelope, result, request_id, decoded.codec, t0, decode_ms, 0.0)
+                    return
+                if gateway:
+                    claims = None
+            except WorkerError as err:
+                self._send(envelope, self._error_frames(err, request_id, decoded.codec, t0, decode_ms))
+                return
         if kind == "health":
             self._reply_success(envelope, self._health(), request_id, decoded.codec, t0, decode_ms, 0.0)
             return
@@ -554,11 +581,11 @@ class ZMQServer(object):
                 "unknown message type %r; this worker handles: %s" % (kind, ", ".join(self.handler_types())),
                 "/type",
             )
-            self._send(envelope, self._error_frames(refusal, request_id, decoded.codec, t0, decode_ms))
+            self._refuse(envelope, refusal, request_id, decoded, t0, decode_ms, claims, kind)
             return
         if not self._ready:
             refusal = WorkerError("unavailable", "worker is not ready (model loading); try again after health reports ready")
-            self._send(envelope, self._error_frames(refusal, request_id, decoded.codec, t0, decode_ms))
+            self._refuse(envelope, refusal, request_id, decoded, t0, decode_ms, claims, kind)
             return
         timeout_ms = header.get("timeout_ms")
         deadline = None
@@ -580,7 +607,14 @@ class ZMQServer(object):
             decoded.copied_bytes,
             decoded.shm,
         )
-        job = _Job(envelope, handler, header.get("data"), ctx, t0, decode_ms)
+        if claims is not None:
+            assert self._lease is not None
+            try:
+                self._lease.enter(claims)
+            except WorkerError as err:
+                self._refuse(envelope, err, request_id, decoded, t0, decode_ms, claims, kind)
+                return
+        job = _Job(envelope, handler, header.get("data"), ctx, t0, decode_ms, claims, decoded.size_bytes)
         if self._executor is None:
             out = self._execute(job)
             if out is not None:
@@ -594,10 +628,23 @@ class ZMQServer(object):
                 full = False
                 self._in_flight += 1
         if full:
+            if claims is not None and self._lease is not None:
+                self._lease.leave(claims, kind, "overloaded", _ms(time.perf_counter() - t0), decoded.size_bytes, 0, 0.0)
+                claims = None  # recorded
             refusal = WorkerError("overloaded", "worker is busy: %d running, %d waiting" % (self.capacity, self.max_queue or 0))
-            self._send(envelope, self._error_frames(refusal, request_id, decoded.codec, t0, decode_ms))
+            self._refuse(envelope, refusal, request_id, decoded, t0, decode_ms, claims, kind)
             return
         self._executor.submit(self._execute_threaded, job)
+
+    def _refuse(
+        self, envelope: List[bytes], err: WorkerError, request_id: Optional[str], decoded: Decoded, t0: float, decode_ms: float, claims: Optional[Dict[str, Any]], kind: str
+    ) -> None:
+        """Answers a refusal; under a client lease, records it for the gateway."""
+        frames = self._error_frames(err, request_id, decoded.codec, t0, decode_ms)
+        if claims is not None and self._lease is not None:
+            size = sum(len(f) if isinstance(f, (bytes, bytearray)) else memoryview(f).nbytes for f in frames)
+            self._lease.record(claims, kind, err.code, _ms(time.perf_counter() - t0), decoded.size_bytes, size)
+        self._send(envelope, frames)
 
     def _execute_threaded(self, job: _Job) -> None:
         try:
@@ -609,7 +656,25 @@ class ZMQServer(object):
         self._wake()
 
     def _execute(self, job: _Job) -> Optional[List[Any]]:
-        """Runs the handler for one request and returns the reply frames (None: send nothing)."""
+        """Runs the handler for one request and returns the reply frames (None: send nothing); under a client
+        lease, records the request for the gateway (lease.py)."""
+        if job.lease is None or self._lease is None:
+            return self._execute_job(job)
+        self._outcome.code = "ok"
+        start = time.perf_counter()
+        frames = None  # type: Optional[List[Any]]
+        try:
+            frames = self._execute_job(job)
+            return frames
+        finally:
+            size = 0
+            for f in frames or ():
+                size += len(f) if isinstance(f, (bytes, bytearray)) else memoryview(f).nbytes
+            now = time.perf_counter()
+            code = getattr(self._outcome, "code", "ok") if frames is not None else "cancelled"
+            self._lease.leave(job.lease, job.ctx.type, code, _ms(now - job.t0), job.size_bytes, size, _ms(now - start))
+
+    def _execute_job(self, job: _Job) -> Optional[List[Any]]:
         ctx = job.ctx
         if self._stopping and self._executor is not None:
             err = WorkerError("unavailable", "worker is shutting down")
