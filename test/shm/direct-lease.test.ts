@@ -144,3 +144,28 @@ test('a lease request for a framework without a direct path is refused with a cl
   await assert.rejects(client.request({ type: 'lease', framework: 'demo', data: {} }), (err: GatewayError) => err.code === 'bad_request' && /no direct path/.test(err.message));
   await assert.rejects(client.request({ type: 'lease', framework: 'lerobot', data: {} }), { code: 'unavailable' });
 });
+
+test('TS worker: the same lease checks, and its records reach the gateway', async (t) => {
+  const secret = secretFile(t);
+  const { createDemoWorker } = await import('../../src/worker/demo-worker.js');
+  const { readFileSync } = await import('node:fs');
+  const worker = createDemoWorker({ endpoint: 'tcp://127.0.0.1:*', framework: 'tsw', leaseSecret: readFileSync(secret, 'utf8').trim() });
+  const endpoint = await worker.start();
+  t.after(() => worker.close());
+  const registry = new Registry();
+  const gateway = await startTestGateway(t, { frameworks: { tsw: { endpoints: [endpoint], timeoutMs: 5_000, direct: { secretFile: secret, collectIntervalMs: 60_000 } } } }, { metrics: createMetrics(registry) });
+  const viaGateway = new WorkerClient({ endpoint: gateway.zmqEndpoint, timeoutMs: 5_000 });
+  t.after(() => viaGateway.close());
+  checkAction((await viaGateway.request({ type: 'inference', framework: 'tsw', data: observation() })).result);
+  const bare = new WorkerClient({ endpoint, timeoutMs: 5_000 });
+  t.after(() => bare.close());
+  await assert.rejects(bare.inference(observation()), { code: 'unauthorized' });
+  const direct = new DirectClient({ gateway: gateway.zmqEndpoint, framework: 'tsw' });
+  t.after(() => direct.close());
+  for (let i = 0; i < 3; i++) checkAction((await direct.inference(observation())).result);
+  assert.equal(await gateway.leases!.collect('tsw'), 3);
+  assert.match(await registry.metrics(), /transport="direct"/);
+  const lease = direct.lease!;
+  await gateway.leases!.revoke('tsw');
+  await assert.rejects(bare.request({ type: 'inference', data: observation(), lease: lease.token }), { code: 'unauthorized' });
+});

@@ -18,6 +18,7 @@ import { Tensor } from '../../src/protocol/tensor.js';
 import { ShmArena, type ShmArenaOptions } from '../../src/shm/shm-arena.js';
 import { sweepRoot } from '../../src/shm/shm-root.js';
 import { WorkerClient } from '../../src/zmq/worker-client.js';
+import { WorkerServer } from '../../src/zmq/worker-server.js';
 import { startTestGateway } from '../support/gateway.js';
 import { spawnPythonWorker, type PythonWorker } from '../support/python-worker.js';
 
@@ -348,4 +349,36 @@ test('a gateway with sharedMemory.dir sweeps the folders of clients that are gon
   assert.equal(existsSync(gone), false, 'the expired folder is gone once the gateway started');
   assert.equal(existsSync(live.folder), true, 'a live client keeps its folder');
   assert.throws(() => parseConfig({ sharedMemory: { dir: 'relative/dir' } }), (err: Error) => /sharedMemory\.dir/.test(err.message));
+});
+
+test('TS worker: descriptors are read from the slots (checked key and generation), bytes intact, through the gateway too', async (t) => {
+  const dir = shmRoot(t);
+  const server = new WorkerServer({ endpoint: 'tcp://127.0.0.1:*', framework: 'tsw', sharedMemoryDir: dir });
+  server.register('digest', (data) => {
+    const d = data as { images: Record<string, Tensor>; state: Tensor };
+    return { arrays: Object.fromEntries(Object.entries(d.images).map(([k, v]) => [`/data/images/${k}`, { sha256: sha(v), mapped: false }])), state: d.state };
+  });
+  const endpoint = await server.start();
+  t.after(() => server.close());
+  const gateway = await startTestGateway(t, { frameworks: { tsw: { endpoints: [endpoint], timeoutMs: 10_000 } } });
+  for (const target of [endpoint, gateway.zmqEndpoint]) {
+    const shm = arena(t, dir);
+    const client = new WorkerClient({ endpoint: target, timeoutMs: 10_000, sharedMemory: shm });
+    t.after(() => client.close());
+    const obs = observation(9);
+    const reply = await client.request({ type: 'digest', data: obs, framework: 'tsw' });
+    assert.equal(client.sharedMemoryState, 'on');
+    const r = reply.result as { arrays: Record<string, { sha256: string }>; state: Tensor };
+    for (const [cam, img] of Object.entries(obs.images)) assert.equal(r.arrays[`/data/images/${cam}`]!.sha256, sha(img));
+    assert.deepEqual([...(r.state.data as Float32Array)], [...(obs.state.data as Float32Array)]);
+  }
+  const shm = arena(t, dir);
+  shm.open();
+  const first = shm.place(observation(1))!;
+  first.release();
+  const second = shm.place(observation(2))!;
+  t.after(() => second.release());
+  const plain = plainClient(t, endpoint);
+  await assert.rejects(plain.request({ type: 'digest', data: first.data, shm: first.shm }), (err: GatewayError) => err.code === 'bad_request' && /\/shm\/generation$/.test(err.path ?? ''));
+  await assert.rejects(plain.request({ type: 'digest', data: second.data, shm: { ...second.shm, key: 'x'.repeat(48) } }), { code: 'unauthorized' });
 });
