@@ -70,6 +70,8 @@ export interface FrameworkConfig {
 export interface DirectConfig {
   /** The per-worker lease secret (read from `direct.secretFile`; the worker gets the same file). */
   secret: Buffer;
+  /** Where it was read from (absolute): launched workers get this file. */
+  secretFile: string;
   /** How long a lease lasts, ms. */
   leaseTtlMs: number;
   /** Requests in flight at once under one lease. */
@@ -577,7 +579,7 @@ export function parseConfig(raw: unknown, overrides: ConfigOverrides = {}, sourc
         const leaseTtlMs = c.int(directRaw.leaseTtlMs, `${path}.direct.leaseTtlMs`, 30_000, 100, 24 * 3_600_000);
         const maxInFlight = c.int(directRaw.maxInFlight, `${path}.direct.maxInFlight`, 8, 1, 1_000_000);
         const collectIntervalMs = c.int(directRaw.collectIntervalMs, `${path}.direct.collectIntervalMs`, 1_000, 10, 3_600_000);
-        if (secret) direct = { secret, leaseTtlMs, maxInFlight, collectIntervalMs };
+        if (secret && file !== undefined) direct = { secret, secretFile: resolve(baseDir, file), leaseTtlMs, maxInFlight, collectIntervalMs };
       }
       frameworks[name] = {
         name,

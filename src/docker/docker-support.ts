@@ -16,6 +16,8 @@ import { DockerLauncher, type DockerLauncherOptions } from './launcher.js';
 export interface LaunchableFramework {
   name: string;
   launcher?: unknown;
+  /** The direct path's secret file: the launched worker gets it (leaseSecretFile). */
+  direct?: { secretFile: string };
 }
 
 /**
@@ -40,7 +42,11 @@ export function specsFromConfig(frameworks: readonly LaunchableFramework[], { ho
   }
   if (problems.length > 0) throw new ConfigError(problems);
   // The gateway's shared-memory root reaches every launched worker unless its spec names another.
-  return sharedMemoryDir ? specs.map((s) => (s.sharedMemoryDir ? s : { ...s, sharedMemoryDir })) : specs;
+  const secretOf = new Map(frameworks.flatMap((f) => (f.direct ? [[f.name, f.direct.secretFile] as const] : [])));
+  return specs.map((s) => {
+    const leaseSecretFile = s.leaseSecretFile ?? secretOf.get(s.name);
+    return { ...s, ...(sharedMemoryDir && !s.sharedMemoryDir ? { sharedMemoryDir } : {}), ...(leaseSecretFile ? { leaseSecretFile } : {}) };
+  });
 }
 
 /** What the sampler writes into (the gateway's metrics). */

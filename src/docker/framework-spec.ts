@@ -58,7 +58,12 @@ export interface FrameworkSpec {
    * name paths under it) and given to the worker as WORKER_SHM_DIR. Set from the gateway's `sharedMemory.dir`.
    */
   sharedMemoryDir?: string;
+  /** The direct path: the lease secret file, mounted read-only at CONTAINER_LEASE_SECRET and named by WORKER_LEASE_SECRET_FILE. */
+  leaseSecretFile?: string;
 }
+
+/** Where a launched worker finds its lease secret (the direct path). */
+export const CONTAINER_LEASE_SECRET = '/run/physical-ai-gateway/lease.secret';
 
 export const LABEL_MANAGED = 'physical-ai-gateway.managed';
 export const LABEL_FRAMEWORK = 'physical-ai-gateway.framework';
@@ -140,6 +145,7 @@ export function validateFrameworkSpec(input: unknown): FrameworkSpec {
   }
   if (s.env !== undefined && !isRecordOfStrings(s.env)) bad('env', 'must map names to strings');
   if (s.sharedMemoryDir !== undefined && (typeof s.sharedMemoryDir !== 'string' || !isAbsolute(s.sharedMemoryDir))) bad('sharedMemoryDir', 'must be an absolute host folder');
+  if (s.leaseSecretFile !== undefined && (typeof s.leaseSecretFile !== 'string' || !isAbsolute(s.leaseSecretFile))) bad('leaseSecretFile', 'must be an absolute host file');
   if (s.labels !== undefined && !isRecordOfStrings(s.labels)) bad('labels', 'must map names to strings');
   if (s.mounts !== undefined) {
     if (!Array.isArray(s.mounts)) bad('mounts', 'must be an array');

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { test } from 'node:test';
-import { validateFrameworkSpec, type FrameworkSpec } from '../../src/docker/framework-spec.js';
+import { CONTAINER_LEASE_SECRET, validateFrameworkSpec, type FrameworkSpec } from '../../src/docker/framework-spec.js';
 import { ShmTensorRef } from '../../src/protocol/shm-descriptor.js';
 import { Tensor } from '../../src/protocol/tensor.js';
 import { ShmArena } from '../../src/shm/shm-arena.js';
@@ -31,6 +31,10 @@ test('a worker in a container reads the host client’s shared memory through th
   const options = manager.containerOptionsFor(validateFrameworkSpec(spec));
   assert.equal(options.env?.WORKER_SHM_DIR, dir);
   assert.ok(options.binds?.some((b) => b.hostPath === dir && b.containerPath === dir));
+  // The direct path's secret reaches a launched worker the same way (checked on the options; no lease here).
+  const leased = manager.containerOptionsFor(validateFrameworkSpec({ ...spec, leaseSecretFile: '/etc/paig/x.secret' }));
+  assert.equal(leased.env?.WORKER_LEASE_SECRET_FILE, CONTAINER_LEASE_SECRET);
+  assert.ok(leased.binds?.some((b) => b.hostPath === '/etc/paig/x.secret' && b.containerPath === CONTAINER_LEASE_SECRET && b.readOnly));
   await manager.createContainer(options);
   await manager.start(spec.containerName!);
   const endpoint = `tcp://127.0.0.1:${port}`;
