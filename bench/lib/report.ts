@@ -143,8 +143,9 @@ function targets(results: ResultEntry[], costs: GatewayCost[]): TargetResult[] {
     out.push({
       id,
       description,
-      value: value === undefined ? null : r1(value),
-      threshold: threshold === undefined ? null : r1(threshold),
+      // Ratios keep two decimals (0.25× must not read 0.3×); µs and req/s one.
+      value: value === undefined ? null : unit === '×' ? Math.round(value * 100) / 100 : r1(value),
+      threshold: threshold === undefined ? null : unit === '×' ? Math.round(threshold * 100) / 100 : r1(threshold),
       unit,
       met: !measured ? null : atMost ? value <= threshold : value >= threshold,
       detail: value !== undefined ? detail : 'not measured in this run',
@@ -224,6 +225,11 @@ function issue13Targets(results: ResultEntry[], add: AddTarget): void {
     const gw = p50('gateway-zmq-shm', worker, 'L');
     add(`i13-lease-vs-gateway-${worker}`, `L: direct lease ÷ via gateway, both shared memory (${worker === 'ts' ? 'TS' : 'Python'} worker; for the recommendation, no target)`, ratio(lease, gw), undefined, '×', true, `${f(lease)} µs / ${f(gw)} µs`);
   }
+}
+
+/** The targets again from a report's results (replot.ts: after a change to the targets, without measuring again). */
+export function recomputeTargets(report: Report): Report {
+  return { ...report, targets: targets(report.results, report.gateway_cost) };
 }
 
 export function buildReport({ opts, machine, startedAt, durationS, results }: ReportInput): Report {
