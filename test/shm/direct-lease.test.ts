@@ -169,3 +169,27 @@ test('TS worker: the same lease checks, and its records reach the gateway', asyn
   await gateway.leases!.revoke('tsw');
   await assert.rejects(bare.request({ type: 'inference', data: observation(), lease: lease.token }), { code: 'unauthorized' });
 });
+
+test('config: direct needs a readable secret file of 16 bytes or more and the native protocol; the bridge needs ZMQ for shared memory', async (t) => {
+  const { parseConfig } = await import('../../src/config.js');
+  const { validateBridgeConfig } = await import('../../src/ros-bridge/config.js');
+  const { presetConfig } = await import('../../src/ros-bridge/presets.js');
+  const dir = mkdtempSync(join(tmpdir(), 'paig-lease-cfg-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'short'), 'tooshort');
+  const problems = (raw: unknown) => {
+    try {
+      parseConfig(raw);
+      return '';
+    } catch (err) {
+      return (err as Error).message;
+    }
+  };
+  assert.match(problems({ frameworks: { a: { endpoints: ['tcp://127.0.0.1:9'], direct: {} } } }), /frameworks\.a\.direct\.secretFile/);
+  assert.match(problems({ frameworks: { a: { endpoints: ['tcp://127.0.0.1:9'], direct: { secretFile: join(dir, 'missing') } } } }), /frameworks\.a\.direct\.secretFile/);
+  assert.match(problems({ frameworks: { a: { endpoints: ['tcp://127.0.0.1:9'], direct: { secretFile: join(dir, 'short') } } } }), /fewer than 16 bytes/);
+  assert.match(problems({ frameworks: { a: { endpoints: ['tcp://127.0.0.1:9'], direct: { secretFile: secretFile(t), bogus: 1 } } } }), /bogus/);
+  assert.equal(problems({ frameworks: { a: { endpoints: ['tcp://127.0.0.1:9'], direct: { secretFile: secretFile(t) } } } }), '');
+  assert.throws(() => validateBridgeConfig({ ...presetConfig('omx_f'), gateway: 'http://127.0.0.1:8080', sharedMemoryDir: '/dev/shm/x' }), /sharedMemoryDir/);
+  assert.throws(() => validateBridgeConfig({ ...presetConfig('omx_f'), sharedMemoryDir: 'relative' }), /sharedMemoryDir/);
+});
