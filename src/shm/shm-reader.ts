@@ -83,7 +83,13 @@ export class ShmReader {
     const open = this.#open.get(segment);
     if (open && open.ino === st.ino && open.size === st.size) return open;
     if (open) closeSync(open.fd);
-    const fd = openSync(file, 'r');
+    let fd: number;
+    try {
+      fd = openSync(file, 'r');
+    } catch (err) {
+      const denied = (err as NodeJS.ErrnoException).code === 'EACCES';
+      throw new GatewayError(denied ? 'unauthorized' : 'bad_request', `${path}/segment: cannot open slot file ${segment}${denied ? ' (the worker runs as another user than the client?)' : ''}`, { path: `${path}/segment`, cause: err });
+    }
     const slot = { fd, ino: fstatSync(fd).ino, size: st.size };
     this.#open.set(segment, slot);
     if (this.#open.size > MAX_OPEN) {

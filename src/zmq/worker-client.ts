@@ -82,6 +82,8 @@ export class WorkerClient implements AsyncDisposable {
   #connected = false;
   #shmState: ShmState;
   #negotiating: Promise<void> | undefined;
+  /** After a failed negotiation, the next one waits until then (performance.now()): frames meanwhile. */
+  #negotiateAfter = 0;
   #closing: Promise<void> | undefined;
   #stats = { sent: 0, replies: 0, errors: 0, timeouts: 0, lateReplies: 0, unmatchedReplies: 0 };
 
@@ -113,6 +115,8 @@ export class WorkerClient implements AsyncDisposable {
         this.#shmState = health.shm_realm === realm ? 'on' : 'off';
         this.#log.info({ event: 'shm.negotiated', state: this.#shmState, realm, workerRealm: health.shm_realm ?? null });
       } catch (err) {
+        // A worker that does not answer yet: frames for a second, then ask again (not on every request).
+        this.#negotiateAfter = performance.now() + 1_000;
         this.#log.warn({ event: 'shm.negotiation_failed', err });
       } finally {
         this.#negotiating = undefined;
@@ -171,7 +175,7 @@ export class WorkerClient implements AsyncDisposable {
   async request(req: OutgoingRequest, opts: RequestOptions = {}): Promise<Reply> {
     const arena = this.#options.sharedMemory;
     if (!arena || req.type === 'health' || req.data === undefined) return this.#request(req, opts, undefined);
-    if (this.#shmState === 'unknown') await this.#negotiate(opts.timeoutMs ?? this.#timeoutMs, opts.signal);
+    if (this.#shmState === 'unknown' && performance.now() >= this.#negotiateAfter) await this.#negotiate(opts.timeoutMs ?? this.#timeoutMs, opts.signal);
     const placement = this.#shmState === 'on' && !this.#closing ? arena.place(req.data) : undefined;
     if (!placement) return this.#request(req, opts, undefined);
     try {

@@ -312,9 +312,17 @@ class SharedMemory(object):
                 return m
         if st.st_size < SLOT_HEADER_BYTES:
             raise _bad(path + "/segment", "slot file %s is smaller than its header" % segment)
-        fd = os.open(file, os.O_RDWR)
+        try:
+            fd = os.open(file, os.O_RDWR)
+        except PermissionError as err:
+            message = "%s/segment: cannot open slot file %s (the worker runs as another user than the client?)" % (path, segment)
+            raise WorkerError("unauthorized", message, path + "/segment") from err
+        except OSError as err:
+            raise _bad(path + "/segment", "cannot open slot file %s: %s" % (segment, err.strerror)) from err
         try:
             mm = mmap.mmap(fd, st.st_size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+        except (OSError, ValueError) as err:
+            raise _bad(path + "/segment", "cannot map slot file %s: %s" % (segment, err)) from err
         finally:
             os.close(fd)
         m = _Mapped(st.st_ino, st.st_size, mm)
