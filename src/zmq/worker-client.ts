@@ -175,17 +175,21 @@ export class WorkerClient implements AsyncDisposable {
   async request(req: OutgoingRequest, opts: RequestOptions = {}): Promise<Reply> {
     const arena = this.#options.sharedMemory;
     if (!arena || req.type === 'health' || req.data === undefined) return this.#request(req, opts, undefined);
-    if (this.#shmState === 'unknown' && performance.now() >= this.#negotiateAfter) await this.#negotiate(opts.timeoutMs ?? this.#timeoutMs, opts.signal);
+    // One deadline for the whole call: negotiation and a fall-back retry spend from the request's own budget.
+    const startedAt = performance.now();
+    const budgetMs = opts.timeoutMs ?? this.#timeoutMs;
+    const left = (): RequestOptions => ({ ...opts, timeoutMs: budgetMs - (performance.now() - startedAt) });
+    if (this.#shmState === 'unknown' && performance.now() >= this.#negotiateAfter) await this.#negotiate(budgetMs, opts.signal);
     const placement = this.#shmState === 'on' && !this.#closing ? arena.place(req.data) : undefined;
-    if (!placement) return this.#request(req, opts, undefined);
+    if (!placement) return this.#request(req, left(), undefined);
     try {
-      return await this.#request({ ...req, data: placement.data, shm: placement.shm }, opts, placement);
+      return await this.#request({ ...req, data: placement.data, shm: placement.shm }, left(), placement);
     } catch (err) {
       // A worker that cannot reach our memory (another host behind the gateway) names /shm: send frames from now on.
       if (!(err instanceof GatewayError) || !err.path?.startsWith('/shm')) throw err;
       this.#fallBack(err);
       placement.release();
-      return this.#request(req, opts, undefined);
+      return this.#request(req, left(), undefined);
     } finally {
       placement.release();
     }
