@@ -34,6 +34,8 @@ import { silentLogger, type Logger } from './lib/log.js';
 import { portIsFree } from './lib/ports.js';
 import { JobManager, type JobTransport } from './jobs/job-manager.js';
 import { Recorder } from './recording/recorder.js';
+import { ShmJanitor } from './shm/shm-janitor.js';
+import { LeaseService } from './gateway/lease-service.js';
 import { FrameworkRegistry } from './router/framework-registry.js';
 import { Router } from './router/router.js';
 import type { GatewayMetrics } from './telemetry/metrics.js';
@@ -77,6 +79,8 @@ export interface Gateway {
   readonly recorder: Recorder;
   /** Training jobs: `train` requests, their progress, cancel (src/jobs/). */
   readonly jobs: JobManager;
+  /** The direct path's leases, when a framework has `direct`. */
+  readonly leases: LeaseService | undefined;
   /** The embedded workers by framework (for logs and tests). */
   readonly embeddedWorkers: ReadonlyMap<string, EmbeddedWorker>;
   /** Docker support when a framework has a launcher. */
@@ -106,6 +110,14 @@ export async function buildGateway(config: GatewayConfig, env: GatewayEnvironmen
       opened.push(worker);
       embedded.set(fw.name, worker);
       frameworks.push({ ...fw, endpoints: [worker.endpoint] });
+    }
+
+    // Same-host shared memory: the gateway reads no tensor bytes; it sweeps the root so a killed client's folder
+    // goes within a lease length, and launched containers mount the root (startDocker).
+    if (config.sharedMemory.dir) {
+      const janitor = new ShmJanitor({ dir: config.sharedMemory.dir, intervalMs: config.sharedMemory.sweepIntervalMs, log: baseLog });
+      janitor.start();
+      opened.push(janitor);
     }
 
     const docker = await startDocker(config, env, baseLog);
@@ -157,6 +169,13 @@ export async function buildGateway(config: GatewayConfig, env: GatewayEnvironmen
     const jobs = new JobManager({ transport: jobTransport, ...config.jobs, metrics, log: baseLog });
     opened.push(jobs);
     jobs.start();
+    // The direct path's control plane, when a framework allows it: leases, revocation, the workers' records.
+    let leases: LeaseService | undefined;
+    if (Object.values(config.frameworks).some((f) => f.direct)) {
+      leases = new LeaseService({ router, log: baseLog, ...(metrics ? { metrics } : {}) });
+      leases.start();
+      opened.push(leases);
+    }
 
     const pipeline = new RequestPipeline({
       router,
@@ -165,6 +184,7 @@ export async function buildGateway(config: GatewayConfig, env: GatewayEnvironmen
       log: baseLog,
       observer: recorder,
       jobs,
+      ...(leases ? { leases } : {}),
       auth: {
         http: new AuthPolicy({ token: config.authToken, publicBind: !isLoopbackHost(config.http.host) }),
         zmq: new AuthPolicy({ token: config.authToken, publicBind: !isLoopbackHost(endpointHost(config.zmq.endpoint)) }),
@@ -253,6 +273,7 @@ export async function buildGateway(config: GatewayConfig, env: GatewayEnvironmen
       pipeline,
       recorder,
       jobs,
+      leases,
       embeddedWorkers: embedded,
       docker,
       close: (grace = config.shutdownGraceMs) =>
@@ -273,7 +294,7 @@ async function startDocker(config: GatewayConfig, env: GatewayEnvironment, log: 
   const launchable = Object.values(config.frameworks).filter((f) => f.launcher !== undefined);
   if (launchable.length === 0) return undefined;
   const [{ specsFromConfig, startDockerSupport }, { homedir }] = await Promise.all([import('./docker/docker-support.js'), import('node:os')]);
-  const specs = env.docker?.specs ?? specsFromConfig(launchable, { homeDir: env.homeDir ?? homedir() });
+  const specs = env.docker?.specs ?? specsFromConfig(launchable, { homeDir: env.homeDir ?? homedir(), ...(config.sharedMemory.dir ? { sharedMemoryDir: config.sharedMemory.dir } : {}) });
   return startDockerSupport({
     specs,
     log,

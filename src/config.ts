@@ -1,5 +1,6 @@
 // The gateway's configuration: read once from a YAML/JSON file plus overrides (flags, environment mapped by the
 // CLI), checked in one pass so every bad field is reported at once. Nothing here reads process.env.
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, extname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
@@ -64,6 +65,21 @@ export interface FrameworkConfig {
   record: boolean;
   /** Its worker runs training jobs (the SDK's JobRunner: train/jobs/cancel_job); `train` requests become jobs. */
   training: boolean;
+  /** The direct path: clients may get a lease and send straight to the worker (see src/gateway/lease-service.ts). */
+  direct?: DirectConfig;
+}
+
+export interface DirectConfig {
+  /** The per-worker lease secret (read from `direct.secretFile`; the worker gets the same file). */
+  secret: Buffer;
+  /** Where it was read from (absolute): launched workers get this file. */
+  secretFile: string;
+  /** How long a lease lasts, ms. */
+  leaseTtlMs: number;
+  /** Requests in flight at once under one lease. */
+  maxInFlight: number;
+  /** How often the gateway collects the workers' records of direct requests, ms. */
+  collectIntervalMs: number;
 }
 
 /** A peer-protocol front door: off unless its section is in the config. */
@@ -103,6 +119,8 @@ export interface GatewayConfig {
   recording: RecordingConfig;
   /** Training jobs (src/jobs/): how many run at once per device, how often running ones are polled. */
   jobs: JobsConfig;
+  /** Same-host shared memory for tensors (see src/shm/): off unless `dir` is given. */
+  sharedMemory: SharedMemoryConfig;
 }
 
 export const DEFAULT_JOBS_PER_DEVICE = 1;
@@ -116,6 +134,13 @@ export interface JobsConfig {
   pollIntervalMs: number;
   /** Time a cancelled job gets to stop at a step boundary before its processes are killed, s. */
   cancelGraceS: number;
+}
+
+export interface SharedMemoryConfig {
+  /** The shared-memory root (e.g. /dev/shm/physical-ai-gateway): the gateway sweeps it and launched containers mount it. */
+  dir: string | undefined;
+  /** Time between the janitor's sweeps, ms. */
+  sweepIntervalMs: number;
 }
 
 /** What a recorded image keeps: the camera's bytes, a 2x-downscaled copy, or nothing (privacy). */
@@ -242,8 +267,8 @@ class Checker extends IssueList {
   }
 }
 
-const TOP_KEYS = ['http', 'zmq', 'openpi', 'groot', 'defaultFramework', 'authToken', 'logLevel', 'limits', 'shutdownGraceMs', 'healthIntervalMs', 'docker', 'frameworks', 'recording', 'jobs'] as const;
-const FRAMEWORK_KEYS = ['protocol', 'outbound', 'peerToken', 'endpoints', 'codec', 'timeoutMs', 'maxConcurrency', 'embedded', 'embeddedDelayMs', 'launcher', 'startTimeoutMs', 'observation', 'openpi', 'groot', 'curve', 'record', 'training'] as const;
+const TOP_KEYS = ['http', 'zmq', 'openpi', 'groot', 'defaultFramework', 'authToken', 'logLevel', 'limits', 'shutdownGraceMs', 'healthIntervalMs', 'docker', 'frameworks', 'recording', 'jobs', 'sharedMemory'] as const;
+const FRAMEWORK_KEYS = ['protocol', 'outbound', 'peerToken', 'endpoints', 'codec', 'timeoutMs', 'maxConcurrency', 'embedded', 'embeddedDelayMs', 'launcher', 'startTimeoutMs', 'observation', 'openpi', 'groot', 'curve', 'record', 'training', 'direct'] as const;
 export const DEFAULT_OPENPI_PORT = 8000;
 // Not GR00T's own 5555 or 5556: those are the ROBOTIS layout's LeRobot and GR00T worker ports (docker launcher specs).
 export const DEFAULT_GROOT_ENDPOINT = 'tcp://127.0.0.1:5560';
@@ -558,9 +583,31 @@ export function parseConfig(raw: unknown, overrides: ConfigOverrides = {}, sourc
         if (embedded) c.add(`${path}.curve`, "the embedded worker is local: 'curve' is for remote 'endpoints'");
         if (server && own?.secretKey) curve = { serverKey: server.publicKey, publicKey: own.publicKey, secretKey: own.secretKey };
       }
+      let direct: DirectConfig | undefined;
+      const directRaw = c.object(f.direct, `${path}.direct`);
+      if (directRaw) {
+        c.known(directRaw, ['secretFile', 'leaseTtlMs', 'maxInFlight', 'collectIntervalMs'], `${path}.direct`);
+        const file = c.string(directRaw.secretFile, `${path}.direct.secretFile`);
+        if (file === undefined) c.add(`${path}.direct.secretFile`, 'is required (a file of at least 16 random bytes; the worker reads the same file)');
+        if (protocol !== 'native') c.add(`${path}.direct`, "needs the native protocol (the worker SDK enforces the lease)");
+        let secret: Buffer | undefined;
+        if (file !== undefined) {
+          try {
+            secret = Buffer.from(readFileSync(resolve(baseDir, file), 'utf8').trim());
+            if (secret.length < 16) c.add(`${path}.direct.secretFile`, `${file} holds fewer than 16 bytes`);
+          } catch (err) {
+            c.add(`${path}.direct.secretFile`, (err as Error).message);
+          }
+        }
+        const leaseTtlMs = c.int(directRaw.leaseTtlMs, `${path}.direct.leaseTtlMs`, 30_000, 100, 24 * 3_600_000);
+        const maxInFlight = c.int(directRaw.maxInFlight, `${path}.direct.maxInFlight`, 8, 1, 1_000_000);
+        const collectIntervalMs = c.int(directRaw.collectIntervalMs, `${path}.direct.collectIntervalMs`, 1_000, 10, 3_600_000);
+        if (secret && file !== undefined) direct = { secret, secretFile: resolve(baseDir, file), leaseTtlMs, maxInFlight, collectIntervalMs };
+      }
       frameworks[name] = {
         name,
         protocol,
+        ...(direct ? { direct } : {}),
         ...(outbound ? { outbound } : {}),
         ...(peerToken !== undefined ? { peerToken } : {}),
         ...(observation ? { observation } : {}),
@@ -609,6 +656,11 @@ export function parseConfig(raw: unknown, overrides: ConfigOverrides = {}, sourc
     pollIntervalMs: c.int(jobsRaw.pollIntervalMs, 'jobs.pollIntervalMs', DEFAULT_JOB_POLL_INTERVAL_MS, 10, 60_000),
     cancelGraceS: c.int(jobsRaw.cancelGraceS, 'jobs.cancelGraceS', DEFAULT_JOB_CANCEL_GRACE_S, 0, 3_600),
   };
+  const shmRaw = c.object(root.sharedMemory, 'sharedMemory') ?? {};
+  c.known(shmRaw, ['dir', 'sweepIntervalMs'], 'sharedMemory');
+  const shmDir = c.string(shmRaw.dir, 'sharedMemory.dir');
+  if (shmDir !== undefined && !shmDir.startsWith('/')) c.add('sharedMemory.dir', 'must be an absolute path (a folder on tmpfs, e.g. /dev/shm/physical-ai-gateway)');
+  const sharedMemory: SharedMemoryConfig = { dir: shmDir, sweepIntervalMs: c.int(shmRaw.sweepIntervalMs, 'sharedMemory.sweepIntervalMs', 5_000, 100, 3_600_000) };
 
   const names = Object.keys(frameworks);
   let defaultFramework = c.string(overrides.defaultFramework ?? root.defaultFramework, 'defaultFramework');
@@ -636,6 +688,7 @@ export function parseConfig(raw: unknown, overrides: ConfigOverrides = {}, sourc
     frameworks,
     recording,
     jobs,
+    sharedMemory,
   };
 }
 

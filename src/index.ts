@@ -25,3 +25,17 @@ export type { WorkerClientOptions } from './zmq/worker-client.js';
 export { WorkerPool } from './zmq/worker-pool.js';
 export type { WorkerPoolOptions } from './zmq/worker-pool.js';
 export type { Reply, RequestOptions, OutgoingRequest, PoolEvent, PoolStats, ClientStats, EndpointStatus, EndpointState } from './zmq/types.js';
+export type { ShmState } from './zmq/worker-client.js';
+
+// The direct path: a lease from the gateway, requests straight to the worker
+export { DirectClient } from './zmq/direct-client.js';
+export type { DirectClientOptions, LeaseGrant } from './zmq/direct-client.js';
+export { signLease, verifyLease, gatewayLeaseToken } from './protocol/lease-token.js';
+export type { LeaseClaims } from './protocol/lease-token.js';
+
+// Same-host shared memory (a client's slots; descriptors on the wire)
+export { ShmArena, DEFAULT_SHM_MIN_BYTES } from './shm/shm-arena.js';
+export type { ShmArenaOptions, Placement } from './shm/shm-arena.js';
+export { DEFAULT_SHM_DIR, sweepRoot } from './shm/shm-root.js';
+export { ShmTensorRef } from './protocol/shm-descriptor.js';
+export type { ShmLocation, ShmRequestField, ShmReplyArea } from './protocol/shm-descriptor.js';

@@ -14,19 +14,21 @@ const ALLOWED: Record<string, readonly string[]> = {
   lib: [],
   protocol: ['lib'],
   telemetry: ['lib', 'protocol', 'zmq'],
-  zmq: ['lib', 'protocol', 'telemetry'],
+  // Same-host shared memory (tmpfs files): the client's arena and the root's janitor; no sockets.
+  shm: ['lib', 'protocol'],
+  zmq: ['lib', 'protocol', 'telemetry', 'shm'],
   config: ['lib', 'protocol', 'zmq'],
   router: ['lib', 'protocol', 'telemetry', 'zmq', 'config', 'backends'],
   // Clients of peer servers that are not ZeroMQ (openpi's websocket): the shared peer-pool core and the pool types, no socket of zmq's.
   backends: ['lib', 'protocol', 'zmq/peer-pool', 'zmq/types'],
   docker: ['lib', 'protocol', 'telemetry', 'config', 'router/framework-launcher'],
   worker: ['lib', 'protocol', 'telemetry', 'zmq'],
-  gateway: ['lib', 'protocol', 'telemetry', 'zmq', 'router', 'config', 'jobs'],
+  gateway: ['lib', 'protocol', 'telemetry', 'zmq', 'router', 'config', 'jobs', 'shm'],
   // Training jobs: records, queue and polling; they reach workers through the JobTransport interface (the router, wired in build-gateway.ts).
   jobs: ['lib'],
   // The recorder sees exchanges through the pipeline's observer interface (structural); it never reaches a socket.
   recording: ['lib', 'protocol', 'telemetry'],
-  'ros-bridge': ['lib', 'protocol', 'telemetry', 'zmq'],
+  'ros-bridge': ['lib', 'protocol', 'telemetry', 'zmq', 'shm'],
 };
 /** Entry points (the CLI, the package entries in index.ts and entry/) and the one composition root may import anything in src. */
 const ENTRY_AREAS = new Set(['cli', 'index', 'entry', 'build-gateway']);

@@ -5,6 +5,8 @@ import { encode } from '@msgpack/msgpack';
 import * as zmq from 'zeromq';
 import { decodeMessage, encodeMessage, type Codec } from '../../src/protocol/codec.js';
 import { Tensor } from '../../src/protocol/tensor.js';
+import { ShmArena } from '../../src/shm/shm-arena.js';
+import { DirectClient } from '../../src/zmq/direct-client.js';
 import { WorkerClient } from '../../src/zmq/worker-client.js';
 import type { Child } from './children.js';
 import type { Payload } from './payloads.js';
@@ -79,11 +81,14 @@ export class ProtocolZmqDriver implements Driver {
   readonly #client: WorkerClient;
   readonly #codec: Codec;
   readonly #framework: string | undefined;
+  readonly #shm: boolean;
 
-  constructor(endpoint: string, codec: Codec, framework?: string) {
-    this.#client = new WorkerClient({ endpoint, codec, timeoutMs: REQUEST_TIMEOUT_MS });
+  /** With `shmDir`: tensors of 4 KiB and more go through shared memory in that root (one arena per driver). */
+  constructor(endpoint: string, codec: Codec, framework?: string, shmDir?: string) {
+    this.#client = new WorkerClient({ endpoint, codec, timeoutMs: REQUEST_TIMEOUT_MS, ...(shmDir ? { sharedMemory: new ShmArena({ dir: shmDir }) } : {}) });
     this.#codec = codec;
     this.#framework = framework;
+    this.#shm = shmDir !== undefined;
   }
 
   run(payload: Payload, opts: BatchOptions): Promise<BatchResult> {
@@ -92,11 +97,57 @@ export class ProtocolZmqDriver implements Driver {
     return runLoops(async () => {
       const reply = await this.#client.request(req, { codec: this.#codec });
       checkChunk(reply.result, dof);
+      // A shared-memory path that fell back to frames must not pass as shared memory.
+      if (this.#shm && this.#client.sharedMemoryState !== 'on') throw new Error(`shared memory not in use (${this.#client.sharedMemoryState})`);
     }, opts);
   }
 
   close(): Promise<void> {
     return this.#client.close();
+  }
+}
+
+/** The direct path: a lease from the gateway's ZMQ door, then requests straight to the leased worker. */
+export class DirectLeaseDriver implements Driver {
+  readonly maxInflight = 1_000;
+  readonly #client: DirectClient;
+  readonly #shm: boolean;
+
+  constructor(gateway: string, framework: string, shmDir?: string) {
+    this.#client = new DirectClient({ gateway, framework, timeoutMs: REQUEST_TIMEOUT_MS, ...(shmDir ? { sharedMemory: new ShmArena({ dir: shmDir }) } : {}) });
+    this.#shm = shmDir !== undefined;
+  }
+
+  run(payload: Payload, opts: BatchOptions): Promise<BatchResult> {
+    const dof = payload.spec.dof;
+    return runLoops(async () => {
+      const reply = await this.#client.inference(payload.observation);
+      checkChunk(reply.result, dof);
+      if (this.#shm && this.#client.worker?.sharedMemoryState !== 'on') throw new Error(`shared memory not in use (${this.#client.worker?.sharedMemoryState})`);
+    }, opts);
+  }
+
+  close(): Promise<void> {
+    return this.#client.close();
+  }
+}
+
+/** The floor: one in-process copy of the request's tensor bytes into a buffer of the same size (no I/O). */
+export class MemcpyDriver implements Driver {
+  readonly maxInflight = 1;
+
+  run(payload: Payload, opts: BatchOptions): Promise<BatchResult> {
+    const obs = payload.observation;
+    const sources = [...Object.values(obs.images ?? {}), obs.state].map((t) => t.bytes());
+    const targets = sources.map((s) => new Uint8Array(s.byteLength));
+    return runLoops(() => {
+      for (let i = 0; i < sources.length; i++) targets[i]!.set(sources[i]!);
+      return Promise.resolve();
+    }, { ...opts, inflight: 1 });
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
   }
 }
 

@@ -2,13 +2,14 @@
 // transport (its ZMQ front door and its worker hops on that transport), the raw zeromq.js server and the
 // GR00T-style Python pair; and builds a driver per (path, transport, worker). Closes all of it in reverse.
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { startChild, type Child } from './children.js';
-import { HttpDriver, ProtocolZmqDriver, PythonRefDriver, RawZmqDriver, type Driver } from './drivers.js';
+import { DirectLeaseDriver, HttpDriver, MemcpyDriver, ProtocolZmqDriver, PythonRefDriver, RawZmqDriver, type Driver } from './drivers.js';
 import type { BenchConfig, BenchOptions, Transport, WorkerKind } from './matrix.js';
 import { RUNTIME_NODE_FLAGS } from '../../src/lib/node-flags.js';
 
@@ -31,6 +32,9 @@ export class Environment {
   readonly #gateways = new Map<Transport, { httpUrl: string; zmqEndpoint: string }>();
   readonly #raw = new Map<Transport, string>();
   #ipcDir: string | undefined;
+  /** The shared-memory root of the shm paths (on /dev/shm), and the lease secret of the direct-lease workers. */
+  #shmDir: string | undefined;
+  #secretDir: string | undefined;
   readonly log: (line: string) => void;
 
   constructor(opts: BenchOptions, log: (line: string) => void) {
@@ -57,6 +61,20 @@ export class Environment {
     return child;
   }
 
+  /** The shared-memory root of this run (made on first use; removed by close()). */
+  get shmDir(): string {
+    this.#shmDir ??= mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'paig-bench-shm-'));
+    return this.#shmDir;
+  }
+
+  /** The lease secret file shared by the gateway and the direct-lease workers. */
+  #secretFile(): string {
+    this.#secretDir ??= mkdtempSync(join(tmpdir(), 'paig-bench-lease-'));
+    const file = join(this.#secretDir, 'lease.secret');
+    if (!existsSync(file)) writeFileSync(file, randomBytes(32).toString('hex'), { mode: 0o600 });
+    return file;
+  }
+
   /** Starts everything the configurations need (each thing once). */
   async prepare(configs: BenchConfig[]): Promise<void> {
     const needWorker = new Set<string>();
@@ -66,16 +84,23 @@ export class Environment {
         needGateway.add(c.transport);
         needWorker.add(`${c.worker}/${c.transport}`);
       } else if (c.path.kind === 'direct') needWorker.add(`${c.worker}/${c.transport}`);
+      else if (c.path.kind === 'direct-lease') {
+        // Workers that enforce leases take nothing else: they get their own, and the gateway a framework for each.
+        needGateway.add(c.transport);
+        needWorker.add(`${c.worker}/${c.transport}/lease`);
+      }
     }
     for (const key of needWorker) {
-      const [worker, transport] = key.split('/') as [WorkerKind, Transport];
-      this.#workers.set(key, await this.#startWorker(worker, transport));
+      const [worker, transport, lease] = key.split('/') as [WorkerKind, Transport, string | undefined];
+      this.#workers.set(key, await this.#startWorker(worker, transport, lease === 'lease'));
     }
     for (const transport of needGateway) {
       const frameworks: Record<string, unknown> = {};
       for (const w of this.#opts.workers) {
         const endpoint = this.#workers.get(`${w}/${transport}`);
         if (endpoint) frameworks[w] = { endpoints: [endpoint], codec: 'binary', timeoutMs: 30_000, maxConcurrency: 1_000 };
+        const leased = this.#workers.get(`${w}/${transport}/lease`);
+        if (leased) frameworks[`${w}-lease`] = { endpoints: [leased], codec: 'binary', timeoutMs: 30_000, maxConcurrency: 1_000, direct: { secretFile: this.#secretFile(), leaseTtlMs: 60_000, maxInFlight: 64 } };
       }
       const config = {
         http: { host: '127.0.0.1', port: 0 },
@@ -102,21 +127,24 @@ export class Environment {
     }
   }
 
-  async #startWorker(worker: WorkerKind, transport: Transport): Promise<string> {
-    const endpoint = this.#endpoint(transport, `${worker}-worker`);
+  async #startWorker(worker: WorkerKind, transport: Transport, lease = false): Promise<string> {
+    const endpoint = this.#endpoint(transport, `${worker}-worker${lease ? '-lease' : ''}`);
     let child: Child;
     if (worker === 'ts') {
       child = await this.#start({
         name: `TS worker (${transport})`,
         command: process.execPath,
-        args: [...this.#nodeArgs(`ts-worker-${transport}`), join(ROOT, 'bench/servers/ts-worker-main.ts'), endpoint, 'ts', String(MAX_HEADER_BYTES)],
+        args: [...this.#nodeArgs(`ts-worker-${transport}${lease ? '-lease' : ''}`), join(ROOT, 'bench/servers/ts-worker-main.ts'), endpoint, lease ? 'ts-lease' : 'ts', String(MAX_HEADER_BYTES), this.shmDir, ...(lease ? [this.#secretFile()] : [])],
         ready: (m) => m.event === 'worker.listening',
       });
     } else {
       child = await this.#start({
         name: `Python SDK worker (${transport})`,
         command: PYTHON,
-        args: ['-m', 'physical_ai_worker', '--endpoint', endpoint, '--framework', 'py', '--policy', 'demo', '--log-level', 'warning', '--max-header-bytes', String(MAX_HEADER_BYTES)],
+        args: [
+          '-m', 'physical_ai_worker', '--endpoint', endpoint, '--framework', lease ? 'py-lease' : 'py', '--policy', 'demo', '--log-level', 'warning', '--max-header-bytes', String(MAX_HEADER_BYTES),
+          '--shm-dir', this.shmDir, ...(lease ? ['--lease-secret-file', this.#secretFile()] : []),
+        ],
         env: { ...process.env, PYTHONPATH: join(ROOT, 'docker/worker-sdk'), PYTHONUNBUFFERED: '1', PYTHONDONTWRITEBYTECODE: '1' },
         ready: (m) => m.event === 'worker.listening',
       });
@@ -132,15 +160,22 @@ export class Environment {
     let d = this.#drivers.get(key);
     if (d) return d;
     const codec = c.path.codec;
+    const shm = c.path.shm ? this.shmDir : undefined;
     switch (c.path.kind) {
       case 'gateway-zmq':
-        d = new ProtocolZmqDriver(this.#gateways.get(c.transport)!.zmqEndpoint, codec, c.worker);
+        d = new ProtocolZmqDriver(this.#gateways.get(c.transport)!.zmqEndpoint, codec, c.worker, shm);
+        break;
+      case 'direct-lease':
+        d = new DirectLeaseDriver(this.#gateways.get(c.transport)!.zmqEndpoint, `${c.worker}-lease`, shm);
+        break;
+      case 'memcpy':
+        d = new MemcpyDriver();
         break;
       case 'gateway-http':
         d = new HttpDriver(this.#gateways.get('tcp')!.httpUrl, c.worker, codec === 'json' ? 'json' : 'msgpack');
         break;
       case 'direct':
-        d = new ProtocolZmqDriver(this.#workers.get(`${c.worker}/${c.transport}`)!, codec);
+        d = new ProtocolZmqDriver(this.#workers.get(`${c.worker}/${c.transport}`)!, codec, undefined, shm);
         break;
       case 'raw':
         d = new RawZmqDriver(this.#raw.get(c.transport)!);
@@ -197,6 +232,8 @@ export class Environment {
     this.#drivers.clear();
     for (const c of this.#children.splice(0).reverse()) await c.close().catch(() => undefined);
     if (this.#ipcDir) rmSync(this.#ipcDir, { recursive: true, force: true });
+    if (this.#shmDir) rmSync(this.#shmDir, { recursive: true, force: true });
+    if (this.#secretDir) rmSync(this.#secretDir, { recursive: true, force: true });
   }
 }
 

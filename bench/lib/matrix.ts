@@ -5,7 +5,7 @@ import { isPayloadName, type PayloadName } from './payloads.js';
 
 export type Transport = 'tcp' | 'ipc';
 export type WorkerKind = 'ts' | 'py';
-export type PathKind = 'gateway-zmq' | 'gateway-http' | 'direct' | 'raw' | 'pyref' | 'target-zmq' | 'target-http';
+export type PathKind = 'gateway-zmq' | 'gateway-http' | 'direct' | 'direct-lease' | 'raw' | 'pyref' | 'memcpy' | 'target-zmq' | 'target-http';
 
 export interface PathDef {
   id: string;
@@ -14,6 +14,8 @@ export interface PathDef {
   label: string;
   /** Whether a worker (TS or Python SDK) is on the path. */
   usesWorker: boolean;
+  /** Tensors of 4 KiB and more travel in shared memory (descriptors on the wire; negotiated, checked on). */
+  shm?: boolean;
 }
 
 export const PATHS: readonly PathDef[] = [
@@ -25,6 +27,11 @@ export const PATHS: readonly PathDef[] = [
   { id: 'direct-binary', kind: 'direct', codec: 'binary', label: 'direct to worker, binary frames', usesWorker: true },
   { id: 'direct-msgpack', kind: 'direct', codec: 'msgpack', label: 'direct to worker, msgpack in one frame', usesWorker: true },
   { id: 'direct-json', kind: 'direct', codec: 'json', label: 'direct to worker, original JSON', usesWorker: true },
+  { id: 'gateway-zmq-shm', kind: 'gateway-zmq', codec: 'binary', label: 'gateway ZMQ door, shared memory', usesWorker: true, shm: true },
+  { id: 'direct-shm', kind: 'direct', codec: 'binary', label: 'direct to worker, shared memory', usesWorker: true, shm: true },
+  { id: 'direct-lease-binary', kind: 'direct-lease', codec: 'binary', label: 'direct under a gateway lease, binary frames', usesWorker: true },
+  { id: 'direct-lease-shm', kind: 'direct-lease', codec: 'binary', label: 'direct under a gateway lease, shared memory', usesWorker: true, shm: true },
+  { id: 'memcpy', kind: 'memcpy', codec: 'binary', label: 'one memcpy of the request tensors, in process (reference)', usesWorker: false },
   { id: 'raw-zeromq', kind: 'raw', codec: 'binary', label: 'raw zeromq.js DEALER/ROUTER (reference)', usesWorker: false },
   { id: 'python-groot-ref', kind: 'pyref', codec: 'msgpack', label: 'Python pyzmq REQ/REP, GR00T msgpack+.npy (reference)', usesWorker: false },
   { id: 'target-zmq-binary', kind: 'target-zmq', codec: 'binary', label: 'target ZMQ, binary frames', usesWorker: false },
@@ -214,6 +221,10 @@ export function buildConfigs(o: BenchOptions): BenchConfig[] {
             const transport: Transport = target.startsWith('ipc://') ? 'ipc' : 'tcp';
             add({ path, transport, worker: '-', payload, inflight, target });
           }
+          continue;
+        }
+        if (path.kind === 'memcpy') {
+          if (inflight === 1) add({ path, transport: 'tcp', worker: '-', payload, inflight });
           continue;
         }
         if (path.kind === 'pyref') {

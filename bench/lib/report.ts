@@ -143,11 +143,12 @@ function targets(results: ResultEntry[], costs: GatewayCost[]): TargetResult[] {
     out.push({
       id,
       description,
-      value: value === undefined ? null : r1(value),
-      threshold: threshold === undefined ? null : r1(threshold),
+      // Ratios keep two decimals (0.25× must not read 0.3×); µs and req/s one.
+      value: value === undefined ? null : unit === '×' ? Math.round(value * 100) / 100 : r1(value),
+      threshold: threshold === undefined ? null : unit === '×' ? Math.round(threshold * 100) / 100 : r1(threshold),
       unit,
       met: !measured ? null : atMost ? value <= threshold : value >= threshold,
-      detail: measured ? detail : 'not measured in this run',
+      detail: value !== undefined ? detail : 'not measured in this run',
     });
   };
 
@@ -177,7 +178,58 @@ function targets(results: ResultEntry[], costs: GatewayCost[]): TargetResult[] {
   const s8raw = find(results, 'raw-zeromq', 'tcp', '-', 'S', 8);
   const s8direct = find(results, 'direct-binary', 'tcp', 'ts', 'S', 8);
   if (s8 && (s8raw || s8direct)) out[out.length - 1]!.detail += `; for scale: direct to the TS worker ${s8direct?.throughput_rps ?? '?'} req/s, raw zeromq.js ${s8raw?.throughput_rps ?? '?'} req/s`;
+  issue13Targets(results, add);
   return out;
+}
+
+type AddTarget = (id: string, description: string, value: number | undefined, threshold: number | undefined, unit: string, atMost: boolean, detail: string) => void;
+
+/** Issue 13's targets, as ratios (the machine is shared): each for the frame path and the shared-memory path. */
+function issue13Targets(results: ResultEntry[], add: AddTarget): void {
+  const get = (path: string, worker: string, payload: string, inflight = 1, transport = 'tcp') => find(results, path, transport, worker, payload, inflight);
+  const p50 = (path: string, worker: string, payload: string) => get(path, worker, payload)?.latency.p50_us;
+  const ratio = (a: number | undefined, b: number | undefined) => (a !== undefined && b !== undefined && b > 0 ? a / b : undefined);
+  const f = (v: number | undefined) => (v === undefined ? '?' : v >= 100 ? Math.round(v).toLocaleString('en-US') : v.toFixed(1));
+  const rawL = p50('raw-zeromq', '-', 'L');
+  for (const worker of ['ts', 'py']) {
+    const name = worker === 'ts' ? 'TS' : 'Python';
+    for (const [via, direct, plane, threshold] of [['gateway-zmq-binary', 'direct-binary', 'frames', 1], ['gateway-zmq-shm', 'direct-shm', 'shared memory', 0.25]] as const) {
+      const g = p50(via, worker, 'L');
+      const d = p50(direct, worker, 'L');
+      const tax = g !== undefined && d !== undefined ? g - d : undefined;
+      add(`i13-tax-L-${plane === 'frames' ? 'frames' : 'shm'}-${worker}`, `gateway tax at L (${plane}, ${name} worker) ÷ one raw zeromq.js round trip at L`, ratio(tax, rawL), threshold, '×', true,
+        `(${f(g)} − ${f(d)}) µs / raw ${f(rawL)} µs${plane === 'frames' ? ' (target 1.0×; same host 0.25× is for shared memory)' : ''}`);
+    }
+  }
+  const ref = p50('python-groot-ref', '-', 'L');
+  for (const [via, plane] of [['gateway-zmq-binary', 'frames'], ['gateway-zmq-shm', 'shared memory'], ['direct-lease-shm', 'direct lease, shared memory']] as const) {
+    const g = p50(via, 'py', 'L');
+    add(`i13-py-vs-groot-${via}`, `L via ${plane} to the Python SDK worker ÷ direct GR00T-style pyzmq round trip`, ratio(g, ref), 0.5, '×', true, `${f(g)} µs / ${f(ref)} µs`);
+  }
+  const memcpyXL = p50('memcpy', '-', 'XL');
+  for (const [via, worker, plane] of [['gateway-zmq-shm', 'py', 'via gateway, shared memory, Python worker'], ['direct-lease-shm', 'py', 'direct lease, shared memory, Python worker'], ['gateway-zmq-binary', 'py', 'via gateway, frames, Python worker'], ['raw-zeromq', '-', 'raw zeromq.js']] as const) {
+    const v = p50(via, worker, 'XL');
+    add(`i13-xl-memcpy-${via}-${worker}`, `XL round trip (${plane}) ÷ one memcpy of the payload`, ratio(v, memcpyXL), 3, '×', true, `${f(v)} µs / memcpy ${f(memcpyXL)} µs`);
+  }
+  for (const [via, worker, plane] of [['gateway-zmq-shm', 'py', 'shared memory, Python worker'], ['gateway-zmq-binary', 'py', 'frames, Python worker'], ['gateway-zmq-binary', 'ts', 'frames, TS worker']] as const) {
+    const e = get(via, worker, 'L');
+    add(`i13-p99-L-${via}-${worker}`, `p99 ÷ p50 at L via the gateway (${plane})`, e ? ratio(e.latency.p99_us, e.latency.p50_us) : undefined, 2, '×', true, e ? `p99 ${f(e.latency.p99_us)} µs / p50 ${f(e.latency.p50_us)} µs` : '');
+  }
+  const raw8 = get('raw-zeromq', '-', 'S', 8);
+  for (const worker of ['ts', 'py']) {
+    const g8 = get('gateway-zmq-binary', worker, 'S', 8);
+    add(`i13-s8-${worker}`, `8 in flight at S via the gateway (${worker === 'ts' ? 'TS' : 'Python'} worker) ÷ raw zeromq.js pair, req/s`, ratio(g8?.throughput_rps, raw8?.throughput_rps), 0.5, '×', false, `${g8?.throughput_rps ?? '?'} / ${raw8?.throughput_rps ?? '?'} req/s`);
+  }
+  for (const worker of ['ts', 'py']) {
+    const lease = p50('direct-lease-shm', worker, 'L');
+    const gw = p50('gateway-zmq-shm', worker, 'L');
+    add(`i13-lease-vs-gateway-${worker}`, `L: direct lease ÷ via gateway, both shared memory (${worker === 'ts' ? 'TS' : 'Python'} worker; for the recommendation, no target)`, ratio(lease, gw), undefined, '×', true, `${f(lease)} µs / ${f(gw)} µs`);
+  }
+}
+
+/** The targets again from a report's results (replot.ts: after a change to the targets, without measuring again). */
+export function recomputeTargets(report: Report): Report {
+  return { ...report, targets: targets(report.results, report.gateway_cost) };
 }
 
 export function buildReport({ opts, machine, startedAt, durationS, results }: ReportInput): Report {
@@ -309,7 +361,7 @@ export function renderMarkdown(report: Report): string {
     lines.push('', 'The gateway always speaks binary frames to its workers; for msgpack/JSON rows the cost includes re-encoding between codecs.', '');
   }
 
-  lines.push('## Targets (issue 6; reported, not asserted)', '');
+  lines.push('## Targets (issues 6 and 13; reported, not asserted)', '');
   lines.push('| target | measured | threshold | met | detail |');
   lines.push('|---|---:|---:|---|---|');
   for (const t of report.targets) {

@@ -12,6 +12,7 @@ import type { ContainerStatsSnapshot } from './types.js';
 import { DockerError, engineMessage, fromEngineError, statusOf } from './docker-error.js';
 import {
   CONTAINER_IPC_DIR,
+  CONTAINER_LEASE_SECRET,
   DEFAULT_STOP_TIMEOUT_S,
   LABEL_FRAMEWORK,
   LABEL_MANAGED,
@@ -467,11 +468,14 @@ export class DockerManager {
     const endpoints = endpointsFor(spec);
     const binds = [...(spec.mounts ?? [])];
     if (spec.networkMode === 'none') binds.push({ hostPath: spec.ipcDir!, containerPath: CONTAINER_IPC_DIR });
+    // Shared memory: the same path inside, so the descriptors' segment paths mean the same files on both sides.
+    if (spec.sharedMemoryDir) binds.push({ hostPath: spec.sharedMemoryDir, containerPath: spec.sharedMemoryDir });
+    if (spec.leaseSecretFile) binds.push({ hostPath: spec.leaseSecretFile, containerPath: CONTAINER_LEASE_SECRET, readOnly: true });
     const opts: CreateContainerOptions = {
       name: containerNameFor(spec),
       image: spec.image,
       framework: spec.name,
-      env: { WORKER_ENDPOINT: endpoints.container, WORKER_FRAMEWORK: spec.name, ...spec.env },
+      env: { WORKER_ENDPOINT: endpoints.container, WORKER_FRAMEWORK: spec.name, ...(spec.sharedMemoryDir ? { WORKER_SHM_DIR: spec.sharedMemoryDir } : {}), ...(spec.leaseSecretFile ? { WORKER_LEASE_SECRET_FILE: CONTAINER_LEASE_SECRET } : {}), ...spec.env },
       networkMode: spec.networkMode,
       binds,
     };

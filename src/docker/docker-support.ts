@@ -19,13 +19,15 @@ import { ServiceLauncher } from './service-launcher.js';
 export interface LaunchableFramework {
   name: string;
   launcher?: unknown;
+  /** The direct path's secret file: the launched worker gets it (leaseSecretFile). */
+  direct?: { secretFile: string };
 }
 
 /**
  * The framework specs for the config's launchable frameworks. `launcher: lerobot|groot|pi0` takes the built-in
  * spec (under the framework's own name); a mapping is a spec of its own. Bad entries: one ConfigError naming each.
  */
-export function specsFromConfig(frameworks: readonly LaunchableFramework[], { homeDir, imageTag }: { homeDir: string; imageTag?: string }): FrameworkSpec[] {
+export function specsFromConfig(frameworks: readonly LaunchableFramework[], { homeDir, imageTag, sharedMemoryDir }: { homeDir: string; imageTag?: string; sharedMemoryDir?: string }): FrameworkSpec[] {
   const builtins = builtinFrameworkSpecs({ homeDir, ...(imageTag ? { imageTag } : {}) });
   const problems: ConfigIssue[] = [];
   const specs: FrameworkSpec[] = [];
@@ -42,7 +44,12 @@ export function specsFromConfig(frameworks: readonly LaunchableFramework[], { ho
     }
   }
   if (problems.length > 0) throw new ConfigError(problems);
-  return specs;
+  // The gateway's shared-memory root reaches every launched worker unless its spec names another.
+  const secretOf = new Map(frameworks.flatMap((f) => (f.direct ? [[f.name, f.direct.secretFile] as const] : [])));
+  return specs.map((s) => {
+    const leaseSecretFile = s.leaseSecretFile ?? secretOf.get(s.name);
+    return { ...s, ...(sharedMemoryDir && !s.sharedMemoryDir ? { sharedMemoryDir } : {}), ...(leaseSecretFile ? { leaseSecretFile } : {}) };
+  });
 }
 
 /** What the sampler writes into (the gateway's metrics). */

@@ -54,6 +54,13 @@ export interface FrameworkSpec {
   /** Extra labels (ours are added by the manager and cannot be overridden). */
   labels?: Readonly<Record<string, string>>;
   /**
+   * Same-host shared memory: the host's shared-memory root, mounted at the same path in the container (descriptors
+   * name paths under it) and given to the worker as WORKER_SHM_DIR. Set from the gateway's `sharedMemory.dir`.
+   */
+  sharedMemoryDir?: string;
+  /** The direct path: the lease secret file, mounted read-only at CONTAINER_LEASE_SECRET and named by WORKER_LEASE_SECRET_FILE. */
+  leaseSecretFile?: string;
+  /**
    * `container` (default): one container on the engine. `service`: a Docker Swarm service with `replicas` tasks
    * (the engine must be a swarm manager); each task binds `port + slot - 1` on its node (host networking).
    */
@@ -86,6 +93,9 @@ export interface RestartPolicySpec {
   maxAttempts?: number;
   delayMs?: number;
 }
+
+/** Where a launched worker finds its lease secret (the direct path). */
+export const CONTAINER_LEASE_SECRET = '/run/physical-ai-gateway/lease.secret';
 
 export const LABEL_MANAGED = 'physical-ai-gateway.managed';
 export const LABEL_FRAMEWORK = 'physical-ai-gateway.framework';
@@ -181,6 +191,8 @@ export function validateFrameworkSpec(input: unknown): FrameworkSpec {
     bad('command', 'must be a non-empty argv array of strings (no shell string)');
   }
   if (s.env !== undefined && !isRecordOfStrings(s.env)) bad('env', 'must map names to strings');
+  if (s.sharedMemoryDir !== undefined && (typeof s.sharedMemoryDir !== 'string' || !isAbsolute(s.sharedMemoryDir))) bad('sharedMemoryDir', 'must be an absolute host folder');
+  if (s.leaseSecretFile !== undefined && (typeof s.leaseSecretFile !== 'string' || !isAbsolute(s.leaseSecretFile))) bad('leaseSecretFile', 'must be an absolute host file');
   if (s.labels !== undefined && !isRecordOfStrings(s.labels)) bad('labels', 'must map names to strings');
   if (s.mounts !== undefined) {
     if (!Array.isArray(s.mounts)) bad('mounts', 'must be an array');

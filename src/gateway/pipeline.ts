@@ -114,6 +114,13 @@ export interface RequestPipelineOptions {
   observer?: PipelineObserver;
   /** When given, `train` requests become jobs here instead of being passed to the worker as they are. */
   jobs?: TrainSubmitter;
+  /** Answers `lease` requests (the direct path's control plane); without it they go to the worker like any type. */
+  leases?: LeaseIssuer;
+}
+
+/** The part of the lease service the pipeline uses (lease-service.ts). */
+export interface LeaseIssuer {
+  issue(framework: string | undefined): unknown;
 }
 
 export class RequestPipeline {
@@ -124,9 +131,11 @@ export class RequestPipeline {
   readonly #log: Logger;
   readonly #observer: PipelineObserver | undefined;
   readonly #jobs: TrainSubmitter | undefined;
+  readonly #leases: LeaseIssuer | undefined;
   #closing = false;
 
-  constructor({ router, auth, mappings = new Map(), metrics, log = silentLogger, observer, jobs }: RequestPipelineOptions) {
+  constructor({ router, auth, mappings = new Map(), metrics, log = silentLogger, observer, jobs, leases }: RequestPipelineOptions) {
+    this.#leases = leases;
     this.router = router;
     this.#jobs = jobs;
     this.#mappings = mappings;
@@ -190,11 +199,15 @@ export class RequestPipeline {
       const tracestate = header.traceparent !== undefined ? header.tracestate : req.trace?.tracestate;
       span = startServerSpan({ framework: label, transport, codec, requestId }, { traceparent, tracestate }, receivedAt);
       if (req.type === undefined && CONTROL_TYPES.has(header.type)) this.#authorise(transport, header.type, header.auth_token ?? req.token);
-      result = header.type === 'train' && this.#jobs?.handles(framework) ? await this.#submitJob(framework, data, codec) : await context.with(
+      // The direct path's lease: answered by the gateway itself (the control plane), never by a worker.
+      if (header.type === 'lease' && this.#leases) {
+        result = { header: { status: 'success' }, result: this.#leases.issue(framework), timing: undefined, codec, sizeBytes: 0, roundTripMs: 0, endpoint: 'gateway', framework: framework! };
+      } else result = header.type === 'train' && this.#jobs?.handles(framework) ? await this.#submitJob(framework, data, codec) : await context.with(
         span.context,
         router.route, // with `router` as `this`: no closure per request
         router,
-        { type: header.type, data, framework, traceparent, tracestate },
+        // `shm` (same-host shared memory) travels on as it came: descriptors and the lease key; no bytes here.
+        header.shm === undefined ? { type: header.type, data, framework, traceparent, tracestate } : { type: header.type, data, framework, traceparent, tracestate, shm: header.shm },
         { signal: req.signal, sharedSignal: req.sharedSignal === true, timeoutMs: header.timeout_ms },
       );
       // The original client reads a not-ready framework from `status` alone: answer it with an error then.

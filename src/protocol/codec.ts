@@ -3,6 +3,7 @@ import { Encoder } from '@msgpack/msgpack';
 import { GatewayError } from '../lib/errors.js';
 import { Tensor, viewTensor, type TypedArray } from './tensor.js';
 import { parseHeader } from './header.js';
+import { ShmTensorRef, shmTensorFromWire } from './shm-descriptor.js';
 import { checkLimits, DEFAULT_LIMITS, MAX_DEPTH_CEILING, type Frame, type Limits } from './limits.js';
 import type { ReplyHeader, RequestHeader } from './messages.js';
 import { validate } from './schemas.js';
@@ -31,7 +32,7 @@ const TENSOR_KEY = '__tensor__';
 const encoder = new Encoder({ ignoreUndefined: true, maxDepth: MAX_DEPTH_CEILING + 1 });
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return v !== null && typeof v === 'object' && !Array.isArray(v) && !ArrayBuffer.isView(v) && !(v instanceof Tensor);
+  return v !== null && typeof v === 'object' && !Array.isArray(v) && !ArrayBuffer.isView(v) && !(v instanceof Tensor) && !(v instanceof ShmTensorRef);
 }
 
 interface ResolveState {
@@ -41,11 +42,13 @@ interface ResolveState {
   inline: number;
 }
 
-function resolveTensor(ref: Record<string, unknown>, state: ResolveState, path: string): Tensor {
-  const { frame, data, dtype, shape } = ref;
-  if (frame !== undefined && data !== undefined) {
-    throw new GatewayError('bad_request', `${path}: a tensor has either 'frame' or 'data', not both`, { path });
+function resolveTensor(ref: Record<string, unknown>, state: ResolveState, path: string): Tensor | ShmTensorRef {
+  const { frame, data, dtype, shape, shm } = ref;
+  if ([frame, data, shm].filter((v) => v !== undefined).length > 1) {
+    throw new GatewayError('bad_request', `${path}: a tensor has either 'frame' or 'data' or 'shm', not several`, { path });
   }
+  // Shared memory: a descriptor, checked and passed on as it is; its bytes are never touched here.
+  if (shm !== undefined) return shmTensorFromWire(ref, path);
   if (frame !== undefined) {
     if (!Number.isInteger(frame) || (frame as number) < 1) {
       throw new GatewayError('bad_request', `${path}: 'frame' must be an integer >= 1`, { path });
@@ -67,7 +70,7 @@ function resolveTensor(ref: Record<string, unknown>, state: ResolveState, path: 
     state.copiedBytes += copiedBytes;
     return tensor;
   }
-  throw new GatewayError('bad_request', `${path}: a tensor needs 'frame' (binary codec) or 'data' bytes (msgpack codec)`, { path });
+  throw new GatewayError('bad_request', `${path}: a tensor needs 'frame' (binary codec), 'data' bytes (msgpack codec) or 'shm' (shared memory)`, { path });
 }
 
 function resolve(value: unknown, state: ResolveState, path: string): unknown {
@@ -125,6 +128,7 @@ function asTensorValue(value: unknown): Tensor | undefined {
 }
 
 function prepare(value: unknown, codec: Codec, frames: Frame[]): unknown {
+  if (value instanceof ShmTensorRef) return value.toWire();
   const tensor = asTensorValue(value);
   if (tensor) {
     if (codec === 'json') return tensor.toNested();

@@ -1,5 +1,6 @@
 // Envelope, observation, action-chunk and health types. Kept in step with proto-json/v1 by test/protocol/schema-drift.test.ts.
 import type { WireError } from '../lib/errors.js';
+import type { ShmRequestField } from './shm-descriptor.js';
 import type { Tensor } from './tensor.js';
 
 export const PROTOCOL_VERSION = 1;
@@ -19,6 +20,10 @@ export interface RequestHeader {
   tracestate?: string;
   /** Token for control requests at a gateway front door that listens beyond loopback. */
   auth_token?: string;
+  /** Shared memory: whose slots the request's `shm` tensors are in, the lease key, the reply area (shm-descriptor.ts). */
+  shm?: ShmRequestField;
+  /** Direct path: a lease token from the gateway (src/protocol/lease-token.ts). */
+  lease?: string;
 }
 
 export interface WorkerTiming {
@@ -64,13 +69,15 @@ export interface HealthResult {
   uptime_s?: number;
   version?: number;
   sdk?: string;
+  /** The worker's shared-memory realm (absent: it takes no shared memory). */
+  shm_realm?: string;
 }
 
 // The field lists below must name every key of their type (the compiler checks that) and the drift test
 // checks they equal the schema's `properties`, so a field added on one side only fails the tests.
 type FieldList<T> = { readonly [K in keyof Required<T>]: true };
 export const REQUEST_HEADER_FIELDS: FieldList<RequestHeader> = {
-  type: true, data: true, timestamp: true, request_id: true, version: true, framework: true, timeout_ms: true, traceparent: true, tracestate: true, auth_token: true,
+  type: true, data: true, timestamp: true, request_id: true, version: true, framework: true, timeout_ms: true, traceparent: true, tracestate: true, auth_token: true, shm: true, lease: true,
 };
 export const REPLY_HEADER_FIELDS: FieldList<ReplyHeader> = {
   status: true, result: true, error: true, request_id: true, timestamp: true, version: true, timing: true,
@@ -80,5 +87,5 @@ export const WIRE_ERROR_FIELDS: FieldList<WireError> = { code: true, message: tr
 export const OBSERVATION_FIELDS: FieldList<Observation> = { images: true, state: true, instruction: true, stamp: true };
 export const ACTION_CHUNK_FIELDS: FieldList<ActionChunk> = { action: true, dt_s: true, joint_names: true, model: true };
 export const HEALTH_RESULT_FIELDS: FieldList<HealthResult> = {
-  ready: true, framework: true, model: true, capacity: true, in_flight: true, uptime_s: true, version: true, sdk: true,
+  ready: true, framework: true, model: true, capacity: true, in_flight: true, uptime_s: true, version: true, sdk: true, shm_realm: true,
 };

@@ -30,6 +30,7 @@
 //     those under the standard `images` key included.
 // Pure: no I/O, no state.
 import { GatewayError } from '../lib/errors.js';
+import { ShmTensorRef } from './shm-descriptor.js';
 import { Tensor, type TypedArray } from './tensor.js';
 
 /** A declarative mapping from a peer's observation keys to the standard observation. */
@@ -83,7 +84,7 @@ export const OBSERVATION_PRESETS: Readonly<Record<string, ObservationMappingSpec
 type Obj = Record<string, unknown>;
 
 function isObject(v: unknown): v is Obj {
-  return v !== null && typeof v === 'object' && !Array.isArray(v) && !ArrayBuffer.isView(v) && !(v instanceof Tensor);
+  return v !== null && typeof v === 'object' && !Array.isArray(v) && !ArrayBuffer.isView(v) && !(v instanceof Tensor) && !(v instanceof ShmTensorRef);
 }
 
 /** `path` extended by one key, escaped as RFC 6901 says ('~' → '~0', '/' → '~1'): openpi's keys contain '/'. */
@@ -193,7 +194,9 @@ function fromChannelsFirst(value: Tensor, path: string): Tensor {
 }
 
 /** An image as uint8 [H,W,3]: a uint8 tensor as is (transposed when channels first), or nested lists of integers 0..255 packed into one. */
-function toImage(value: unknown, path: string, channelsFirst = false): Tensor {
+function toImage(value: unknown, path: string, channelsFirst = false): Tensor | ShmTensorRef {
+  // In shared memory: renamed as it is when already uint8 [H,W,3] (the gateway never reads its bytes).
+  if (value instanceof ShmTensorRef && !channelsFirst && value.dtype === 'uint8' && value.shape.length === 3 && value.shape[2] === 3) return value;
   if (value instanceof Tensor && channelsFirst) return fromChannelsFirst(value, path);
   if (value instanceof Tensor) {
     const [h, w, c] = value.shape;

@@ -61,6 +61,11 @@ export interface BridgeConfig {
   framework: string;
   /** tcp:// or ipc:// = the gateway's ZMQ front door; http(s):// = its HTTP API. */
   gateway: string;
+  /**
+   * Same-host shared memory root (e.g. /dev/shm/physical-ai-gateway): camera images go to the worker through it
+   * when the worker behind the gateway maps the same root (negotiated; frames otherwise). ZMQ gateways only.
+   */
+  sharedMemoryDir?: string;
   /** A camera frame or joint state older than this (by arrival time) is refused and the robot holds. */
   maxObservationAgeMs: number;
   /** Ask for the next chunk when this many steps (or fewer) remain of the current one. */
@@ -133,7 +138,7 @@ export class BridgeConfigError extends ConfigError {
 const TOP_LEVEL_KEYS = new Set<string>([
   'robot', 'nodeName', 'cameras', 'jointStateTopic', 'joints', 'instructionTopic', 'instruction', 'outputs', 'rateHz', 'framework',
   'gateway', 'maxObservationAgeMs', 'requestAheadSteps', 'blending', 'limits', 'watchdogTimeoutMs', 'holdRepeatHz', 'inferenceTimeoutMs',
-  'preciseWaitMs', 'defaultDtS', 'statusTopic', 'servicePrefix', 'startOnLaunch',
+  'preciseWaitMs', 'defaultDtS', 'statusTopic', 'servicePrefix', 'startOnLaunch', 'sharedMemoryDir',
 ]);
 
 const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
@@ -291,6 +296,13 @@ export function validateBridgeConfig(input: unknown): BridgeConfig {
     c.add('gateway', `must be a tcp:// or ipc:// ZMQ address or an http(s):// URL, got ${JSON.stringify(gateway)}`);
   }
 
+  let sharedMemoryDir: string | undefined;
+  if (raw.sharedMemoryDir !== undefined) {
+    sharedMemoryDir = c.string(raw.sharedMemoryDir, 'sharedMemoryDir');
+    if (sharedMemoryDir !== undefined && !sharedMemoryDir.startsWith('/')) c.add('sharedMemoryDir', 'must be an absolute path (a folder on tmpfs)');
+    if (gateway && /^https?:/.test(gateway)) c.add('sharedMemoryDir', 'needs a ZMQ gateway (tcp:// or ipc://); HTTP carries frames only');
+  }
+
   let instructionTopic: string | undefined;
   if (raw.instructionTopic !== undefined) instructionTopic = c.string(raw.instructionTopic, 'instructionTopic', { topic: true });
   if (typeof raw.startOnLaunch !== 'boolean') c.add('startOnLaunch', `must be true or false, got ${JSON.stringify(raw.startOnLaunch)}`);
@@ -307,6 +319,7 @@ export function validateBridgeConfig(input: unknown): BridgeConfig {
     rateHz: c.number(raw.rateHz, 'rateHz', { min: 0, max: 1000, exclusiveMin: true }),
     framework: c.string(raw.framework, 'framework'),
     gateway,
+    ...(sharedMemoryDir !== undefined ? { sharedMemoryDir } : {}),
     maxObservationAgeMs: c.number(raw.maxObservationAgeMs, 'maxObservationAgeMs', { min: 0, exclusiveMin: true }),
     requestAheadSteps: c.number(raw.requestAheadSteps, 'requestAheadSteps', { min: 0, integer: true }),
     blending,

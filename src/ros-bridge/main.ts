@@ -8,6 +8,7 @@ import { parse as parseYaml } from 'yaml';
 import { closeAll } from '../lib/close-all.js';
 import { GatewayError } from '../lib/errors.js';
 import { createLogger, isLogLevel, type Logger } from '../lib/log.js';
+import { ShmArena } from '../shm/shm-arena.js';
 import { WorkerClient } from '../zmq/worker-client.js';
 import { BridgeConfigError, mergeConfig, validateBridgeConfig, type BridgeConfig, type ConfigProblem } from './config.js';
 import { ControlLoop } from './control-loop.js';
@@ -33,6 +34,7 @@ export function createPolicyClient(config: BridgeConfig, log: Logger): PolicyCli
     log,
     reconnectIntervalMs: Math.max(5, Math.round(periodMs / 4)),
     reconnectMaxIntervalMs: Math.max(5, Math.round(periodMs)),
+    ...(config.sharedMemoryDir ? { sharedMemory: new ShmArena({ dir: config.sharedMemoryDir, log }) } : {}),
   });
   return new ZmqPolicyClient({ client, framework: config.framework, timeoutMs: config.inferenceTimeoutMs });
 }

@@ -5,6 +5,7 @@ import { createOpenpiPool } from '../backends/openpi-pool.js';
 import type { FrameworkConfig } from '../config.js';
 import type { Logger } from '../lib/log.js';
 import type { Limits } from '../protocol/codec.js';
+import { gatewayLeaseToken } from '../protocol/lease-token.js';
 import { DEFAULT_OUTBOUND } from '../protocol/outbound-mapping.js';
 import { createGrootPool } from '../zmq/groot-pool.js';
 import { WorkerPool } from '../zmq/worker-pool.js';
@@ -31,6 +32,6 @@ export function createFrameworkPool(fw: FrameworkConfig, options: PoolFactoryOpt
     case 'groot':
       return createGrootPool({ ...common, outbound: fw.outbound ?? DEFAULT_OUTBOUND.groot, ...(fw.peerToken ? { apiToken: fw.peerToken } : {}) });
     default:
-      return new WorkerPool({ ...common, codec: fw.codec, ...(fw.curve ? { curve: fw.curve } : {}) });
+      return new WorkerPool({ ...common, codec: fw.codec, ...(fw.curve ? { curve: fw.curve } : {}), ...(fw.direct ? { leaseToken: gatewayLeaseToken(fw.direct.secret, fw.name) } : {}) });
   }
 }

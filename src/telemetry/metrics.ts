@@ -61,7 +61,8 @@ export const DURATION_BUCKETS_SECONDS: readonly number[] = [
 export const INSTRUMENTATION_NAME = 'physical-ai-gateway';
 
 /** The front door a request came through: ours (ZMQ, HTTP) or a peer's protocol (openpi's websocket, GR00T's ZMQ). */
-export type Transport = 'zmq' | 'http' | 'openpi' | 'groot';
+/** `direct`: a client sent straight to the worker under a lease; the worker's records arrive later (lease-service). */
+export type Transport = 'zmq' | 'http' | 'openpi' | 'groot' | 'direct';
 /** Same values as src/protocol/codec.ts `Codec` (kept structural so telemetry imports nothing from src). */
 export type CodecName = 'binary' | 'msgpack' | 'json';
 /**
@@ -99,6 +100,8 @@ export interface RequestEnd {
   framework?: string;
   /** Codec resolved after the request started (known only once the header is decoded). */
   codec?: CodecName;
+  /** The duration as measured elsewhere (a worker's record of a direct request), ms; default: since requestStarted. */
+  durationMs?: number;
 }
 
 /** A started request: call `end()` exactly once (later calls are ignored). Returns the duration in seconds. */
@@ -302,7 +305,7 @@ export function createMetrics(registry: Registry, { runtime = false }: { runtime
       let ended = false;
       return {
         end(result) {
-          const seconds = nowSeconds() - start;
+          const seconds = result.durationMs !== undefined ? result.durationMs / 1000 : nowSeconds() - start;
           if (ended) return seconds;
           ended = true;
           rc.inFlight.value -= 1;

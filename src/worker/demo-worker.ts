@@ -14,11 +14,14 @@ export interface DemoWorkerOptions {
   capacity?: number;
   limits?: Limits;
   log?: Logger;
+  /** See WorkerServerOptions: same-host shared memory, and the direct path's lease secret. */
+  sharedMemoryDir?: string;
+  leaseSecret?: string | Buffer;
 }
 
 /** A WorkerServer with the demo policy's handlers registered (inference, train, command, status; health is built in). */
-export function createDemoWorker({ endpoint, framework = 'demo', delayMs = 0, capacity, limits, log = silentLogger }: DemoWorkerOptions): WorkerServer {
-  const server = new WorkerServer({ endpoint, framework, model: DEMO_MODEL, capacity, limits, log });
+export function createDemoWorker({ endpoint, framework = 'demo', delayMs = 0, capacity, limits, log = silentLogger, sharedMemoryDir, leaseSecret }: DemoWorkerOptions): WorkerServer {
+  const server = new WorkerServer({ endpoint, framework, model: DEMO_MODEL, capacity, limits, log, ...(sharedMemoryDir !== undefined ? { sharedMemoryDir } : {}), ...(leaseSecret !== undefined ? { leaseSecret } : {}) });
   const counts = { inference: 0, train: 0, command: 0 };
   const startedAt = Date.now();
   // Synchronous without a delay: the server then needs no deadline timer or promise for the request.

@@ -8,6 +8,7 @@ import { EventStream } from '../lib/event-stream.js';
 import { silentLogger, type Logger } from '../lib/log.js';
 import { DEFAULT_LIMITS, decodeReply, encodeMessage, type Codec, type Frame, type Limits } from '../protocol/codec.js';
 import { PROTOCOL_VERSION, type HealthResult, type ReplyHeader, type RequestHeader } from '../protocol/messages.js';
+import type { Placement, ShmArena } from '../shm/shm-arena.js';
 import { startClientSpan } from '../telemetry/tracing.js';
 import { parseEndpoint } from './addresses.js';
 import type { CurveClientKeys } from './curve-keys.js';
@@ -42,7 +43,21 @@ export interface WorkerClientOptions {
    * key, or the worker refused our key) is logged and requests end with `unavailable` or `timeout`.
    */
   curve?: CurveClientKeys;
+  /**
+   * Same-host shared memory for large tensors (see src/shm/shm-arena.ts). Negotiated on the first request: the
+   * client asks the worker (through a gateway: the worker behind it) for its `shm_realm` and uses the arena only
+   * when it equals the arena's own; otherwise, and after any refusal that names `/shm`, it sends frames. The
+   * arena is opened here and closed by `close()` (unless `keepSharedMemoryOpen`).
+   */
+  sharedMemory?: ShmArena;
+  /** The arena belongs to the caller (shared by several clients): `close()` leaves it open. */
+  keepSharedMemoryOpen?: boolean;
+  /** Direct path: a lease token sent in every request's `lease` field (see src/protocol/lease-token.ts). */
+  leaseToken?: string;
 }
+
+/** Whether shared memory is in use: unknown until negotiated, then on or off for the connection's life. */
+export type ShmState = 'off' | 'unknown' | 'on';
 
 interface Pending {
   requestId: string;
@@ -65,6 +80,10 @@ export class WorkerClient implements AsyncDisposable {
   readonly #timers = new Set<NodeJS.Timeout>();
   #socket: zmq.Dealer | undefined;
   #connected = false;
+  #shmState: ShmState;
+  #negotiating: Promise<void> | undefined;
+  /** After a failed negotiation, the next one waits until then (performance.now()): frames meanwhile. */
+  #negotiateAfter = 0;
   #closing: Promise<void> | undefined;
   #stats = { sent: 0, replies: 0, errors: 0, timeouts: 0, lateReplies: 0, unmatchedReplies: 0 };
 
@@ -77,6 +96,39 @@ export class WorkerClient implements AsyncDisposable {
     this.#limits = options.limits ?? DEFAULT_LIMITS;
     this.#log = (options.log ?? silentLogger).child({ component: 'zmq.client', endpoint: options.endpoint });
     this.#options = options;
+    this.#shmState = options.sharedMemory ? 'unknown' : 'off';
+  }
+
+  /** Shared memory: `on` once negotiated with a worker on the same memory, `off` without it or after a fall-back. */
+  get sharedMemoryState(): ShmState {
+    return this.#shmState;
+  }
+
+  /** Asks the worker for its realm, once at a time; a failed ask leaves the state unknown (frames meanwhile). */
+  #negotiate(timeoutMs: number, signal: AbortSignal | undefined): Promise<void> {
+    const arena = this.#options.sharedMemory!;
+    return (this.#negotiating ??= (async () => {
+      try {
+        const realm = arena.open();
+        const health = await this.health({ timeoutMs, ...(signal ? { signal } : {}) });
+        if (this.#shmState !== 'unknown') return;
+        this.#shmState = health.shm_realm === realm ? 'on' : 'off';
+        this.#log.info({ event: 'shm.negotiated', state: this.#shmState, realm, workerRealm: health.shm_realm ?? null });
+      } catch (err) {
+        // A worker that does not answer yet: frames for a second, then ask again (not on every request).
+        this.#negotiateAfter = performance.now() + 1_000;
+        this.#log.warn({ event: 'shm.negotiation_failed', err });
+      } finally {
+        this.#negotiating = undefined;
+      }
+    })());
+  }
+
+  /** Turns shared memory off for this connection after the worker refused it. */
+  #fallBack(err: GatewayError): void {
+    if (this.#shmState === 'off') return;
+    this.#shmState = 'off';
+    this.#log.warn({ event: 'shm.fallback', code: err.code, path: err.path, message: err.message });
   }
 
   /** Opens the socket and starts connecting (ZMQ connects in the background). Idempotent; `request()` calls it. */
@@ -121,6 +173,29 @@ export class WorkerClient implements AsyncDisposable {
    * caller aborts, `unavailable` when the worker disconnects or the client is closed.
    */
   async request(req: OutgoingRequest, opts: RequestOptions = {}): Promise<Reply> {
+    const arena = this.#options.sharedMemory;
+    if (!arena || req.type === 'health' || req.data === undefined) return this.#request(req, opts, undefined);
+    // One deadline for the whole call: negotiation and a fall-back retry spend from the request's own budget.
+    const startedAt = performance.now();
+    const budgetMs = opts.timeoutMs ?? this.#timeoutMs;
+    const left = (): RequestOptions => ({ ...opts, timeoutMs: budgetMs - (performance.now() - startedAt) });
+    if (this.#shmState === 'unknown' && performance.now() >= this.#negotiateAfter) await this.#negotiate(budgetMs, opts.signal);
+    const placement = this.#shmState === 'on' && !this.#closing ? arena.place(req.data) : undefined;
+    if (!placement) return this.#request(req, left(), undefined);
+    try {
+      return await this.#request({ ...req, data: placement.data, shm: placement.shm }, left(), placement);
+    } catch (err) {
+      // A worker that cannot reach our memory (another host behind the gateway) names /shm: send frames from now on.
+      if (!(err instanceof GatewayError) || !err.path?.startsWith('/shm')) throw err;
+      this.#fallBack(err);
+      placement.release();
+      return this.#request(req, left(), undefined);
+    } finally {
+      placement.release();
+    }
+  }
+
+  async #request(req: OutgoingRequest, opts: RequestOptions, placement: Placement | undefined): Promise<Reply> {
     const timeoutMs = opts.timeoutMs ?? this.#timeoutMs;
     const parent = opts.signal;
     if (this.#closing) throw new GatewayError('unavailable', `client for ${this.endpoint} is closed`);
@@ -128,8 +203,10 @@ export class WorkerClient implements AsyncDisposable {
     if (!(timeoutMs > 0)) throw new GatewayError('timeout', `request to ${this.endpoint}: no time left (timeoutMs ${timeoutMs})`);
     this.start();
     const requestId = randomUUID();
+    const lease = this.#options.leaseToken;
     const header: RequestHeader = {
       ...req,
+      ...(lease !== undefined && req.lease === undefined ? { lease } : {}),
       request_id: requestId,
       timestamp: Date.now() / 1000,
       version: PROTOCOL_VERSION,
@@ -165,7 +242,8 @@ export class WorkerClient implements AsyncDisposable {
             : new GatewayError('unavailable', `cannot send to ${this.endpoint}: ${(err as Error).message}`, { cause: err });
         this.#end(requestId, error);
       }
-      const reply = await pending.reply.promise;
+      let reply = await pending.reply.promise;
+      if (placement) reply = { ...reply, result: placement.readResult(reply.result) };
       span.end('ok');
       return reply;
     } catch (err) {
@@ -227,6 +305,7 @@ export class WorkerClient implements AsyncDisposable {
     for (const timer of this.#timers) clearTimeout(timer);
     this.#timers.clear();
     this.#socket?.close();
+    if (!this.#options.keepSharedMemoryOpen) this.#options.sharedMemory?.close();
     this.#connected = false;
     this.#events.close();
   }

@@ -33,6 +33,8 @@ export interface WorkerPoolOptions {
   log?: Logger;
   /** CURVE towards every endpoint of the pool (Z85: the workers' public key and the gateway's client pair). */
   curve?: CurveClientKeys;
+  /** A lease token sent with every request (the gateway's own token towards workers that enforce leases). */
+  leaseToken?: string;
 }
 
 interface Member {
@@ -98,7 +100,7 @@ export class WorkerPool implements AsyncDisposable {
       return;
     }
     const o = this.#options;
-    const client = new WorkerClient({ endpoint, framework: this.framework, timeoutMs: o.timeoutMs, codec: o.codec, limits: o.limits, log: o.log, ...(o.curve ? { curve: o.curve } : {}) });
+    const client = new WorkerClient({ endpoint, framework: this.framework, timeoutMs: o.timeoutMs, codec: o.codec, limits: o.limits, log: o.log, ...(o.curve ? { curve: o.curve } : {}), ...(o.leaseToken ? { leaseToken: o.leaseToken } : {}) });
     const member: Member = { client, state: 'connecting', failures: 0, unsubscribe: () => undefined, ...(labels ? { labels } : {}) };
     member.unsubscribe = client.onEvent((event) => this.#onClientEvent(member, event));
     this.#members.set(endpoint, member);
@@ -197,6 +199,14 @@ export class WorkerPool implements AsyncDisposable {
     if (err.code === 'unavailable') return true;
     // A worker removed (drained past its grace) cancels what it still had: that was the pool's doing, not the caller's.
     return err.code === 'cancelled' && this.#members.get(member.client.endpoint) !== member;
+  }
+
+  /** Sends to one named endpoint of the pool (control messages every worker must get, e.g. `lease.revoke`). */
+  async requestEndpoint(endpoint: string, req: OutgoingRequest, opts: RequestOptions = {}): Promise<Reply> {
+    const member = this.#members.get(endpoint);
+    if (!member || this.#closing) throw new GatewayError('unavailable', `pool ${this.framework} has no endpoint ${endpoint}`);
+    if (!this.#started) member.client.start();
+    return member.client.request(req, { timeoutMs: this.#options.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS, ...opts });
   }
 
   #pick(exclude?: ReadonlySet<Member>): Member | undefined {

@@ -5,7 +5,10 @@ import { abortError, Deadline, unboundedController } from '../lib/abort.js';
 import { GatewayError, toGatewayError } from '../lib/errors.js';
 import { silentLogger, type Logger } from '../lib/log.js';
 import { DEFAULT_LIMITS, decodeRequest, encodeMessage, peekRequestId, type Codec, type Frame, type Limits } from '../protocol/codec.js';
+import { GATEWAY_LEASE_ID, type LeaseClaims } from '../protocol/lease-token.js';
+import { LeaseGuard } from '../protocol/lease-guard.js';
 import { PROTOCOL_VERSION, type HealthResult, type ReplyHeader, type RequestHeader } from '../protocol/messages.js';
+import { ShmReader } from '../shm/shm-reader.js';
 import { startWorkerSpan, type RequestSpan } from '../telemetry/tracing.js';
 import { RouterServer } from './router-server.js';
 
@@ -29,6 +32,10 @@ export interface WorkerServerOptions {
   log?: Logger;
   /** Whether health reports ready from the start (false: call setReady(true) once warmed). */
   ready?: boolean;
+  /** Take tensors in shared memory from clients on this host: the shared-memory root (see src/shm/shm-reader.ts). */
+  sharedMemoryDir?: string;
+  /** The direct path: refuse requests (health aside) without a valid lease signed with this secret (lease-guard.ts). */
+  leaseSecret?: string | Buffer;
 }
 
 const SDK = 'physical-ai-gateway-ts/0.1.0';
@@ -53,6 +60,8 @@ export class WorkerServer implements AsyncDisposable {
   /** Handlers running now, health checks excluded. */
   #busy = 0;
   #closing: Promise<void> | undefined;
+  #shm: ShmReader | undefined;
+  readonly #lease: LeaseGuard | undefined;
 
   constructor(options: WorkerServerOptions) {
     this.#options = options;
@@ -69,6 +78,11 @@ export class WorkerServer implements AsyncDisposable {
       log: this.#log,
     });
     this.register('health', () => this.#health());
+    if (options.leaseSecret !== undefined) {
+      const guard = (this.#lease = new LeaseGuard(options.leaseSecret, options.framework));
+      this.register('lease.metrics', () => guard.collect());
+      this.register('lease.revoke', (data) => guard.revoke((data as { not_before_ms?: unknown } | undefined)?.not_before_ms));
+    }
   }
 
   /** Registers the handler for a message type (replacing any before it). Returns this for chaining. */
@@ -93,6 +107,7 @@ export class WorkerServer implements AsyncDisposable {
   /** Binds the socket and starts serving. Resolves with the bound endpoint. */
   async start(): Promise<string> {
     if (this.#closing) throw new GatewayError('unavailable', 'worker server is closed');
+    if (this.#options.sharedMemoryDir !== undefined) this.#shm ??= new ShmReader(this.#options.sharedMemoryDir);
     const endpoint = await this.#server.start();
     this.#log.info({ event: 'worker.listening', endpoint });
     return endpoint;
@@ -111,6 +126,7 @@ export class WorkerServer implements AsyncDisposable {
     await this.#server.drain(graceMs);
     this.#closeController.abort(new GatewayError('cancelled', 'worker server closed'));
     await this.#server.close();
+    this.#shm?.close();
   }
 
   #health(): HealthResult {
@@ -123,6 +139,7 @@ export class WorkerServer implements AsyncDisposable {
       uptime_s: (performance.now() - this.#startedAt) / 1000,
       version: PROTOCOL_VERSION,
       sdk: SDK,
+      ...(this.#shm ? { shm_realm: this.#shm.realm } : {}),
     };
   }
 
@@ -132,6 +149,7 @@ export class WorkerServer implements AsyncDisposable {
     let requestId: string | undefined;
     let reply: ReplyHeader;
     let span: RequestSpan | undefined;
+    let leased: { claims: LeaseClaims; type: string; computeMs: number } | undefined;
     try {
       if (this.#closing) throw new GatewayError('unavailable', 'the worker is shutting down');
       const decoded = decodeRequest(frames, this.#limits);
@@ -141,6 +159,18 @@ export class WorkerServer implements AsyncDisposable {
       const decodedAt = performance.now();
       // Continues the trace of the gateway's client span (the header's traceparent); handlers run under it.
       span = startWorkerSpan({ framework: this.framework, type: header.type, requestId }, header, receivedAt);
+      let data: unknown = header.data ?? {};
+      let shmCheck: (() => void) | undefined;
+      if (this.#lease && header.type !== 'health') {
+        const claims = this.#lease.check(header.lease);
+        const control = header.type === 'lease.metrics' || header.type === 'lease.revoke';
+        if (control && claims.id !== GATEWAY_LEASE_ID) throw new GatewayError('unauthorized', `lease: ${header.type} is for the gateway only`, { path: '/type' });
+        if (claims.id !== GATEWAY_LEASE_ID) leased = { claims, type: header.type, computeMs: 0 };
+      }
+      if (header.shm !== undefined) {
+        if (!this.#shm) throw new GatewayError('bad_request', 'a shared-memory request, but this worker takes no shared memory', { path: '/shm' });
+        ({ data, check: shmCheck } = this.#shm.resolve(data, header.shm));
+      }
       const handler = this.#handlers.get(header.type);
       if (!handler) {
         throw new GatewayError('bad_request', `unknown message type '${header.type}'; this worker handles: ${[...this.#handlers.keys()].join(', ')}`, { path: '/type' });
@@ -164,6 +194,7 @@ export class WorkerServer implements AsyncDisposable {
         return (deadline ??= new Deadline(timeoutMs === undefined ? Infinity : timeoutMs - (performance.now() - receivedAt), closeSignal)).signal;
       };
       const counted = header.type !== 'health';
+      if (leased) this.#lease!.enter(leased.claims);
       if (counted) this.#busy++;
       let result: unknown;
       try {
@@ -174,7 +205,7 @@ export class WorkerServer implements AsyncDisposable {
             return deadlineSignal();
           },
         };
-        const out = context.with(span.context, handler, undefined, header.data ?? {}, ctx);
+        const out = context.with(span.context, handler, undefined, data, ctx);
         if (isThenable(out)) {
           const signal = deadlineSignal();
           result = await new Promise((resolve, reject) => {
@@ -201,8 +232,12 @@ export class WorkerServer implements AsyncDisposable {
         settled = true;
         deadline?.dispose();
         if (counted) this.#busy--;
+        if (leased) this.#lease!.leave(leased.claims);
       }
       const doneAt = performance.now();
+      if (leased) leased.computeMs = doneAt - decodedAt;
+      // The client may have given up and reused its slot meanwhile: never answer from its new data.
+      shmCheck?.();
       reply = {
         status: 'success',
         result,
@@ -220,7 +255,20 @@ export class WorkerServer implements AsyncDisposable {
         span.end(typeof wire === 'object' ? wire.code : 'internal', typeof wire === 'object' ? wire.message : wire);
       }
     }
-    return this.#encode(reply, codec);
+    const out = this.#encode(reply, codec);
+    if (leased) {
+      // The gateway collects these (lease.metrics) so its dashboards count direct requests too.
+      let requestBytes = 0;
+      let responseBytes = 0;
+      for (const f of frames) requestBytes += f.byteLength;
+      for (const f of out) responseBytes += f.byteLength;
+      const wire = reply.error;
+      this.#lease!.record({
+        lease: leased.claims.id, type: leased.type, outcome: reply.status === 'success' ? 'ok' : typeof wire === 'object' ? wire.code : 'worker_error',
+        latency_ms: performance.now() - receivedAt, compute_ms: leased.computeMs, request_bytes: requestBytes, response_bytes: responseBytes,
+      });
+    }
+    return out;
   }
 
   #errorReply(err: unknown, requestId: string | undefined, receivedAt: number): ReplyHeader {

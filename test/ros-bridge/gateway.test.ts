@@ -1,5 +1,8 @@
 // The bridge against the real gateway (embedded demo worker), through its ZMQ front door and its HTTP API.
 import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { parseConfig } from '../../src/config.js';
 import { buildGateway } from '../../src/build-gateway.js';
@@ -9,6 +12,7 @@ import { createPolicyClient } from '../../src/ros-bridge/main.js';
 import { BRIDGE_METRIC_NAMES } from '../../src/ros-bridge/metrics.js';
 import { fromRosTime, type JointTrajectoryMsg } from '../../src/ros-bridge/ros-adapter.js';
 import { presetConfig } from '../../src/ros-bridge/presets.js';
+import { spawnPythonWorker } from '../support/python-worker.js';
 import { metricValue, startRig, until } from './harness.js';
 
 test('the bridge drives the robot through the gateway: ZMQ front door and HTTP API', async (t) => {
@@ -110,4 +114,28 @@ test('gateway outage: the hold is repeated, nothing is sent while the connection
   assert.ok(resumed.msg.points.length > 1);
   await until('running', () => (rig.bridge.loop.status().state === 'running' ? true : undefined));
   assert.equal(rig.bridge.loop.status().gatewayConnected, true);
+});
+
+test('sharedMemoryDir: the bridge sends camera images through shared memory to a Python worker behind the gateway', async (t) => {
+  const dir = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'paig-bridge-shm-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const worker = await spawnPythonWorker({ extraArgs: ['--shm-dir', dir] });
+  t.after(() => worker.close());
+  const gateway = await buildGateway(parseConfig({ frameworks: { demo: { endpoints: [worker.endpoint], timeoutMs: 5_000 } } }, { httpPort: 0, zmqEndpoint: 'tcp://127.0.0.1:*', logLevel: 'silent' }), { log: silentLogger });
+  t.after(() => gateway.close(0));
+  const base = { ...presetConfig('omx_f', { rawImages: true }), startOnLaunch: true, gateway: gateway.zmqEndpoint, sharedMemoryDir: dir };
+  const policy = createPolicyClient(validateBridgeConfig(base), silentLogger);
+  t.after(() => policy.close());
+  // 64x48 rgb8 = 9,216 bytes: above the 4 KiB under which tensors stay frames.
+  const rig = await startRig(t, { policy, config: { gateway: gateway.zmqEndpoint, sharedMemoryDir: dir }, imageSize: { width: 64, height: 48 } });
+  await until('3 chunks', () => rig.policy.results.length >= 3 || undefined, 20_000);
+  assert.equal(rig.policy.errors.length, 0);
+  assert.equal(rig.policy.results[0]!.horizon, 16);
+  // The client's folder holds a slot: the images went through shared memory (a fall-back to frames makes none).
+  const folders = readdirSync(dir).filter((f) => f !== 'realm');
+  assert.equal(folders.length, 1);
+  assert.ok(readdirSync(join(dir, folders[0]!)).some((f) => f.endsWith('.slot')), 'a slot file was used');
+  await rig.bridge.close();
+  await policy.close();
+  assert.deepEqual(readdirSync(dir), ['realm'], 'closing the bridge removes its folder');
 });

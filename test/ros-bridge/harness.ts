@@ -77,6 +77,8 @@ export interface RigOptions {
   /** Config for the bridge without the rawImages preset variant (its cameras are sensor_msgs/CompressedImage). */
   compressedPreset?: boolean;
   jpegDecoder?: ImageDecoder;
+  /** Size of the simulated camera frames (default 32x24). */
+  imageSize?: { width: number; height: number };
 }
 
 /** A Python SDK worker and a ZmqPolicyClient to it, closed after the test. */
@@ -91,7 +93,7 @@ export async function pythonPolicy(t: TestContext, delayMs = 0): Promise<{ worke
 
 export async function startRig(
   t: TestContext,
-  { preset = 'omx_f', config: overrides = {}, delayMs = 0, policy, robotConfig, startRobot = true, compressedPreset = false, jpegDecoder }: RigOptions = {},
+  { preset = 'omx_f', config: overrides = {}, delayMs = 0, policy, robotConfig, startRobot = true, compressedPreset = false, jpegDecoder, imageSize }: RigOptions = {},
 ): Promise<Rig> {
   const config = validateBridgeConfig({ ...presetConfig(preset, { rawImages: !compressedPreset }), startOnLaunch: true, ...overrides });
   let worker: PythonWorker | undefined;
@@ -103,6 +105,7 @@ export async function startRig(
   const robot = new SimRobot({
     adapter,
     config: robotConfig ? validateBridgeConfig({ ...presetConfig(preset, { rawImages: true }), ...overrides, ...robotConfig }) : config,
+    ...(imageSize ? { imageWidth: imageSize.width, imageHeight: imageSize.height } : {}),
   });
   t.after(() => robot.close());
   if (startRobot) {

@@ -92,6 +92,18 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="with CURVE: accept only clients whose *.pub file is in DIR",
     )
+    p.add_argument(
+        "--shm-dir",
+        default=os.environ.get("WORKER_SHM_DIR") or None,
+        metavar="DIR",
+        help="take tensors in shared memory from clients on this host: the shared-memory root (e.g. /dev/shm/physical-ai-gateway)",
+    )
+    p.add_argument(
+        "--lease-secret-file",
+        default=os.environ.get("WORKER_LEASE_SECRET_FILE") or None,
+        metavar="PATH",
+        help="direct path: take requests only under leases signed with this secret (the gateway's frameworks.<name>.direct.secretFile)",
+    )
     p.add_argument("--log-level", default=os.environ.get("WORKER_LOG_LEVEL", "info"), choices=("debug", "info", "warning", "error"))
     return p
 
@@ -125,6 +137,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         align_tensors=args.align_tensors,
         curve_secret_key_file=args.curve_secret_key_file,
         curve_clients_dir=args.curve_clients_dir,
+        shm_dir=args.shm_dir,
+        lease_secret_file=args.lease_secret_file,
     )
     server.register_handler("inference", _behave(args.behaviour, inference))
     for spec in args.handler:

@@ -30,9 +30,9 @@ _WIRE_NAMES = dict((np.dtype(spec).newbyteorder("<"), name) for name, spec in NU
 class Decoded(object):
     """A decoded message: the header with placeholders replaced by arrays, and how it was encoded."""
 
-    __slots__ = ("header", "codec", "copied_bytes", "size_bytes")
+    __slots__ = ("header", "codec", "copied_bytes", "size_bytes", "shm")
 
-    def __init__(self, header: Dict[str, Any], codec: str, copied_bytes: int, size_bytes: int):
+    def __init__(self, header: Dict[str, Any], codec: str, copied_bytes: int, size_bytes: int, shm: Any = None):
         self.header = header
         #: The codec the sender used; a reply uses the same one.
         self.codec = codec
@@ -40,6 +40,8 @@ class Decoded(object):
         self.copied_bytes = copied_bytes
         #: Total size of the message, all frames, in bytes.
         self.size_bytes = size_bytes
+        #: The shared memory the request uses (a shm.ShmRequest), or None.
+        self.shm = shm
 
 
 def frame_buffer(frame: Any) -> memoryview:
@@ -196,10 +198,12 @@ def view_tensor(dtype: Any, shape: Any, buf: memoryview, path: str, align: bool 
 
 
 class _ResolveState(object):
-    __slots__ = ("frames", "used", "copied_bytes", "inline", "align")
+    __slots__ = ("frames", "used", "copied_bytes", "inline", "align", "shm", "shm_enabled")
 
-    def __init__(self, frames: Sequence[memoryview], align: bool):
+    def __init__(self, frames: Sequence[memoryview], align: bool, shm: Any = None, shm_enabled: bool = False):
         self.frames = frames
+        self.shm = shm
+        self.shm_enabled = shm_enabled
         self.align = align
         self.used = set()  # type: Set[int]
         self.copied_bytes = 0
@@ -209,8 +213,15 @@ class _ResolveState(object):
 def _resolve_tensor(ref: Dict[str, Any], state: _ResolveState, path: str) -> np.ndarray:
     frame = ref.get("frame")
     data = ref.get("data")
-    if frame is not None and data is not None:
-        raise WorkerError("bad_request", "%s: a tensor has either 'frame' or 'data', not both" % path, path)
+    shm = ref.get("shm")
+    if sum(1 for v in (frame, data, shm) if v is not None) > 1:
+        raise WorkerError("bad_request", "%s: a tensor has either 'frame' or 'data' or 'shm', not several" % path, path)
+    if shm is not None:
+        if state.shm is None and state.shm_enabled:
+            raise WorkerError("bad_request", "%s: a shared-memory tensor needs the request's 'shm' field {client, key}" % path, "/shm")
+        if state.shm is None:
+            raise WorkerError("bad_request", "%s: a shared-memory tensor, but this worker takes no shared memory (start it with a shared-memory folder)" % path, "/shm")
+        return state.shm.view(ref, path)
     if frame is not None:
         if not _is_int(frame) or frame < 1:
             raise WorkerError("bad_request", "%s: 'frame' must be an integer >= 1" % path, path)
@@ -231,7 +242,7 @@ def _resolve_tensor(ref: Dict[str, Any], state: _ResolveState, path: str) -> np.
         arr, copied = view_tensor(ref.get("dtype"), ref.get("shape"), memoryview(data), path, state.align)
         state.copied_bytes += copied
         return arr
-    raise WorkerError("bad_request", "%s: a tensor needs 'frame' (binary codec) or 'data' bytes (msgpack codec)" % path, path)
+    raise WorkerError("bad_request", "%s: a tensor needs 'frame' (binary codec), 'data' bytes (msgpack codec) or 'shm' (shared memory)" % path, path)
 
 
 def _resolve(value: Any, state: _ResolveState, path: str) -> Any:
@@ -250,26 +261,29 @@ def _resolve(value: Any, state: _ResolveState, path: str) -> Any:
     return value
 
 
-def decode_message(frames: Sequence[Any], limits: Limits = DEFAULT_LIMITS, align: bool = False) -> Decoded:
+def decode_message(frames: Sequence[Any], limits: Limits = DEFAULT_LIMITS, align: bool = False, shm: Any = None) -> Decoded:
     """Decodes any of the three codecs (frames after the routing envelope).
 
     Tensor placeholders become numpy arrays that are views on the frames (no copy; ``align=True`` copies
-    tensors whose bytes are misaligned for their dtype, and counts it). Raises WorkerError ``too_large`` or
-    ``bad_request`` naming what is wrong.
+    tensors whose bytes are misaligned for their dtype, and counts it). With ``shm`` (a shm.SharedMemory),
+    shared-memory descriptors become read-only views on the mapped slots, once the request's ``shm`` field proves
+    the folder is the sender's. Raises WorkerError ``too_large``, ``bad_request`` or ``unauthorized`` naming what
+    is wrong.
     """
     views = [frame_buffer(f) for f in frames]
     size_bytes = check_limits(views, limits)
     raw, is_json = _parse_header(views[0], limits)
     if not isinstance(raw, dict):
         raise WorkerError("bad_request", "header must be a map/object", "/")
-    state = _ResolveState(views, align)
+    request_shm = shm.open_request(raw["shm"]) if shm is not None and "shm" in raw else None
+    state = _ResolveState(views, align, request_shm, shm is not None)
     header = _resolve(raw, state, "")
     if len(state.used) != len(views) - 1:
         raise WorkerError(
             "bad_request", "message has %d tensor frames but the header references %d" % (len(views) - 1, len(state.used))
         )
     codec = "json" if is_json else ("msgpack" if state.inline > 0 and len(views) == 1 else "binary")
-    return Decoded(header, codec, state.copied_bytes, size_bytes)
+    return Decoded(header, codec, state.copied_bytes, size_bytes, request_shm)
 
 
 def as_array(value: Any, dtype: str, path: str = "value") -> np.ndarray:

@@ -58,12 +58,12 @@ MESSAGE_TYPES = ("inference", "train", "command", "health", "status")
 REPLY_STATUSES = ("success", "error")
 
 # Field names of every schema's `properties`, in schema order.
-REQUEST_FIELDS = ("type", "data", "timestamp", "request_id", "version", "framework", "timeout_ms", "traceparent", "tracestate", "auth_token")
+REQUEST_FIELDS = ("type", "data", "timestamp", "request_id", "version", "framework", "timeout_ms", "traceparent", "tracestate", "auth_token", "shm", "lease")
 REPLY_FIELDS = ("status", "result", "error", "request_id", "timestamp", "version", "timing")
 TIMING_FIELDS = ("decode_ms", "compute_ms", "total_ms")
 ERROR_FIELDS = ("code", "message", "retryable", "request_id", "path")
-HEALTH_FIELDS = ("ready", "framework", "model", "capacity", "in_flight", "uptime_s", "version", "sdk")
-TENSOR_FIELDS = (TENSOR_KEY, "dtype", "shape", "frame", "data")
+HEALTH_FIELDS = ("ready", "framework", "model", "capacity", "in_flight", "uptime_s", "version", "sdk", "shm_realm")
+TENSOR_FIELDS = (TENSOR_KEY, "dtype", "shape", "frame", "data", "shm")
 OBSERVATION_FIELDS = ("images", "state", "instruction", "stamp")
 ACTION_CHUNK_FIELDS = ("action", "dt_s", "joint_names", "model")
 

@@ -28,8 +28,10 @@ import zmq
 
 from .codec import Decoded, check_request_header, decode_message, encode_message, frame_buffer, peek_request_id  # noqa: F401  (Decoded: in a type comment)
 from .curve import HANDSHAKE_FAILED, describe_handshake_failure, load_key_pair, load_public_keys, start_authenticator
+from .lease import GATEWAY_LEASE_ID, LeaseGuard, read_secret
 from .logs import LOGGER_NAME, ensure_output
 from .protocol import DEFAULT_LIMITS, PROTOCOL_VERSION, SDK_NAME, SDK_VERSION, Limits, WorkerError
+from .shm import SharedMemory
 from .tracing import start_export
 
 _otel_propagate = None  # type: Any
@@ -49,9 +51,9 @@ Handler = Callable[[Any, "RequestContext"], Any]
 class RequestContext(object):
     """What a handler knows about the request besides its data."""
 
-    __slots__ = ("request_id", "type", "codec", "traceparent", "tracestate", "timeout_ms", "deadline", "received_at", "logger", "copied_bytes")
+    __slots__ = ("request_id", "type", "codec", "traceparent", "tracestate", "timeout_ms", "deadline", "received_at", "logger", "copied_bytes", "shm")
 
-    def __init__(self, request_id, type, codec, traceparent, tracestate, timeout_ms, deadline, received_at, logger, copied_bytes):
+    def __init__(self, request_id, type, codec, traceparent, tracestate, timeout_ms, deadline, received_at, logger, copied_bytes, shm=None):
         #: The request's id (None when the client sent none).
         self.request_id = request_id  # type: Optional[str]
         self.type = type  # type: str
@@ -69,6 +71,8 @@ class RequestContext(object):
         self.logger = logger  # type: logging.LoggerAdapter
         #: Bytes the decoder copied because a tensor was misaligned (only with align_tensors=True).
         self.copied_bytes = copied_bytes  # type: int
+        #: The shared memory the request's tensors are in (a shm.ShmRequest), None when they came as frames.
+        self.shm = shm  # type: Any
 
     def remaining_ms(self) -> Optional[float]:
         """Milliseconds left before the deadline (negative once passed), None when unbounded."""
@@ -81,9 +85,12 @@ class RequestContext(object):
 
 
 class _Job(object):
-    __slots__ = ("envelope", "handler", "data", "ctx", "t0", "decode_ms")
+    __slots__ = ("envelope", "handler", "data", "ctx", "t0", "decode_ms", "lease", "size_bytes")
 
-    def __init__(self, envelope, handler, data, ctx, t0, decode_ms):
+    def __init__(self, envelope, handler, data, ctx, t0, decode_ms, lease=None, size_bytes=0):
+        #: The claims of the client lease the request came under (direct path), None otherwise.
+        self.lease = lease
+        self.size_bytes = size_bytes
         self.envelope = envelope
         self.handler = handler
         self.data = data
@@ -150,6 +157,8 @@ class ZMQServer(object):
         align_tensors: bool = False,
         curve_secret_key_file: Optional[str] = None,
         curve_clients_dir: Optional[str] = None,
+        shm_dir: Optional[str] = None,
+        lease_secret_file: Optional[str] = None,
     ):
         """
         endpoint: where to bind, e.g. ``tcp://127.0.0.1:5555``, ``tcp://127.0.0.1:*`` (any free port; read
@@ -168,6 +177,13 @@ class ZMQServer(object):
         curve_clients_dir: with CURVE, accept only clients whose ``*.pub`` file is in this folder (pyzmq's
             ThreadAuthenticator; refusals logged as ``worker.curve_refused``). The worker's own key is accepted
             too, so the healthcheck can use the worker's key file. Without it, any client that knows the public key.
+        shm_dir: take tensors in shared memory from clients on this host (see shm.py): the shared-memory root,
+            e.g. ``/dev/shm/physical-ai-gateway`` (mounted into a container at the same path). Health then reports
+            its realm so clients can tell they share it; result arrays go back through the client's reply area.
+            Opened when bind() runs. None: frames only.
+        lease_secret_file: the direct path (see lease.py): refuse every request but health that carries no valid
+            lease token signed with this secret (the gateway's own requests carry its token), and keep records of
+            requests served under client leases for the gateway to collect. Read here. None: no lease checks.
         """
         if not isinstance(capacity, int) or capacity < 1:
             raise ValueError("capacity must be an integer >= 1, got %r" % (capacity,))
@@ -193,6 +209,11 @@ class ZMQServer(object):
         self._sock = None  # type: Optional[zmq.Socket]
         self._curve_secret_key_file = curve_secret_key_file
         self._curve_clients_dir = curve_clients_dir
+        self._shm_dir = shm_dir
+        self._lease = LeaseGuard(read_secret(lease_secret_file), framework) if lease_secret_file else None  # type: Optional[LeaseGuard]
+        self._outcome = threading.local()
+        #: The shared-memory root once bound with shm_dir, else None.
+        self.shm = None  # type: Optional[SharedMemory]
         self._auth = None  # type: Any
         self._monitor = None  # type: Optional[zmq.Socket]
         #: The worker's CURVE public key (Z85 text) once bound with CURVE, else None.
@@ -253,6 +274,9 @@ class ZMQServer(object):
             raise RuntimeError("server is closed")
         if self._sock is not None:
             return self.endpoint or self._bind_endpoint
+        if self._shm_dir is not None and self.shm is None:
+            self.shm = SharedMemory(self._shm_dir)
+            self.shm.maybe_sweep()
         if self._context is None:
             self._context = zmq.Context()
         sock = self._context.socket(zmq.ROUTER)
@@ -363,6 +387,8 @@ class ZMQServer(object):
         try:
             while not self._stopping:
                 # A finite timeout is a second line of defence: returning to Python runs pending signal handlers.
+                if self.shm is not None:
+                    self.shm.maybe_sweep()  # at most once per lease length: folders of clients that are gone
                 for item, _ in poller.poll(self.poll_interval_ms):
                     if item == wake_fd:
                         self._on_wake()
@@ -393,6 +419,8 @@ class ZMQServer(object):
                 s.close()
         if self._own_context and self._context is not None:
             self._context.term()
+        if self.shm is not None:
+            self.shm.close()
         if self._stop_tracing is not None:
             self._stop_tracing()  # exports the spans still buffered
             self._stop_tracing = None
@@ -502,6 +530,7 @@ class ZMQServer(object):
 
     def _error_frames(self, err: WorkerError, request_id: Optional[str], codec: str, t0: float, decode_ms: float = 0.0, compute_ms: float = 0.0) -> List[Any]:
         self._count_error(err.code)
+        self._outcome.code = err.code
         header = _reply_header("error", "error", err.to_wire(request_id), request_id, t0, decode_ms, compute_ms)
         return encode_message(header, "json" if codec == "json" else "binary")
 
@@ -509,7 +538,7 @@ class ZMQServer(object):
         received_at = time.monotonic()
         envelope, body = split_envelope(frames)
         try:
-            decoded = decode_message(body, self.limits, self.align_tensors)  # type: Decoded
+            decoded = decode_message(body, self.limits, self.align_tensors, self.shm)  # type: Decoded
         except WorkerError as err:
             codec = "json" if body and bytes(frame_buffer(body[0])[:1]) == b"{" else "binary"
             self._log.info({"event": "worker.bad_message", "code": err.code, "error": err.message})
@@ -526,6 +555,22 @@ class ZMQServer(object):
             self._send(envelope, self._error_frames(err, request_id, decoded.codec, t0, decode_ms))
             return
         kind = header["type"]
+        claims = None
+        if self._lease is not None and kind != "health":
+            try:
+                claims = self._lease.check(header.get("lease"))
+                gateway = claims.get("id") == GATEWAY_LEASE_ID
+                if kind in ("lease.metrics", "lease.revoke"):
+                    if not gateway:
+                        raise WorkerError("unauthorized", "lease: %s is for the gateway only" % kind, "/type")
+                    result = self._lease.collect() if kind == "lease.metrics" else self._lease.revoke((header.get("data") or {}).get("not_before_ms"))
+                    self._reply_success(envelope, result, request_id, decoded.codec, t0, decode_ms, 0.0)
+                    return
+                if gateway:
+                    claims = None
+            except WorkerError as err:
+                self._send(envelope, self._error_frames(err, request_id, decoded.codec, t0, decode_ms))
+                return
         if kind == "health":
             self._reply_success(envelope, self._health(), request_id, decoded.codec, t0, decode_ms, 0.0)
             return
@@ -536,11 +581,11 @@ class ZMQServer(object):
                 "unknown message type %r; this worker handles: %s" % (kind, ", ".join(self.handler_types())),
                 "/type",
             )
-            self._send(envelope, self._error_frames(refusal, request_id, decoded.codec, t0, decode_ms))
+            self._refuse(envelope, refusal, request_id, decoded, t0, decode_ms, claims, kind)
             return
         if not self._ready:
             refusal = WorkerError("unavailable", "worker is not ready (model loading); try again after health reports ready")
-            self._send(envelope, self._error_frames(refusal, request_id, decoded.codec, t0, decode_ms))
+            self._refuse(envelope, refusal, request_id, decoded, t0, decode_ms, claims, kind)
             return
         timeout_ms = header.get("timeout_ms")
         deadline = None
@@ -560,8 +605,16 @@ class ZMQServer(object):
             received_at,
             logging.LoggerAdapter(self._log, {"request_id": request_id, "type": kind}),
             decoded.copied_bytes,
+            decoded.shm,
         )
-        job = _Job(envelope, handler, header.get("data"), ctx, t0, decode_ms)
+        if claims is not None:
+            assert self._lease is not None
+            try:
+                self._lease.enter(claims)
+            except WorkerError as err:
+                self._refuse(envelope, err, request_id, decoded, t0, decode_ms, claims, kind)
+                return
+        job = _Job(envelope, handler, header.get("data"), ctx, t0, decode_ms, claims, decoded.size_bytes)
         if self._executor is None:
             out = self._execute(job)
             if out is not None:
@@ -575,10 +628,23 @@ class ZMQServer(object):
                 full = False
                 self._in_flight += 1
         if full:
+            if claims is not None and self._lease is not None:
+                self._lease.leave(claims, kind, "overloaded", _ms(time.perf_counter() - t0), decoded.size_bytes, 0, 0.0)
+                claims = None  # recorded
             refusal = WorkerError("overloaded", "worker is busy: %d running, %d waiting" % (self.capacity, self.max_queue or 0))
-            self._send(envelope, self._error_frames(refusal, request_id, decoded.codec, t0, decode_ms))
+            self._refuse(envelope, refusal, request_id, decoded, t0, decode_ms, claims, kind)
             return
         self._executor.submit(self._execute_threaded, job)
+
+    def _refuse(
+        self, envelope: List[bytes], err: WorkerError, request_id: Optional[str], decoded: Decoded, t0: float, decode_ms: float, claims: Optional[Dict[str, Any]], kind: str
+    ) -> None:
+        """Answers a refusal; under a client lease, records it for the gateway."""
+        frames = self._error_frames(err, request_id, decoded.codec, t0, decode_ms)
+        if claims is not None and self._lease is not None:
+            size = sum(len(f) if isinstance(f, (bytes, bytearray)) else memoryview(f).nbytes for f in frames)
+            self._lease.record(claims, kind, err.code, _ms(time.perf_counter() - t0), decoded.size_bytes, size)
+        self._send(envelope, frames)
 
     def _execute_threaded(self, job: _Job) -> None:
         try:
@@ -590,7 +656,25 @@ class ZMQServer(object):
         self._wake()
 
     def _execute(self, job: _Job) -> Optional[List[Any]]:
-        """Runs the handler for one request and returns the reply frames (None: send nothing)."""
+        """Runs the handler for one request and returns the reply frames (None: send nothing); under a client
+        lease, records the request for the gateway (lease.py)."""
+        if job.lease is None or self._lease is None:
+            return self._execute_job(job)
+        self._outcome.code = "ok"
+        start = time.perf_counter()
+        frames = None  # type: Optional[List[Any]]
+        try:
+            frames = self._execute_job(job)
+            return frames
+        finally:
+            size = 0
+            for f in frames or ():
+                size += len(f) if isinstance(f, (bytes, bytearray)) else memoryview(f).nbytes
+            now = time.perf_counter()
+            code = getattr(self._outcome, "code", "ok") if frames is not None else "cancelled"
+            self._lease.leave(job.lease, job.ctx.type, code, _ms(now - job.t0), job.size_bytes, size, _ms(now - start))
+
+    def _execute_job(self, job: _Job) -> Optional[List[Any]]:
         ctx = job.ctx
         if self._stopping and self._executor is not None:
             err = WorkerError("unavailable", "worker is shutting down")
@@ -617,6 +701,13 @@ class ZMQServer(object):
         if result is NO_REPLY:
             return None
         compute_ms = _ms(time.perf_counter() - start)
+        if ctx.shm is not None:
+            try:
+                # The client may have given up and reused its slot meanwhile: never answer from its new data.
+                ctx.shm.check_generations()
+                result = ctx.shm.place_result(result)
+            except WorkerError as err:
+                return self._error_frames(err, ctx.request_id, ctx.codec, job.t0, job.decode_ms, compute_ms)
         try:
             return self._success_frames(result, ctx.request_id, ctx.codec, job.t0, job.decode_ms, compute_ms)
         except Exception as err:  # EncodeError, ValueError, RecursionError (nested too deep)...: the result is the handler's
@@ -641,6 +732,7 @@ class ZMQServer(object):
             "uptime_s": round(time.monotonic() - self._started_at, 3),
             "version": PROTOCOL_VERSION,
             "sdk": SDK_NAME,
+            **({"shm_realm": self.shm.realm} if self.shm is not None else {}),
         }
 
     def _span(self, ctx: RequestContext) -> Any:
