@@ -38,6 +38,10 @@ test('a real Prometheus scrapes a real gateway under load over HTTP and ZMQ; eve
   await prom.waitForTargetsUp();
   // What the Docker manager reports for a framework container.
   metrics.recordContainerStats({ framework: 'demo', container: 'pag-demo', cpuCores: 0.4, memoryBytes: 300e6, memoryLimitBytes: 2e9 });
+  // No trainer runs behind the demo (test/jobs/training.test.ts runs real LeRobot jobs): the dashboard's training row
+  // gets its series through the metrics API, as the job manager reports a job's progress and end.
+  metrics.recordTrainingProgress('demo', 1, 0.9);
+  metrics.jobFinished('demo', 'succeeded');
 
   const zmq = new WorkerClient({ endpoint: gateway.zmqEndpoint, framework: 'gateway', timeoutMs: 10_000 });
   t.after(() => zmq.close());
@@ -84,6 +88,8 @@ test('a real Prometheus scrapes a real gateway under load over HTTP and ZMQ; eve
     assert.ok((await prom.waitForData('sum(gateway_requests_total{outcome="timeout"})', 30_000)).length > 0, 'timeouts scraped');
     await prom.waitForData('sum(gateway_late_replies_total) > 0', 30_000);
     metrics.recordContainerOom({ framework: 'demo', container: 'pag-demo' });
+    metrics.recordTrainingProgress('demo', 2, 0.7);
+    metrics.jobFinished('demo', 'succeeded');
     await sleep(3_000);
     const failures = await expressionsWithoutData(prom, allExpressions(), 30_000);
     assert.deepEqual(failures, [], `queries without data:\n${failures.join('\n')}`);

@@ -67,6 +67,9 @@ test('a real Prometheus scrapes the metrics under load; every dashboard and aler
   metrics.recordFrameworkState('demo', 'ready');
   metrics.recordFrameworkState('lerobot', 'ready');
   metrics.recordFrameworkState('pi0', 'stopped');
+  // Training progress and a finished job, as the job manager reports them (test/jobs/training.test.ts runs real ones).
+  metrics.recordTrainingProgress('lerobot', 1, 0.9);
+  metrics.jobFinished('lerobot', 'succeeded');
 
   // Short load: ok and error outcomes on both transports, some late replies, until the checks are done.
   let stop = false;
@@ -96,6 +99,8 @@ test('a real Prometheus scrapes the metrics under load; every dashboard and aler
     assert.ok((await prom.waitForData('sum(gateway_requests_total)', 30_000)).length > 0, `no request data scraped:\n${prom.output()}`);
     // The container is killed after Prometheus has seen it alive (its OOM counter at 0).
     metrics.recordContainerOom({ framework: 'lerobot', container: 'pag-lerobot' });
+    metrics.recordTrainingProgress('lerobot', 2, 0.7);
+    metrics.jobFinished('lerobot', 'succeeded');
     await sleep(3_000); // at least two scrapes inside every rate window
     const failures = await expressionsWithoutData(prom, allExpressions(), 30_000);
     assert.deepEqual(failures, [], `queries without data:\n${failures.join('\n')}`);
