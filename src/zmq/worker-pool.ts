@@ -13,7 +13,8 @@ import type { EndpointState, EndpointStatus, OutgoingRequest, PoolEvent, PoolSta
 
 /**
  * Request types that may be sent again to another worker when theirs went away or was not ready: they change no
- * state. `train` and `command` are never retried (they may have started).
+ * state. `train` and `command` are never retried (they may have started); nor are `jobs` and `cancel_job`, which
+ * concern the jobs of one worker (the job manager names its endpoint).
  */
 const IDEMPOTENT_TYPES: ReadonlySet<string> = new Set(['inference', 'health', 'status']);
 
@@ -164,6 +165,7 @@ export class WorkerPool implements AsyncDisposable {
    */
   async request(req: OutgoingRequest, opts: RequestOptions = {}): Promise<Reply> {
     if (this.#closing) throw new GatewayError('unavailable', `pool ${this.framework} is closed`);
+    if (opts.endpoint !== undefined) return this.#requestAt(opts.endpoint, req, opts);
     const budgetMs = opts.timeoutMs ?? this.#options.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     const startedAt = performance.now();
     const tried = new Set<Member>();
@@ -189,6 +191,20 @@ export class WorkerPool implements AsyncDisposable {
         this.#events.emit({ type: 'retry', framework: this.framework, endpoint: member.client.endpoint, code, ...(member.labels ? { labels: member.labels } : {}) });
       }
     }
+  }
+
+  /** Sends to one named endpoint: no choice, no retry (the job manager's polls and cancels of a job on that worker). */
+  async #requestAt(endpoint: string, req: OutgoingRequest, opts: RequestOptions): Promise<Reply> {
+    const member = this.#members.get(endpoint);
+    if (!member || member.state === 'down') {
+      const why = member ? `it is down (${member.lastError ?? 'disconnected'})` : `it has no such endpoint (${this.endpoints.join(', ') || 'none'})`;
+      throw new GatewayError('unavailable', `framework '${this.framework}' cannot reach the worker at ${endpoint}: ${why}`);
+    }
+    if (!this.#started) member.client.start();
+    const { endpoint: _named, ...clientOpts } = opts;
+    const reply = await member.client.request(req, clientOpts);
+    member.lastReplyAt = performance.now();
+    return reply;
   }
 
   /** A failure another worker may fix: the request changes nothing, the caller still waits, and its worker went away or was not ready. */
