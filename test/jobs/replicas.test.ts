@@ -144,3 +144,10 @@ async function listedSoon(g: Gateway, n: number): Promise<JobRecord[]> {
   while (g.jobs.list().length < n) await until(g, (e) => e.type === 'state');
   return g.jobs.list();
 }
+
+test('jobs.waitMs and jobs.maxFinished: defaults, and out-of-range values named in one ConfigError', () => {
+  const defaults = parseConfig({}, {}).jobs;
+  assert.equal(defaults.waitMs, 10_000);
+  assert.equal(defaults.maxFinished, 100);
+  assert.throws(() => parseConfig({ jobs: { waitMs: -1, maxFinished: 'many' } }, {}), (err: Error) => err.name === 'ConfigError' && /jobs\.waitMs/.test(err.message) && /jobs\.maxFinished/.test(err.message));
+});
