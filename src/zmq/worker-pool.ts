@@ -161,7 +161,8 @@ export class WorkerPool implements AsyncDisposable {
   /**
    * Sends a request to the least-busy ready endpoint. An idempotent request (inference, health, status) whose worker
    * goes away (disconnected, removed, drained past its grace) or answers `unavailable` (not ready, shutting down) is
-   * sent to another ready worker within the same deadline. `unavailable` when none can take it.
+   * sent to another ready worker within the same deadline. `unavailable` when none can take it. With
+   * `opts.endpoint`, only that worker is asked (whatever its load or health state, unless down), and never another.
    */
   async request(req: OutgoingRequest, opts: RequestOptions = {}): Promise<Reply> {
     if (this.#closing) throw new GatewayError('unavailable', `pool ${this.framework} is closed`);
