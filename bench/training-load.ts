@@ -1,12 +1,12 @@
 // Inference latency while a training job runs in the same worker, against the same worker idle. A real LeRobot
 // worker (docker/lerobot/serve_policy.py, .venv-lerobot, one torch thread) serves a tiny ACT (32×32 camera, state 6)
 // and trains another with LeRobot's own loop (train_job.py) on the test dataset (test/jobs/training_fixture.py);
-// inference goes through the gateway's ZMQ door. Phases, each `--samples` sequential inferences, repeated `--rounds`
-// times: idle → training, progress by long poll (jobs.waitMs 10 s) → idle → training, polling every 500 ms.
+// inference goes through the gateway's ZMQ door. Phases, each `--seconds` of sequential inferences (long enough to
+// span many training steps), repeated `--rounds` times: idle → training, progress by long poll (jobs.waitMs 10 s) → idle → training, polling every 500 ms.
 // Prints median and p90 per kind of phase (rounds pooled), the ratio of each to the idle median, and the training
 // steps per second LeRobot reported during the training phases.
 //
-//   nice node --import tsx bench/training-load.ts [--samples 60] [--rounds 2]
+//   nice node --import tsx bench/training-load.ts [--seconds 20] [--rounds 2]
 //
 // Everything on 127.0.0.1; every process it starts is stopped, every folder it makes is removed.
 import { execFile } from 'node:child_process';
@@ -21,8 +21,8 @@ import { Tensor } from '../src/protocol/tensor.js';
 import { WorkerClient } from '../src/zmq/worker-client.js';
 import { ensureLerobot, LEROBOT_PYTHON, startLerobotWorker, tempDir } from './lib/lerobot-env.js';
 
-const { values } = parseArgs({ options: { samples: { type: 'string', default: '60' }, rounds: { type: 'string', default: '2' } } });
-const samples = Number(values.samples);
+const { values } = parseArgs({ options: { seconds: { type: 'string', default: '20' }, rounds: { type: 'string', default: '2' } } });
+const seconds = Number(values.seconds);
 const rounds = Number(values.rounds);
 const FIXTURE = fileURLToPath(new URL('../test/jobs/training_fixture.py', import.meta.url));
 const quantile = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))]!;
@@ -56,13 +56,12 @@ async function phase(name: string, jobs: { waitMs: number; pollIntervalMs: numbe
     const firstStepNo = stepAt();
     const times: number[] = [];
     const t0 = performance.now();
-    for (let i = 0; i < samples + 3; i++) {
+    for (let i = 0; performance.now() - t0 < seconds * 1000; i++) {
       const start = performance.now();
       await client.request({ type: 'inference', framework: 'lerobot', data });
       if (i >= 3) times.push(performance.now() - start);
     }
-    const seconds = (performance.now() - t0) / 1000;
-    rows.push({ phase: name, times, ...(train ? { steps: stepAt() - firstStepNo, seconds } : {}) });
+    rows.push({ phase: name, times, ...(train ? { steps: stepAt() - firstStepNo, seconds: (performance.now() - t0) / 1000 } : {}) });
     if (jobId) {
       const ended = new Promise<void>((resolve) => gateway.jobs.onEvent((e) => e.type === 'state' && e.job.id === jobId && e.job.state !== 'running' && resolve()));
       await gateway.jobs.cancel(jobId);
@@ -84,16 +83,16 @@ try {
   const kinds = [...new Set(rows.map((r) => r.phase))];
   const pooled = (kind: string) => rows.filter((r) => r.phase === kind);
   const idle = quantile(pooled('idle').flatMap((r) => r.times), 0.5);
-  console.log(`\ninference through the gateway (ZMQ door, tiny ACT, one torch thread) while LeRobot trains in the same worker; ${samples} samples per phase, ${rounds} rounds`);
+  console.log(`\ninference through the gateway (ZMQ door, tiny ACT, one torch thread) while LeRobot trains in the same worker; ${seconds} s per phase, ${rounds} rounds`);
   console.log(`machine: ${cpus()[0]?.model ?? '?'} × ${cpus().length}, load ${loadBefore.map((l) => l.toFixed(2)).join(' ')} before, ${loadavg().map((l) => l.toFixed(2)).join(' ')} after, ${new Date().toISOString().slice(0, 10)}\n`);
-  console.log('| phase | median ms | p90 ms | median / idle median | training steps/s |');
-  console.log('|---|---:|---:|---:|---:|');
+  console.log('| phase | samples | median ms | p90 ms | median / idle median | training steps/s |');
+  console.log('|---|---:|---:|---:|---:|---:|');
   for (const kind of kinds) {
     const rs = pooled(kind);
     const xs = rs.flatMap((r) => r.times);
     const med = quantile(xs, 0.5);
     const train = rs[0]!.steps !== undefined ? (rs.reduce((n, r) => n + r.steps!, 0) / rs.reduce((n, r) => n + r.seconds!, 0)).toFixed(1) : '–';
-    console.log(`| ${kind} | ${med.toFixed(1)} | ${quantile(xs, 0.9).toFixed(1)} | ${(med / idle).toFixed(2)} | ${train} |`);
+    console.log(`| ${kind} | ${xs.length} | ${med.toFixed(1)} | ${quantile(xs, 0.9).toFixed(1)} | ${(med / idle).toFixed(2)} | ${train} |`);
   }
 } finally {
   await worker.close();
