@@ -376,7 +376,8 @@ export class JobManager {
       if (e.seq <= poller.cursor) continue;
       news = true;
       const job = this.#jobs.get(e.job_id);
-      if (!job || job.framework !== framework) continue;
+      // A finished job's events are history (a restarted gateway's cursor starts at 0): never replayed as news.
+      if (!job || job.framework !== framework || TERMINAL.has(job.state)) continue;
       const { seq: _seq, job_id: _id, type, time, ...fields } = e;
       if (type === 'progress') this.#emit({ type: 'progress', job_id: job.id, ...(fields as JobProgress) });
       else if (type === 'checkpoint') this.#emit({ type: 'checkpoint', job_id: job.id, step: Number(fields.step), path: String(fields.path) });
