@@ -13,9 +13,10 @@ import { test, type TestContext } from 'node:test';
 import { Registry } from 'prom-client';
 import { buildGateway, type Gateway } from '../../src/build-gateway.js';
 import { parseConfig } from '../../src/config.js';
-import type { JobEvent, JobRecord } from '../../src/jobs/job-manager.js';
+import { JobManager, type JobEvent, type JobRecord, type JobTransport } from '../../src/jobs/job-manager.js';
 import { createMetrics } from '../../src/telemetry/metrics.js';
 import { WorkerClient } from '../../src/zmq/worker-client.js';
+import { WorkerPool } from '../../src/zmq/worker-pool.js';
 import { spawnPythonWorker, type PythonWorker } from '../support/python-worker.js';
 
 const HERE = fileURLToPath(new URL('.', import.meta.url));
@@ -135,8 +136,30 @@ test('a restarted gateway lists the recent finished jobs with their state, error
   assert.match(bAgain.error!, /^fake-train: error: policy type 'refuse' is refused \(output: /);
   await second.close(200);
 
-  const third = await gateway(t, [w.endpoint], { maxFinished: 1 });
-  assert.deepEqual((await listedSoon(third, 1)).map((j) => j.id), [b.id], 'jobs.maxFinished = 1: the most recent only');
+  // A job manager of its own over a real pool, subscribed before it starts: it adopts the finished jobs without
+  // replaying their old progress events as news.
+  await using pool = new WorkerPool({ framework: 'trainer', endpoints: [w.endpoint] });
+  await pool.start();
+  await pool.whenReady(AbortSignal.timeout(20_000));
+  const transport: JobTransport = {
+    request: async (framework, type, data, { timeoutMs, endpoint, signal }) => {
+      const reply = await pool.request({ type, data, framework }, { timeoutMs, ...(endpoint ? { endpoint } : {}), ...(signal ? { signal } : {}) });
+      return { result: reply.result, endpoint: reply.endpoint };
+    },
+    readyWorkers: () => [{ framework: 'trainer', endpoint: w.endpoint }],
+    trains: () => true,
+    onReady: () => () => undefined,
+    resolve: (name) => name ?? 'trainer',
+  };
+  const third = new JobManager({ transport, maxFinished: 1 });
+  t.after(() => third.close());
+  const seen: JobEvent[] = [];
+  const adopted = new Promise<void>((resolve) => third.onEvent((e) => (seen.push(e), e.type === 'state' && resolve())));
+  third.start();
+  await adopted;
+  await third.close(); // nothing runs: the adoption poll was its last
+  assert.deepEqual(third.list().map((j) => j.id), [b.id], 'jobs.maxFinished = 1: the most recent only');
+  assert.deepEqual(seen.filter((e) => e.type !== 'state'), [], 'no old progress replayed');
 });
 
 /** The gateway's list once it holds `n` jobs (adoption runs when the worker's endpoint is ready). */
