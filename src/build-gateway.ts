@@ -158,12 +158,26 @@ export async function buildGateway(config: GatewayConfig, env: GatewayEnvironmen
     });
     opened.push(recorder);
 
-    // Training jobs reach their workers through the router (same pools, deadlines and CURVE as any request).
+    // Training jobs: `train` goes through the router (on-demand start, deadlines, CURVE as any request; the pool
+    // picks a worker); a job's polls and cancel go to the pool of its framework, to the job's endpoint only (a
+    // long poll must not take a router concurrency slot or skew its latency, and must reach the job's replica).
     const jobTransport: JobTransport = {
-      request: async (framework, type, data, timeoutMs) => (await router.route({ type, data, framework }, { timeoutMs })).result,
-      readyFrameworks: () => router.status().filter((f) => f.ready && config.frameworks[f.name]?.training === true).map((f) => f.name),
+      request: async (framework, type, data, { timeoutMs, endpoint, signal }) => {
+        if (endpoint === undefined) {
+          const reply = await router.route({ type, data, framework }, { timeoutMs, ...(signal ? { signal } : {}) });
+          return { result: reply.result, endpoint: reply.endpoint };
+        }
+        const entry = registry.resolve(framework);
+        const reply = await entry.pool.request({ type, data, framework: entry.name }, { timeoutMs, endpoint, codec: entry.config.codec, ...(signal ? { signal } : {}) });
+        return { result: reply.result, endpoint: reply.endpoint };
+      },
+      readyWorkers: () =>
+        registry.entries().filter((e) => e.config.training).flatMap((e) => e.pool.stats().endpoints.filter((ep) => ep.state === 'ready').map((ep) => ({ framework: e.name, endpoint: ep.endpoint }))),
       trains: (name) => config.frameworks[name]?.training === true,
-      onReady: (listener) => router.onEvent((e) => e.state === 'ready' && listener(e.framework)),
+      onReady: (listener) => {
+        const offs = registry.entries().map((e) => e.pool.onEvent((ev) => ev.type === 'state' && ev.to === 'ready' && listener({ framework: e.name, endpoint: ev.endpoint })));
+        return () => offs.forEach((off) => off());
+      },
       resolve: (name) => registry.resolve(name).name,
     };
     const jobs = new JobManager({ transport: jobTransport, ...config.jobs, metrics, log: baseLog });

@@ -126,12 +126,21 @@ export interface GatewayConfig {
 export const DEFAULT_JOBS_PER_DEVICE = 1;
 export const DEFAULT_JOB_POLL_INTERVAL_MS = 500;
 export const DEFAULT_JOB_CANCEL_GRACE_S = 10;
+export const DEFAULT_JOB_WAIT_MS = 10_000;
+export const DEFAULT_MAX_FINISHED_JOBS = 100;
 
 export interface JobsConfig {
   /** Jobs running at once on one device (`policy_device`: cuda = cuda:0, cpu, ...); more wait in a queue. */
   maxPerDevice: number;
-  /** Time between two progress polls of a framework with running jobs, ms. */
+  /**
+   * Time between two progress polls of a worker with running jobs, ms: for workers without the long poll, and
+   * after a failed poll.
+   */
   pollIntervalMs: number;
+  /** Longest wait of one long poll (`jobs {since, wait_ms}`): the worker answers as soon as it has news, ms; 0 = plain polling every pollIntervalMs. */
+  waitMs: number;
+  /** Finished jobs the gateway keeps (the most recent; older ones are forgotten first). */
+  maxFinished: number;
   /** Time a cancelled job gets to stop at a step boundary before its processes are killed, s. */
   cancelGraceS: number;
 }
@@ -650,10 +659,12 @@ export function parseConfig(raw: unknown, overrides: ConfigOverrides = {}, sourc
   };
 
   const jobsRaw = c.object(root.jobs, 'jobs') ?? {};
-  c.known(jobsRaw, ['maxPerDevice', 'pollIntervalMs', 'cancelGraceS'], 'jobs');
+  c.known(jobsRaw, ['maxPerDevice', 'pollIntervalMs', 'waitMs', 'maxFinished', 'cancelGraceS'], 'jobs');
   const jobs: JobsConfig = {
     maxPerDevice: c.int(jobsRaw.maxPerDevice, 'jobs.maxPerDevice', DEFAULT_JOBS_PER_DEVICE, 1, 1_000),
     pollIntervalMs: c.int(jobsRaw.pollIntervalMs, 'jobs.pollIntervalMs', DEFAULT_JOB_POLL_INTERVAL_MS, 10, 60_000),
+    waitMs: c.int(jobsRaw.waitMs, 'jobs.waitMs', DEFAULT_JOB_WAIT_MS, 0, 60_000),
+    maxFinished: c.int(jobsRaw.maxFinished, 'jobs.maxFinished', DEFAULT_MAX_FINISHED_JOBS, 0, 100_000),
     cancelGraceS: c.int(jobsRaw.cancelGraceS, 'jobs.cancelGraceS', DEFAULT_JOB_CANCEL_GRACE_S, 0, 3_600),
   };
   const shmRaw = c.object(root.sharedMemory, 'sharedMemory') ?? {};

@@ -6,7 +6,8 @@ worker SDK's ZMQServer first (health answers ``ready: false`` while the checkpoi
 policy, flips ready, then serves ``inference`` requests as ``{action: float32 [H, dof], dt_s, model, ...}``.
 
 Training (optional): an entry point that gives ``train(options, job_id) -> JobSpec`` gets the SDK's JobRunner
-(``train``, ``jobs``, ``cancel_job`` requests; physical_ai_worker/jobs.py). Every entry point answers the
+(``train``, ``jobs``, ``cancel_job`` requests; physical_ai_worker/jobs.py); it keeps the
+``WORKER_MAX_FINISHED_JOBS`` (default 100) most recent finished jobs for a restarted gateway to list. Every entry point answers the
 ``command`` request ``{"command": "load_policy", "policy_path": "<checkpoint>"}``: it loads that checkpoint with
 the same ``load()``, warms it, and swaps it in between two inferences (a trained job's checkpoint is served
 without restarting anything).
@@ -101,7 +102,7 @@ def serve(framework: str, model: str, load: Callable[[argparse.Namespace], Any],
     server.register_handler("command", command)
     runner = None
     if train is not None:
-        runner = JobRunner(logger=log)
+        runner = JobRunner(logger=log, max_finished=int(os.environ.get("WORKER_MAX_FINISHED_JOBS", "100")))
         runner.register(server, train)
     endpoint = server.bind()  # health answers ready=false while the checkpoint loads
     print('{"event": "worker.listening", "endpoint": "%s", "framework": "%s", "ready": false}' % (endpoint, args.framework), flush=True)

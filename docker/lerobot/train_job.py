@@ -9,11 +9,15 @@ arguments, and reports to the worker (physical_ai_worker.progress_writer, one JS
       LeRobot's update_policy computed for that step (its MetricsTracker's latest `loss`, from `loss.item()`),
       read by wrapping lerobot_train.update_policy; nothing here computes a loss.
   {"type": "checkpoint", "step", "path"}   after LeRobot's save_checkpoint wrote <output_dir>/checkpoints/<step>
+  {"type": "error", "message"}   when the run ends before its first step (LeRobot refused the arguments, the dataset
+      cannot be loaded, the policy cannot be made): LeRobot's own error line, so the job fails with it rather than with
+      a traceback (the traceback stays in the run's log). See start_error().
 SIGTERM (a cancel) is taken at the next step boundary: the step in progress and a checkpoint being written finish,
 then the run exits with 143, so the checkpoint folder holds only complete checkpoints.
 """
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import sys
@@ -30,10 +34,64 @@ class Cancelled(SystemExit):
     pass
 
 
+def start_error(err: BaseException, parser_error: Dict[str, str]) -> str:
+    """The one line that says why LeRobot did not start training.
+
+    - argparse refused an argument (unknown --policy.type, a bad value): its ``lerobot-train: error: ...`` line
+    - draccus could not build the config (LeRobot prints ``error: <DecodingError>`` and exits 1): the path it names
+      and the innermost cause, e.g. ACTConfig's own ValueError for an out-of-range option
+    - any other exception (a dataset that is not there): ``Type: message`` of that exception
+    """
+    if "decoding" in parser_error:
+        return parser_error["decoding"]
+    if "argparse" in parser_error:
+        return parser_error["argparse"]
+    return _describe(err)
+
+
+def _describe(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    return "%s.%s: %s" % (type(err).__module__, type(err).__name__, text) if type(err).__module__ not in ("builtins", "__main__") \
+        else "%s: %s" % (type(err).__name__, text)
+
+
+def _innermost(err: BaseException) -> BaseException:
+    while err.__cause__ is not None:
+        err = err.__cause__
+    return err
+
+
+def _record_parser_errors(parser_error: Dict[str, str]) -> None:
+    """Records the error lines of the two parsers LeRobot uses, before they print them and exit."""
+    import draccus
+
+    original_error = argparse.ArgumentParser.error
+
+    def error(self: argparse.ArgumentParser, message: str) -> Any:
+        parser_error.setdefault("argparse", "%s: error: %s" % (self.prog, message))
+        return original_error(self, message)
+
+    argparse.ArgumentParser.error = error  # type: ignore[method-assign]
+    original_parse = draccus.parse
+
+    def parse(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return original_parse(*args, **kwargs)
+        except draccus.utils.DecodingError as err:
+            cause = _innermost(err)
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            parser_error["decoding"] = "error: %s" % first if cause is err else "error: %s %s" % (first.split(":", 1)[0] + ":", _describe(cause))
+            raise
+
+    draccus.parse = parse
+
+
 def main() -> int:
     from lerobot.scripts import lerobot_train
 
     emit = progress_writer()
+    parser_error: Dict[str, str] = {}
+    _record_parser_errors(parser_error)
     total = _total_steps(sys.argv[1:])
     state: Dict[str, Any] = {"step": None, "t0": None, "last_emit": 0.0, "stop": False}
 
@@ -73,7 +131,14 @@ def main() -> int:
     lerobot_train.update_policy = update_policy
     lerobot_train.save_checkpoint = save_checkpoint
     sys.argv = ["lerobot-train"] + sys.argv[1:]
-    lerobot_train.main()
+    try:
+        lerobot_train.main()
+    except Cancelled:
+        raise
+    except BaseException as err:
+        if state["t0"] is None and not (isinstance(err, SystemExit) and err.code in (0, None)) and not isinstance(err, KeyboardInterrupt):
+            emit({"type": "error", "message": start_error(err, parser_error)})
+        raise
     return 0
 
 

@@ -113,7 +113,7 @@ export class LeaseService {
     await Promise.all(
       entry.pool.endpoints.map(async (endpoint) => {
         try {
-          await entry.pool.requestEndpoint!(endpoint, { type: 'lease.revoke', data: { not_before_ms: notBefore } }, { timeoutMs: 1_000 });
+          await entry.pool.request({ type: 'lease.revoke', data: { not_before_ms: notBefore } }, { endpoint, timeoutMs: 1_000 });
           workers++;
         } catch (err) {
           failed++; // a stopped or dead worker: it refuses older leases when it starts again (its own start time)
@@ -135,7 +135,7 @@ export class LeaseService {
       for (const status of entry.pool.stats().endpoints) {
         if (status.state !== 'ready') continue;
         try {
-          const reply = await entry.pool.requestEndpoint!(status.endpoint, { type: 'lease.metrics', data: {} }, { timeoutMs: 1_000 });
+          const reply = await entry.pool.request({ type: 'lease.metrics', data: {} }, { endpoint: status.endpoint, timeoutMs: 1_000 });
           const { records, dropped } = (reply.result ?? {}) as { records?: WorkerRecord[]; dropped?: number };
           for (const r of records ?? []) this.#record(entry.name, r);
           n += records?.length ?? 0;

@@ -8,8 +8,7 @@ import { createFrameworkPool } from './pool-factory.js';
 import type { FrameworkLauncher } from './framework-launcher.js';
 
 /** What the router needs from a pool (WorkerPool implements it, and so do the peer-server pools: pool-factory.ts). */
-export type FrameworkPool = Pick<WorkerPool, 'request' | 'addEndpoint' | 'removeEndpoint' | 'checkHealth' | 'isReady' | 'whenReady' | 'stats' | 'start' | 'close' | 'onEvent' | 'endpoints'> &
-  Partial<Pick<WorkerPool, 'requestEndpoint'>>;
+export type FrameworkPool = Pick<WorkerPool, 'request' | 'addEndpoint' | 'removeEndpoint' | 'checkHealth' | 'isReady' | 'whenReady' | 'stats' | 'start' | 'close' | 'onEvent' | 'endpoints'>;
 
 /** `ready`: a worker is ready; `starting`: a launch is in progress; `stopped`: launchable and not running (on purpose); `down`: no ready worker. */
 export type FrameworkState = 'ready' | 'starting' | 'stopped' | 'down';

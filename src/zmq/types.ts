@@ -10,6 +10,11 @@ export interface RequestOptions {
   timeoutMs?: number;
   /** Codec for this request; defaults to the client's codec. */
   codec?: Codec;
+  /**
+   * A pool sends the request to this endpoint only (the worker that runs a training job): no choice, never retried
+   * elsewhere; `unavailable` when the pool has no such endpoint or it is down or removed. A single client ignores it.
+   */
+  endpoint?: string;
 }
 
 /** What a request sends: any header fields except the ones the client owns (request_id, timestamp, version, timeout_ms). */

@@ -13,7 +13,8 @@ import type { EndpointState, EndpointStatus, OutgoingRequest, PoolEvent, PoolSta
 
 /**
  * Request types that may be sent again to another worker when theirs went away or was not ready: they change no
- * state. `train` and `command` are never retried (they may have started).
+ * state. `train` and `command` are never retried (they may have started); nor are `jobs` and `cancel_job`, which
+ * concern the jobs of one worker (the job manager names its endpoint).
  */
 const IDEMPOTENT_TYPES: ReadonlySet<string> = new Set(['inference', 'health', 'status']);
 
@@ -162,10 +163,12 @@ export class WorkerPool implements AsyncDisposable {
   /**
    * Sends a request to the least-busy ready endpoint. An idempotent request (inference, health, status) whose worker
    * goes away (disconnected, removed, drained past its grace) or answers `unavailable` (not ready, shutting down) is
-   * sent to another ready worker within the same deadline. `unavailable` when none can take it.
+   * sent to another ready worker within the same deadline. `unavailable` when none can take it. With
+   * `opts.endpoint`, only that worker is asked (whatever its load or health state, unless down), and never another.
    */
   async request(req: OutgoingRequest, opts: RequestOptions = {}): Promise<Reply> {
     if (this.#closing) throw new GatewayError('unavailable', `pool ${this.framework} is closed`);
+    if (opts.endpoint !== undefined) return this.#requestAt(opts.endpoint, req, opts);
     const budgetMs = opts.timeoutMs ?? this.#options.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     const startedAt = performance.now();
     const tried = new Set<Member>();
@@ -193,20 +196,29 @@ export class WorkerPool implements AsyncDisposable {
     }
   }
 
+  /**
+   * Sends to one named endpoint: no choice, no retry (the job manager's polls and cancels of a job on that worker;
+   * the lease service's revocations and record collection, which every worker must get).
+   */
+  async #requestAt(endpoint: string, req: OutgoingRequest, opts: RequestOptions): Promise<Reply> {
+    const member = this.#members.get(endpoint);
+    if (!member || member.state === 'down') {
+      const why = member ? `it is down (${member.lastError ?? 'disconnected'})` : `it has no such endpoint (${this.endpoints.join(', ') || 'none'})`;
+      throw new GatewayError('unavailable', `framework '${this.framework}' cannot reach the worker at ${endpoint}: ${why}`);
+    }
+    if (!this.#started) member.client.start();
+    const { endpoint: _named, ...clientOpts } = opts;
+    const reply = await member.client.request(req, clientOpts);
+    member.lastReplyAt = performance.now();
+    return reply;
+  }
+
   /** A failure another worker may fix: the request changes nothing, the caller still waits, and its worker went away or was not ready. */
   #mayRetry(req: OutgoingRequest, err: unknown, member: Member, signal: AbortSignal | undefined): boolean {
     if (!IDEMPOTENT_TYPES.has(req.type) || signal?.aborted || this.#closing || !(err instanceof GatewayError)) return false;
     if (err.code === 'unavailable') return true;
     // A worker removed (drained past its grace) cancels what it still had: that was the pool's doing, not the caller's.
     return err.code === 'cancelled' && this.#members.get(member.client.endpoint) !== member;
-  }
-
-  /** Sends to one named endpoint of the pool (control messages every worker must get, e.g. `lease.revoke`). */
-  async requestEndpoint(endpoint: string, req: OutgoingRequest, opts: RequestOptions = {}): Promise<Reply> {
-    const member = this.#members.get(endpoint);
-    if (!member || this.#closing) throw new GatewayError('unavailable', `pool ${this.framework} has no endpoint ${endpoint}`);
-    if (!this.#started) member.client.start();
-    return member.client.request(req, { timeoutMs: this.#options.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS, ...opts });
   }
 
   #pick(exclude?: ReadonlySet<Member>): Member | undefined {

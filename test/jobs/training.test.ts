@@ -8,7 +8,10 @@
 //   - a gateway restarted while a job runs finds it again (adopted) and cancels it; the cancelled run stops and
 //     leaves only complete checkpoints
 //   - a worker killed mid-job: the job fails, saying its worker stopped answering
-// Training budget: 8 steps to the end, plus two runs stopped after their first checkpoint.
+//   - LeRobot refusing to start (a dataset that is not there, an unknown policy type, an out-of-range option): the
+//     job fails with LeRobot's own error line, not a traceback
+// Training budget: 8 steps to the end, plus two runs stopped after their first checkpoint, plus three runs that
+// stop before their first step.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
@@ -56,9 +59,9 @@ async function worker(t: TestContext): Promise<LerobotWorker> {
   return w;
 }
 
-async function gateway(t: TestContext, frameworks: Record<string, string>): Promise<Gateway> {
+async function gateway(t: TestContext, frameworks: Record<string, string>, jobs: Record<string, number> = {}): Promise<Gateway> {
   const config = parseConfig(
-    { healthIntervalMs: 200, jobs: { pollIntervalMs: 200, cancelGraceS: 30 }, frameworks: Object.fromEntries(Object.entries(frameworks).map(([name, endpoint]) => [name, { endpoints: [endpoint], timeoutMs: 60_000, training: true }])) },
+    { healthIntervalMs: 200, jobs: { pollIntervalMs: 200, waitMs: 2_000, cancelGraceS: 30, ...jobs }, frameworks: Object.fromEntries(Object.entries(frameworks).map(([name, endpoint]) => [name, { endpoints: [endpoint], timeoutMs: 60_000, training: true }])) },
     { httpPort: 0, zmqEndpoint: 'tcp://127.0.0.1:*' },
   );
   const g = await buildGateway(config, { metrics: createMetrics(new Registry()) });
@@ -217,4 +220,24 @@ test('a worker killed mid-job: the job fails, saying its worker stopped answerin
   assert.equal(end.job.state, 'failed');
   assert.match(end.job.error!, /worker of framework 'lerobot' stopped answering while the job ran/);
   t.diagnostic(end.job.error!);
+});
+
+test('LeRobot refusing to start (missing dataset, unknown policy type, out-of-range option): the job fails with LeRobot\'s own error line', async (t) => {
+  const w = await worker(t);
+  const g = await gateway(t, { lerobot: w.endpoint }, { maxPerDevice: 3 });
+  const cases = [
+    { name: 'missing-dataset', options: options('refused-dataset', 2, { dataset: 'local/no_such_dataset' }), line: /^huggingface_hub\.errors\.\w+: .*local\/no_such_dataset/ },
+    { name: 'unknown-policy', options: options('refused-policy', 2, { policy_type: 'no_such_policy', extra_args: [] }), line: /^lerobot-train: error: argument --policy\.type: invalid choice: 'no_such_policy' \(choose from 'act', / },
+    { name: 'out-of-range', options: options('refused-range', 2, { extra_args: [...setup.extra_args.filter((a) => !a.startsWith('--policy.n_action_steps=')), '--policy.n_action_steps=50'] }), line: /^error: `policy`: ValueError: The chunk size is the upper bound for the number of action steps per model invocation\. Got 50 for `n_action_steps` and 10 for `chunk_size`\./ },
+  ];
+  const started = await Promise.all(cases.map((c) => g.jobs.submit('lerobot', c.options)));
+  const ends = await Promise.all(started.map((job) => (g.jobs.get(job.id).state === 'failed' ? { job: g.jobs.get(job.id) } : nextEvent(g, stateOf(job.id, 'failed', 'succeeded', 'cancelled'))) as Promise<{ job: JobRecord }>));
+  for (const [i, c] of cases.entries()) {
+    const job = ends[i]!.job;
+    assert.equal(job.state, 'failed', c.name);
+    assert.match(job.error!, c.line, c.name);
+    assert.doesNotMatch(job.error!, /Traceback|File "/, `${c.name}: a line, not a stack`);
+    assert.match(job.error!, /\(output: \S+\.log\)$/, `${c.name}: names the run's log`);
+    t.diagnostic(`${c.name}: ${job.error}`);
+  }
 });

@@ -24,7 +24,7 @@ from .protocol import (
     Limits,
     WorkerError,
 )
-from .server import NO_REPLY, RequestContext, ZMQServer
+from .server import NO_REPLY, DeferredReply, RequestContext, ZMQServer
 
 __version__ = SDK_VERSION
 
@@ -41,6 +41,7 @@ __all__ = [
     "SDK_NAME",
     "SDK_VERSION",
     "Decoded",
+    "DeferredReply",
     "EncodeError",
     "JobRunner",
     "JobSpec",

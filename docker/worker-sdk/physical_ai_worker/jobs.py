@@ -1,17 +1,22 @@
-"""JobRunner: long-running jobs (training) of a worker, each in its own child process, reported by polling.
+"""JobRunner: long-running jobs (training) of a worker, each in its own child process, reported by (long) polling.
 
-    runner = JobRunner(logger=log)
+    runner = JobRunner(logger=log, max_finished=100)
     runner.register(server, build=lambda options, job_id: JobSpec(argv=[...], output_dir="/out/run1"))
 
 registers three request types on a ZMQServer:
   ``train``      ``{job_id, ...options}`` -> starts ``build(options, job_id)`` and answers at once with the job
-  ``jobs``       ``{since?: int}`` -> every job the worker knows (state, progress, error) and the progress events
-                 with a sequence number above ``since`` (the caller's cursor), so nothing is lost between polls
+  ``jobs``       ``{since?: int, wait_ms?: int}`` -> every job the worker knows (state, progress, error; the running
+                 ones and the ``max_finished`` most recent finished ones) and the events with a sequence number above
+                 ``since`` (the caller's cursor), so nothing is lost between polls. With ``wait_ms`` > 0 and no such
+                 event yet, the answer waits (a long poll) until one is emitted or ``wait_ms`` (capped by the request's
+                 deadline) has passed; it is a deferred reply, so the serve loop keeps serving inference meanwhile.
+                 The answer says ``long_poll: true`` so a caller knows it may ask again at once.
   ``cancel_job`` ``{job_id, grace_s?}`` -> SIGTERM to the job's process group, SIGKILL after ``grace_s``
 
 The child writes one JSON object per line to the file descriptor named by ``PAIG_PROGRESS_FD`` (see
 ``progress_writer()``); its stdout and stderr go to ``<output_dir>.log`` (the tail becomes the error of a failed
-job). It runs in its own process group (cancel reaches its data-loader processes too) and dies with the worker
+job). A child that cannot start (bad arguments, a missing dataset) may write ``{"type": "error", "message": line}``
+first: that line becomes the job's error instead of the output's tail. It runs in its own process group (cancel reaches its data-loader processes too) and dies with the worker
 (PR_SET_PDEATHSIG on Linux), so a job never outlives the worker that reports it.
 """
 from __future__ import annotations
@@ -35,6 +40,12 @@ STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 TERMINAL = ("succeeded", "failed", "cancelled")
 #: Default time a cancelled job gets to stop at a step boundary before it is killed.
 DEFAULT_CANCEL_GRACE_S = 10.0
+#: Finished jobs a runner keeps (and reports) by default; older ones are forgotten first.
+DEFAULT_MAX_FINISHED = 100
+#: Longest wait of one long poll, ms.
+MAX_WAIT_MS = 60000
+#: Time kept back from the request's deadline when a long poll answers empty, s (the reply must arrive in time).
+_WAIT_MARGIN_S = 0.25
 _MAX_EVENTS = 10000
 _LOG_TAIL_BYTES = 4000
 
@@ -89,6 +100,8 @@ class _Job(object):
         self.cancel_requested = False
         self.proc = None  # type: Optional[subprocess.Popen]
         self.exit_code = None  # type: Optional[int]
+        #: The line the child reported with {"type": "error"} (why it could not start), if any.
+        self.reported_error = None  # type: Optional[str]
 
     def record(self) -> Dict[str, Any]:
         return {
@@ -102,20 +115,26 @@ class _Job(object):
 class JobRunner(object):
     """Runs jobs in child processes and keeps their records and progress events for polling."""
 
-    def __init__(self, logger: Optional[logging.Logger] = None, on_finished: Optional[Callable[[Dict[str, Any]], None]] = None):
+    def __init__(self, logger: Optional[logging.Logger] = None, on_finished: Optional[Callable[[Dict[str, Any]], None]] = None,
+                 max_finished: int = DEFAULT_MAX_FINISHED):
+        """max_finished: finished jobs kept and reported (the most recent; >= 0). Running jobs are always kept."""
+        if not isinstance(max_finished, int) or isinstance(max_finished, bool) or max_finished < 0:
+            raise ValueError("max_finished must be an integer >= 0, got %r" % (max_finished,))
         self._log = logger or logging.getLogger("physical_ai_worker.jobs")
         self._lock = threading.Lock()
         self._jobs = {}  # type: Dict[str, _Job]
         self._events: Deque[Dict[str, Any]] = deque(maxlen=_MAX_EVENTS)
         self._seq = 0
         self._on_finished = on_finished
+        self._max_finished = max_finished
+        self._waiters = []  # type: List[_Waiter]
 
     # ---- requests ----
 
     def register(self, server: Any, build: Callable[[Dict[str, Any], str], JobSpec]) -> None:
         """Registers ``train``, ``jobs`` and ``cancel_job`` on ``server``; ``build`` turns options into a JobSpec."""
         server.register_handler("train", lambda data, ctx: self.start(data, build))
-        server.register_handler("jobs", lambda data, ctx: self.query(data))
+        server.register_handler("jobs", lambda data, ctx: self.query(data, ctx))
         server.register_handler("cancel_job", lambda data, ctx: self.cancel(data))
 
     def start(self, data: Any, build: Callable[[Dict[str, Any], str], JobSpec]) -> Dict[str, Any]:
@@ -155,17 +174,28 @@ class JobRunner(object):
         threading.Thread(target=self._read_progress, args=(job, read_fd, log_path), name="job-%s" % job_id, daemon=True).start()
         return job.record()
 
-    def query(self, data: Any) -> Dict[str, Any]:
+    def query(self, data: Any, ctx: Any = None) -> Any:
+        """The ``jobs`` request: the answer now, or (``wait_ms`` > 0, nothing new, a ``ctx`` that can defer) a
+        DeferredReply answered when an event arrives or the wait ends."""
         since = data.get("since", 0) if isinstance(data, dict) else 0
         if not isinstance(since, int) or isinstance(since, bool):
             raise WorkerError("bad_request", "/data/since: expected an integer", "/data/since")
+        wait_ms = data.get("wait_ms", 0) if isinstance(data, dict) else 0
+        if not isinstance(wait_ms, int) or isinstance(wait_ms, bool) or not 0 <= wait_ms <= MAX_WAIT_MS:
+            raise WorkerError("bad_request", "/data/wait_ms: expected an integer from 0 to %d" % MAX_WAIT_MS, "/data/wait_ms")
+        wait_s = wait_ms / 1000.0
+        remaining = ctx.remaining_ms() if ctx is not None else None
+        if remaining is not None:
+            wait_s = min(wait_s, remaining / 1000.0 - _WAIT_MARGIN_S)
         with self._lock:
-            return {
-                "jobs": [j.record() for j in self._jobs.values()],
-                "events": [e for e in self._events if e["seq"] > since],
-                "next": self._seq,
-                "pid": os.getpid(),
-            }
+            if wait_s <= 0 or ctx is None or self._seq > since:
+                return self._snapshot(since)
+            waiter = _Waiter(since, ctx.defer())
+            self._waiters.append(waiter)
+        waiter.timer = threading.Timer(wait_s, self._wait_over, args=(waiter,))
+        waiter.timer.daemon = True
+        waiter.timer.start()
+        return waiter.reply
 
     def cancel(self, data: Any) -> Dict[str, Any]:
         job_id = data.get("job_id") if isinstance(data, dict) else None
@@ -187,9 +217,11 @@ class JobRunner(object):
         return job.record()
 
     def close(self, grace_s: float = 5.0) -> None:
-        """Stops every running job (SIGTERM, then SIGKILL after ``grace_s``) and waits for them."""
+        """Answers the waiting long polls, stops every running job (SIGTERM, then SIGKILL after ``grace_s``) and
+        waits for them."""
         with self._lock:
             running = [j for j in self._jobs.values() if j.state == "running"]
+            self._answer_waiters()
         procs = [j.proc for j in running if j.proc is not None]
         for job in running:
             job.cancel_requested = True
@@ -205,11 +237,43 @@ class JobRunner(object):
 
     # ---- internals ----
 
+    def _snapshot(self, since: int) -> Dict[str, Any]:
+        """The answer to ``jobs {since}`` (caller holds the lock)."""
+        return {
+            "jobs": [j.record() for j in self._jobs.values()],
+            "events": [e for e in self._events if e["seq"] > since],
+            "next": self._seq,
+            "pid": os.getpid(),
+            "long_poll": True,
+        }
+
+    def _answer_waiters(self) -> None:
+        """Answers every waiting long poll with what is new for it (caller holds the lock)."""
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if waiter.timer is not None:
+                waiter.timer.cancel()
+            waiter.reply.resolve(self._snapshot(waiter.since))
+
+    def _wait_over(self, waiter: "_Waiter") -> None:
+        with self._lock:
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
+                waiter.reply.resolve(self._snapshot(waiter.since))
+
     def _emit(self, job: _Job, event: Dict[str, Any]) -> None:
-        """Appends an event (caller holds the lock)."""
+        """Appends an event and answers the waiting long polls (caller holds the lock)."""
         self._seq += 1
         event = dict(event, seq=self._seq, job_id=job.job_id, time=time.time())
         self._events.append(event)
+        if self._waiters:
+            self._answer_waiters()
+
+    def _forget_old(self) -> None:
+        """Keeps the max_finished most recently ended jobs (caller holds the lock)."""
+        finished = sorted((j for j in self._jobs.values() if j.state in TERMINAL), key=lambda j: j.ended_at or 0.0)
+        for job in finished[: max(0, len(finished) - self._max_finished)]:
+            del self._jobs[job.job_id]
 
     @staticmethod
     def _signal(proc: subprocess.Popen, sig: int) -> None:
@@ -238,6 +302,8 @@ class JobRunner(object):
                 with self._lock:
                     if event.get("type") == "checkpoint" and isinstance(event.get("path"), str):
                         job.checkpoints.append(event["path"])
+                    elif event.get("type") == "error" and isinstance(event.get("message"), str):
+                        job.reported_error = event["message"][:_LOG_TAIL_BYTES]
                     elif event.get("type") == "progress":
                         job.progress.update({k: v for k, v in event.items() if k != "type"})
                     self._emit(job, event)
@@ -257,16 +323,31 @@ class JobRunner(object):
                 job.state = "succeeded"
             else:
                 job.state = "failed"
-                how = "was killed by signal %d" % -code if code < 0 else "exited with code %d" % code
-                job.error = "the training process %s; last output:\n%s" % (how, _tail(log_path))
+                if job.reported_error is not None:
+                    job.error = "%s (output: %s)" % (job.reported_error, log_path)
+                else:
+                    how = "was killed by signal %d" % -code if code < 0 else "exited with code %d" % code
+                    job.error = "the training process %s; last output:\n%s" % (how, _tail(log_path))
             self._emit(job, {"type": "state", "state": job.state, "error": job.error, "exit_code": code})
             record = job.record()
+            self._forget_old()
         self._log.info("job %s %s (exit code %s)", job.job_id, job.state, code)
         if self._on_finished is not None:
             try:
                 self._on_finished(record)
             except Exception:
                 self._log.exception("on_finished of job %s failed", job.job_id)
+
+
+class _Waiter(object):
+    """A long poll waiting for an event after ``since``."""
+
+    __slots__ = ("since", "reply", "timer")
+
+    def __init__(self, since: int, reply: Any):
+        self.since = since
+        self.reply = reply
+        self.timer = None  # type: Optional[threading.Timer]
 
 
 def _tail(path: str) -> str:

@@ -11,6 +11,11 @@ Requests are served one at a time on the calling thread by default (capacity=1: 
 frameworks with thread-local state such as torch's grad mode). With capacity > 1 the handlers run in a
 thread pool of that size; the socket is used only by the thread that calls run(), which sends the replies
 (zmq sockets are not thread-safe).
+
+A handler may also answer later, from any thread, without holding the serve loop or a pool thread:
+``reply = ctx.defer()``, return ``reply``, then ``reply.resolve(result)`` (or ``reply.reject(WorkerError(...))``)
+when the answer is known. The JobRunner's long poll (``jobs {since, wait_ms}``) answers this way, so it never
+blocks inference on a ``capacity=1`` worker.
 """
 from __future__ import annotations
 
@@ -51,7 +56,7 @@ Handler = Callable[[Any, "RequestContext"], Any]
 class RequestContext(object):
     """What a handler knows about the request besides its data."""
 
-    __slots__ = ("request_id", "type", "codec", "traceparent", "tracestate", "timeout_ms", "deadline", "received_at", "logger", "copied_bytes", "shm")
+    __slots__ = ("request_id", "type", "codec", "traceparent", "tracestate", "timeout_ms", "deadline", "received_at", "logger", "copied_bytes", "shm", "_defer")
 
     def __init__(self, request_id, type, codec, traceparent, tracestate, timeout_ms, deadline, received_at, logger, copied_bytes, shm=None):
         #: The request's id (None when the client sent none).
@@ -73,6 +78,14 @@ class RequestContext(object):
         self.copied_bytes = copied_bytes  # type: int
         #: The shared memory the request's tensors are in (a shm.ShmRequest), None when they came as frames.
         self.shm = shm  # type: Any
+        self._defer = None  # type: Optional[Callable[[], DeferredReply]]
+
+    def defer(self) -> "DeferredReply":
+        """Answers this request later: return the DeferredReply from the handler and call its resolve() or
+        reject() from any thread when the answer is known. The serve loop goes on serving meanwhile."""
+        if self._defer is None:
+            raise RuntimeError("this request cannot be deferred (no server context)")
+        return self._defer()
 
     def remaining_ms(self) -> Optional[float]:
         """Milliseconds left before the deadline (negative once passed), None when unbounded."""
@@ -82,6 +95,54 @@ class RequestContext(object):
 
     def expired(self) -> bool:
         return self.deadline is not None and time.monotonic() >= self.deadline
+
+
+class DeferredReply(object):
+    """A reply a handler sends later (``ctx.defer()``). resolve()/reject() may be called from any thread, once:
+    later calls are ignored and return False. The reply is sent by the thread that runs the serve loop."""
+
+    def __init__(self, server: "ZMQServer", envelope: List[bytes], ctx: RequestContext, t0: float, decode_ms: float):
+        self._server = server
+        self._envelope = envelope
+        self._ctx = ctx
+        self._t0 = t0
+        self._decode_ms = decode_ms
+        self._lock = threading.Lock()
+        self._done = False
+
+    @property
+    def done(self) -> bool:
+        return self._done
+
+    def _take(self) -> bool:
+        with self._lock:
+            if self._done:
+                return False
+            self._done = True
+            return True
+
+    def resolve(self, result: Any) -> bool:
+        """Sends ``result`` as the success reply. False when the reply was already sent."""
+        if not self._take():
+            return False
+        ctx, server = self._ctx, self._server
+        compute_ms = _ms(time.perf_counter() - self._t0) - self._decode_ms
+        try:
+            frames = server._success_frames(result, ctx.request_id, ctx.codec, self._t0, self._decode_ms, compute_ms)
+        except Exception as err:
+            werr = WorkerError("worker_error", "deferred result for %r cannot be encoded: %s" % (ctx.type, _describe(err)))
+            frames = server._error_frames(werr, ctx.request_id, ctx.codec, self._t0, self._decode_ms, compute_ms)
+        server._post(self._envelope, frames, False)
+        return True
+
+    def reject(self, err: WorkerError) -> bool:
+        """Sends ``err`` as the error reply. False when the reply was already sent."""
+        if not self._take():
+            return False
+        ctx = self._ctx
+        compute_ms = _ms(time.perf_counter() - self._t0) - self._decode_ms
+        self._server._post(self._envelope, self._server._error_frames(err, ctx.request_id, ctx.codec, self._t0, self._decode_ms, compute_ms), False)
+        return True
 
 
 class _Job(object):
@@ -459,12 +520,20 @@ class ZMQServer(object):
                 return
             self._finish(*reply)
 
-    def _finish(self, envelope: List[bytes], frames: Optional[List[Any]]) -> None:
-        """A pooled handler's reply, taken from the queue: frees its slot and sends it (None: no reply)."""
-        with self._lock:
-            self._in_flight -= 1
+    def _finish(self, envelope: List[bytes], frames: Optional[List[Any]], pooled: bool = True) -> None:
+        """A reply taken from the queue: a pooled handler's frees its slot; sends it (None: no reply)."""
+        if pooled:
+            with self._lock:
+                self._in_flight -= 1
         if frames is not None:
             self._send(envelope, frames)
+
+    def _post(self, envelope: List[bytes], frames: Optional[List[Any]], pooled: bool) -> None:
+        """Queues a reply for the serve loop's thread (the only one that uses the socket) and wakes it."""
+        if self._closed:
+            return
+        self._replies.put((envelope, frames, pooled))
+        self._wake()
 
     def _receive_burst(self) -> None:
         assert self._sock is not None
@@ -614,6 +683,7 @@ class ZMQServer(object):
             except WorkerError as err:
                 self._refuse(envelope, err, request_id, decoded, t0, decode_ms, claims, kind)
                 return
+        ctx._defer = lambda: DeferredReply(self, envelope, ctx, t0, decode_ms)
         job = _Job(envelope, handler, header.get("data"), ctx, t0, decode_ms, claims, decoded.size_bytes)
         if self._executor is None:
             out = self._execute(job)
@@ -652,8 +722,7 @@ class ZMQServer(object):
         except BaseException as err:  # never lose the slot: answer internal
             self._log.error({"event": "worker.message_failed", "error": _describe(err)}, exc_info=err)
             frames = self._error_frames(WorkerError("internal", "worker failed: %s" % _describe(err)), job.ctx.request_id, job.ctx.codec, job.t0, job.decode_ms)
-        self._replies.put((job.envelope, frames))
-        self._wake()
+        self._post(job.envelope, frames, True)
 
     def _execute(self, job: _Job) -> Optional[List[Any]]:
         """Runs the handler for one request and returns the reply frames (None: send nothing); under a client
@@ -698,8 +767,8 @@ class ZMQServer(object):
             ctx.logger.error({"event": "worker.handler_failed", "error": _describe(err)}, exc_info=True)
             werr = WorkerError("worker_error", "handler for %r raised %s" % (ctx.type, _describe(err)))
             return self._error_frames(werr, ctx.request_id, ctx.codec, job.t0, job.decode_ms, compute_ms)
-        if result is NO_REPLY:
-            return None
+        if result is NO_REPLY or isinstance(result, DeferredReply):
+            return None  # a deferred reply is sent when the handler resolves it
         compute_ms = _ms(time.perf_counter() - start)
         if ctx.shm is not None:
             try:

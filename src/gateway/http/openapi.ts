@@ -199,6 +199,7 @@ export function buildOpenApi({ version = '0.1.0', controlNeedsToken = false }: O
       progress,
       checkpoints: { type: 'array', items: { type: 'string' } },
       output_dir: { type: 'string' },
+      endpoint: { type: 'string', description: 'The worker endpoint that runs the job (its polls and cancel go there only)' },
       cancel_requested: { type: 'boolean' },
       adopted: { type: 'boolean' },
       created_at: { type: 'number' },
