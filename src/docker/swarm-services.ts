@@ -222,9 +222,25 @@ export class SwarmServices {
     }
   }
 
-  async #update(current: Docker.Service, wanted: Docker.ServiceSpec): Promise<void> {
-    const service = this.#docker.getService(current.ID);
-    await service.update({ _query: { version: current.Version?.Index }, _body: wanted } as unknown as Docker.ServiceSpec & { version: number });
+  /**
+   * Updates the service at the version `current` was read at. Swarm bumps the version itself (a rolling update that
+   * completes records its state), so an update can lose that race with "update out of sequence": the service is read
+   * again and `wanted` made from it again (a few times), as the docker CLI's users do by hand.
+   */
+  async #update(current: Docker.Service, wanted: Docker.ServiceSpec, remake?: (fresh: Docker.Service) => Docker.ServiceSpec): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.#docker.getService(current.ID).update({ _query: { version: current.Version?.Index }, _body: wanted } as unknown as Docker.ServiceSpec & { version: number });
+        return;
+      } catch (err) {
+        const message = (err as { json?: { message?: string } }).json?.message ?? (err as Error).message ?? '';
+        if (attempt >= 5 || !/update out of sequence/i.test(message)) throw err;
+        const fresh = (await this.#docker.getService(current.ID).inspect()) as Docker.Service;
+        this.#log.info({ event: 'swarm.update_retry', service: current.Spec?.Name, attempt, version: fresh.Version?.Index });
+        current = fresh;
+        if (remake) wanted = remake(fresh);
+      }
+    }
   }
 
   /** Sets the replica count (tasks are added or removed; the others keep running). */
@@ -232,7 +248,8 @@ export class SwarmServices {
     const current = await this.inspect(spec);
     if (!current?.Spec) throw new DockerError('unavailable', 'not_found', `framework ${spec.name}: no service ${serviceNameFor(spec)}; start it first`);
     try {
-      await this.#update(current, { ...current.Spec, Mode: { Replicated: { Replicas: replicas } } });
+      const scaled = (svc: Docker.Service) => ({ ...svc.Spec, Mode: { Replicated: { Replicas: replicas } } }) as Docker.ServiceSpec;
+      await this.#update(current, scaled(current), scaled);
     } catch (err) {
       throw this.#wrap(err, `scale service of ${spec.name}`);
     }

@@ -268,12 +268,13 @@ export class WorkerPool implements AsyncDisposable {
         const sentAt = performance.now();
         try {
           const health = await member.client.health({ timeoutMs, signal });
+          if (this.#members.get(member.client.endpoint) !== member) return; // removed meanwhile: no state to change
           member.lastHealth = health;
           member.failures = 0;
           member.lastError = undefined;
           this.#setState(member, health.ready ? 'ready' : 'unhealthy', health.ready ? undefined : 'worker not ready');
         } catch (err) {
-          if (!this.#members.has(member.client.endpoint) || this.#closing) return;
+          if (this.#members.get(member.client.endpoint) !== member || this.#closing) return;
           // A worker that serves one request at a time answers health only between requests: while it is
           // connected and busy (requests in flight, or a reply within the last two check periods), a check
           // that timed out is not a failure.
