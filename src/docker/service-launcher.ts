@@ -119,7 +119,6 @@ export class ServiceLauncher implements FrameworkLauncher, FrameworkControl {
       signal.addEventListener('abort', check, { once: true });
       check();
     });
-    this.touch(framework); // started and never used is idle too
     return { endpoints: entry.workers.map((w) => w.endpoint), workers: entry.workers, ended: entry.ended.promise };
   }
 

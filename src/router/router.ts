@@ -280,6 +280,7 @@ export class Router {
         void ended.then(reject); // `ended` never rejects; after a ready worker this reject is a no-op
       });
       log.info({ event: 'router.launch_ready', endpoints, ms: Math.round(performance.now() - startedAt) });
+      launcher.touch?.(entry.name); // idle from now on: started and never used is idle too (not while it starts)
     } catch (err) {
       const error = signal.aborted ? abortError(signal, `start of framework '${entry.name}'`) : toGatewayError(err);
       log.warn({ event: 'router.launch_failed', err: error });
