@@ -115,8 +115,13 @@ export async function ps(ctx: CommandContext): Promise<void> {
 export async function logs(ctx: CommandContext, framework: string, { tail = 100, follow = false }: { tail?: number; follow?: boolean } = {}): Promise<void> {
   const spec = specOf(ctx, framework);
   if (isService(spec)) {
-    // Every task's lines through the service's logs (follow is not offered for services here).
-    for (const line of await new SwarmServices(ctx.manager).logs(spec, { tail })) ctx.out(line);
+    // Every task's lines through the service's logs; with follow, those of tasks started later too.
+    const services = new SwarmServices(ctx.manager);
+    if (!follow) {
+      for (const line of await services.logs(spec, { tail })) ctx.out(line);
+      return;
+    }
+    for await (const line of services.followLogs(spec, { tail, ...(ctx.signal ? { signal: ctx.signal } : {}) })) ctx.out(line);
     return;
   }
   const name = containerNameFor(spec);

@@ -768,6 +768,14 @@ export class DockerManager {
     } catch (err) {
       throw this.#wrap(err, `logs of ${idOrName}`);
     }
+    yield* this.logStreamLines(raw, signal);
+  }
+
+  /**
+   * The lines of a followed log stream (a container's or a Swarm service's, stdout and stderr multiplexed) until it
+   * ends, the signal aborts or the manager closes; the stream is destroyed on every exit.
+   */
+  async *logStreamLines(raw: Readable, signal: AbortSignal | undefined): AsyncGenerator<string> {
     const merged = new PassThrough();
     this.docker.modem.demuxStream(raw, merged, merged);
     raw.once('end', () => merged.end());
@@ -775,6 +783,7 @@ export class DockerManager {
     this.#streams.add(raw);
     const onAbort = () => raw.destroy();
     signal?.addEventListener('abort', onAbort, { once: true });
+    if (signal?.aborted || this.#closed) raw.destroy(); // aborted while the request was on its way
     try {
       yield* linesOf(merged);
     } finally {

@@ -146,7 +146,10 @@ export async function startDockerSupport(options: DockerSupportOptions): Promise
     for (const [key, specs] of byEngine) {
       const engineManager = managers.get(key)!;
       const services = specs.filter((s) => s.mode === 'service');
-      if (services.length) members.push(new ServiceLauncher({ manager: engineManager, specs: services, log: options.log ?? silentLogger, ...(options.launcher?.stopOnClose ? { stopOnClose: true } : {}) }));
+      if (services.length) {
+        const { stopOnClose, idleStopMs } = options.launcher ?? {};
+        members.push(new ServiceLauncher({ manager: engineManager, specs: services, log: options.log ?? silentLogger, ...(stopOnClose ? { stopOnClose } : {}), ...(idleStopMs ? { idleStopMs } : {}) }));
+      }
       const containers = specs.filter((s) => s.mode !== 'service');
       if (key !== 'default' && containers.length) members.push(new DockerLauncher({ ...options.launcher, manager: engineManager, specs: containers, log: options.log ?? silentLogger }));
     }

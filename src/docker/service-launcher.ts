@@ -19,12 +19,14 @@ export interface ServiceLauncherOptions {
   resyncMs?: number;
   /** Remove the services on close(); default false (they keep running). */
   stopOnClose?: boolean;
+  /** Scale a framework's service to 0 this long after its last request (touch); 0 or absent: never. */
+  idleStopMs?: number;
 }
 
 export type ServiceLauncherEvent =
   | { type: 'deployed'; framework: string; outcome: DeployOutcome }
   | { type: 'workers'; framework: string; workers: LaunchWorker[]; drainMs: number }
-  | { type: 'stopped'; framework: string; reason: 'request' | 'close' }
+  | { type: 'stopped'; framework: string; reason: 'request' | 'idle' | 'close' }
   | { type: 'exited'; framework: string; expected: boolean; error?: string };
 
 /** Tasks whose worker the pool should use: desired running, container started (healthy or still starting). */
@@ -43,6 +45,7 @@ export class ServiceLauncher implements FrameworkLauncher, FrameworkControl {
   readonly #active = new Map<string, { workers: LaunchWorker[]; key: string; ended: Deferred<GatewayError>; lastErrors: string[] }>();
   readonly #waiters = new Set<() => void>();
   readonly #reconciling = new Map<string, { run: Promise<void>; again: boolean }>();
+  readonly #idleTimers = new Map<string, NodeJS.Timeout>();
   #watching: Promise<void> | undefined;
   #resync: NodeJS.Timeout | undefined;
   #closing: Promise<void> | undefined;
@@ -119,6 +122,24 @@ export class ServiceLauncher implements FrameworkLauncher, FrameworkControl {
     return { endpoints: entry.workers.map((w) => w.endpoint), workers: entry.workers, ended: entry.ended.promise };
   }
 
+  /**
+   * A request was served: the idle clock of the framework starts again. After `idleStopMs` without one its service is
+   * scaled to 0 (kept: the next request scales it back), as an idle container is stopped.
+   */
+  touch(framework: string): void {
+    const idleMs = this.#opts.idleStopMs ?? 0;
+    if (idleMs <= 0 || this.#closing || !this.#specs.has(framework)) return;
+    clearTimeout(this.#idleTimers.get(framework));
+    const timer = setTimeout(() => {
+      this.#idleTimers.delete(framework);
+      if (!this.#active.has(framework)) return;
+      this.#log.info({ event: 'swarm.framework_idle_stop', framework, idleMs });
+      this.#stop(framework, 'idle').catch((err: unknown) => this.#log.warn({ event: 'swarm.idle_stop_failed', framework, err }));
+    }, idleMs);
+    timer.unref();
+    this.#idleTimers.set(framework, timer);
+  }
+
   /** Rolls the framework's tasks to a changed image, env or command (one at a time; the pool drains each). */
   async update(framework: string, change: Partial<Pick<FrameworkSpec, 'image' | 'env' | 'command'>>): Promise<DeployOutcome> {
     const spec = validateFrameworkSpec({ ...this.spec(framework), ...change });
@@ -133,16 +154,26 @@ export class ServiceLauncher implements FrameworkLauncher, FrameworkControl {
     const spec = validateFrameworkSpec({ ...this.spec(framework), replicas });
     this.#specs.set(framework, spec);
     await this.#services.scale(spec, replicas);
+    // Swarm marks the tasks it will stop (desired state no longer running) when it takes the update, before their
+    // node stops them: list now, so the pool drains them instead of learning it from their exit.
+    if (this.#active.has(framework)) await this.#reconcile(framework);
   }
 
   /** Scales the service to zero (kept, so the next start only scales it back); not running is not an error. */
   async stop(framework: string, signal?: AbortSignal): Promise<void> {
-    const spec = this.spec(framework);
+    this.spec(framework);
     throwIfAborted(signal, `stop ${framework}`);
+    await this.#stop(framework, 'request');
+  }
+
+  async #stop(framework: string, reason: 'request' | 'idle'): Promise<void> {
+    const spec = this.spec(framework);
+    clearTimeout(this.#idleTimers.get(framework));
+    this.#idleTimers.delete(framework);
     if (!(await this.#services.inspect(spec))) return;
     await this.#services.scale(spec, 0);
     this.#forget(framework, new GatewayError('unavailable', `framework ${framework}: service stopped`));
-    this.#events.emit({ type: 'stopped', framework, reason: 'request' });
+    this.#events.emit({ type: 'stopped', framework, reason });
   }
 
   /** Removes the framework's service. Returns whether it existed. */
@@ -266,6 +297,8 @@ export class ServiceLauncher implements FrameworkLauncher, FrameworkControl {
   close(): Promise<void> {
     return (this.#closing ??= (async () => {
       clearInterval(this.#resync);
+      for (const timer of this.#idleTimers.values()) clearTimeout(timer);
+      this.#idleTimers.clear();
       this.#close.abort(new GatewayError('cancelled', 'launcher closed'));
       for (const wake of [...this.#waiters]) wake();
       await Promise.allSettled([...this.#reconciling.values()].map((r) => r.run));

@@ -23,8 +23,26 @@ export const LABEL_SPEC_HASH = 'physical-ai-gateway.spec-hash';
 const PRELUDE =
   'port=$((PAG_PORT_BASE + PAG_TASK_SLOT - 1)); export WORKER_ENDPOINT="tcp://$PAG_BIND_HOST:$port" WORKER_PORT="$port"; ' +
   'for a; do shift; case "$a" in "{endpoint}") a="$WORKER_ENDPOINT";; "{port}") a="$port";; esac; set -- "$@" "$a"; done; exec "$@"';
-/** The SDK's health probe against the task's own port (swarm waits for healthy before it rolls the next task). */
-const HEALTH_PROBE = 'python3 -m physical_ai_worker.healthcheck --endpoint "tcp://127.0.0.1:$((PAG_PORT_BASE + PAG_TASK_SLOT - 1))"';
+/** How long one run of the health probe may take, ms (the probe's own deadline; Swarm's is 2 s longer). */
+const PROBE_TIMEOUT_MS = 8_000;
+
+/**
+ * The SDK's health probe against the task's own port (Swarm waits for healthy before it rolls the next task, and
+ * replaces a task whose probe fails three times in a row). It starts a Python process, so its deadline is generous:
+ * a slow probe on a busy node delays a roll, a failed one kills a task that may be serving. The probe runs inside the
+ * task with its env: a CURVE worker's `WORKER_CURVE_SECRET_KEY_FILE` reaches it; a key file given as
+ * `--curve-secret-key-file` in the argv is passed to it here.
+ */
+export function healthProbeFor(argv: readonly string[]): string {
+  const at = argv.findIndex((a) => a === '--curve-secret-key-file' || a.startsWith('--curve-secret-key-file='));
+  const keyFile = at < 0 ? undefined : argv[at]!.includes('=') ? argv[at]!.slice(argv[at]!.indexOf('=') + 1) : argv[at + 1];
+  const quote = (v: string) => `'${v.replaceAll("'", `'\\''`)}'`;
+  return [
+    'h="$PAG_BIND_HOST"; [ "$h" = 0.0.0.0 ] && h=127.0.0.1;',
+    `exec python3 -m physical_ai_worker.healthcheck --quiet --timeout-ms ${PROBE_TIMEOUT_MS} --endpoint "tcp://$h:$((PAG_PORT_BASE + PAG_TASK_SLOT - 1))"`,
+    ...(keyFile ? [`--curve-key-file ${quote(keyFile)}`] : []),
+  ].join(' ');
+}
 
 /** One task of a framework's service, as the pool needs it. */
 export interface ServiceTask {
@@ -102,7 +120,7 @@ export function serviceSpecFor(spec: FrameworkSpec, image: ImageDefaults): Docke
         ],
         StopGracePeriod: ms((spec.stopTimeoutS ?? DEFAULT_STOP_TIMEOUT_S) * 1000),
         Init: true,
-        HealthCheck: { Test: ['CMD-SHELL', HEALTH_PROBE], Interval: ms(1000), Timeout: ms(3000), Retries: 3, StartPeriod: ms(readyMs) },
+        HealthCheck: { Test: ['CMD-SHELL', healthProbeFor(argv)], Interval: ms(1000), Timeout: ms(PROBE_TIMEOUT_MS + 2000), Retries: 3, StartPeriod: ms(readyMs) },
       } as Docker.ContainerSpec,
       Resources: {
         ...(spec.memoryBytes || spec.nanoCpus ? { Limits: { ...(spec.memoryBytes ? { MemoryBytes: spec.memoryBytes } : {}), ...(spec.nanoCpus ? { NanoCPUs: spec.nanoCpus } : {}) } } : {}),
@@ -204,9 +222,25 @@ export class SwarmServices {
     }
   }
 
-  async #update(current: Docker.Service, wanted: Docker.ServiceSpec): Promise<void> {
-    const service = this.#docker.getService(current.ID);
-    await service.update({ _query: { version: current.Version?.Index }, _body: wanted } as unknown as Docker.ServiceSpec & { version: number });
+  /**
+   * Updates the service at the version `current` was read at. Swarm bumps the version itself (a rolling update that
+   * completes records its state), so an update can lose that race with "update out of sequence": the service is read
+   * again and `wanted` made from it again (a few times), as the docker CLI's users do by hand.
+   */
+  async #update(current: Docker.Service, wanted: Docker.ServiceSpec, remake?: (fresh: Docker.Service) => Docker.ServiceSpec): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.#docker.getService(current.ID).update({ _query: { version: current.Version?.Index }, _body: wanted } as unknown as Docker.ServiceSpec & { version: number });
+        return;
+      } catch (err) {
+        const message = (err as { json?: { message?: string } }).json?.message ?? (err as Error).message ?? '';
+        if (attempt >= 5 || !/update out of sequence/i.test(message)) throw err;
+        const fresh = (await this.#docker.getService(current.ID).inspect()) as Docker.Service;
+        this.#log.info({ event: 'swarm.update_retry', service: current.Spec?.Name, attempt, version: fresh.Version?.Index });
+        current = fresh;
+        if (remake) wanted = remake(fresh);
+      }
+    }
   }
 
   /** Sets the replica count (tasks are added or removed; the others keep running). */
@@ -214,7 +248,8 @@ export class SwarmServices {
     const current = await this.inspect(spec);
     if (!current?.Spec) throw new DockerError('unavailable', 'not_found', `framework ${spec.name}: no service ${serviceNameFor(spec)}; start it first`);
     try {
-      await this.#update(current, { ...current.Spec, Mode: { Replicated: { Replicas: replicas } } });
+      const scaled = (svc: Docker.Service) => ({ ...svc.Spec, Mode: { Replicated: { Replicas: replicas } } }) as Docker.ServiceSpec;
+      await this.#update(current, scaled(current), scaled);
     } catch (err) {
       throw this.#wrap(err, `scale service of ${spec.name}`);
     }
@@ -315,6 +350,17 @@ export class SwarmServices {
       }
       return undefined;
     });
+  }
+
+  /** The service's tasks' log lines as they are written (after the last `tail`), until the signal aborts or the service goes. */
+  async *followLogs(spec: FrameworkSpec, { tail = 10, signal }: { tail?: number; signal?: AbortSignal } = {}): AsyncGenerator<string> {
+    let raw: Readable;
+    try {
+      raw = (await this.#docker.getService(serviceNameFor(spec)).logs({ stdout: true, stderr: true, follow: true, tail, details: false } as Docker.ContainerLogsOptions)) as unknown as Readable;
+    } catch (err) {
+      throw this.#wrap(err, `logs of service ${serviceNameFor(spec)}`);
+    }
+    yield* this.#manager.logStreamLines(raw, signal);
   }
 
   /** The last log lines of the service's tasks (through the engine's service logs). */

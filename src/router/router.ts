@@ -192,7 +192,9 @@ export class Router {
       if (signal.aborted) throw abortError(signal, `request to ${entry.name}`);
       if (entry.launcher && !entry.pool.isReady()) await this.#ensureRunning(entry, signal);
       const remainingMs = Math.max(1, budgetMs - (performance.now() - startedAt));
-      const reply = await entry.pool.request({ ...req, framework: entry.name }, { signal, timeoutMs: remainingMs, codec: opts.codec ?? config.codec });
+      // A launched framework is meant to be running: with no worker ready this moment (a task replaced, a check
+      // missed under load) the request waits for one within its deadline rather than failing at once.
+      const reply = await entry.pool.request({ ...req, framework: entry.name }, { signal, timeoutMs: remainingMs, codec: opts.codec ?? config.codec, waitForReady: entry.launcher !== undefined });
       const ms = performance.now() - startedAt;
       entry.latencyEmaMs = entry.latencyEmaMs === undefined ? ms : (1 - LATENCY_WEIGHT) * entry.latencyEmaMs + LATENCY_WEIGHT * ms;
       entry.counts.ok++;
@@ -278,6 +280,7 @@ export class Router {
         void ended.then(reject); // `ended` never rejects; after a ready worker this reject is a no-op
       });
       log.info({ event: 'router.launch_ready', endpoints, ms: Math.round(performance.now() - startedAt) });
+      launcher.touch?.(entry.name); // idle from now on: started and never used is idle too (not while it starts)
     } catch (err) {
       const error = signal.aborted ? abortError(signal, `start of framework '${entry.name}'`) : toGatewayError(err);
       log.warn({ event: 'router.launch_failed', err: error });

@@ -1,5 +1,6 @@
 // The workers of one framework: endpoints added and removed at run time, least-in-flight choice among
 // ready ones, periodic health checks (healthy means ready), typed state events, and a draining close.
+import { Deadline } from '../lib/abort.js';
 import { GatewayError } from '../lib/errors.js';
 import { whenReadyEvent } from './ready-event.js';
 import { EventStream } from '../lib/event-stream.js';
@@ -50,6 +51,17 @@ interface Member {
   /** Host and task of a replica (Swarm task, remote container). */
   labels?: WorkerLabels;
   unsubscribe: () => void;
+}
+
+/** Pool request options: those of one client, and whether to wait for a ready worker. */
+export interface PoolRequestOptions extends RequestOptions {
+  /**
+   * With no worker ready to take the request (all starting, restarting, unhealthy, or already tried), wait within the
+   * deadline for one to turn ready instead of failing at once with `unavailable`. For frameworks meant to be running
+   * (launched replicas): a task replaced or a health check missed under load is a moment, not an outage. A pool with
+   * no endpoints at all (stopped) still fails at once.
+   */
+  waitForReady?: boolean;
 }
 
 /** Requests go to a ready endpoint; with none ready, to one still connecting; never to one that is down. */
@@ -163,25 +175,29 @@ export class WorkerPool implements AsyncDisposable {
   /**
    * Sends a request to the least-busy ready endpoint. An idempotent request (inference, health, status) whose worker
    * goes away (disconnected, removed, drained past its grace) or answers `unavailable` (not ready, shutting down) is
-   * sent to another ready worker within the same deadline. `unavailable` when none can take it. With
-   * `opts.endpoint`, only that worker is asked (whatever its load or health state, unless down), and never another.
+   * sent to another ready worker within the same deadline. `unavailable` when none can take it (with `waitForReady`,
+   * when none turned ready within the deadline). With `opts.endpoint`, only that worker is asked (whatever its
+   * load or health state, unless down), and never another.
    */
-  async request(req: OutgoingRequest, opts: RequestOptions = {}): Promise<Reply> {
+  async request(req: OutgoingRequest, opts: PoolRequestOptions = {}): Promise<Reply> {
     if (this.#closing) throw new GatewayError('unavailable', `pool ${this.framework} is closed`);
     if (opts.endpoint !== undefined) return this.#requestAt(opts.endpoint, req, opts);
     const budgetMs = opts.timeoutMs ?? this.#options.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     const startedAt = performance.now();
     const tried = new Set<Member>();
+    const { waitForReady = false, ...clientOpts } = opts;
     for (;;) {
       const member = this.#pick(tried);
       if (!member) {
+        const leftMs = budgetMs - (performance.now() - startedAt);
+        if (waitForReady && this.#members.size > 0 && leftMs > 1 && (await this.#nextReady(tried, leftMs, opts.signal))) continue;
         const states = [...this.#members.values()].map((m) => `${m.client.endpoint}: ${m.state}`).join(', ');
         throw new GatewayError('unavailable', `framework '${this.framework}' has no ready worker (${states || 'no endpoints'})`);
       }
       if (!this.#started) member.client.start();
       const remainingMs = budgetMs - (performance.now() - startedAt);
       try {
-        const reply = await member.client.request(req, { ...opts, timeoutMs: Math.max(1, remainingMs) });
+        const reply = await member.client.request(req, { ...clientOpts, timeoutMs: Math.max(1, remainingMs) });
         member.latencyEmaMs = member.latencyEmaMs === undefined ? reply.roundTripMs : 0.9 * member.latencyEmaMs + 0.1 * reply.roundTripMs;
         member.lastReplyAt = performance.now();
         if (member.labels) this.#events.emit({ type: 'served', framework: this.framework, endpoint: member.client.endpoint, labels: member.labels });
@@ -211,6 +227,34 @@ export class WorkerPool implements AsyncDisposable {
     const reply = await member.client.request(req, clientOpts);
     member.lastReplyAt = performance.now();
     return reply;
+  }
+
+  /**
+   * Waits (announced by the pool's own events, no polling) until an endpoint turns ready or a new one is added;
+   * one already tried that turns ready again may be tried again. False when `waitMs` passes, the caller's signal
+   * aborts or the pool closes first.
+   */
+  #nextReady(tried: Set<Member>, waitMs: number, signal: AbortSignal | undefined): Promise<boolean> {
+    const deadline = new Deadline(waitMs, signal);
+    return new Promise<boolean>((resolve) => {
+      const finish = (found: boolean) => {
+        off();
+        deadline.signal.removeEventListener('abort', onAbort);
+        deadline.dispose();
+        resolve(found);
+      };
+      const onAbort = () => finish(false);
+      const off = this.#events.on((event) => {
+        if (event.type === 'closed') return finish(false);
+        if (event.type === 'endpoint_added') return finish(true);
+        if (event.type !== 'state' || event.to !== 'ready') return;
+        const member = this.#members.get(event.endpoint);
+        if (member) tried.delete(member);
+        finish(true);
+      });
+      if (deadline.signal.aborted || this.#closing) return finish(false);
+      deadline.signal.addEventListener('abort', onAbort, { once: true });
+    });
   }
 
   /** A failure another worker may fix: the request changes nothing, the caller still waits, and its worker went away or was not ready. */
@@ -243,26 +287,38 @@ export class WorkerPool implements AsyncDisposable {
     const timeoutMs = this.#options.healthTimeoutMs ?? 1_000;
     await Promise.all(
       [...this.#members.values()].map(async (member) => {
+        const sentAt = performance.now();
         try {
           const health = await member.client.health({ timeoutMs, signal });
+          if (this.#members.get(member.client.endpoint) !== member) return; // removed meanwhile: no state to change
           member.lastHealth = health;
           member.failures = 0;
           member.lastError = undefined;
           this.#setState(member, health.ready ? 'ready' : 'unhealthy', health.ready ? undefined : 'worker not ready');
         } catch (err) {
-          if (!this.#members.has(member.client.endpoint) || this.#closing) return;
+          if (this.#members.get(member.client.endpoint) !== member || this.#closing) return;
           // A worker that serves one request at a time answers health only between requests: while it is
           // connected and busy (requests in flight, or a reply within the last two check periods), a check
           // that timed out is not a failure.
           const recentlyAnswered = member.lastReplyAt !== undefined && performance.now() - member.lastReplyAt < 2 * (timeoutMs + (this.#options.healthIntervalMs ?? 1_000));
-          if ((err as GatewayError).code === 'timeout' && member.client.connected && (member.client.inFlight > 0 || recentlyAnswered)) {
+          const timedOut = (err as GatewayError).code === 'timeout' && member.client.connected;
+          if (timedOut && (member.client.inFlight > 0 || recentlyAnswered)) {
             member.lastError = 'health check timed out while the worker was busy';
+            return;
+          }
+          // The timer fired far later than it was set for: the gateway itself did not run (CPU starved, a long
+          // pause), and the answer may be sitting unread in the socket. That says nothing about the worker.
+          if (timedOut && performance.now() - sentAt > 2 * timeoutMs) {
+            member.lastError = 'health check timed out while the gateway was not running (event loop late)';
             return;
           }
           member.failures++;
           member.lastError = (err as Error).message;
           const down = member.failures >= (this.#options.downAfterFailures ?? 2) || !member.client.connected;
-          this.#setState(member, down ? 'down' : 'unhealthy', member.lastError);
+          // A ready worker that is still connected stays in rotation until `downAfterFailures` checks in a row have
+          // failed: one missed check under load is not a dead worker (a dead one disconnects, and is down at once).
+          if (down) this.#setState(member, 'down', member.lastError);
+          else if (member.state !== 'ready') this.#setState(member, 'unhealthy', member.lastError);
         }
       }),
     );

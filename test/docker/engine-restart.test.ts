@@ -5,86 +5,27 @@
 // the rest of the suite uses; the test image is copied into it with docker save | docker load.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { buildGateway } from '../../src/build-gateway.js';
 import { parseConfig } from '../../src/config.js';
 import { DockerManager } from '../../src/docker/docker-manager.js';
 import { createMetrics } from '../../src/telemetry/metrics.js';
-import { TEST_IMAGE, ensureDockerAndImage, testSpec } from '../support/docker.js';
-
-interface Engine {
-  socket: string;
-  process: ChildProcess;
-  exited: Promise<number | null>;
-}
-
-/** Starts dockerd on `dir` and resolves once its log says the API listens (an event, not a poll). */
-function startEngine(dir: string): Promise<Engine> {
-  const socket = join(dir, 'docker.sock');
-  const child = spawn(
-    'dockerd',
-    [`--host=unix://${socket}`, `--data-root=${join(dir, 'root')}`, `--exec-root=${join(dir, 'exec')}`, `--pidfile=${join(dir, 'docker.pid')}`, '--storage-driver=overlay2', '--iptables=false', '--bridge=none'],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
-  );
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return new Promise((resolve, reject) => {
-    let log = '';
-    const timer = setTimeout(() => fail(new Error(`dockerd did not listen within 60 s:\n${log.slice(-2000)}`)), 60_000);
-    const fail = (err: Error) => {
-      clearTimeout(timer);
-      child.kill('SIGKILL');
-      reject(err);
-    };
-    child.stderr!.on('data', (d: Buffer) => {
-      log += d.toString();
-      if (log.includes('API listen on')) {
-        clearTimeout(timer);
-        child.stderr!.removeAllListeners('data');
-        child.stderr!.resume();
-        resolve({ socket, process: child, exited });
-      }
-    });
-    void exited.then((code) => fail(new Error(`dockerd exited with ${code} before listening:\n${log.slice(-2000)}`)));
-  });
-}
-
-function run(cmd: string, args: string[], input?: ChildProcess): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: [input ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
-    if (input) input.stdout!.pipe(child.stdin!);
-    let err = '';
-    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-    child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${cmd} ${args.join(' ')} exited ${code}: ${err}`))));
-  });
-}
-
-/** Unmounts what a stopped dockerd leaves under `dir` (its netns mount), so the folder can be removed. */
-async function unmountUnder(dir: string): Promise<void> {
-  const mounts = (await readFile('/proc/mounts', 'utf8')).split('\n').map((l) => l.split(' ')[1] ?? '').filter((m) => m.startsWith(dir));
-  for (const m of mounts.sort().reverse()) await run('umount', ['-l', m]).catch(() => undefined);
-}
+import { ensureDockerAndImage, testSpec } from '../support/docker.js';
+import { loadImage, startEngine, stopEngine } from '../support/private-engine.js';
 
 test('a Docker engine stopped and restarted under load: requests fail fast while it is gone, then the framework serves again by itself', { timeout: 240_000 }, async (t) => {
   ensureDockerAndImage();
-  const dir = await mkdtemp('/tmp/pag-engine-');
-  let engine = await startEngine(dir);
+  let engine = await startEngine();
+  const dir = engine.dir;
   let gatewayClose: () => Promise<void> = async () => undefined;
   // One clean-up, in order: the gateway, then the engine (its containers stop with it), then its folder.
   t.after(async () => {
     await gatewayClose();
-    engine.process.kill('SIGTERM');
-    await engine.exited;
-    await unmountUnder(dir);
     // A mount of the private engine copied into a container started meanwhile elsewhere can keep a layer busy
     // for a moment; what cannot be removed now is only a temp folder.
-    await rm(dir, { recursive: true, force: true }).catch((err: unknown) => t.diagnostic(`left ${dir}: ${String(err)}`));
+    for (const left of await stopEngine(engine)) t.diagnostic(`left: ${left}`);
   });
-  // The test image into the private engine.
-  const save = spawn('docker', ['save', TEST_IMAGE], { stdio: ['ignore', 'pipe', 'inherit'] });
-  await run('docker', ['-H', `unix://${engine.socket}`, 'load'], save);
+  await loadImage(engine);
 
   const manager = new DockerManager({ docker: { socketPath: engine.socket } });
   const spec = await testSpec('lerobot', { stopTimeoutS: 1 });
@@ -141,7 +82,7 @@ test('a Docker engine stopped and restarted under load: requests fail fast while
   for (const code of outcomes.gone.keys()) assert.ok(['unavailable', 'timeout'].includes(code), `while the engine is gone: ${code}`);
 
   // An engine answers again (same data root: the stopped container is still there) ...
-  engine = await startEngine(dir);
+  engine = await startEngine({ dir });
   phase = 'back';
   // ... and the framework serves again without a manual start: requests succeed within its start timeout.
   const served = await until(() => (outcomes.back.get('200') ?? 0) >= 4, 60_000);

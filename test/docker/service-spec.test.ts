@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { engineOptions } from '../../src/docker/engine-url.js';
 import { endpointsFor, validateFrameworkSpec, type FrameworkSpec } from '../../src/docker/framework-spec.js';
-import { serviceSpecFor, specHash } from '../../src/docker/swarm-services.js';
+import { healthProbeFor, serviceSpecFor, specHash } from '../../src/docker/swarm-services.js';
 
 const base = { name: 'gr00t', image: 'img:1', networkMode: 'host', port: 5600 } as const;
 
@@ -53,4 +53,19 @@ test('engine URLs: unix socket, tcp only with TLS, remote host-network endpoints
   assert.deepEqual(await engineOptions('ssh://ops@gpu-box:2222'), { protocol: 'ssh', host: 'gpu-box', port: 2222, username: 'ops' });
   const remote = validateFrameworkSpec({ ...base, engine: 'ssh://ops@gpu-box', bindHost: '0.0.0.0' });
   assert.deepEqual(endpointsFor(remote), { container: 'tcp://0.0.0.0:5600', host: 'tcp://gpu-box:5600' });
+});
+
+test('the health probe: its own port, the bind address, CURVE with the key file the argv names', () => {
+  const plain = healthProbeFor(['python3', '-m', 'physical_ai_worker', '--endpoint', '{endpoint}']);
+  assert.match(plain, /physical_ai_worker\.healthcheck .*--endpoint "tcp:\/\/\$h:\$\(\(PAG_PORT_BASE \+ PAG_TASK_SLOT - 1\)\)"$/);
+  assert.doesNotMatch(plain, /--curve-key-file/, 'without a key in the argv the probe reads WORKER_CURVE_SECRET_KEY_FILE from the task env');
+  assert.match(healthProbeFor(['w', '--curve-secret-key-file', '/keys/worker.key']), /--curve-key-file '\/keys\/worker\.key'$/);
+  assert.match(healthProbeFor(['w', "--curve-secret-key-file=/k/it's.key"]), /--curve-key-file '\/k\/it'\\''s\.key'$/);
+  const svc = serviceSpecFor(validateFrameworkSpec({ ...base, mode: 'service', command: ['w', '--curve-secret-key-file', '/keys/w.key'] }), { entrypoint: [], cmd: [] }) as unknown as {
+    TaskTemplate: { ContainerSpec: { HealthCheck: { Test: string[]; Timeout: number; Retries: number } } };
+  };
+  const check = svc.TaskTemplate.ContainerSpec.HealthCheck;
+  assert.equal(check.Test[0], 'CMD-SHELL');
+  assert.match(check.Test[1]!, /--curve-key-file '\/keys\/w\.key'/);
+  assert.ok(check.Timeout >= 10_000_000_000, 'a probe on a busy node gets 10 s before it counts as failed');
 });

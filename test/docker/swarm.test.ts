@@ -1,56 +1,26 @@
 // A framework as a Docker Swarm service with replicas behind the gateway's pool, on a private single-node swarm
-// (its own dockerd, `swarm init --advertise-addr 127.0.0.1`, host networking, its own gateway bridge and ports):
-// requests spread over the tasks; a task killed under load, a rolling update of the image under load and scaling
-// down and up lose no inference; metrics count requests per host and task; everything the test made is removed.
+// (test/support/swarm.ts): requests spread over the tasks; a task killed under load, a rolling update of the image
+// under load and scaling down and up lose no inference; metrics count requests per host and task; everything the
+// test made is removed.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomInt } from 'node:crypto';
 import { Registry } from 'prom-client';
-import { buildGateway, type Gateway } from '../../src/build-gateway.js';
+import { buildGateway } from '../../src/build-gateway.js';
 import { parseConfig } from '../../src/config.js';
 import { down, logs, ps } from '../../src/docker/commands.js';
-import { DockerManager } from '../../src/docker/docker-manager.js';
 import type { FrameworkSpec } from '../../src/docker/framework-spec.js';
 import type { ServiceLauncher } from '../../src/docker/service-launcher.js';
-import { portIsFree } from '../../src/lib/ports.js';
 import { createMetrics } from '../../src/telemetry/metrics.js';
-import { TEST_IMAGE, ensureDockerAndImage, freePort, metricValue } from '../support/docker.js';
-import { initSwarm, loadImage, run, startEngine, stopEngine, type PrivateEngine } from '../support/private-engine.js';
+import { TEST_IMAGE, metricValue } from '../support/docker.js';
+import { engineState, freePortRange, startSwarm } from '../support/swarm.js';
 
 const FRAMEWORK = 'policy';
 const V2_IMAGE = 'pag-swarm-test/worker:v2';
 
-/** `count` consecutive free ports on 127.0.0.1 (task slots bind base, base+1, ...). */
-async function freePortRange(count: number): Promise<number> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const base = randomInt(20_000, 30_000);
-    const free = await Promise.all(Array.from({ length: count }, (_, i) => portIsFree('127.0.0.1', base + i)));
-    if (free.every(Boolean)) return base;
-  }
-  throw new Error('no free port range');
-}
-
-test('a framework as a Swarm service: spread over replicas, a task killed and a rolling update under load lose no inference, scale down and up, all cleaned up', { timeout: 420_000 }, async (t) => {
-  ensureDockerAndImage();
-  // What the test made, undone in reverse order whatever happens.
-  const made: { engine?: PrivateEngine; gateway?: Gateway; manager?: DockerManager; launcher?: ServiceLauncher } = {};
-  t.after(async () => {
-    await made.gateway?.close(500);
-    await made.launcher?.remove(FRAMEWORK).catch(() => undefined);
-    await made.manager?.close();
-    if (made.engine) {
-      const left = await stopEngine(made.engine);
-      assert.deepEqual(left, [], 'the private engine and its folder are gone');
-      const links = await run('ip', ['-br', 'link']);
-      assert.ok(!links.includes('pag-gw-'), `no gateway bridge of the test's swarm is left:\n${links}`);
-    }
-  });
-
-  const engine = (made.engine = await startEngine());
-  await loadImage(engine);
+test('a framework as a Swarm service: spread over replicas, a task killed and a rolling update under load lose no inference, scale down and up, all cleaned up', { timeout: 290_000 }, async (t) => {
+  const swarm = await startSwarm(t);
+  const { engine, manager, log } = swarm;
   await engine.cli('tag', TEST_IMAGE, V2_IMAGE);
-  await initSwarm(engine, { listenPort: await freePort(), dataPort: randomInt(40_000, 49_000) });
-  const manager = (made.manager = new DockerManager({ docker: { socketPath: engine.socket } }));
 
   const port = await freePortRange(3);
   const spec: FrameworkSpec = {
@@ -71,8 +41,9 @@ test('a framework as a Swarm service: spread over replicas, a task killed and a 
     { httpPort: 0, zmqEndpoint: 'tcp://127.0.0.1:*' },
   );
   const metrics = createMetrics(new Registry());
-  const gateway = (made.gateway = await buildGateway(config, { metrics, docker: { specs: [spec], manager } }));
-  const launcher = (made.launcher = gateway.docker!.launcher.launcherOf(FRAMEWORK) as ServiceLauncher);
+  const gateway = await buildGateway(config, { metrics, log, docker: { specs: [spec], manager } });
+  const launcher = gateway.docker!.launcher.launcherOf(FRAMEWORK) as ServiceLauncher;
+  swarm.track(gateway, launcher, [FRAMEWORK]);
   const entry = gateway.router.registry.resolve(FRAMEWORK);
   const pool = entry.pool;
 
@@ -188,11 +159,7 @@ test('a framework as a Swarm service: spread over replicas, a task killed and a 
   assert.deepEqual(failures, [], 'no inference failed while scaling');
   // The pool may find a task ready before the engine reports it running (Swarm's own health probe runs later):
   // read the engine's view until it catches up.
-  const readStatus = async () => (await gateway.docker!.launcher.status()).find((s) => s.framework === FRAMEWORK) as unknown as { state: string; replicas: number };
-  let status = await readStatus();
-  for (const giveUpAt = Date.now() + 60_000; status.state !== 'running' && Date.now() < giveUpAt; status = await readStatus()) {
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
+  const status = await engineState(launcher, FRAMEWORK, (st) => st.state === 'running');
   assert.equal(status.state, 'running');
   assert.equal(status.replicas, 2);
   assert.equal(gateway.router.inFlight, 0);
@@ -207,4 +174,6 @@ test('a framework as a Swarm service: spread over replicas, a task killed and a 
   assert.ok(lines.some((l) => l.includes('worker.listening')), `logs shows the tasks' lines:\n${lines.join('\n')}`);
   assert.equal(await down(ctx, FRAMEWORK), 1);
   assert.equal((await launcher.services.list()).length, 0, 'down removed the service');
+
+  swarm.passed();
 });

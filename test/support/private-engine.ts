@@ -104,8 +104,12 @@ export async function stopEngine(engine: PrivateEngine): Promise<string[]> {
   const left: string[] = [];
   if (engine.process.exitCode === null) {
     await engine.cli('swarm', 'leave', '--force').catch(() => undefined);
+    // Leaving the swarm removes its tasks' containers by itself, concurrently: a container gone (or going) meanwhile
+    // is not left over; one still listed afterwards is.
     const ids = await engine.cli('ps', '-aq').catch(() => '');
-    if (ids) await engine.cli('rm', '-f', ...ids.split('\n')).catch((err: unknown) => left.push(`containers: ${String(err)}`));
+    if (ids) await engine.cli('rm', '-f', ...ids.split('\n')).catch(() => undefined);
+    const still = await engine.cli('ps', '-aq').catch(() => '');
+    if (still) await engine.cli('rm', '-f', ...still.split('\n')).catch((err: unknown) => left.push(`containers: ${String(err)}`));
     await engine.cli('network', 'rm', 'docker_gwbridge').catch(() => undefined);
     engine.process.kill('SIGTERM');
   }

@@ -128,3 +128,61 @@ test('a worker busy with one request at a time stays ready when its health check
   assert.match(status!.lastError ?? '', /busy/);
   assert.deepEqual((await work).map((r) => r.result), ['done', 'done', 'done']);
 });
+
+test('waitForReady: a request that finds no ready worker waits for one within its deadline, and still fails when none turns ready', async (t) => {
+  const warming = await worker(t, 'warming', { ready: false });
+  const pool = new WorkerPool({ framework: 'f', endpoints: [warming.endpoint], healthIntervalMs: 0, timeoutMs: 10_000 });
+  t.after(() => pool.close());
+  await pool.start();
+  assert.equal(pool.isReady(), false);
+  // Without the option: unavailable at once (the default for configured endpoints).
+  await assert.rejects(pool.request({ type: 'who' }), { code: 'unavailable', message: /no ready worker/ });
+  // With it: the request waits and is served once the worker turns ready (announced by the pool's state event).
+  const waiting = pool.request({ type: 'who' }, { waitForReady: true });
+  warming.setReady(true);
+  await pool.checkHealth();
+  assert.equal((await waiting).result, 'warming');
+  // None turns ready within the deadline: unavailable, naming the endpoints' states; the caller's abort ends it too.
+  warming.setReady(false);
+  await pool.checkHealth();
+  await assert.rejects(pool.request({ type: 'who' }, { waitForReady: true, timeoutMs: 200 }), { code: 'unavailable', message: /unhealthy/ });
+  const controller = new AbortController();
+  const aborted = pool.request({ type: 'who' }, { waitForReady: true, signal: controller.signal });
+  controller.abort();
+  await assert.rejects(aborted, { code: 'unavailable' });
+  // A pool with no endpoints (a stopped framework) does not wait.
+  const empty = new WorkerPool({ framework: 'empty', healthIntervalMs: 0 });
+  t.after(() => empty.close());
+  await assert.rejects(empty.request({ type: 'who' }, { waitForReady: true, timeoutMs: 60_000 }), { code: 'unavailable', message: /no endpoints/ });
+});
+
+test('a ready worker stays in rotation after one missed health check and is down after downAfterFailures in a row', async (t) => {
+  const server = new WorkerServer({ endpoint: 'tcp://127.0.0.1:*', framework: 'f', capacity: 100 });
+  let answerHealth = true;
+  const held: Array<() => void> = [];
+  server.register('who', () => Promise.resolve('w'));
+  server.register('health', () => (answerHealth ? Promise.resolve({ ready: true }) : new Promise((resolve) => held.push(() => resolve({ ready: true })))));
+  await server.start();
+  t.after(async () => {
+    for (const release of held) release();
+    await server.close();
+  });
+  const pool = new WorkerPool({ framework: 'f', endpoints: [server.endpoint], healthIntervalMs: 0, healthTimeoutMs: 100, downAfterFailures: 2 });
+  t.after(() => pool.close());
+  await pool.start();
+  assert.equal(pool.isReady(), true);
+  const states: string[] = [];
+  pool.onEvent((e) => e.type === 'state' && states.push(e.to));
+  answerHealth = false;
+  const [first] = await pool.checkHealth();
+  assert.equal(first!.state, 'ready', 'one missed check: still ready');
+  assert.match(first!.lastError ?? '', /no reply/);
+  // A check whose timer fired far too late (this process starved) is not counted: check until two have counted.
+  let checks = 1;
+  for (let state: string = first!.state; state === 'ready' && checks < 50; checks++) state = (await pool.checkHealth())[0]!.state;
+  assert.equal(pool.stats().endpoints[0]!.state, 'down', `missed checks in a row: down, never unhealthy (after ${checks} checks)`);
+  answerHealth = true;
+  const [back] = await pool.checkHealth();
+  assert.equal(back!.state, 'ready');
+  assert.deepEqual(states, ['down', 'ready'], 'ready → down → ready, never a one-check unhealthy');
+});
