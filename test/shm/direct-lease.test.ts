@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Registry } from 'prom-client';
 import { Deadline } from '../../src/lib/abort.js';
 import type { GatewayError } from '../../src/lib/errors.js';
@@ -127,6 +128,8 @@ test('revocation: by the gateway, and by a framework stop (the restarted worker 
   const second = direct.lease!;
 
   // The framework stops (its worker goes away) and starts again on the same endpoint: the old lease is refused.
+  // A starting worker allows START_SKEW_MS (1 s, lease.py) of clock difference between hosts: let the lease age past it.
+  await sleep(1_100);
   await worker.close();
   await leaseWorker(t, secret, endpoint);
   const deadline = new Deadline(20_000);

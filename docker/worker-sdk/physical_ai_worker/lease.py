@@ -24,6 +24,9 @@ from .protocol import WorkerError
 GATEWAY_LEASE_ID = "gateway"
 #: Records kept for the gateway at most; older ones are dropped (and counted) when it does not collect them.
 MAX_RECORDS = 10000
+#: A starting worker takes leases issued up to this long before its start: the gateway's clock and the worker's may
+#: differ by that much when they run on different hosts (a lease that is refused is taken again once by the client).
+START_SKEW_MS = 1000
 
 
 def _b64decode(text: str) -> bytes:
@@ -50,7 +53,7 @@ class LeaseGuard(object):
         self._secret = secret
         self.framework = framework
         #: Leases issued before this (ms since the epoch) are refused: the worker's start, then each revocation.
-        self.not_before_ms = int(time.time() * 1000) - 1000
+        self.not_before_ms = int(time.time() * 1000) - START_SKEW_MS
         self._lock = threading.Lock()
         self._in_flight = {}  # type: Dict[str, int]
         self._records = collections.deque()  # type: Deque[Dict[str, Any]]
