@@ -10,6 +10,7 @@ import { machineInfo, roundLoad } from './lib/machine.js';
 import { makePayload, type Payload, type PayloadName } from './lib/payloads.js';
 import { buildReport, renderMarkdown, type RawResult } from './lib/report.js';
 import { cdfSvg, latencyByPayloadSvg } from './lib/svg.js';
+import { cpuDelta, threadCpu } from './lib/thread-cpu.js';
 import { startProgress } from '../src/cli/progress.js';
 
 const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
@@ -59,7 +60,17 @@ async function measure(opts: BenchOptions, env: Environment, configs: BenchConfi
       for (const c of order) {
         const r = results.get(c.key)!;
         const d = await env.driver(c);
+        const pid = env.gatewayPid(c);
+        const cpuBefore = pid === undefined ? undefined : threadCpu(pid);
         const b = await d.run(payloads.get(c.payload)!, { samples: perRound, maxMs: opts.maxRoundMs, inflight: c.inflight });
+        const cpuAfter = pid === undefined ? undefined : threadCpu(pid);
+        if (cpuBefore && cpuAfter) {
+          const used = cpuDelta(cpuBefore, cpuAfter);
+          r.gatewayCpuMs ??= { main: 0, zmqIo: 0, helpers: 0 };
+          r.gatewayCpuMs.main += used.main;
+          r.gatewayCpuMs.zmqIo += used.zmqIo;
+          r.gatewayCpuMs.helpers += used.helpers;
+        }
         for (const v of b.latenciesUs) r.latenciesUs.push(v);
         r.errors += b.errors;
         r.firstError ??= b.firstError;

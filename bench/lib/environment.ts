@@ -29,7 +29,7 @@ export class Environment {
   readonly #children: Child[] = [];
   readonly #drivers = new Map<string, Driver>();
   readonly #workers = new Map<string, string>();
-  readonly #gateways = new Map<Transport, { httpUrl: string; zmqEndpoint: string }>();
+  readonly #gateways = new Map<Transport, { httpUrl: string; zmqEndpoint: string; pid: number | undefined }>();
   readonly #raw = new Map<Transport, string>();
   #ipcDir: string | undefined;
   /** The shared-memory root of the shm paths (on /dev/shm), and the lease secret of the direct-lease workers. */
@@ -113,7 +113,7 @@ export class Environment {
       const args = [...this.#nodeArgs(`gateway-${transport}`), join(ROOT, 'bench/servers/gateway-main.ts'), JSON.stringify(config)];
       if (!this.#opts.gatewayMetrics) args.push('--no-metrics');
       const child = await this.#start({ name: `gateway (${transport})`, command: process.execPath, args, ready: (m) => m.event === 'gateway.listening' });
-      this.#gateways.set(transport, { httpUrl: String(child.hello.httpUrl), zmqEndpoint: String(child.hello.zmqEndpoint) });
+      this.#gateways.set(transport, { httpUrl: String(child.hello.httpUrl), zmqEndpoint: String(child.hello.zmqEndpoint), pid: child.process.pid });
       this.log(`gateway (${transport}): ZMQ ${String(child.hello.zmqEndpoint)}, HTTP ${String(child.hello.httpUrl)}`);
     }
     for (const transport of new Set(configs.filter((c) => c.path.kind === 'raw').map((c) => c.transport))) {
@@ -155,6 +155,12 @@ export class Environment {
   }
 
   /** The driver for a configuration (one per path/transport/worker, shared by payloads and in-flight counts). */
+  /** The local gateway process a configuration goes through (for its CPU by thread); undefined off the gateway paths. */
+  gatewayPid(c: BenchConfig): number | undefined {
+    if (c.path.kind !== 'gateway-zmq' && c.path.kind !== 'gateway-http') return undefined;
+    return this.#gateways.get(c.path.kind === 'gateway-http' ? 'tcp' : c.transport)?.pid;
+  }
+
   async driver(c: BenchConfig): Promise<Driver> {
     const key = `${c.path.id}/${c.transport}/${c.worker}/${c.target ?? ''}`;
     let d = this.#drivers.get(key);

@@ -1,5 +1,6 @@
 // Turns raw samples into the report: summaries per configuration, the gateway's own cost, the targets of
 // issue 6 (reported, never asserted), CDF points; and renders it as markdown tables.
+import type { ThreadCpu } from './thread-cpu.js';
 import type { BenchConfig, BenchOptions } from './matrix.js';
 import type { MachineInfo } from './machine.js';
 import { makePayload, PAYLOAD_NAMES, PAYLOAD_SPECS, type PayloadName } from './payloads.js';
@@ -16,6 +17,8 @@ export interface RawResult {
   completed: number;
   elapsedMs: number;
   perRound: number[];
+  /** CPU time of the gateway process over the measured batches, by thread group (gateway paths, Linux). */
+  gatewayCpuMs?: ThreadCpu;
 }
 
 export interface ResultEntry {
@@ -36,6 +39,8 @@ export interface ResultEntry {
   first_error?: string;
   failed?: string;
   samples_per_round: number[];
+  /** Gateway CPU µs per completed request by thread group (gateway paths on Linux; includes its health checks). */
+  gateway_cpu_us_per_request?: { main: number; zmq_io: number; helpers: number };
 }
 
 export interface GatewayCost {
@@ -107,6 +112,9 @@ function entry(r: RawResult): ResultEntry {
     ...(r.firstError ? { first_error: r.firstError } : {}),
     ...(r.failed ? { failed: r.failed } : {}),
     samples_per_round: r.perRound,
+    ...(r.gatewayCpuMs && r.completed > 0
+      ? { gateway_cpu_us_per_request: { main: Math.round((r.gatewayCpuMs.main * 1000) / r.completed), zmq_io: Math.round((r.gatewayCpuMs.zmqIo * 1000) / r.completed), helpers: Math.round((r.gatewayCpuMs.helpers * 1000) / r.completed) } }
+      : {}),
   };
 }
 
@@ -359,6 +367,25 @@ export function renderMarkdown(report: Report): string {
       lines.push(`| ${c.payload} | ${c.codec} | ${c.transport} | ${WORKER_NAMES[c.worker]} | ${us(c.gateway_p50_us)} | ${us(c.direct_p50_us)} | **${us(c.cost_us)}** | ${us(c.raw_zeromq_p50_us)} |`);
     }
     lines.push('', 'The gateway always speaks binary frames to its workers; for msgpack/JSON rows the cost includes re-encoding between codecs.', '');
+  }
+
+  const cpu = report.results.filter((e) => e.gateway_cpu_us_per_request);
+  if (cpu.length > 0) {
+    lines.push('## Gateway CPU per request (µs: JavaScript main thread / ZeroMQ I/O thread / other threads: GC, compiler, libuv)', '');
+    lines.push('From /proc before and after each measured batch (10 ms ticks, so read small values as rough); waiting for a core is not CPU time, so load moves these far less than latencies.', '');
+    lines.push('| path | transport | worker | in flight | ' + payloads.join(' | ') + ' |');
+    lines.push(`|---|---|---|---:|${payloads.map(() => '---:').join('|')}|`);
+    const cg = new Map<string, ResultEntry[]>();
+    for (const e of cpu) (cg.get(`${groupKey(e)}|${e.inflight}`) ?? cg.set(`${groupKey(e)}|${e.inflight}`, []).get(`${groupKey(e)}|${e.inflight}`)!).push(e);
+    for (const list of cg.values()) {
+      const e0 = list[0]!;
+      const cells = payloads.map((p) => {
+        const c = list.find((x) => x.payload === p)?.gateway_cpu_us_per_request;
+        return c ? `${c.main} / ${c.zmq_io} / ${c.helpers}` : '';
+      });
+      lines.push(`| ${rowLabel(e0)} | ${e0.transport} | ${WORKER_NAMES[e0.worker]} | ${e0.inflight} | ${cells.join(' | ')} |`);
+    }
+    lines.push('');
   }
 
   lines.push('## Targets (issues 6 and 13; reported, not asserted)', '');

@@ -6,6 +6,7 @@ import type { Logger } from '../lib/log.js';
 import type { Frame, Limits } from '../protocol/codec.js';
 import { parseEndpoint } from './addresses.js';
 import type { CurveServerKeys } from './curve-keys.js';
+import { SendQueue } from './send-queue.js';
 import { registerZapPolicy, type ZapRegistration } from './zap-authenticator.js';
 
 /** Routing envelopes longer than this (identity frames of proxies in a chain) are not looked into. */
@@ -61,6 +62,8 @@ export class RouterServer {
   readonly #options: RouterServerOptions;
   readonly #inFlight = new Set<Promise<void>>();
   #socket: zmq.Router | undefined;
+  /** Replies go out together once per turn of the event loop (send-queue.ts). */
+  #sends: SendQueue | undefined;
   #endpoint: string | undefined;
   #loop: Promise<void> | undefined;
   #closing: Promise<void> | undefined;
@@ -87,6 +90,7 @@ export class RouterServer {
       ...(curve ? { curveServer: true, curveSecretKey: curve.secretKey, ...(this.#zap ? { zapDomain: this.#zap.domain } : {}) } : {}),
     });
     this.#socket = socket;
+    this.#sends = new SendQueue(socket);
     if (curve) void this.#watchHandshakes(socket);
     try {
       await socket.bind(endpoint);
@@ -129,6 +133,7 @@ export class RouterServer {
   /** Closes the socket (replies still queued go out within lingerMs) and ends the loop. Idempotent. */
   close(): Promise<void> {
     return (this.#closing ??= (async () => {
+      this.#sends?.flush(); // replies already made go out (within lingerMs)
       this.#socket?.close();
       await this.#loop;
       await this.#zap?.close();
@@ -176,11 +181,11 @@ export class RouterServer {
     }
     const reply = await this.#options.handle(frames);
     if (!reply || socket.closed) return;
-    try {
-      await socket.send([...envelope, ...reply]);
-    } catch (err) {
-      this.#dropped++;
-      this.#options.log.warn({ event: 'zmq.send_failed', err });
-    }
+    this.#sends!.send((envelope as Frame[]).concat(reply), this.#sendFailed);
   }
+
+  readonly #sendFailed = (err: Error): void => {
+    this.#dropped++;
+    this.#options.log.warn({ event: 'zmq.send_failed', err });
+  };
 }

@@ -13,6 +13,7 @@ import { startClientSpan } from '../telemetry/tracing.js';
 import { parseEndpoint } from './addresses.js';
 import type { CurveClientKeys } from './curve-keys.js';
 import { socketFrameLimit } from './router-server.js';
+import { SendQueue } from './send-queue.js';
 import type { ClientStats, OutgoingRequest, PoolEvent, Reply, RequestOptions } from './types.js';
 
 export const DEFAULT_REQUEST_TIMEOUT_MS = 2_000;
@@ -79,6 +80,7 @@ export class WorkerClient implements AsyncDisposable {
   readonly #events = new EventStream<PoolEvent>();
   readonly #timers = new Set<NodeJS.Timeout>();
   #socket: zmq.Dealer | undefined;
+  #sends: SendQueue | undefined;
   #connected = false;
   #shmState: ShmState;
   #negotiating: Promise<void> | undefined;
@@ -144,6 +146,7 @@ export class WorkerClient implements AsyncDisposable {
       ...(this.#options.curve ? { curveServerKey: this.#options.curve.serverKey, curvePublicKey: this.#options.curve.publicKey, curveSecretKey: this.#options.curve.secretKey } : {}),
     });
     this.#socket = socket;
+    this.#sends = new SendQueue(socket);
     void this.#watch(socket);
     socket.connect(this.endpoint);
     void this.#receive(socket);
@@ -231,17 +234,18 @@ export class WorkerClient implements AsyncDisposable {
     const onAbort = parent && (() => this.#end(requestId, abortError(parent, `request to the worker at ${this.endpoint}`)));
     if (onAbort) parent.addEventListener('abort', onAbort, { once: true });
     try {
-      try {
-        await this.#socket!.send([EMPTY, ...frames]);
-        this.#stats.sent++;
-      } catch (err) {
-        const code = (err as { code?: string }).code;
+      // Queued, not sent here: it goes out with the other messages of this turn (send-queue.ts). A refusal
+      // (EAGAIN: the worker's queue is full) ends this request at the flush.
+      frames.unshift(EMPTY);
+      this.#stats.sent++;
+      this.#sends!.send(frames, (err) => {
+        this.#stats.sent--;
         const error =
-          code === 'EAGAIN'
+          err.code === 'EAGAIN'
             ? new GatewayError('overloaded', `send queue to ${this.endpoint} is full`, { cause: err })
-            : new GatewayError('unavailable', `cannot send to ${this.endpoint}: ${(err as Error).message}`, { cause: err });
+            : new GatewayError('unavailable', `cannot send to ${this.endpoint}: ${err.message}`, { cause: err });
         this.#end(requestId, error);
-      }
+      });
       let reply = await pending.reply.promise;
       if (placement) reply = { ...reply, result: placement.readResult(reply.result) };
       span.end('ok');
