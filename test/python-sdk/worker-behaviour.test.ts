@@ -122,8 +122,9 @@ test('the start line: one line on stderr with the endpoint, framework, model and
     { endpoint: worker.endpoint, framework: 'lerobot', model: 'demo-v1', ready: false, level: 'info' },
   );
   assert.deepEqual(start.handlers, ['health', 'inference']);
-  // Exactly one: stop the worker and read its whole log, up to the stop line.
-  await worker.close();
+  // Exactly one: stop the worker and read its whole log, up to the stop line. SIGTERM and wait for the exit (close()
+  // would SIGKILL after 3 s, and a starved machine may take that long to schedule the worker's shutdown).
+  await worker.kill('SIGTERM');
   await waitForLog(worker, (l) => l.event === 'worker.stopped');
   assert.equal(logLines(worker).filter((l) => l.event === 'worker.listening').length, 1, worker.stderr());
 });
