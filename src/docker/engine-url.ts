@@ -33,11 +33,12 @@ export async function engineOptions(url: string, tls?: EngineTls): Promise<Docke
       return { socketPath: parsed.pathname };
     case 'tcp:': {
       if (!tls) throw new GatewayError('bad_request', `engine '${url}': a tcp:// engine needs 'tls' (caFile, certFile, keyFile); plain tcp is not accepted`);
-      const read = (file: string, what: string) =>
-        readFile(file).catch((err: unknown) => {
-          throw new GatewayError('bad_request', `engine '${url}': cannot read the TLS ${what} ${file}: ${(err as Error).message}`);
-        });
-      const [ca, cert, key] = await Promise.all([read(tls.caFile, 'CA'), read(tls.certFile, 'certificate'), read(tls.keyFile, 'key')]);
+      // Every unreadable file is named, in a fixed order (CA, certificate, key), not whichever read failed first.
+      const files = [['CA', tls.caFile], ['certificate', tls.certFile], ['key', tls.keyFile]] as const;
+      const read = await Promise.allSettled(files.map(([, file]) => readFile(file)));
+      const failures = read.flatMap((r, i) => (r.status === 'rejected' ? [`cannot read the TLS ${files[i]![0]} ${files[i]![1]}: ${(r.reason as Error).message}`] : []));
+      if (failures.length > 0) throw new GatewayError('bad_request', `engine '${url}': ${failures.join('; ')}`);
+      const [ca, cert, key] = read.map((r) => (r as PromiseFulfilledResult<Buffer>).value) as [Buffer, Buffer, Buffer];
       return { protocol: 'https', host: parsed.hostname.replace(/^\[|\]$/g, ''), port: Number(parsed.port || 2376), ca, cert, key };
     }
     case 'ssh:':

@@ -49,7 +49,7 @@ test('the Swarm service spec: slot ports through env, our labels, placement, gen
 test('engine URLs: unix socket, tcp only with TLS, remote host-network endpoints', async () => {
   assert.deepEqual(await engineOptions('unix:///run/x.sock'), { socketPath: '/run/x.sock' });
   await assert.rejects(engineOptions('tcp://10.0.0.2:2376'), /needs 'tls'/);
-  await assert.rejects(engineOptions('tcp://10.0.0.2:2376', { caFile: '/nonexistent/ca.pem', certFile: '/nonexistent/c.pem', keyFile: '/nonexistent/k.pem' }), /cannot read the TLS CA/);
+  await assert.rejects(engineOptions('tcp://10.0.0.2:2376', { caFile: '/nonexistent/ca.pem', certFile: '/nonexistent/c.pem', keyFile: '/nonexistent/k.pem' }), /cannot read the TLS CA \/nonexistent\/ca\.pem.*; cannot read the TLS certificate .*; cannot read the TLS key /);
   assert.deepEqual(await engineOptions('ssh://ops@gpu-box:2222'), { protocol: 'ssh', host: 'gpu-box', port: 2222, username: 'ops' });
   const remote = validateFrameworkSpec({ ...base, engine: 'ssh://ops@gpu-box', bindHost: '0.0.0.0' });
   assert.deepEqual(endpointsFor(remote), { container: 'tcp://0.0.0.0:5600', host: 'tcp://gpu-box:5600' });
