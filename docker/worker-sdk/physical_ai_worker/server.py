@@ -415,7 +415,19 @@ class ZMQServer(object):
             ensure_output(self._log)
         if self._stop_tracing is None:
             self._stop_tracing = start_export("physical-ai-worker-" + self.framework, self._log)
-        # The one start line: where this worker listens, what it serves, and whether it takes requests yet.
+        restore = []  # type: List[Tuple[int, Any]]
+        previous_wakeup_fd = None  # type: Optional[int]
+        assert self._sock is not None and self._wake_r is not None and self._wake_w is not None
+        if install_signal_handlers and threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                restore.append((signum, signal.signal(signum, lambda _s, _f: self.stop())))
+            # The signal may be delivered to another thread (numpy's BLAS threads, torch's pools), and then the
+            # main thread's poll() is never interrupted. The C-level handler writes to the wakeup fd from
+            # whichever thread it runs on, which wakes the poll; Python then runs the handler above.
+            previous_wakeup_fd = signal.set_wakeup_fd(self._wake_w.fileno(), warn_on_full_buffer=False)
+        # The one start line: where this worker listens, what it serves, and whether it takes requests yet. Logged
+        # after the signal handlers are in place: a supervisor that sends SIGTERM as soon as it reads this line gets a
+        # clean stop (drain, `worker.stopped`), not Python's default of dying on the spot.
         self._log.info(
             {
                 "event": "worker.listening",
@@ -428,16 +440,6 @@ class ZMQServer(object):
                 "curve": None if self.curve_public_key is None else {"public_key": self.curve_public_key, "clients": "listed" if self._curve_clients_dir else "any"},
             }
         )
-        restore = []  # type: List[Tuple[int, Any]]
-        previous_wakeup_fd = None  # type: Optional[int]
-        assert self._sock is not None and self._wake_r is not None and self._wake_w is not None
-        if install_signal_handlers and threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGTERM, signal.SIGINT):
-                restore.append((signum, signal.signal(signum, lambda _s, _f: self.stop())))
-            # The signal may be delivered to another thread (numpy's BLAS threads, torch's pools), and then the
-            # main thread's poll() is never interrupted. The C-level handler writes to the wakeup fd from
-            # whichever thread it runs on, which wakes the poll; Python then runs the handler above.
-            previous_wakeup_fd = signal.set_wakeup_fd(self._wake_w.fileno(), warn_on_full_buffer=False)
         poller = zmq.Poller()
         poller.register(self._sock, zmq.POLLIN)
         wake_fd = self._wake_r.fileno()
