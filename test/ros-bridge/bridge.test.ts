@@ -311,6 +311,9 @@ test('a camera configured raw (--raw-images) also accepts sensor_msgs/Compressed
   const image = rig.policy.observations[0]!.images.camera1!;
   assert.deepEqual(image.shape, [30, 40, 3]);
   assert.ok(Math.abs((image.data[0] as number) - 200) < 8, 'decoded from the JPEG');
+  // Stop publishing before the rig's own clean-up closes the adapter (after-hooks run in the order they were added,
+  // the rig's first): a frame published on a closed adapter is an uncaught error.
+  clearInterval(frames);
 });
 
 test('tick lateness is a histogram down to 50 µs, and close() leaves no worker thread, timer or immediate behind', async (t) => {
