@@ -16,6 +16,8 @@ export interface PrivateEngine {
   exited: Promise<number | null>;
   /** Runs the docker CLI against this engine; resolves with its stdout. */
   cli(...args: string[]): Promise<string>;
+  /** The Linux bridge initSwarm() made for the swarm's gateway network (stopEngine() removes it). */
+  bridge?: string;
 }
 
 /** Runs a command; rejects with its stderr when it exits non-zero. `input` pipes another process's stdout in. */
@@ -79,6 +81,7 @@ export async function loadImage(engine: PrivateEngine, image = TEST_IMAGE): Prom
  */
 export async function initSwarm(engine: PrivateEngine, { listenPort, dataPort }: { listenPort: number; dataPort: number }): Promise<void> {
   const id = randomBytes(2).toString('hex');
+  engine.bridge = `pag-gw-${id}`;
   const subnet = `10.${200 + (parseInt(id.slice(0, 2), 16) % 50)}.${parseInt(id.slice(2), 16)}.0/24`;
   await engine.cli(
     'network', 'create', '--driver', 'bridge', '--subnet', subnet,
@@ -115,6 +118,18 @@ export async function stopEngine(engine: PrivateEngine): Promise<string[]> {
   }
   await engine.exited;
   await unmountUnder(engine.dir);
+  if (engine.bridge) {
+    // `network rm` fails while a task's container is still being removed, and a stopped dockerd leaves its bridges:
+    // take this engine's bridge down here, with any veth still attached to it.
+    const attached = await run('ip', ['-o', 'link', 'show', 'master', engine.bridge]).catch(() => '');
+    for (const line of attached.split('\n')) {
+      const name = /^\d+:\s+([^:@\s]+)/.exec(line)?.[1];
+      if (name) await run('ip', ['link', 'delete', name]).catch(() => undefined);
+    }
+    await run('ip', ['link', 'delete', engine.bridge]).catch(() => undefined); // already gone: fine
+    const still = await run('ip', ['-br', 'link', 'show', engine.bridge]).catch(() => '');
+    if (still.trim()) left.push(`bridge ${engine.bridge}`);
+  }
   await rm(engine.dir, { recursive: true, force: true }).catch((err: unknown) => left.push(`${engine.dir}: ${String(err)}`));
   return left;
 }

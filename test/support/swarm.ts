@@ -43,7 +43,8 @@ export async function startSwarm(t: TestContext): Promise<TestSwarm> {
       const left = await stopEngine(made.engine);
       assert.deepEqual(left, [], 'the private engine and its folder are gone');
       const links = await run('ip', ['-br', 'link']);
-      assert.ok(!links.includes('pag-gw-'), `no gateway bridge of the test's swarm is left:\n${links}`);
+      const bridge = made.engine.bridge ?? 'pag-gw-';
+      assert.ok(!links.includes(bridge), `no gateway bridge of the test's swarm (${bridge}) is left:\n${links}`);
     }
   });
   const engine = (made.engine = await startEngine());
