@@ -29,7 +29,8 @@ export type { ShmState } from './zmq/worker-client.js';
 
 // The direct path: a lease from the gateway, requests straight to the worker
 export { DirectClient } from './zmq/direct-client.js';
-export type { DirectClientOptions, LeaseGrant } from './zmq/direct-client.js';
+export type { DirectClientOptions } from './zmq/direct-client.js';
+export type { LeaseGrant } from './protocol/lease-token.js';
 export { signLease, verifyLease, gatewayLeaseToken } from './protocol/lease-token.js';
 export type { LeaseClaims } from './protocol/lease-token.js';
 

@@ -9,36 +9,11 @@
 import { randomUUID } from 'node:crypto';
 import { GatewayError } from '../lib/errors.js';
 import { silentLogger, type Logger } from '../lib/log.js';
-import { signLease } from '../protocol/lease-token.js';
+import type { LeaseRecord } from '../protocol/lease-guard.js';
+import { signLease, type LeaseGrant } from '../protocol/lease-token.js';
 import type { FrameworkEntry } from '../router/framework-registry.js';
 import type { Router } from '../router/router.js';
 import type { GatewayMetrics } from '../telemetry/metrics.js';
-
-/** What a client gets: where to send, what to send with, until when, and how much at once. */
-export interface DirectLease {
-  lease_id: string;
-  framework: string;
-  /** The worker endpoint to send to (as the gateway reaches it: same host or network). */
-  endpoint: string;
-  /** Put it in every request's `lease` field. */
-  token: string;
-  /** Unix seconds. */
-  expires_at: number;
-  ttl_ms: number;
-  max_in_flight: number;
-  /** The framework's request deadline, ms. */
-  timeout_ms: number;
-}
-
-interface WorkerRecord {
-  lease: string;
-  type: string;
-  outcome: string;
-  latency_ms: number;
-  compute_ms: number;
-  request_bytes: number;
-  response_bytes: number;
-}
 
 export interface LeaseServiceOptions {
   router: Router;
@@ -86,7 +61,7 @@ export class LeaseService {
   }
 
   /** Issues a lease on a ready worker of `framework` (least in flight). */
-  issue(framework: string | undefined): DirectLease {
+  issue(framework: string | undefined): LeaseGrant {
     if (this.#closed) throw new GatewayError('unavailable', 'the gateway is shutting down');
     const entry = this.#router.registry.resolve(framework);
     const direct = entry.config.direct;
@@ -136,7 +111,7 @@ export class LeaseService {
         if (status.state !== 'ready') continue;
         try {
           const reply = await entry.pool.request({ type: 'lease.metrics', data: {} }, { endpoint: status.endpoint, timeoutMs: 1_000 });
-          const { records, dropped } = (reply.result ?? {}) as { records?: WorkerRecord[]; dropped?: number };
+          const { records, dropped } = (reply.result ?? {}) as { records?: LeaseRecord[]; dropped?: number };
           for (const r of records ?? []) this.#record(entry.name, r);
           n += records?.length ?? 0;
           this.counts.dropped += dropped ?? 0;
@@ -151,7 +126,7 @@ export class LeaseService {
     }
   }
 
-  #record(framework: string, r: WorkerRecord): void {
+  #record(framework: string, r: LeaseRecord): void {
     if (!this.#metrics) return;
     this.#metrics.requestStarted({ framework, transport: 'direct', codec: 'binary' }).end({
       outcome: typeof r.outcome === 'string' ? r.outcome : 'internal',

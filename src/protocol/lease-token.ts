@@ -57,3 +57,19 @@ export function verifyLease(secret: string | Buffer, token: unknown): LeaseClaim
     throw new GatewayError('unauthorized', 'lease: unreadable claims', { path: '/lease', cause: err });
   }
 }
+
+/** What a client gets: where to send, what to send with, until when, and how much at once. */
+export interface LeaseGrant {
+  lease_id: string;
+  framework: string;
+  /** The worker endpoint to send to (as the gateway reaches it: same host or network). */
+  endpoint: string;
+  /** Put it in every request's `lease` field. */
+  token: string;
+  /** Unix seconds. */
+  expires_at: number;
+  ttl_ms: number;
+  max_in_flight: number;
+  /** The framework's request deadline, ms. */
+  timeout_ms: number;
+}

@@ -5,20 +5,10 @@
 import { GatewayError } from '../lib/errors.js';
 import { silentLogger, type Logger } from '../lib/log.js';
 import type { ShmArena } from '../shm/shm-arena.js';
+import type { LeaseGrant } from '../protocol/lease-token.js';
 import type { OutgoingRequest, Reply, RequestOptions } from './types.js';
 import { WorkerClient } from './worker-client.js';
 
-/** A lease as the gateway issues it (the `result` of a `lease` request). */
-export interface LeaseGrant {
-  lease_id: string;
-  framework: string;
-  endpoint: string;
-  token: string;
-  expires_at: number;
-  ttl_ms: number;
-  max_in_flight: number;
-  timeout_ms: number;
-}
 
 export interface DirectClientOptions {
   /** The gateway's ZMQ front door (the lease is asked for there). */
