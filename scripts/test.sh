@@ -24,50 +24,42 @@ if [ -x scripts/ensure-docker.sh ] && [ "${PAIG_SKIP_DOCKER:-0}" != 1 ]; then
   bash scripts/ensure-docker.sh
   [ -x scripts/build-test-images.sh ] && bash scripts/build-test-images.sh
 fi
+declare -A setup_pids=()
 cleanup() {
+  # A failed check stops the set-ups still running (a pip install must not outlive the run).
+  for pid in "${setup_pids[@]}"; do kill -- "-$pid" 2>/dev/null || kill "$pid" 2>/dev/null || true; done
   if [ "$started_docker" = 1 ]; then bash scripts/ensure-docker.sh stop || true; fi
 }
 trap cleanup EXIT
 
 [ -x scripts/ensure-prometheus.sh ] && bash scripts/ensure-prometheus.sh
 
-# ---- ROS 2 (test/ros-bridge/ros2.test.ts; owned by the ROS bridge) ----------------------------------------
-# ROS 2 Kilted from PyPI wheels (rclpy + message packages) and rclnodejs built against them, in the git-ignored
-# .venv-ros2/. About a minute on a fresh machine, under a second once installed. It starts nothing that needs
-# stopping. The test runs it too; here it fails the run early, before the long tests, when it cannot be set up.
-bash scripts/ensure-ros2.sh
-# ---- end ROS 2 -----------------------------------------------------------------------------------------------
-
-# ---- Python worker SDK (docker/worker-sdk; owned by the SDK) -------------------------------------------------
-# The SDK as users get it: a wheel pip-installed with its [otel] extra into the git-ignored .venv/, with pinned ruff
-# and mypy (about 40 s on a fresh machine, under a second once installed; test/python-sdk runs its workers from it).
-# Then the SDK's own lint and type check. Starts nothing.
-bash scripts/ensure-python-env.sh >/dev/null
-say "python SDK: ruff, mypy"
-# Caches go to .venv: a file left in docker/worker-sdk would change the inputs hash of the worker image (and of the venv).
-(cd docker/worker-sdk && RUFF_CACHE_DIR=../../.venv/ruff-cache ../../.venv/bin/ruff check --quiet . && MYPY_CACHE_DIR=../../.venv/mypy-cache ../../.venv/bin/mypy)
-# ---- end Python worker SDK -----------------------------------------------------------------------------------
-
-# ---- LeRobot (test/frameworks/lerobot.test.ts; owned by the LeRobot worker) ----------------------------------
-# lerobot 0.6.1 + torch 2.11 from PyPI in the git-ignored .venv-lerobot/ (Python 3.12). About 2.5 minutes and
-# 5 GB on a fresh machine (torch's Linux wheel brings the NVIDIA runtime wheels), a few seconds once installed.
-# It starts nothing that needs stopping. The test runs it too; here it fails the run early when it cannot be set up.
-bash scripts/ensure-lerobot.sh
-# ---- end LeRobot ---------------------------------------------------------------------------------------------
-
-# ---- peers' clients (test/peers/; owned by the openpi and GR00T doors) -----------------------------------------
-# openpi's own client, openpi-client 0.1.2 from PyPI (pinned with what it pulls in), in the git-ignored .venv-peers/
-# on Debian's python3; the GR00T test client needs only python3-numpy/zmq/msgpack (above). Seconds on a fresh
-# machine, well under a second once installed; starts nothing. The tests run it too; here it fails the run early.
-bash scripts/ensure-peers.sh
-# ---- end peers -------------------------------------------------------------------------------------------------
-
-# ---- OpenAPI fuzzing (test/reliability/openapi-fuzz.test.ts; owned by reliability) ---------------------------
-# schemathesis 4.32.5 from PyPI, pinned with what it pulls in (scripts/fuzz-requirements.txt), in the git-ignored
-# .venv-fuzz/ on Debian's python3. About 20 s on a fresh machine, under a second once installed; starts nothing.
-# The test runs it too; here it fails the run early when it cannot be set up.
-bash scripts/ensure-fuzz.sh
-# ---- end OpenAPI fuzzing -------------------------------------------------------------------------------------
+# ---- set-up that takes time on a fresh machine, side by side -------------------------------------------------
+# Each of these makes a project-local, git-ignored environment and is idempotent (under a few seconds once made).
+# On a fresh machine they are what makes the test command slow if run one after another (measured 2026-12-02 with
+# no pip cache: ROS 2 61 s, LeRobot 100 s, SDK 30 s, peers and fuzzer 25 s, type-check + lint + build 40 s), and
+# they wait on different things: LeRobot's 3 GB of wheels on the network and the disk, rclnodejs's build and
+# tsc/eslint on the CPU. So they run at once, the checks in the foreground, and the tests start when all are done.
+# Each one's progress lines carry its name; a failure is named at the end and fails the run before any test.
+#   ros2     ROS 2 Kilted from PyPI wheels + rclnodejs built against them (.venv-ros2/; test/ros-bridge/ros2.test.ts)
+#   sdk      the worker SDK as users get it, a wheel with its [otel] extra (.venv/; test/python-sdk), then the
+#            SDK's own lint and type check (ruff, mypy; their caches go to .venv: a file left in docker/worker-sdk
+#            would change the inputs hash of the worker image)
+#   lerobot  lerobot 0.6.1 + torch 2.11 (.venv-lerobot/, 5 GB; test/frameworks/lerobot.test.ts, test/jobs)
+#   peers    openpi's own client, openpi-client 0.1.2 (.venv-peers/; test/peers)
+#   fuzz     schemathesis 4.32.5 (.venv-fuzz/; test/reliability/openapi-fuzz.test.ts)
+# The tests run the same scripts themselves (a test file run alone sets up what it needs).
+sdk_check='set -e; bash scripts/ensure-python-env.sh >/dev/null; echo "[test] python SDK: ruff, mypy"
+  cd docker/worker-sdk && RUFF_CACHE_DIR=../../.venv/ruff-cache ../../.venv/bin/ruff check --quiet . &&
+    MYPY_CACHE_DIR=../../.venv/mypy-cache ../../.venv/bin/mypy'
+# Each in its own session (setsid): the clean-up on a failed check stops it with everything it started.
+setup() { local name=$1; shift; setsid -w "$@" & setup_pids[$name]=$!; }
+setup_started=$SECONDS
+setup ros2 bash scripts/ensure-ros2.sh
+setup sdk bash -c "$sdk_check"
+setup lerobot bash scripts/ensure-lerobot.sh
+setup peers bash scripts/ensure-peers.sh
+setup fuzz bash scripts/ensure-fuzz.sh
 
 say "type-check"
 npx tsc --noEmit
@@ -75,6 +67,15 @@ say "lint"
 npx eslint .
 say "build (dist/, for the tests that run the package as users do: npm start, the bin, imports by name)"
 npm run build --silent
+
+failed=()
+for name in ros2 sdk lerobot peers fuzz; do
+  wait "${setup_pids[$name]}" || failed+=("$name")
+  unset "setup_pids[$name]"
+done
+[ ${#failed[@]} -eq 0 ] || { say "set-up failed: ${failed[*]} (the lines above that carry its name say why)"; exit 1; }
+say "set-up and checks done in $((SECONDS - setup_started)) s"
+
 say "tests"
 bash scripts/run-tests.sh "$@"
 say "done in $((SECONDS - t0)) s"
