@@ -179,6 +179,11 @@ export async function buildGateway(config: GatewayConfig, env: GatewayEnvironmen
         return () => offs.forEach((off) => off());
       },
       resolve: (name) => registry.resolve(name).name,
+      // A job keeps its framework from an idle stop while it is queued or runs (its polls never pass the router).
+      hold: (name) => {
+        const entry = registry.resolve(name);
+        return entry.launcher?.hold?.(entry.name) ?? (() => undefined);
+      },
     };
     const jobs = new JobManager({ transport: jobTransport, ...config.jobs, metrics, log: baseLog });
     opened.push(jobs);

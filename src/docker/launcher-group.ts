@@ -2,6 +2,7 @@
 // local engine, Swarm services on a manager, containers on a remote engine). Each framework belongs to exactly one;
 // calls go to it, events of all of them reach every listener.
 import { GatewayError } from '../lib/errors.js';
+import type { Release } from '../lib/idle-holds.js';
 import type { FrameworkControl, FrameworkLauncher, Launch } from '../router/framework-launcher.js';
 
 /** A launcher the group can hold: it starts and controls frameworks and announces events. */
@@ -36,8 +37,8 @@ export class LauncherGroup implements FrameworkLauncher, FrameworkControl {
     return this.launcherOf(framework).ensureRunning(framework, signal);
   }
 
-  touch(framework: string): void {
-    this.#byFramework.get(framework)?.touch?.(framework);
+  hold(framework: string): Release {
+    return this.#byFramework.get(framework)?.hold?.(framework) ?? (() => undefined);
   }
 
   onEvent(listener: (event: { type: string; framework?: string }) => void): () => void {

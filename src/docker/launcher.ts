@@ -7,6 +7,7 @@ import { abortError, Deadline, deferred, throwIfAborted, type Deferred } from '.
 import { GatewayError } from '../lib/errors.js';
 import { EventStream } from '../lib/event-stream.js';
 import { portIsFree } from '../lib/ports.js';
+import { IdleHolds, type Release } from '../lib/idle-holds.js';
 import { silentLogger, type Logger } from '../lib/log.js';
 import type { FrameworkControl, FrameworkLauncher, Launch } from '../router/framework-launcher.js';
 import type { ContainerStatsSnapshot, LaunchState, LaunchStatus, ManagedContainer } from './types.js';
@@ -18,7 +19,7 @@ export interface DockerLauncherOptions {
   manager: DockerManager;
   specs: readonly FrameworkSpec[];
   log?: Logger;
-  /** Stop a framework this long after its last request (touch); 0 or absent: never. */
+  /** Stop a framework once nothing has held it (requests, starts, jobs: hold()) for this long; 0 or absent: never. */
   idleStopMs?: number;
   /** Keep at most one GPU framework running: starting one stops the others first. */
   oneGpuFrameworkAtATime?: boolean;
@@ -73,7 +74,8 @@ export class DockerLauncher implements FrameworkLauncher, FrameworkControl {
   readonly #running = new Map<string, Launch>();
   /** The `ended` promise of each running container we launched, by container id, settled by its die/stop/destroy event. */
   readonly #ends = new Map<string, { framework: string; end: Deferred<GatewayError> }>();
-  readonly #idleTimers = new Map<string, NodeJS.Timeout>();
+  /** Busy frameworks (requests in flight, starts, jobs) and the idle clock of the others. */
+  readonly #holds: IdleHolds;
   /** Stops we asked for, so their die/stop events are not reported as crashes. */
   readonly #stopping = new Set<string>();
   readonly #events = new EventStream<LauncherEvent>();
@@ -94,6 +96,7 @@ export class DockerLauncher implements FrameworkLauncher, FrameworkControl {
       this.#specs.set(valid.name, valid);
     }
     this.#log = (options.log ?? silentLogger).child({ component: 'docker.launcher' });
+    this.#holds = new IdleHolds(options.idleStopMs ?? 0, (framework) => this.#idleStop(framework));
   }
 
   /** Lifecycle events: starting, running, stopped, exited (crash or stop), oom, unhealthy. */
@@ -142,18 +145,18 @@ export class DockerLauncher implements FrameworkLauncher, FrameworkControl {
     return raceSignal(start, signal, `start ${framework}`);
   }
 
-  touch(framework: string): void {
-    const idleMs = this.#opts.idleStopMs ?? 0;
-    if (idleMs <= 0 || this.#closing || !this.#specs.has(framework)) return;
-    clearTimeout(this.#idleTimers.get(framework));
-    const timer = setTimeout(() => {
-      this.#idleTimers.delete(framework);
-      if (this.#starting.has(framework)) return;
-      this.#log.info({ event: 'docker.framework_idle_stop', framework, idleMs });
-      this.#stop(framework, 'idle').catch((err: unknown) => this.#log.warn({ event: 'docker.idle_stop_failed', framework, err }));
-    }, idleMs);
-    timer.unref();
-    this.#idleTimers.set(framework, timer);
+  /**
+   * Keeps the framework busy until the returned release (idempotent): it is stopped only once nothing has held it
+   * for idleStopMs. The router holds it for each request (and each launch until a worker is ready), the job
+   * manager while a job is queued or runs there; the launcher itself while it starts the container.
+   */
+  hold(framework: string): Release {
+    if (this.#closing || !this.#specs.has(framework)) return () => undefined;
+    return this.#holds.hold(framework);
+  }
+
+  #idleStop(framework: string): void {
+    this.#stop(framework, 'idle').catch((err: unknown) => this.#log.warn({ event: 'docker.idle_stop_failed', framework, err }));
   }
 
   /** Stops a framework's container (kept for a fast restart); not running is not an error. */
@@ -165,12 +168,15 @@ export class DockerLauncher implements FrameworkLauncher, FrameworkControl {
 
   async #stop(framework: string, reason: 'idle' | 'switch' | 'request' | 'close'): Promise<void> {
     const spec = this.#spec(framework);
-    clearTimeout(this.#idleTimers.get(framework));
-    this.#idleTimers.delete(framework);
-    this.#running.delete(framework);
+    this.#holds.disarm(framework);
+    if (reason !== 'idle') this.#running.delete(framework);
     const name = containerNameFor(spec);
     const info = await this.#manager.inspect(name);
+    // A request or a job that came while the container was inspected keeps it (the router still had it ready).
+    if (reason === 'idle' && this.#holds.held(framework)) return this.#log.info({ event: 'docker.idle_stop_skipped', framework });
+    this.#running.delete(framework);
     if (!info?.State.Running) return;
+    if (reason === 'idle') this.#log.info({ event: 'docker.framework_idle_stop', framework, idleMs: this.#opts.idleStopMs });
     this.#stopping.add(framework);
     try {
       await this.#manager.stop(name, spec.stopTimeoutS === undefined ? {} : { timeoutS: spec.stopTimeoutS });
@@ -302,6 +308,9 @@ export class DockerLauncher implements FrameworkLauncher, FrameworkControl {
     const readyMs = spec.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS;
     const deadline = new Deadline(readyMs, this.#closeController.signal);
     const signal = deadline.signal;
+    // Starting is busy: an idle clock starts at the earliest when the container runs, and only if nobody (the
+    // router, until its worker is ready) holds the framework then.
+    const release = this.#holds.hold(framework);
     this.#events.emit({ type: 'starting', framework });
     try {
       const watchError = await this.#watchEvents();
@@ -334,7 +343,6 @@ export class DockerLauncher implements FrameworkLauncher, FrameworkControl {
       if (this.#watchAlive) this.#running.set(framework, launch);
       this.#log.info({ event: 'docker.framework_running', framework, endpoints, startMs, containerId: info.Id });
       this.#events.emit({ type: 'running', framework, endpoints, startMs });
-      this.touch(framework);
       return launch;
     } catch (err) {
       let error = signal.aborted && !isDockerError(err) ? this.#abortReason(spec, signal, readyMs) : err;
@@ -348,6 +356,7 @@ export class DockerLauncher implements FrameworkLauncher, FrameworkControl {
       throw error;
     } finally {
       deadline.dispose();
+      release();
     }
   }
 
@@ -429,8 +438,7 @@ export class DockerLauncher implements FrameworkLauncher, FrameworkControl {
   /** Stops timers and the events stream; stops containers only with `stopOnClose`. Idempotent. */
   close(): Promise<void> {
     return (this.#closing ??= (async () => {
-      for (const timer of this.#idleTimers.values()) clearTimeout(timer);
-      this.#idleTimers.clear();
+      this.#holds.close();
       this.#closeController.abort(new GatewayError('cancelled', 'launcher closed'));
       await Promise.allSettled([...this.#starting.values()]);
       for (const id of [...this.#ends.keys()]) this.#settleEnd(id, new GatewayError('cancelled', 'launcher closed'));

@@ -5,6 +5,7 @@
 import { abortError, deferred, throwIfAborted, type Deferred } from '../lib/abort.js';
 import { GatewayError } from '../lib/errors.js';
 import { EventStream } from '../lib/event-stream.js';
+import { IdleHolds, type Release } from '../lib/idle-holds.js';
 import { silentLogger, type Logger } from '../lib/log.js';
 import type { FrameworkControl, FrameworkLauncher, Launch, LaunchWorker } from '../router/framework-launcher.js';
 import type { DockerManager } from './docker-manager.js';
@@ -19,7 +20,7 @@ export interface ServiceLauncherOptions {
   resyncMs?: number;
   /** Remove the services on close(); default false (they keep running). */
   stopOnClose?: boolean;
-  /** Scale a framework's service to 0 this long after its last request (touch); 0 or absent: never. */
+  /** Scale a framework's service to 0 once nothing has held it (requests, starts, jobs: hold()) for this long; 0 or absent: never. */
   idleStopMs?: number;
 }
 
@@ -45,7 +46,8 @@ export class ServiceLauncher implements FrameworkLauncher, FrameworkControl {
   readonly #active = new Map<string, { workers: LaunchWorker[]; key: string; ended: Deferred<GatewayError>; lastErrors: string[] }>();
   readonly #waiters = new Set<() => void>();
   readonly #reconciling = new Map<string, { run: Promise<void>; again: boolean }>();
-  readonly #idleTimers = new Map<string, NodeJS.Timeout>();
+  /** Busy frameworks (requests in flight, starts, jobs) and the idle clock of the others. */
+  readonly #holds: IdleHolds;
   #watching: Promise<void> | undefined;
   #resync: NodeJS.Timeout | undefined;
   #closing: Promise<void> | undefined;
@@ -59,6 +61,7 @@ export class ServiceLauncher implements FrameworkLauncher, FrameworkControl {
     }
     this.#log = (options.log ?? silentLogger).child({ component: 'docker.services' });
     this.#services = new SwarmServices(options.manager, { log: options.log ?? silentLogger });
+    this.#holds = new IdleHolds(options.idleStopMs ?? 0, (framework) => this.#idleStop(framework));
   }
 
   get services(): SwarmServices {
@@ -91,6 +94,18 @@ export class ServiceLauncher implements FrameworkLauncher, FrameworkControl {
     const spec = this.spec(framework);
     if (this.#closing) throw new GatewayError('unavailable', 'launcher is closed');
     throwIfAborted(signal, `start ${framework}`);
+    // Deploying is busy: the idle clock starts at the earliest when a task runs, if nobody (the router, until a
+    // worker is ready) holds the framework then.
+    const release = this.#holds.hold(framework);
+    try {
+      return await this.#ensureRunning(spec, signal);
+    } finally {
+      release();
+    }
+  }
+
+  async #ensureRunning(spec: FrameworkSpec, signal: AbortSignal): Promise<Launch> {
+    const framework = spec.name;
     await this.#watch();
     const outcome = await this.#services.deploy(spec, signal);
     if (outcome !== 'unchanged') this.#events.emit({ type: 'deployed', framework, outcome });
@@ -123,21 +138,20 @@ export class ServiceLauncher implements FrameworkLauncher, FrameworkControl {
   }
 
   /**
-   * A request was served: the idle clock of the framework starts again. After `idleStopMs` without one its service is
-   * scaled to 0 (kept: the next request scales it back), as an idle container is stopped.
+   * Keeps the framework busy until the returned release (idempotent): its service is scaled to 0 (kept: the next
+   * request scales it back) only once nothing has held it for idleStopMs, as an idle container is stopped. The
+   * router holds it for each request and each launch until a worker is ready, the job manager while a job is
+   * queued or runs there.
    */
-  touch(framework: string): void {
-    const idleMs = this.#opts.idleStopMs ?? 0;
-    if (idleMs <= 0 || this.#closing || !this.#specs.has(framework)) return;
-    clearTimeout(this.#idleTimers.get(framework));
-    const timer = setTimeout(() => {
-      this.#idleTimers.delete(framework);
-      if (!this.#active.has(framework)) return;
-      this.#log.info({ event: 'swarm.framework_idle_stop', framework, idleMs });
-      this.#stop(framework, 'idle').catch((err: unknown) => this.#log.warn({ event: 'swarm.idle_stop_failed', framework, err }));
-    }, idleMs);
-    timer.unref();
-    this.#idleTimers.set(framework, timer);
+  hold(framework: string): Release {
+    if (this.#closing || !this.#specs.has(framework)) return () => undefined;
+    return this.#holds.hold(framework);
+  }
+
+  #idleStop(framework: string): void {
+    if (!this.#active.has(framework)) return;
+    this.#log.info({ event: 'swarm.framework_idle_stop', framework, idleMs: this.#opts.idleStopMs });
+    this.#stop(framework, 'idle').catch((err: unknown) => this.#log.warn({ event: 'swarm.idle_stop_failed', framework, err }));
   }
 
   /** Rolls the framework's tasks to a changed image, env or command (one at a time; the pool drains each). */
@@ -168,9 +182,10 @@ export class ServiceLauncher implements FrameworkLauncher, FrameworkControl {
 
   async #stop(framework: string, reason: 'request' | 'idle'): Promise<void> {
     const spec = this.spec(framework);
-    clearTimeout(this.#idleTimers.get(framework));
-    this.#idleTimers.delete(framework);
+    this.#holds.disarm(framework);
     if (!(await this.#services.inspect(spec))) return;
+    // A request or a job that came while the service was inspected keeps it (the router still had it ready).
+    if (reason === 'idle' && this.#holds.held(framework)) return this.#log.info({ event: 'swarm.idle_stop_skipped', framework });
     await this.#services.scale(spec, 0);
     this.#forget(framework, new GatewayError('unavailable', `framework ${framework}: service stopped`));
     this.#events.emit({ type: 'stopped', framework, reason });
@@ -297,8 +312,7 @@ export class ServiceLauncher implements FrameworkLauncher, FrameworkControl {
   close(): Promise<void> {
     return (this.#closing ??= (async () => {
       clearInterval(this.#resync);
-      for (const timer of this.#idleTimers.values()) clearTimeout(timer);
-      this.#idleTimers.clear();
+      this.#holds.close();
       this.#close.abort(new GatewayError('cancelled', 'launcher closed'));
       for (const wake of [...this.#waiters]) wake();
       await Promise.allSettled([...this.#reconciling.values()].map((r) => r.run));

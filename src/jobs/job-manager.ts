@@ -89,6 +89,11 @@ export interface JobTransport {
   onReady(listener: (worker: JobWorker) => void): () => void;
   /** Whether `name` is a configured framework; the resolved name (default framework when undefined). */
   resolve(name: string | undefined): string;
+  /**
+   * Marks the framework busy until the returned release (idempotent): taken while a job is queued or runs there, so
+   * an idle stop never ends a training run (its status polls and cancel bypass the router). Absent: nothing to hold.
+   */
+  hold?(framework: string): () => void;
 }
 
 /** What the manager reports to metrics (src/telemetry/metrics.ts implements it). */
@@ -160,6 +165,8 @@ export class JobManager {
   readonly #pollers = new Map<string, Poller>();
   /** Aborts the polls in flight on close (a long poll would otherwise hold the close for up to waitMs). */
   readonly #closeController = new AbortController();
+  /** The transport's hold on each queued or running job's framework, by job id; released when the job ends. */
+  readonly #holds = new Map<string, () => void>();
   #starting = 0;
   #unsubscribe: (() => void) | undefined;
   #closed = false;
@@ -196,6 +203,8 @@ export class JobManager {
     this.#closed = true;
     this.#closeController.abort(new GatewayError('cancelled', 'the job manager is closing'));
     this.#unsubscribe?.();
+    for (const release of this.#holds.values()) release();
+    this.#holds.clear();
     for (const poller of this.#pollers.values()) clearTimeout(poller.timer);
     this.#pollers.clear();
     this.#listeners.clear();
@@ -229,6 +238,7 @@ export class JobManager {
     const options = parseTrainOptions(data);
     const job: JobRecord = { id: randomUUID(), framework: name, state: 'queued', options, device: deviceKey(options), progress: {}, checkpoints: [], created_at: Date.now() / 1000 };
     this.#jobs.set(job.id, job);
+    this.#hold(job);
     this.#log.info({ event: 'job.queued', jobId: job.id, framework: name, device: job.device });
     this.#changed(job);
     await this.#dispatch();
@@ -422,6 +432,7 @@ export class JobManager {
       ...(finished && typeof w.ended_at === 'number' ? { ended_at: w.ended_at } : {}),
     };
     this.#jobs.set(job.id, job);
+    if (!finished) this.#hold(job);
     this.#log.info({ event: 'job.adopted', jobId: job.id, framework, endpoint, state });
     if (finished) this.#changed(job);
     return job;
@@ -453,7 +464,15 @@ export class JobManager {
     return [...this.#jobs.values()].filter((j) => j.framework === framework && j.state === 'running' && j.endpoint === endpoint);
   }
 
+  /** Holds the job's framework (no idle stop) until the job ends. */
+  #hold(job: JobRecord): void {
+    const release = this.#transport.hold?.(job.framework);
+    if (release) this.#holds.set(job.id, release);
+  }
+
   #finish(job: JobRecord, state: JobState, error?: string, endedAt?: number): void {
+    this.#holds.get(job.id)?.();
+    this.#holds.delete(job.id);
     job.state = state;
     if (error !== undefined) job.error = error;
     job.ended_at = endedAt ?? Date.now() / 1000;

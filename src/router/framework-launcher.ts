@@ -2,6 +2,7 @@
 // means "the container is running; here are its endpoints": readiness is the router's pool's job (health over
 // its own sockets, announced by events), so nothing here knows about ZeroMQ or polls.
 import type { GatewayError } from '../lib/errors.js';
+import type { Release } from '../lib/idle-holds.js';
 
 /** One worker of a framework with replicas: its endpoint and where it runs (labels on its metrics). */
 export interface LaunchWorker {
@@ -39,8 +40,11 @@ export interface FrameworkLauncher {
    * `cancelled`, `unknown_framework`).
    */
   ensureRunning(framework: string, signal: AbortSignal): Promise<Launch>;
-  /** Tells the launcher the framework served a request (for idle stop). */
-  touch?(framework: string): void;
+  /**
+   * Marks the framework busy until the returned release is called (idempotent): a launcher with an idle stop stops
+   * it only once nothing has held it for its idle time. Counted: each hold needs its own release.
+   */
+  hold?(framework: string): Release;
   /** Stopped on purpose (idle, switch, request) or exited: the router drops or re-checks the framework's endpoints. */
   onEvent(listener: (event: LaunchEvent | { type: string; framework?: string }) => void): () => void;
   close(): Promise<void>;

@@ -188,6 +188,8 @@ export class Router {
     const deadline = fast ? undefined : new Deadline(budgetMs, this.#closeController.signal, opts.signal);
     const signal = deadline ? deadline.signal : this.#sharedSignal(opts.signal);
     entry.inFlight++;
+    // Busy for the whole request, a launch's ready wait included: no idle stop while it is in flight.
+    const release = entry.launcher?.hold?.(entry.name);
     try {
       if (signal.aborted) throw abortError(signal, `request to ${entry.name}`);
       if (entry.launcher && !entry.pool.isReady()) await this.#ensureRunning(entry, signal);
@@ -198,7 +200,6 @@ export class Router {
       const ms = performance.now() - startedAt;
       entry.latencyEmaMs = entry.latencyEmaMs === undefined ? ms : (1 - LATENCY_WEIGHT) * entry.latencyEmaMs + LATENCY_WEIGHT * ms;
       entry.counts.ok++;
-      entry.launcher?.touch?.(entry.name);
       return { ...reply, framework: entry.name };
     } catch (err) {
       entry.counts.errors++;
@@ -207,6 +208,7 @@ export class Router {
       throw error;
     } finally {
       deadline?.dispose();
+      release?.();
       entry.inFlight--;
       if (this.#idle && this.inFlight === 0) this.#idle();
     }
@@ -263,6 +265,9 @@ export class Router {
    */
   async #launch(entry: FrameworkEntry): Promise<void> {
     const launcher = entry.launcher!;
+    // Busy until a worker is ready (or the launch fails): started and never used becomes idle from ready on, also
+    // when every request that waited for it gave up.
+    const release = launcher.hold?.(entry.name);
     // The launch has its own deadline: a request that gives up does not stop a start others may need.
     const deadline = new Deadline(entry.config.startTimeoutMs, this.#closeController.signal);
     const signal = deadline.signal;
@@ -280,13 +285,13 @@ export class Router {
         void ended.then(reject); // `ended` never rejects; after a ready worker this reject is a no-op
       });
       log.info({ event: 'router.launch_ready', endpoints, ms: Math.round(performance.now() - startedAt) });
-      launcher.touch?.(entry.name); // idle from now on: started and never used is idle too (not while it starts)
     } catch (err) {
       const error = signal.aborted ? abortError(signal, `start of framework '${entry.name}'`) : toGatewayError(err);
       log.warn({ event: 'router.launch_failed', err: error });
       throw error.code === 'timeout' || error.code === 'cancelled' ? error : new GatewayError('unavailable', `framework '${entry.name}' could not be started: ${error.message}`, { cause: error });
     } finally {
       deadline.release(); // the readiness wait that lost the race to `ended` lets go of the pool
+      release?.();
     }
   }
 

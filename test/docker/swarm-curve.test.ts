@@ -1,7 +1,8 @@
 // A framework as a Swarm service with CURVE on a private single-node swarm (test/support/swarm.ts): the key file and
 // the allowed clients are in the worker's argv, not its env, and Swarm's own health probe still speaks CURVE (with the
 // worker's key), so the task turns healthy; a client whose key the worker does not know is refused; `logs --follow`
-// streams the tasks' lines; the gateway scales the idle service to 0 and the next request scales it back.
+// streams the tasks' lines; the gateway scales the idle service to 0 and the next request scales it back; a held
+// service (a job) is not scaled to 0 until the hold ends.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFile, mkdir } from 'node:fs/promises';
@@ -10,6 +11,7 @@ import { Registry } from 'prom-client';
 import { buildGateway } from '../../src/build-gateway.js';
 import { parseConfig } from '../../src/config.js';
 import { logs } from '../../src/docker/commands.js';
+import { sleep } from '../../src/lib/abort.js';
 import type { FrameworkSpec } from '../../src/docker/framework-spec.js';
 import type { ServiceLauncher } from '../../src/docker/service-launcher.js';
 import { createMetrics } from '../../src/telemetry/metrics.js';
@@ -89,7 +91,19 @@ test('a CURVE service: healthy through its CURVE probe, a stranger key refused, 
   // (60 s here: the start counts against it).
   assert.equal(await stoppedIdle, 'idle');
   assert.equal((await secureLauncher.services.list()).find((svc) => svc.framework === 'secure')?.replicas, 0, 'an idle service is scaled to 0');
+  // Held (what the job manager does for a queued or running job; no request in flight) before the next request:
+  // the request scales it back, and it is not scaled to 0 across three idle periods after that request ended.
+  const stops: string[] = [];
+  secureLauncher.onEvent((e) => e.type === 'stopped' && stops.push(e.reason));
+  const release = secureLauncher.hold('secure');
   assert.equal(await inferSecure(), 200, 'the next request scales it back');
   assert.equal((await secureLauncher.services.list()).find((svc) => svc.framework === 'secure')?.replicas, 1);
+  await sleep(3 * 3_000);
+  assert.deepEqual(stops, [], 'a held service is not scaled to 0');
+  const idleAgain = new Promise<string>((resolve) => secureLauncher.onEvent((e) => e.type === 'stopped' && resolve(e.reason)));
+  release();
+  release(); // idempotent
+  assert.equal(await idleAgain, 'idle', 'scaled to 0 idleStopMs after the hold ends');
+  assert.equal((await secureLauncher.services.list()).find((svc) => svc.framework === 'secure')?.replicas, 0);
   swarm.passed();
 });
