@@ -13,6 +13,7 @@ import logging
 from .client import ZMQClient
 from .codec import CODECS, Decoded, EncodeError, as_array, decode_message, encode_message
 from .demo_policy import demo_action, demo_policy, make_demo_handler
+from .direct import DirectClient
 from .jobs import JobRunner, JobSpec, progress_writer
 from .protocol import (
     DEFAULT_LIMITS,
@@ -25,6 +26,7 @@ from .protocol import (
     WorkerError,
 )
 from .server import NO_REPLY, DeferredReply, RequestContext, ZMQServer
+from .shm_arena import Placement, ShmArena
 
 __version__ = SDK_VERSION
 
@@ -42,11 +44,14 @@ __all__ = [
     "SDK_VERSION",
     "Decoded",
     "DeferredReply",
+    "DirectClient",
     "EncodeError",
     "JobRunner",
     "JobSpec",
     "Limits",
+    "Placement",
     "RequestContext",
+    "ShmArena",
     "WorkerError",
     "ZMQClient",
     "ZMQServer",

@@ -261,14 +261,15 @@ def _resolve(value: Any, state: _ResolveState, path: str) -> Any:
     return value
 
 
-def decode_message(frames: Sequence[Any], limits: Limits = DEFAULT_LIMITS, align: bool = False, shm: Any = None) -> Decoded:
+def decode_message(frames: Sequence[Any], limits: Limits = DEFAULT_LIMITS, align: bool = False, shm: Any = None, reply: Any = None) -> Decoded:
     """Decodes any of the three codecs (frames after the routing envelope).
 
     Tensor placeholders become numpy arrays that are views on the frames (no copy; ``align=True`` copies
     tensors whose bytes are misaligned for their dtype, and counts it). With ``shm`` (a shm.SharedMemory),
     shared-memory descriptors become read-only views on the mapped slots, once the request's ``shm`` field proves
-    the folder is the sender's. Raises WorkerError ``too_large``, ``bad_request`` or ``unauthorized`` naming what
-    is wrong.
+    the folder is the sender's. With ``reply`` (a client's shm_arena.Placement), descriptors in a reply are read
+    from the reply area the request lent (copied out: the slot is reused). Raises WorkerError ``too_large``,
+    ``bad_request`` or ``unauthorized`` naming what is wrong.
     """
     views = [frame_buffer(f) for f in frames]
     size_bytes = check_limits(views, limits)
@@ -276,7 +277,7 @@ def decode_message(frames: Sequence[Any], limits: Limits = DEFAULT_LIMITS, align
     if not isinstance(raw, dict):
         raise WorkerError("bad_request", "header must be a map/object", "/")
     request_shm = shm.open_request(raw["shm"]) if shm is not None and "shm" in raw else None
-    state = _ResolveState(views, align, request_shm, shm is not None)
+    state = _ResolveState(views, align, request_shm if reply is None else reply, shm is not None)
     header = _resolve(raw, state, "")
     if len(state.used) != len(views) - 1:
         raise WorkerError(
