@@ -1,0 +1,178 @@
+"""The client's shared-memory writer (shm_arena.py) against the worker's reader (shm.py), in one process: the
+on-disk format (modes, lease, slot header), bytes through a descriptor and back through the reply area, reuse under
+a new generation, every bad input, and the janitor's rules for a folder whose owner is gone. The end-to-end tests
+with a real gateway and workers are in test/shm/python-client.test.ts."""
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+import unittest
+
+import msgpack
+import numpy as np
+
+from physical_ai_worker.codec import EncodeError, decode_message, encode_message
+from physical_ai_worker.protocol import WorkerError
+from physical_ai_worker.shm import GENERATION_OFFSET, SLOT_MAGIC, SharedMemory, sweep
+from physical_ai_worker.shm_arena import ShmArena
+
+
+def _root():
+    base = "/dev/shm" if os.path.isdir("/dev/shm") else None
+    return tempfile.mkdtemp(prefix="paig-arena-test-", dir=base)
+
+
+def _decode_as_worker(shm, placement):
+    """What a worker does with the request: decode its descriptors into views on the mapped slots."""
+    frames = [bytes(f) for f in encode_message({"type": "x", "data": placement.data, "shm": placement.shm})]
+    return decode_message(frames, shm=shm)
+
+
+class ArenaTest(unittest.TestCase):
+    def setUp(self):
+        self.root = _root()
+        self.addCleanup(shutil.rmtree, self.root, True)
+        self.worker = SharedMemory(self.root)
+        self.addCleanup(self.worker.close)
+
+    def arena(self, **kwargs):
+        arena = ShmArena(self.root, **kwargs)
+        self.addCleanup(arena.close)
+        return arena
+
+    def test_layout_modes_and_lease(self):
+        arena = self.arena(lease_ms=2000)
+        self.assertEqual(arena.open(), self.worker.realm, "the worker and the client read the same realm")
+        placement = arena.place({"image": np.ones((64, 64, 3), np.uint8)})
+        self.assertEqual(stat.S_IMODE(os.stat(arena.folder).st_mode), 0o700)
+        lease_path = os.path.join(arena.folder, "lease.json")
+        self.assertEqual(stat.S_IMODE(os.stat(lease_path).st_mode), 0o600)
+        with open(lease_path) as f:
+            lease = json.load(f)
+        self.assertEqual(sorted(lease), ["boot", "key", "lease_ms", "pid", "pidns", "start"])
+        self.assertEqual((lease["pid"], lease["lease_ms"], lease["key"]), (os.getpid(), 2000, placement.shm["key"]))
+        self.assertTrue(lease["start"].isdigit())
+        slot = os.path.join(self.root, placement.segment)
+        self.assertEqual(stat.S_IMODE(os.stat(slot).st_mode), 0o600)
+        with open(slot, "rb") as f:
+            header = np.frombuffer(f.read(16), dtype="<u4")
+        self.assertEqual(int(header[0]), SLOT_MAGIC)
+        self.assertEqual(int(header[1]), 1)
+        self.assertEqual(int(header[2:4].view("<u8")[0]), 1, "generation 1 on first use")
+        self.assertEqual(os.stat(slot).st_size, 64 * 1024 * 2)
+        placement.release()
+        arena.close()
+        self.assertFalse(os.path.exists(arena.folder))
+
+    def test_bytes_through_descriptors_and_back_through_the_reply_area(self):
+        arena = self.arena(reply_bytes=1 << 20)
+        arena.open()
+        rng = np.random.default_rng(7)
+        image = rng.integers(0, 256, (224, 224, 3), dtype=np.uint8)
+        data = {
+            "images": {"cam": image, "flipped": image[:, ::-1]},  # a strided view: written C-ordered
+            "depth": rng.random((32, 48)).astype(">f4"),  # big-endian: written little-endian
+            "state": np.arange(14, dtype=np.float32),  # small: stays a frame
+            "list": [image[:8]],
+        }
+        placement = arena.place(data)
+        self.assertEqual(placement.tensors, 4)
+        self.assertIs(placement.data["state"], data["state"])
+        self.assertIs(data["images"]["cam"], image, "the input is untouched")
+        decoded = _decode_as_worker(self.worker, placement)
+        seen = decoded.header["data"]
+        np.testing.assert_array_equal(seen["images"]["cam"], image)
+        np.testing.assert_array_equal(seen["images"]["flipped"], image[:, ::-1])
+        np.testing.assert_array_equal(seen["depth"], data["depth"])
+        self.assertEqual(seen["depth"].dtype, np.dtype("<f4"))
+        np.testing.assert_array_equal(seen["list"][0], image[:8])
+        self.assertFalse(seen["images"]["cam"].flags.writeable)
+        # The worker answers through the reply area; the client reads it with its placement (a copy of its own).
+        result = decoded.shm.place_result({"echo": np.array(seen["images"]["cam"]), "small": np.zeros(3, np.float32)})
+        self.assertIn("shm", result["echo"])
+        reply = decode_message([bytes(f) for f in encode_message({"status": "success", "result": result})], reply=placement)
+        echo = reply.header["result"]["echo"]
+        np.testing.assert_array_equal(echo, image)
+        self.assertTrue(echo.flags.writeable and echo.flags.owndata, "copied out of the slot")
+        placement.release()
+        self.assertEqual(arena.stats()["free"], 1)
+
+    def test_reuse_bumps_the_generation_and_stale_descriptors_are_refused(self):
+        arena = self.arena()
+        arena.open()
+        first = arena.place({"image": np.ones((64, 64, 3), np.uint8)})
+        first.release()
+        first.release()  # idempotent
+        second = arena.place({"image": np.full((64, 64, 3), 2, np.uint8)})
+        self.assertEqual(second.segment, first.segment, "the same slot")
+        self.assertEqual(second.shm["reply"]["generation"], 2)
+        with self.assertRaises(WorkerError) as ctx:
+            _decode_as_worker(self.worker, first)
+        self.assertEqual((ctx.exception.code, ctx.exception.path), ("bad_request", "/data/image/shm/generation"))
+        self.assertEqual(int(_decode_as_worker(self.worker, second).header["data"]["image"][0, 0, 0]), 2)
+        # A reply into a released placement's area is not read.
+        with self.assertRaises(WorkerError) as ctx:
+            first.view({"dtype": "uint8", "shape": [4], "shm": {"segment": first.segment, "offset": 1 << 16, "generation": 1}}, "/result/x")
+        self.assertEqual(ctx.exception.code, "worker_error")
+        second.release()
+
+    def test_bad_inputs(self):
+        arena = self.arena(max_bytes=256 * 1024)
+        self.assertIsNone(arena.place({"image": np.ones((64, 64, 3), np.uint8)}), "not open: frames")
+        arena.open()
+        self.assertIsNone(arena.place({"state": np.zeros(14, np.float32)}), "nothing large: frames")
+        with self.assertRaises(EncodeError) as ctx:
+            arena.place({"images": {"cam": np.zeros((64, 64), np.complex64)}})
+        self.assertIn("/data/images/cam: dtype complex64", str(ctx.exception))
+        with self.assertRaises(EncodeError):
+            arena.place({"deep": np.zeros((2,) * 12, np.float32)})
+        with self.assertRaises(WorkerError) as ctx:
+            arena.place({"image": np.zeros((480, 640, 3), np.uint8)})
+        self.assertEqual(ctx.exception.code, "too_large")
+        self.assertEqual(arena.stats()["slots"], 0, "nothing made for a refused request")
+        held = arena.place({"image": np.zeros((150, 150, 3), np.uint8)})
+        self.assertIsNone(arena.place({"image": np.zeros((150, 150, 3), np.uint8)}), "the budget is held: frames")
+        held.release()
+        for kwargs in ({"min_bytes": -1}, {"max_bytes": 0}, {"lease_ms": 50}, {"reply_min_bytes": -2}):
+            with self.assertRaises(ValueError):
+                ShmArena(self.root, **kwargs)
+        arena.close()
+        with self.assertRaises(WorkerError):
+            arena.open()
+
+    def test_a_wrong_key_is_refused(self):
+        arena = self.arena()
+        arena.open()
+        placement = arena.place({"image": np.ones((64, 64, 3), np.uint8)})
+        frames = [bytes(f) for f in encode_message({"type": "x", "data": placement.data, "shm": dict(placement.shm, key="0" * 48)})]
+        with self.assertRaises(WorkerError) as ctx:
+            decode_message(frames, shm=self.worker)
+        self.assertEqual(ctx.exception.code, "unauthorized")
+        placement.release()
+
+    def test_a_dead_owner_is_swept_and_a_live_one_kept(self):
+        code = (
+            "import sys, numpy as np; from physical_ai_worker.shm_arena import ShmArena; "
+            "a = ShmArena(sys.argv[1], lease_ms=60000); a.open(); a.place({'i': np.zeros((64, 64, 3), np.uint8)}); print(a.folder)"
+        )
+        # The child exits without close(): as after SIGKILL, its folder stays until a janitor sees its pid is gone.
+        out = subprocess.run([sys.executable, "-c", code + "; import os; os._exit(0)", self.root], check=True, stdout=subprocess.PIPE)
+        folder = out.stdout.decode().strip()
+        self.assertTrue(os.path.isdir(folder))
+        live = self.arena()
+        live.open()
+        self.assertFalse(os.path.exists(folder), "opening an arena swept the dead owner's folder")
+        self.assertEqual(live.swept, [os.path.basename(folder)])
+        self.assertEqual(sweep(self.root), [], "the live arena is kept")
+        self.assertTrue(os.path.isdir(live.folder))
+        with open(os.path.join(live.folder, "lease.json")) as f:
+            self.assertEqual(json.load(f)["key"], live._key)
+        msgpack.packb(live.place({"i": np.zeros(8192, np.uint8)}).data["i"])  # descriptors are plain values
+        self.assertEqual(GENERATION_OFFSET, 8)
+
+
+if __name__ == "__main__":
+    unittest.main()
