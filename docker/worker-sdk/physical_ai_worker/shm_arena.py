@@ -128,7 +128,7 @@ class Placement(object):
             raise WorkerError("worker_error", "%s: malformed shared-memory descriptor in the reply" % path, path)
         if not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape) or len(shape) > MAX_RANK:
             raise WorkerError("worker_error", "%s: bad shape in the reply's descriptor" % path, path)
-        if self._released or loc.get("segment") != self.segment or loc.get("generation") != self._generation or self._slot.generation != self._generation:
+        if self._released or self._arena._closed or loc.get("segment") != self.segment or loc.get("generation") != self._generation or self._slot.generation != self._generation:
             raise WorkerError("worker_error", "%s: the reply points at shared memory that is not this request's reply area (%s)" % (path, loc.get("segment")), path)
         offset = loc.get("offset")
         nbytes = int(np.prod(shape, dtype=np.int64)) * _NP[dtype].itemsize
