@@ -8,6 +8,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 VENV=${PAIG_FUZZ_VENV:-$ROOT/.venv-fuzz}
+# The test command sets this up while the first tests run, and a test may call it meanwhile: one installs,
+# the others wait for it and then find it installed.
+mkdir -p "$(dirname "$VENV")"
+exec 9>"$VENV.lock"
+flock 9
 PYTHON=${PAIG_FUZZ_PYTHON:-/usr/bin/python3}
 REQUIREMENTS=$ROOT/scripts/fuzz-requirements.txt
 say() { printf '[ensure-fuzz] %s\n' "$*"; }

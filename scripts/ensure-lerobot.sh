@@ -15,6 +15,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 VENV=${PAIG_LEROBOT_VENV:-$ROOT/.venv-lerobot}
+# The test command sets this up while the first tests run, and a test may call it meanwhile: one installs,
+# the others wait for it and then find it installed.
+mkdir -p "$(dirname "$VENV")"
+exec 9>"$VENV.lock"
+flock 9
 say() { printf '[ensure-lerobot] %s\n' "$*"; }
 die() { printf '[ensure-lerobot] FAILED: %s\n' "$*" >&2; exit 1; }
 t0=$(date +%s%N)

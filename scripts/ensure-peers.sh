@@ -8,6 +8,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 VENV=${PAIG_PEERS_VENV:-$ROOT/.venv-peers}
+# The test command sets this up while the first tests run, and a test may call it meanwhile: one installs,
+# the others wait for it and then find it installed.
+mkdir -p "$(dirname "$VENV")"
+exec 9>"$VENV.lock"
+flock 9
 PYTHON=${PAIG_PEERS_PYTHON:-/usr/bin/python3}
 say() { printf '[ensure-peers] %s\n' "$*"; }
 die() { printf '[ensure-peers] FAILED: %s\n' "$*" >&2; exit 1; }

@@ -18,6 +18,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 VENV=${PAIG_ROS2_VENV:-$ROOT/.venv-ros2}
+# The test command sets this up while the first tests run, and a test may call it meanwhile: one installs,
+# the others wait for it and then find it installed.
+mkdir -p "$(dirname "$VENV")"
+exec 9>"$VENV.lock"
+flock 9
 PYTHON=${PAIG_ROS2_PYTHON:-python3}
 say() { printf '[ensure-ros2] %s\n' "$*"; }
 die() { printf '[ensure-ros2] FAILED: %s\n' "$*" >&2; exit 1; }

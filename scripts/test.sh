@@ -39,8 +39,8 @@ trap cleanup EXIT
 # On a fresh machine they are what makes the test command slow if run one after another (measured 2026-12-02 with
 # no pip cache: ROS 2 61 s, LeRobot 100 s, SDK 30 s, peers and fuzzer 25 s, type-check + lint + build 40 s), and
 # they wait on different things: LeRobot's 3 GB of wheels on the network and the disk, rclnodejs's build and
-# tsc/eslint on the CPU. So they run at once, the checks in the foreground, and the tests start when all are done.
-# Each one's progress lines carry its name; a failure is named at the end and fails the run before any test.
+# tsc/eslint on the CPU. So they run at once, with the checks in the foreground.
+# Each one's progress lines carry its name.
 #   ros2     ROS 2 Kilted from PyPI wheels + rclnodejs built against them (.venv-ros2/; test/ros-bridge/ros2.test.ts)
 #   sdk      the worker SDK as users get it, a wheel with its [otel] extra (.venv/; test/python-sdk), then the
 #            SDK's own lint and type check (ruff, mypy; their caches go to .venv: a file left in docker/worker-sdk
@@ -68,14 +68,21 @@ npx eslint .
 say "build (dist/, for the tests that run the package as users do: npm start, the bin, imports by name)"
 npm run build --silent
 
-failed=()
-for name in ros2 sdk lerobot peers fuzz; do
-  wait "${setup_pids[$name]}" || failed+=("$name")
-  unset "setup_pids[$name]"
-done
-[ ${#failed[@]} -eq 0 ] || { say "set-up failed: ${failed[*]} (the lines above that carry its name say why)"; exit 1; }
-say "set-up and checks done in $((SECONDS - setup_started)) s"
-
-say "tests"
-bash scripts/run-tests.sh "$@"
+# The tests start once the checks pass and the SDK's venv is there (nearly every test runs a Python worker from
+# it); the other set-ups go on meanwhile. The tests that need them run their script too, which waits for the one
+# running here (a lock) and then finds it installed; the engine and timing groups, where LeRobot and ROS 2 are
+# used, start later anyway. A failed set-up fails the run below, and the tests that needed it fail naming it.
+setup_failed=()
+wait_setup() { # name: waits for that set-up and notes a failure
+  wait "${setup_pids[$1]}" || setup_failed+=("$1")
+  unset "setup_pids[$1]"
+}
+wait_setup sdk
+[ ${#setup_failed[@]} -eq 0 ] || { say "set-up failed: sdk (the lines above say why)"; exit 1; }
+say "checks done in $((SECONDS - setup_started)) s; tests (ROS 2, LeRobot, the peers' client and the fuzzer finish setting up meanwhile)"
+tests_status=0
+bash scripts/run-tests.sh "$@" || tests_status=$?
+for name in ros2 lerobot peers fuzz; do wait_setup "$name"; done
+if [ ${#setup_failed[@]} -gt 0 ]; then say "set-up failed: ${setup_failed[*]} (the lines above that carry its name say why)"; exit 1; fi
 say "done in $((SECONDS - t0)) s"
+exit "$tests_status"
