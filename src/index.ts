@@ -20,7 +20,8 @@ export type { Codec, Limits, Frame, Decoded } from './protocol/codec.js';
 export { validate, loadSchemas } from './protocol/schemas.js';
 
 // ZeroMQ client and pool
-export { WorkerClient, DEFAULT_REQUEST_TIMEOUT_MS } from './zmq/worker-client.js';
+export { WorkerClient } from './zmq/worker-client.js';
+export { DEFAULT_REQUEST_TIMEOUT_MS } from './zmq/types.js';
 export type { WorkerClientOptions } from './zmq/worker-client.js';
 export { WorkerPool } from './zmq/worker-pool.js';
 export type { WorkerPoolOptions } from './zmq/worker-pool.js';

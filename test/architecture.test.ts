@@ -19,8 +19,8 @@ const ALLOWED: Record<string, readonly string[]> = {
   zmq: ['lib', 'protocol', 'telemetry', 'shm'],
   config: ['lib', 'protocol', 'zmq'],
   router: ['lib', 'protocol', 'telemetry', 'zmq', 'config', 'backends'],
-  // Clients of peer servers that are not ZeroMQ (openpi's websocket): the shared peer-pool core and the pool types, no socket of zmq's.
-  backends: ['lib', 'protocol', 'zmq/peer-pool', 'zmq/types'],
+  // Clients of peer servers that are not ZeroMQ (openpi's websocket): the pool core, the peer-connection base and the pool types, no socket of zmq's.
+  backends: ['lib', 'protocol', 'zmq/endpoint-pool', 'zmq/peer-connection', 'zmq/types'],
   docker: ['lib', 'protocol', 'telemetry', 'config', 'router/framework-launcher'],
   worker: ['lib', 'protocol', 'telemetry', 'zmq'],
   gateway: ['lib', 'protocol', 'telemetry', 'zmq', 'router', 'config', 'jobs', 'shm'],
@@ -74,6 +74,22 @@ test('only src/zmq touches zeromq', () => {
     .map((file) => relative(SRC, file));
   assert.ok(users.length > 0, 'the scan finds the zeromq imports');
   assert.deepEqual(users.filter((file) => !file.startsWith('zmq/')), []);
+});
+
+// The pool core and the peer-connection base are shared with the openpi backend, which speaks websocket: loading it
+// must not load zeromq (a native addon), through any chain of imports.
+test('the openpi backend does not load zeromq, directly or through the modules it imports', () => {
+  const seen = new Set<string>();
+  const loadsZeromq: string[] = [];
+  const visit = (file: string) => {
+    if (seen.has(file)) return;
+    seen.add(file);
+    if (/from 'zeromq'|import\('zeromq'\)/.test(readFileSync(file, 'utf8'))) loadsZeromq.push(relative(SRC, file));
+    for (const target of relativeImports(file)) visit(target.replace(/\.js$/, '.ts'));
+  };
+  visit(join(SRC, 'backends', 'openpi-pool.ts'));
+  assert.ok(seen.has(join(SRC, 'zmq', 'endpoint-pool.ts')), 'the walk reaches the pool core');
+  assert.deepEqual(loadsZeromq, []);
 });
 
 // Product code ships without test/ (fakes, harnesses), and the benchmark measures with its own helpers (bench/lib/), so

@@ -3,12 +3,12 @@ import { GatewayError } from '../lib/errors.js';
 import { silentLogger, type Logger } from '../lib/log.js';
 import type { Limits } from '../protocol/codec.js';
 import type { FrameworkConfig } from '../config.js';
-import type { WorkerPool } from '../zmq/worker-pool.js';
+import type { EndpointPool } from '../zmq/endpoint-pool.js';
 import { createFrameworkPool } from './pool-factory.js';
 import type { FrameworkLauncher } from './framework-launcher.js';
 
-/** What the router needs from a pool (WorkerPool implements it, and so do the peer-server pools: pool-factory.ts). */
-export type FrameworkPool = Pick<WorkerPool, 'request' | 'addEndpoint' | 'removeEndpoint' | 'checkHealth' | 'isReady' | 'whenReady' | 'stats' | 'start' | 'close' | 'onEvent' | 'endpoints'>;
+/** What the router needs from a pool (every pool is an EndpointPool: native workers and peer servers, pool-factory.ts). */
+export type FrameworkPool = Pick<EndpointPool, 'request' | 'addEndpoint' | 'removeEndpoint' | 'checkHealth' | 'isReady' | 'whenReady' | 'stats' | 'start' | 'close' | 'onEvent' | 'endpoints'>;
 
 /** `ready`: a worker is ready; `starting`: a launch is in progress; `stopped`: launchable and not running (on purpose); `down`: no ready worker. */
 export type FrameworkState = 'ready' | 'starting' | 'stopped' | 'down';

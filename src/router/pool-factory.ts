@@ -1,6 +1,6 @@
 // Which pool serves a framework, by its config's `protocol`: native workers (WorkerPool, our ZMQ protocol), or an
 // unmodified peer server the gateway is a client of (openpi's websocket server, GR00T's ZMQ service). All three
-// have the surface the router needs (FrameworkPool).
+// are the one pool core (zmq/endpoint-pool.ts) over their protocol's connection.
 import { createOpenpiPool } from '../backends/openpi-pool.js';
 import type { FrameworkConfig } from '../config.js';
 import type { Logger } from '../lib/log.js';

@@ -14,39 +14,26 @@
 import * as zmq from 'zeromq';
 import { deferred, type Deferred } from '../lib/abort.js';
 import { GatewayError } from '../lib/errors.js';
-import { EventStream } from '../lib/event-stream.js';
-import { silentLogger, type Logger } from '../lib/log.js';
-import { DEFAULT_LIMITS, type Limits } from '../protocol/codec.js';
 import { decodeGrootReply, encodeGrootRequest } from '../protocol/groot-wire.js';
 import type { HealthResult } from '../protocol/messages.js';
-import { actionFromPeer, toPeerObservation, type OutboundMappingSpec } from '../protocol/outbound-mapping.js';
+import { actionFromPeer, toPeerObservation } from '../protocol/outbound-mapping.js';
 import { pointer } from '../protocol/observation-mapping.js';
-import { PeerPool, SerialLane, waitFor, type PeerConnection } from './peer-pool.js';
+import { EndpointPool } from './endpoint-pool.js';
+import { isMap, PeerConnection, waitFor, type PeerAnswer, type PeerPoolOptions } from './peer-connection.js';
 import { socketFrameLimit } from './router-server.js';
-import type { OutgoingRequest, PoolEvent, Reply } from './types.js';
 
 /** Time given to a reply already received when the peer disconnects, before the exchange fails as unavailable. */
 const DISCONNECT_GRACE_MS = 25;
 
-export interface GrootPoolOptions {
-  framework: string;
-  endpoints: readonly string[];
-  timeoutMs?: number;
-  healthIntervalMs?: number;
-  healthTimeoutMs?: number;
-  limits?: Limits;
-  log?: Logger;
-  outbound: OutboundMappingSpec;
+export interface GrootPoolOptions extends PeerPoolOptions {
   /** GR00T's `api_token`, when the server was started with one. */
   apiToken?: string;
 }
 
-export function createGrootPool(options: GrootPoolOptions): PeerPool {
-  // The pool takes the common options as they are; the rest is this protocol's connection's.
-  return new PeerPool({ ...options, protocol: 'GR00T', connect: (endpoint) => new GrootConnection(endpoint, options) });
+/** A pool of GR00T servers (tcp://host:port each). */
+export function createGrootPool(options: GrootPoolOptions): EndpointPool<GrootConnection> {
+  return new EndpointPool({ ...options, noun: 'GR00T server', component: 'peer.groot', connect: (endpoint) => new GrootConnection(endpoint, options) });
 }
-
-const isMap = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v) && !ArrayBuffer.isView(v);
 
 /** A server's `{"error": ...}` reply as a GatewayError (GR00T's own bad-token text becomes `unauthorized`). */
 function peerError(reply: unknown, endpoint: string): GatewayError | undefined {
@@ -72,45 +59,27 @@ function actionKeys(modality: Record<string, unknown> | undefined): string[] | u
   return listed.filter((k): k is string => typeof k === 'string').map((k) => (k.startsWith('action.') ? k : `action.${k}`));
 }
 
-class GrootConnection implements PeerConnection {
-  readonly endpoint: string;
-  readonly #options: GrootPoolOptions;
-  readonly #limits: Limits;
-  readonly #log: Logger;
-  readonly #lane = new SerialLane();
-  readonly #events = new EventStream<PoolEvent>();
-  readonly #close = new AbortController();
+/** One REQ socket to one GR00T server; requests one at a time in the lane. */
+export class GrootConnection extends PeerConnection<GrootPoolOptions> {
   readonly #timers = new Set<NodeJS.Timeout>();
   #socket: zmq.Request | undefined;
   #connected = false;
-  #closed = false;
   /** Fails the exchange in progress when the peer goes away. */
   #lost: Deferred<never> | undefined;
   #modality: Record<string, unknown> | undefined;
   #modalityFetched = false;
 
   constructor(endpoint: string, options: GrootPoolOptions) {
-    this.endpoint = endpoint;
-    this.#options = options;
-    this.#limits = options.limits ?? DEFAULT_LIMITS;
-    this.#log = (options.log ?? silentLogger).child({ component: 'peer.groot', framework: options.framework, endpoint });
-  }
-
-  get inFlight(): number {
-    return this.#lane.size;
+    super(endpoint, options, 'GR00T server', 'peer.groot');
   }
 
   get connected(): boolean {
     return this.#connected;
   }
 
-  onEvent(listener: (event: PoolEvent) => void): () => void {
-    return this.#events.on(listener);
-  }
-
   start(): void {
-    if (this.#socket || this.#closed) return;
-    const socket = new zmq.Request({ linger: 0, reconnectInterval: 100, reconnectMaxInterval: 2_000, maxMessageSize: socketFrameLimit(this.#limits) });
+    if (this.#socket || this.closed) return;
+    const socket = new zmq.Request({ linger: 0, reconnectInterval: 100, reconnectMaxInterval: 2_000, maxMessageSize: socketFrameLimit(this.limits) });
     this.#socket = socket;
     void this.#watch(socket);
     socket.connect(this.endpoint);
@@ -123,14 +92,13 @@ class GrootConnection implements PeerConnection {
     if (socket && !socket.closed) socket.close();
     if (this.#connected) {
       this.#connected = false;
-      this.#events.emit({ type: 'disconnected', framework: this.#options.framework, endpoint: this.endpoint });
+      this.emit('disconnected');
     }
     this.start();
   }
 
   async #watch(socket: zmq.Request): Promise<void> {
     let attempt = 0;
-    const framework = this.#options.framework;
     try {
       for await (const event of socket.events) {
         if (socket !== this.#socket) return;
@@ -138,10 +106,10 @@ class GrootConnection implements PeerConnection {
           attempt = 0;
           this.#connected = true;
           this.#modalityFetched = false; // a restarted server may serve another model
-          this.#events.emit({ type: 'connected', framework, endpoint: this.endpoint });
+          this.emit('connected');
         } else if (event.type === 'disconnect') {
           this.#connected = false;
-          this.#events.emit({ type: 'disconnected', framework, endpoint: this.endpoint });
+          this.emit('disconnected');
           const lost = this.#lost;
           if (lost) {
             const timer = setTimeout(() => {
@@ -151,11 +119,11 @@ class GrootConnection implements PeerConnection {
             this.#timers.add(timer);
           }
         } else if (event.type === 'connect:retry') {
-          this.#events.emit({ type: 'reconnect', framework, endpoint: this.endpoint, attempt: ++attempt });
+          this.events.emit({ type: 'reconnect', framework: this.options.framework, endpoint: this.endpoint, attempt: ++attempt });
         }
       }
     } catch (err) {
-      if (!socket.closed) this.#log.warn({ event: 'groot.monitor_failed', err });
+      if (!socket.closed) this.log.warn({ event: 'groot.monitor_failed', err });
     }
   }
 
@@ -163,7 +131,7 @@ class GrootConnection implements PeerConnection {
   async #exchange(endpoint: string, data: Record<string, unknown> | undefined, signal: AbortSignal): Promise<unknown> {
     if (!this.#connected || !this.#socket) throw new GatewayError('unavailable', `not connected to the GR00T server at ${this.endpoint}`);
     const socket = this.#socket;
-    const bytes = encodeGrootRequest(endpoint, data, this.#options.apiToken);
+    const bytes = encodeGrootRequest(endpoint, data, this.options.apiToken);
     const lost = (this.#lost = deferred<never>());
     lost.promise.catch(() => undefined);
     const exchange = (async () => {
@@ -174,7 +142,7 @@ class GrootConnection implements PeerConnection {
     exchange.catch(() => undefined); // closing the socket rejects it; the race below has already ended then
     try {
       const frame = await waitFor(Promise.race([exchange, lost.promise]), signal, `${endpoint} to ${this.endpoint}`);
-      return decodeGrootReply(frame, this.#limits);
+      return decodeGrootReply(frame, this.limits);
     } catch (err) {
       this.#reset();
       if (err instanceof GatewayError) throw err;
@@ -186,9 +154,9 @@ class GrootConnection implements PeerConnection {
 
   /** An exchange through the lane: queued behind the requests before it. */
   #call(endpoint: string, data: Record<string, unknown> | undefined, timeoutMs: number, signal: AbortSignal | undefined): Promise<unknown> {
-    if (this.#closed) return Promise.reject(new GatewayError('unavailable', `connection to ${this.endpoint} is closed`));
+    if (this.closed) return Promise.reject(new GatewayError('unavailable', `connection to ${this.endpoint} is closed`));
     this.start();
-    return this.#lane.run(`${endpoint} to ${this.endpoint}`, timeoutMs, [signal, this.#close.signal], async (s) => {
+    return this.lane.run(`${endpoint} to ${this.endpoint}`, timeoutMs, [signal, this.closeSignal], async (s) => {
       const reply = await this.#exchange(endpoint, data, s);
       const error = peerError(reply, this.endpoint);
       if (error) throw error;
@@ -196,25 +164,26 @@ class GrootConnection implements PeerConnection {
     });
   }
 
-  async check({ timeoutMs, signal }: { timeoutMs: number; signal?: AbortSignal }): Promise<HealthResult> {
-    const framework = this.#options.framework;
+  /** `ping` (and, once per connection, `get_modality_config`); ready while requests are queued, since the server answers between them only. */
+  async health({ timeoutMs, signal }: { timeoutMs: number; signal?: AbortSignal | undefined }): Promise<HealthResult> {
+    const framework = this.options.framework;
     if (!this.#connected) {
       this.start();
       throw new GatewayError('unavailable', `not connected to the GR00T server at ${this.endpoint}`);
     }
     // A one-at-a-time server answers ping only between requests: while requests are queued it is busy, not down.
-    if (this.#lane.size > 0 && this.#modalityFetched) return { ready: true, framework };
+    if (this.lane.size > 0 && this.#modalityFetched) return { ready: true, framework };
     const pong = await this.#call('ping', undefined, timeoutMs, signal);
     if (!isMap(pong) || pong.status !== 'ok') throw new GatewayError('worker_error', `the GR00T server at ${this.endpoint} answered ping with ${JSON.stringify(pong)}`);
     if (!this.#modalityFetched) {
       try {
         const modality = await this.#call('get_modality_config', undefined, timeoutMs, signal);
         this.#modality = isMap(modality) ? modality : undefined;
-        this.#log.info({ event: 'groot.modality_config', required: this.#modality ? requiredKeys(this.#modality) : [], actions: actionKeys(this.#modality) });
+        this.log.info({ event: 'groot.modality_config', required: this.#modality ? requiredKeys(this.#modality) : [], actions: actionKeys(this.#modality) });
       } catch (err) {
         if (err instanceof GatewayError && err.code !== 'worker_error') throw err;
         this.#modality = undefined; // a server without the endpoint: requests go out unchecked
-        this.#log.warn({ event: 'groot.no_modality_config', message: (err as Error).message });
+        this.log.warn({ event: 'groot.no_modality_config', message: (err as Error).message });
       }
       this.#modalityFetched = true;
     }
@@ -224,7 +193,7 @@ class GrootConnection implements PeerConnection {
   /** A request the server would reject for a missing key is refused here, naming the key and the caller's field. */
   #validate(observation: Record<string, unknown>): void {
     if (!this.#modality) return;
-    const spec = this.#options.outbound;
+    const spec = this.options.outbound;
     for (const key of requiredKeys(this.#modality)) {
       if (observation[key] !== undefined) continue;
       let path = pointer('/data', key);
@@ -237,42 +206,24 @@ class GrootConnection implements PeerConnection {
     }
   }
 
-  async request(req: OutgoingRequest, { timeoutMs, signal }: { timeoutMs: number; signal?: AbortSignal }): Promise<Reply> {
-    const startedAt = performance.now();
-    if (req.type === 'health') {
-      const health = await this.check({ timeoutMs, ...(signal ? { signal } : {}) });
-      return this.#reply(health, startedAt, 0);
-    }
-    if (req.type !== 'inference') throw new GatewayError('bad_request', `a GR00T server takes inference requests only (got '${req.type}')`, { path: '/type' });
-    const { observation } = toPeerObservation(req.data, this.#options.outbound);
+  protected async infer(data: unknown, timeoutMs: number, signal: AbortSignal | undefined): Promise<PeerAnswer> {
+    const { observation } = toPeerObservation(data, this.options.outbound);
     this.#validate(observation);
     const reply = await this.#call('get_action', observation, timeoutMs, signal);
     // N1.6 answers [action_map, info]; N1.5 the action map.
     const actions = Array.isArray(reply) && isMap(reply[0]) ? reply[0] : reply;
     if (!isMap(actions)) throw new GatewayError('worker_error', `the GR00T server at ${this.endpoint} answered get_action with no action map`);
-    const keys = this.#options.outbound.actions ?? actionKeys(this.#modality) ?? Object.keys(actions).filter((k) => k.startsWith('action.'));
-    return this.#reply({ action: actionFromPeer(actions, keys) }, startedAt, 0);
+    const keys = this.options.outbound.actions ?? actionKeys(this.#modality) ?? Object.keys(actions).filter((k) => k.startsWith('action.'));
+    return { result: { action: actionFromPeer(actions, keys) }, sizeBytes: 0 };
   }
 
-  #reply(result: unknown, startedAt: number, sizeBytes: number): Reply {
-    return { header: { status: 'success', result }, result, timing: undefined, codec: 'binary', sizeBytes, roundTripMs: performance.now() - startedAt, endpoint: this.endpoint };
-  }
-
-  async close({ graceMs }: { graceMs: number }): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    if (graceMs > 0 && this.#lane.size > 0) {
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([this.#lane.run('drain', graceMs, [], () => Promise.resolve()).catch(() => undefined), new Promise((resolve) => (timer = setTimeout(resolve, graceMs)))]);
-      clearTimeout(timer);
-    }
-    this.#close.abort(new GatewayError('cancelled', `connection to ${this.endpoint} closed`));
+  protected teardown(): Promise<void> {
     for (const timer of this.#timers) clearTimeout(timer);
     this.#timers.clear();
     const socket = this.#socket;
     this.#socket = undefined;
     if (socket && !socket.closed) socket.close();
     this.#connected = false;
-    this.#events.close();
+    return Promise.resolve();
   }
 }

@@ -2,6 +2,9 @@
 import type { Codec, Limits } from '../protocol/codec.js';
 import type { HealthResult, ReplyHeader, RequestHeader, WorkerTiming } from '../protocol/messages.js';
 
+/** Default request deadline of a client and a pool, ms. */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 2_000;
+
 /** Options every request takes: a deadline, a caller's signal, the codec and trace context. */
 export interface RequestOptions {
   /** Caller's cancellation; an abort rejects with `cancelled`. */

@@ -14,9 +14,8 @@ import { parseEndpoint } from './addresses.js';
 import type { CurveClientKeys } from './curve-keys.js';
 import { socketFrameLimit } from './router-server.js';
 import { SendQueue } from './send-queue.js';
-import type { ClientStats, OutgoingRequest, PoolEvent, Reply, RequestOptions } from './types.js';
+import { DEFAULT_REQUEST_TIMEOUT_MS, type ClientStats, type OutgoingRequest, type PoolEvent, type Reply, type RequestOptions } from './types.js';
 
-export const DEFAULT_REQUEST_TIMEOUT_MS = 2_000;
 /** How many ended request ids are remembered to tell a late reply from a stray one. */
 const ENDED_MEMORY = 4_096;
 const EMPTY = Buffer.alloc(0);
