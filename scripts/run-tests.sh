@@ -23,7 +23,7 @@ flags=(); paths=()
 for f in "${files[@]}"; do case "$f" in -*) flags+=("$f") ;; *) paths+=("$f") ;; esac; done
 
 TIMING='^test/(ros-bridge/(ros2|bridge|gateway)\.|reliability/faults\.|bench/)'
-ENGINE='^test/(docker/|gateway/docker-|frameworks/|reliability/openapi-fuzz\.)'
+ENGINE='^test/(docker/|gateway/docker-|shm/shared-memory-docker\.|frameworks/|reliability/openapi-fuzz\.)'
 engine=(); parallel=(); timing=()
 for f in "${paths[@]}"; do
   if [[ "$f" =~ $TIMING ]]; then timing+=("$f"); elif [[ "$f" =~ $ENGINE ]]; then engine+=("$f"); else parallel+=("$f"); fi
