@@ -117,7 +117,7 @@ class DeferredReply(object):
         self._lock = threading.Lock()
         self._done = False
         self._lease_job = None  # type: Optional[_Job]
-        self._sent = None  # type: Optional[Tuple[str, int, float]]
+        self._sent = None  # type: Optional[Tuple[str, int, float, float]]
 
     @property
     def done(self) -> bool:
@@ -162,7 +162,7 @@ class DeferredReply(object):
         with self._lock:
             job = self._lease_job
             if job is None:
-                self._sent = (outcome, _frames_size(frames), compute_ms)
+                self._sent = (outcome, _frames_size(frames), compute_ms, time.perf_counter())
                 return
         self._server._lease_leave(job, outcome, _frames_size(frames), compute_ms)
 
@@ -787,10 +787,12 @@ class ZMQServer(object):
                 code = getattr(self._outcome, "code", "ok") if frames is not None else "cancelled"
                 self._lease_leave(job, code, _frames_size(frames), _ms(time.perf_counter() - start))
 
-    def _lease_leave(self, job: _Job, outcome: str, response_bytes: int, compute_ms: float) -> None:
-        """Ends a request under a client lease (frees its in-flight slot) and records it for the gateway."""
+    def _lease_leave(self, job: _Job, outcome: str, response_bytes: int, compute_ms: float, sent_at: Optional[float] = None) -> None:
+        """Ends a request under a client lease (frees its in-flight slot) and records it for the gateway (latency:
+        until ``sent_at``, default now)."""
         assert self._lease is not None and job.lease is not None
-        self._lease.leave(job.lease, job.ctx.type, outcome, _ms(time.perf_counter() - job.t0), job.size_bytes, response_bytes, compute_ms)
+        end = time.perf_counter() if sent_at is None else sent_at
+        self._lease.leave(job.lease, job.ctx.type, outcome, _ms(end - job.t0), job.size_bytes, response_bytes, compute_ms)
 
     def _execute_job(self, job: _Job) -> Optional[List[Any]]:
         ctx = job.ctx
