@@ -189,9 +189,12 @@ export async function buildGateway(config: GatewayConfig, env: GatewayEnvironmen
     opened.push(jobs);
     jobs.start();
     // The direct path's control plane, when a framework allows it: leases, revocation, the workers' records.
+    // Made either way (the control routes answer through it: "no direct path" for every framework when none has
+    // one); started, and handed to the pipeline, only when a framework allows the direct path.
+    const leaseService = new LeaseService({ router, log: baseLog, ...(metrics ? { metrics } : {}) });
     let leases: LeaseService | undefined;
     if (Object.values(config.frameworks).some((f) => f.direct)) {
-      leases = new LeaseService({ router, log: baseLog, ...(metrics ? { metrics } : {}) });
+      leases = leaseService;
       leases.start();
       opened.push(leases);
     }
@@ -223,7 +226,7 @@ export async function buildGateway(config: GatewayConfig, env: GatewayEnvironmen
       metricsRegistry: env.metricsRegistry,
       version: env.version,
       extend: (hono, helpers) => {
-        registerControlRoutes(hono, { control: docker?.launcher, start: (name, signal) => router.startFramework(name, signal), requireToken: helpers.requireToken, log: baseLog });
+        registerControlRoutes(hono, { control: docker?.launcher, start: (name, signal) => router.startFramework(name, signal), leases: leaseService, requireToken: helpers.requireToken, log: baseLog });
         registerRecordingRoutes(hono, { control: recorder, requireToken: helpers.requireToken, log: baseLog });
         registerJobRoutes(hono, { jobs, requireToken: helpers.requireToken });
         env.extendHttp?.(hono, helpers);

@@ -8,6 +8,7 @@ import { dockerCommands } from './docker-commands.js';
 import { frameworksCommand } from './frameworks-command.js';
 import { inferCommand } from './infer-command.js';
 import { keysCommand } from './keys-command.js';
+import { leasesCommand } from './leases-command.js';
 import { runProgram } from './program.js';
 import { recordingCommands } from './recording-commands.js';
 import { serveCommand } from './serve-command.js';
@@ -22,6 +23,7 @@ export const COMMANDS: readonly CliCommand[] = [
   serveCommand,
   inferCommand,
   frameworksCommand,
+  leasesCommand,
   ...dockerCommands,
   ...recordingCommands,
   trainCommand,

@@ -255,7 +255,9 @@ export class WorkerServer implements AsyncDisposable {
         span.end(typeof wire === 'object' ? wire.code : 'internal', typeof wire === 'object' ? wire.message : wire);
       }
     }
-    const out = this.#encode(reply, codec);
+    const encoded = this.#encode(reply, codec);
+    const out = encoded.frames;
+    reply = encoded.reply;
     if (leased) {
       // The gateway collects these (lease.metrics) so its dashboards count direct requests too.
       let requestBytes = 0;
@@ -284,12 +286,13 @@ export class WorkerServer implements AsyncDisposable {
     return { status: 'error', error: wire, request_id: requestId, timestamp: Date.now() / 1000, version: PROTOCOL_VERSION, timing: { compute_ms: 0, total_ms: total } };
   }
 
-  /** The reply's frames; a result that cannot be encoded becomes a `worker_error` reply. */
-  #encode(reply: ReplyHeader, codec: Codec): Frame[] {
+  /** The reply's frames and the reply sent (its outcome is recorded): a result that cannot be encoded becomes a `worker_error` reply. */
+  #encode(reply: ReplyHeader, codec: Codec): { frames: Frame[]; reply: ReplyHeader } {
     try {
-      return encodeMessage(reply, codec);
+      return { frames: encodeMessage(reply, codec), reply };
     } catch (err) {
-      return encodeMessage(this.#errorReply(new GatewayError('worker_error', `cannot encode the result: ${(err as Error).message}`), reply.request_id, performance.now()), codec);
+      const refusal = this.#errorReply(new GatewayError('worker_error', `cannot encode the result: ${(err as Error).message}`), reply.request_id, performance.now());
+      return { frames: encodeMessage(refusal, codec), reply: refusal };
     }
   }
 }

@@ -123,18 +123,23 @@ test('without dist/ the command says to run npm run build, and exits 1', async (
   });
 });
 
-test('every command (and record\'s subcommands) answers --help with its usage and exit 0', async () => {
+test('every command (and the subcommands of record and leases) answers --help with its usage and exit 0', async () => {
   const { stdout } = await cli('--help');
   const commandsOf = (help: string) => [...(help.split(/^Commands:$/m)[1] ?? '').matchAll(/^ {2}(\S+) {2,}/gm)].map((m) => m[1]!).filter((n) => n !== 'help');
   const names = commandsOf(stdout);
-  for (const expected of ['serve', 'infer', 'frameworks', 'up', 'down', 'ps', 'logs', 'build', 'replay', 'record', 'keys', 'bridge']) assert.ok(names.includes(expected), `${expected} in ${stdout}`);
+  for (const expected of ['serve', 'infer', 'frameworks', 'leases', 'up', 'down', 'ps', 'logs', 'build', 'replay', 'record', 'keys', 'bridge']) assert.ok(names.includes(expected), `${expected} in ${stdout}`);
   const helps = await pooled(names.map((name) => () => cli(name, '--help').then((r) => [name, r.stdout] as const)));
   for (const [name, help] of helps) {
     assert.match(help, new RegExp(`^Usage: physical-ai-gateway ${name}`, 'm'), `${name} --help`);
     assert.match(help, /^ {2}-h, --help/m, `${name} --help lists --help`);
   }
   assert.match(helps.find(([n]) => n === 'serve')![1], /--default-framework <name>/);
-  for (const sub of commandsOf(helps.find(([n]) => n === 'record')![1])) assert.match((await cli('record', sub, '--help')).stdout, new RegExp(`^Usage: physical-ai-gateway record ${sub}`, 'm'));
+  for (const parent of ['record', 'leases']) {
+    const subs = commandsOf(helps.find(([n]) => n === parent)![1]);
+    assert.ok(subs.length >= 2, `${parent} lists its subcommands`);
+    for (const sub of subs) assert.match((await cli(parent, sub, '--help')).stdout, new RegExp(`^Usage: physical-ai-gateway ${parent} ${sub}`, 'm'));
+  }
+  assert.match((await cli('leases', 'revoke', '--help')).stdout, /-g, --gateway <address>[^]*--token <token>[^]*--json/);
   // The same concept has the same flag on every client command.
   for (const name of ['infer', 'frameworks', 'replay', 'bridge']) assert.match(helps.find(([n]) => n === name)![1], /-g, --gateway <address>.*\n?.*PAIG_GATEWAY|env: PAIG_GATEWAY/s, `${name} has --gateway`);
 });
@@ -182,6 +187,12 @@ test('error paths end with one line and a hint, exit 2 for a wrong command line 
     [['record'], 2, /Usage: physical-ai-gateway record/],
     [['record', 'status', '--gateway', nowhere], 1, /the gateway did not answer/],
     [['record', 'info', join(dir, 'missing.mcap')], 2, /^error: ENOENT/],
+    [['leases'], 2, /Usage: physical-ai-gateway leases/],
+    [['leases', 'revoke'], 2, /missing required argument 'framework'/],
+    [['leases', 'revoke', 'lerobot', '--gateway', 'tcp://127.0.0.1:5550'], 2, /leases talks to the gateway's HTTP door/],
+    [['leases', 'revoke', 'lerobot', '--gateway', nowhere], 1, /^error: the gateway did not answer .*is it running\?/],
+    [['leases', 'status', 'lerobot', '--timeout-ms', 'soon'], 2, /--timeout-ms <ms>' argument 'soon' is invalid/],
+    [['leases', 'expire', 'lerobot'], 2, /unknown command 'expire'/],
     [['keys'], 2, /missing required argument 'name'/],
     [['keys', 'bad/name', '--dir', dir], 1, /letters, digits/],
     [['serve', '--config', join(dir, 'missing.yaml')], 2, /missing\.yaml/],

@@ -52,7 +52,7 @@ test('every operation has a unique operationId, every request body an example, a
 
 test('train, command and the control routes declare the bearer requirement; inference does not', () => {
   const control = ['train', 'command', 'start', 'stop'].map((type) => ['post', `/v1/frameworks/{name}/${type}`] as const);
-  const more = [['get', '/v1/containers'], ['get', '/v1/recording'], ['post', '/v1/recording']] as const;
+  const more = [['get', '/v1/containers'], ['get', '/v1/recording'], ['post', '/v1/recording'], ['get', '/v1/frameworks/{name}/leases'], ['post', '/v1/frameworks/{name}/leases/revoke']] as const;
   for (const needsToken of [true, false]) {
     const doc = buildOpenApi({ controlNeedsToken: needsToken });
     const paths = doc.paths as Record<string, Record<string, Operation>>;

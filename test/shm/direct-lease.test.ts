@@ -173,6 +173,46 @@ test('TS worker: the same lease checks, and its records reach the gateway', asyn
   await assert.rejects(bare.request({ type: 'inference', data: observation(), lease: lease.token }), { code: 'unauthorized' });
 });
 
+test('TS worker: a reply given later (a handler\'s promise) is recorded with its outcome, and holds its lease slot until then', async (t) => {
+  const { WorkerServer } = await import('../../src/zmq/worker-server.js');
+  const { gatewayLeaseToken } = await import('../../src/protocol/lease-token.js');
+  const { deferred } = await import('../../src/lib/abort.js');
+  const secret = 'ts-worker-lease-secret-0123456789';
+  const pending: Array<ReturnType<typeof deferred<unknown>>> = [];
+  const arrived: Array<() => void> = [];
+  const worker = new WorkerServer({ endpoint: 'tcp://127.0.0.1:*', framework: 'tsw', leaseSecret: secret })
+    .register('later', () => {
+      const reply = deferred<unknown>();
+      pending.push(reply);
+      arrived.shift()?.();
+      return reply.promise;
+    })
+    .register('unencodable', () => ({ x: 10n }));
+  const endpoint = await worker.start();
+  t.after(() => worker.close());
+  const client = new WorkerClient({ endpoint, timeoutMs: 5_000 });
+  t.after(() => client.close());
+  const now = Date.now();
+  const lease = signLease(secret, { id: 'l1', fw: 'tsw', iat_ms: now, exp_ms: now + 60_000, max: 1 });
+  const nextArrival = () => new Promise<void>((resolve) => arrived.push(resolve));
+
+  let came = nextArrival();
+  const first = client.request({ type: 'later', data: {}, lease });
+  await came;
+  await assert.rejects(client.request({ type: 'later', data: {}, lease }), { code: 'overloaded' }, 'the pending reply holds the lease slot');
+  pending.shift()!.resolve({ answer: 42 });
+  assert.deepEqual((await first).result, { answer: 42 });
+  came = nextArrival();
+  const second = client.request({ type: 'later', data: {}, lease });
+  await came;
+  pending.shift()!.reject(new Error('the robot said no'));
+  await assert.rejects(second, { code: 'worker_error' });
+  await assert.rejects(client.request({ type: 'unencodable', data: {}, lease }), { code: 'worker_error' });
+  const { records } = (await client.request({ type: 'lease.metrics', data: {}, lease: gatewayLeaseToken(secret, 'tsw') })).result as { records: Array<{ type: string; outcome: string; response_bytes: number }> };
+  assert.deepEqual(records.map((r) => [r.type, r.outcome]), [['later', 'overloaded'], ['later', 'ok'], ['later', 'worker_error'], ['unencodable', 'worker_error']]);
+  for (const r of records) assert.ok(r.response_bytes > 0);
+});
+
 test('config: direct needs a readable secret file of 16 bytes or more and the native protocol; the bridge needs ZMQ for shared memory', async (t) => {
   const { parseConfig } = await import('../../src/config.js');
   const { validateBridgeConfig } = await import('../../src/ros-bridge/config.js');

@@ -56,7 +56,7 @@ Handler = Callable[[Any, "RequestContext"], Any]
 class RequestContext(object):
     """What a handler knows about the request besides its data."""
 
-    __slots__ = ("request_id", "type", "codec", "traceparent", "tracestate", "timeout_ms", "deadline", "received_at", "logger", "copied_bytes", "shm", "_defer")
+    __slots__ = ("request_id", "type", "codec", "traceparent", "tracestate", "timeout_ms", "deadline", "received_at", "logger", "copied_bytes", "shm", "_defer", "_deferred")
 
     def __init__(self, request_id, type, codec, traceparent, tracestate, timeout_ms, deadline, received_at, logger, copied_bytes, shm=None):
         #: The request's id (None when the client sent none).
@@ -79,13 +79,16 @@ class RequestContext(object):
         #: The shared memory the request's tensors are in (a shm.ShmRequest), None when they came as frames.
         self.shm = shm  # type: Any
         self._defer = None  # type: Optional[Callable[[], DeferredReply]]
+        #: The last reply defer() made (the server hands it the lease record when the handler returns it).
+        self._deferred = None  # type: Optional[DeferredReply]
 
     def defer(self) -> "DeferredReply":
         """Answers this request later: return the DeferredReply from the handler and call its resolve() or
         reject() from any thread when the answer is known. The serve loop goes on serving meanwhile."""
         if self._defer is None:
             raise RuntimeError("this request cannot be deferred (no server context)")
-        return self._defer()
+        self._deferred = self._defer()
+        return self._deferred
 
     def remaining_ms(self) -> Optional[float]:
         """Milliseconds left before the deadline (negative once passed), None when unbounded."""
@@ -99,7 +102,11 @@ class RequestContext(object):
 
 class DeferredReply(object):
     """A reply a handler sends later (``ctx.defer()``). resolve()/reject() may be called from any thread, once:
-    later calls are ignored and return False. The reply is sent by the thread that runs the serve loop."""
+    later calls are ignored and return False. The reply is sent by the thread that runs the serve loop.
+
+    Under a client lease the request stays in flight (against the lease's limit) until the reply is sent, and its
+    record for the gateway carries the reply's outcome: the server hands the record over (``_own_lease``) once the
+    handler has returned this reply; a reply sent before that waits for it."""
 
     def __init__(self, server: "ZMQServer", envelope: List[bytes], ctx: RequestContext, t0: float, decode_ms: float):
         self._server = server
@@ -109,6 +116,8 @@ class DeferredReply(object):
         self._decode_ms = decode_ms
         self._lock = threading.Lock()
         self._done = False
+        self._lease_job = None  # type: Optional[_Job]
+        self._sent = None  # type: Optional[Tuple[str, int, float, float]]
 
     @property
     def done(self) -> bool:
@@ -127,11 +136,14 @@ class DeferredReply(object):
             return False
         ctx, server = self._ctx, self._server
         compute_ms = _ms(time.perf_counter() - self._t0) - self._decode_ms
+        outcome = "ok"
         try:
             frames = server._success_frames(result, ctx.request_id, ctx.codec, self._t0, self._decode_ms, compute_ms)
         except Exception as err:
             werr = WorkerError("worker_error", "deferred result for %r cannot be encoded: %s" % (ctx.type, _describe(err)))
             frames = server._error_frames(werr, ctx.request_id, ctx.codec, self._t0, self._decode_ms, compute_ms)
+            outcome = werr.code
+        self._sent_with(outcome, frames, compute_ms)
         server._post(self._envelope, frames, False)
         return True
 
@@ -141,8 +153,28 @@ class DeferredReply(object):
             return False
         ctx = self._ctx
         compute_ms = _ms(time.perf_counter() - self._t0) - self._decode_ms
-        self._server._post(self._envelope, self._server._error_frames(err, ctx.request_id, ctx.codec, self._t0, self._decode_ms, compute_ms), False)
+        frames = self._server._error_frames(err, ctx.request_id, ctx.codec, self._t0, self._decode_ms, compute_ms)
+        self._sent_with(err.code, frames, compute_ms)
+        self._server._post(self._envelope, frames, False)
         return True
+
+    def _sent_with(self, outcome: str, frames: List[Any], compute_ms: float) -> None:
+        with self._lock:
+            job = self._lease_job
+            if job is None:
+                self._sent = (outcome, _frames_size(frames), compute_ms, time.perf_counter())
+                return
+        self._server._lease_leave(job, outcome, _frames_size(frames), compute_ms)
+
+    def _own_lease(self, job: "_Job") -> None:
+        """The handler returned this reply: record the request under its lease when the reply is sent (now, when
+        it was sent already)."""
+        with self._lock:
+            sent = self._sent
+            if sent is None:
+                self._lease_job = job
+                return
+        self._server._lease_leave(job, *sent)
 
 
 class _Job(object):
@@ -176,6 +208,13 @@ def _describe(err: BaseException) -> str:
     except Exception:
         text = ""
     return "%s: %s" % (type(err).__name__, text) if text else type(err).__name__
+
+
+def _frames_size(frames: Optional[Sequence[Any]]) -> int:
+    size = 0
+    for f in frames or ():
+        size += len(f) if isinstance(f, (bytes, bytearray)) else memoryview(f).nbytes
+    return size
 
 
 def _ms(seconds: float) -> float:
@@ -728,22 +767,32 @@ class ZMQServer(object):
 
     def _execute(self, job: _Job) -> Optional[List[Any]]:
         """Runs the handler for one request and returns the reply frames (None: send nothing); under a client
-        lease, records the request for the gateway (lease.py)."""
+        lease, records the request for the gateway (lease.py): now, or for a deferred reply when it is sent."""
         if job.lease is None or self._lease is None:
             return self._execute_job(job)
         self._outcome.code = "ok"
         start = time.perf_counter()
         frames = None  # type: Optional[List[Any]]
+        returned = False
         try:
             frames = self._execute_job(job)
+            returned = True
             return frames
         finally:
-            size = 0
-            for f in frames or ():
-                size += len(f) if isinstance(f, (bytes, bytearray)) else memoryview(f).nbytes
-            now = time.perf_counter()
-            code = getattr(self._outcome, "code", "ok") if frames is not None else "cancelled"
-            self._lease.leave(job.lease, job.ctx.type, code, _ms(now - job.t0), job.size_bytes, size, _ms(now - start))
+            deferred = job.ctx._deferred
+            if returned and frames is None and deferred is not None:
+                deferred._own_lease(job)
+            else:
+                # None without a deferred reply: NO_REPLY (nothing is sent; the client times out) or a failure
+                code = getattr(self._outcome, "code", "ok") if frames is not None else "cancelled"
+                self._lease_leave(job, code, _frames_size(frames), _ms(time.perf_counter() - start))
+
+    def _lease_leave(self, job: _Job, outcome: str, response_bytes: int, compute_ms: float, sent_at: Optional[float] = None) -> None:
+        """Ends a request under a client lease (frees its in-flight slot) and records it for the gateway (latency:
+        until ``sent_at``, default now)."""
+        assert self._lease is not None and job.lease is not None
+        end = time.perf_counter() if sent_at is None else sent_at
+        self._lease.leave(job.lease, job.ctx.type, outcome, _ms(end - job.t0), job.size_bytes, response_bytes, compute_ms)
 
     def _execute_job(self, job: _Job) -> Optional[List[Any]]:
         ctx = job.ctx

@@ -1,19 +1,29 @@
-// Control of launchable frameworks over HTTP: start (within a deadline), stop, and the containers the gateway
-// manages. Always behind `requireToken` (a token is needed when the gateway listens beyond loopback or one is
-// configured). The control is an interface (src/router/framework-launcher.ts): the gateway never imports Docker.
+// Control of frameworks over HTTP: start (within a deadline), stop, and the containers the gateway manages; the
+// direct path's leases (revoke every lease of a framework, the lease service's counts). Always behind
+// `requireToken` (a token is needed when the gateway listens beyond loopback or one is configured). The control is
+// an interface (src/router/framework-launcher.ts): the gateway never imports Docker.
 import type { Context, Hono, MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { Deadline } from '../../lib/abort.js';
 import { GatewayError, toGatewayError } from '../../lib/errors.js';
 import { silentLogger, type Logger } from '../../lib/log.js';
 import type { FrameworkControl } from '../../router/framework-launcher.js';
+import type { LeaseRevocation, LeaseStatus } from '../lease-service.js';
 import { errorResponse, requestIdOf } from './app.js';
+
+/** The direct path's control (the LeaseService): both throw `unknown_framework`, or `bad_request` for a framework without `direct`. */
+export interface LeaseControl {
+  revoke(framework: string, reason: string): Promise<LeaseRevocation>;
+  status(framework: string): LeaseStatus;
+}
 
 export interface ControlRoutesOptions {
   /** The launcher's control side; undefined when no framework has a launcher (start/stop answer 404). */
   control: FrameworkControl | undefined;
   /** Starts a framework and resolves once a worker is ready, with its endpoints (the router's startFramework). */
   start: (framework: string, signal: AbortSignal) => Promise<string[]>;
+  /** The direct path's leases (GET /v1/frameworks/{name}/leases, POST .../leases/revoke). */
+  leases: LeaseControl;
   requireToken: MiddlewareHandler;
   log?: Logger;
   /** Deadline of a start when the request names none, ms; default 120 000. */
@@ -50,7 +60,7 @@ async function timeoutOf(c: Context): Promise<number | undefined> {
   return ms;
 }
 
-export function registerControlRoutes(app: Hono, { control, start, requireToken, log = silentLogger, defaultStartTimeoutMs = 120_000 }: ControlRoutesOptions): void {
+export function registerControlRoutes(app: Hono, { control, start, leases, requireToken, log = silentLogger, defaultStartTimeoutMs = 120_000 }: ControlRoutesOptions): void {
   const logger = log.child({ component: 'gateway.control' });
 
   const launchable = (name: string): FrameworkControl => {
@@ -113,6 +123,25 @@ export function registerControlRoutes(app: Hono, { control, start, requireToken,
       const status = (await ctl.status()).find((s) => s.framework === name);
       logger.info({ event: 'control.stopped', framework: name });
       return c.json({ framework: name, state: status?.state ?? 'stopped', container: status?.container ?? null });
+    }),
+  );
+
+  // The direct path: an operator revokes a framework's leases (a misbehaving client, a rotated worker secret); every
+  // worker of the framework then refuses leases issued before now, and clients take new ones from the gateway.
+  app.get(
+    '/v1/frameworks/:name/leases',
+    requireToken,
+    guarded(async (c) => c.json(leases.status(c.req.param('name')!))),
+  );
+
+  app.post(
+    '/v1/frameworks/:name/leases/revoke',
+    requireToken,
+    guarded(async (c) => {
+      const name = c.req.param('name')!;
+      const { workers, failed } = await leases.revoke(name, 'operator (HTTP)');
+      logger.info({ event: 'control.leases_revoked', framework: name, workers, failed });
+      return c.json({ framework: name, workers, failed });
     }),
   );
 

@@ -210,6 +210,52 @@ export function buildOpenApi({ version = '0.1.0', controlNeedsToken = false }: O
   };
   const idParam = { name: 'id', in: 'path', required: true, description: 'Job id (from the train reply or GET /v1/jobs)', schema: { type: 'string' } };
   const jobResponses = { 200: jsonOk('the job', ref('Job')), 401: errorResponse('unauthorized'), 404: errorResponse('bad_request: no such job') };
+  schemas.LeaseStatus = {
+    type: 'object',
+    description: "What the gateway's lease service did for one framework with the direct path, since the gateway started",
+    properties: {
+      framework: { type: 'string' },
+      lease_ttl_ms: { type: 'integer', description: 'Length of a lease' },
+      max_in_flight: { type: 'integer', description: 'Requests in flight at once under one lease' },
+      collect_interval_ms: { type: 'integer', description: "How often the gateway collects the workers' records of direct requests" },
+      issued: { type: 'integer', description: 'Leases issued' },
+      revocations: { type: 'integer', description: 'Revocations: on request, and each time the framework left `ready`' },
+      last_revocation: {
+        oneOf: [
+          { type: 'null' },
+          {
+            type: 'object',
+            properties: {
+              at: { type: 'number', description: 'Seconds since the epoch; leases issued before it are refused' },
+              reason: { type: 'string', description: '`operator (HTTP)`, `requested` (from code), or `framework <state>`' },
+              workers: { type: 'integer' },
+              failed: { type: 'integer' },
+            },
+            required: ['at', 'reason', 'workers', 'failed'],
+          },
+        ],
+      },
+      records: { type: 'integer', description: 'Records of direct requests collected from the workers (counted in the metrics with transport `direct`)' },
+      dropped: { type: 'integer', description: 'Records the workers dropped before the gateway collected them' },
+    },
+    required: ['framework', 'lease_ttl_ms', 'max_in_flight', 'collect_interval_ms', 'issued', 'revocations', 'last_revocation', 'records', 'dropped'],
+    examples: [{ framework: 'lerobot', lease_ttl_ms: 30000, max_in_flight: 8, collect_interval_ms: 1000, issued: 12, revocations: 1, last_revocation: { at: 1764652800.123, reason: 'operator (HTTP)', workers: 2, failed: 0 }, records: 4810, dropped: 0 }],
+  };
+  schemas.LeaseRevocation = {
+    type: 'object',
+    properties: {
+      framework: { type: 'string' },
+      workers: { type: 'integer', description: 'Workers that now refuse every lease issued before the revocation' },
+      failed: { type: 'integer', description: 'Workers that did not answer (stopped or down): a worker refuses leases issued before its own start' },
+    },
+    required: ['framework', 'workers', 'failed'],
+    examples: [{ framework: 'lerobot', workers: 2, failed: 0 }],
+  };
+  const leaseRefusals = {
+    400: errorResponse('bad_request: the framework has no direct path (`frameworks.<name>.direct` in the config)'),
+    401: errorResponse('unauthorized'),
+    404: errorResponse('unknown_framework'),
+  };
   const recordingStatus = {
     type: 'object',
     description: 'What is recorded: on/off per framework, the folder, files written and exchanges dropped',
@@ -288,6 +334,25 @@ export function buildOpenApi({ version = '0.1.0', controlNeedsToken = false }: O
           requestBody: { required: false, content: { 'application/json': { schema: { type: 'object', properties: { timeout_ms: { type: 'integer', minimum: 1 } } }, example: { timeout_ms: 30000 } } } },
           security: controlSecurity,
           responses: { 200: { description: 'stopped' }, 401: errorResponse('unauthorized'), 404: errorResponse('unknown_framework'), 503: errorResponse('unavailable: Docker not reachable') },
+        },
+      },
+      // The direct path's leases: behind the bearer token rule like the container control.
+      '/v1/frameworks/{name}/leases': {
+        get: {
+          operationId: 'getLeases',
+          summary: "The lease service's counts for a framework with the direct path: leases issued, revocations and the last one, records of direct requests collected",
+          parameters: [nameParam],
+          security: controlSecurity,
+          responses: { 200: jsonOk('the counts', ref('LeaseStatus')), ...leaseRefusals },
+        },
+      },
+      '/v1/frameworks/{name}/leases/revoke': {
+        post: {
+          operationId: 'revokeLeases',
+          summary: "Revoke every lease of the framework issued before now: each of its workers refuses them (`unauthorized`) and clients take new leases from the gateway. For a misbehaving client or a rotated worker secret. No body",
+          parameters: [nameParam],
+          security: controlSecurity,
+          responses: { 200: jsonOk('revoked: workers that acknowledged, workers that did not answer', ref('LeaseRevocation')), ...leaseRefusals },
         },
       },
       '/v1/containers': {
