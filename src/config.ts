@@ -18,6 +18,8 @@ export const DEFAULT_HTTP_PORT = 8080;
 export const DEFAULT_ZMQ_ENDPOINT = 'tcp://127.0.0.1:5550';
 export const DEFAULT_BODY_LIMIT_BYTES = DEFAULT_LIMITS.maxMessageBytes;
 export const DEFAULT_TIMEOUT_MS = 2_000;
+export const DEFAULT_HEALTH_TIMEOUT_MS = 1_000;
+export const DEFAULT_DOWN_AFTER_FAILURES = 2;
 export const DEFAULT_MAX_CONCURRENCY = 64;
 export const DEFAULT_START_TIMEOUT_MS = 180_000;
 export const DEFAULT_SHUTDOWN_GRACE_MS = 5_000;
@@ -67,6 +69,17 @@ export interface FrameworkConfig {
   training: boolean;
   /** The direct path: clients may get a lease and send straight to the worker (see src/gateway/lease-service.ts). */
   direct?: DirectConfig;
+  /** How its workers are checked (absent: every `healthIntervalMs`, 1 s to answer, down after 2 misses in a row). */
+  health?: HealthConfig;
+}
+
+export interface HealthConfig {
+  /** Time between health checks of each worker, ms (default: the gateway's `healthIntervalMs`). */
+  intervalMs: number;
+  /** How long one check may take, ms. */
+  timeoutMs: number;
+  /** A connected ready worker leaves the rotation after this many missed checks in a row (a disconnect at once). */
+  downAfterFailures: number;
 }
 
 export interface DirectConfig {
@@ -277,7 +290,7 @@ class Checker extends IssueList {
 }
 
 const TOP_KEYS = ['http', 'zmq', 'openpi', 'groot', 'defaultFramework', 'authToken', 'logLevel', 'limits', 'shutdownGraceMs', 'healthIntervalMs', 'docker', 'frameworks', 'recording', 'jobs', 'sharedMemory'] as const;
-const FRAMEWORK_KEYS = ['protocol', 'outbound', 'peerToken', 'endpoints', 'codec', 'timeoutMs', 'maxConcurrency', 'embedded', 'embeddedDelayMs', 'launcher', 'startTimeoutMs', 'observation', 'openpi', 'groot', 'curve', 'record', 'training', 'direct'] as const;
+const FRAMEWORK_KEYS = ['protocol', 'outbound', 'peerToken', 'endpoints', 'codec', 'timeoutMs', 'maxConcurrency', 'embedded', 'embeddedDelayMs', 'launcher', 'startTimeoutMs', 'observation', 'openpi', 'groot', 'curve', 'record', 'training', 'direct', 'health'] as const;
 export const DEFAULT_OPENPI_PORT = 8000;
 // Not GR00T's own 5555 or 5556: those are the ROBOTIS layout's LeRobot and GR00T worker ports (docker launcher specs).
 export const DEFAULT_GROOT_ENDPOINT = 'tcp://127.0.0.1:5560';
@@ -613,9 +626,20 @@ export function parseConfig(raw: unknown, overrides: ConfigOverrides = {}, sourc
         const collectIntervalMs = c.int(directRaw.collectIntervalMs, `${path}.direct.collectIntervalMs`, 1_000, 10, 3_600_000);
         if (secret && file !== undefined) direct = { secret, secretFile: resolve(baseDir, file), leaseTtlMs, maxInFlight, collectIntervalMs };
       }
+      let health: HealthConfig | undefined;
+      const healthRaw = c.object(f.health, `${path}.health`);
+      if (healthRaw) {
+        c.known(healthRaw, ['intervalMs', 'timeoutMs', 'downAfterFailures'], `${path}.health`);
+        health = {
+          intervalMs: c.int(healthRaw.intervalMs, `${path}.health.intervalMs`, healthIntervalMs, 50, 600_000),
+          timeoutMs: c.int(healthRaw.timeoutMs, `${path}.health.timeoutMs`, DEFAULT_HEALTH_TIMEOUT_MS, 10, 600_000),
+          downAfterFailures: c.int(healthRaw.downAfterFailures, `${path}.health.downAfterFailures`, DEFAULT_DOWN_AFTER_FAILURES, 1, 1_000),
+        };
+      }
       frameworks[name] = {
         name,
         protocol,
+        ...(health ? { health } : {}),
         ...(direct ? { direct } : {}),
         ...(outbound ? { outbound } : {}),
         ...(peerToken !== undefined ? { peerToken } : {}),

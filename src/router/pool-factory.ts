@@ -24,6 +24,8 @@ export function createFrameworkPool(fw: FrameworkConfig, options: PoolFactoryOpt
     timeoutMs: fw.timeoutMs,
     ...(options.limits ? { limits: options.limits } : {}),
     ...(options.healthIntervalMs !== undefined ? { healthIntervalMs: options.healthIntervalMs } : {}),
+    // The framework's own health settings win over the gateway's interval.
+    ...(fw.health ? { healthIntervalMs: fw.health.intervalMs, healthTimeoutMs: fw.health.timeoutMs, downAfterFailures: fw.health.downAfterFailures } : {}),
     ...(options.log ? { log: options.log } : {}),
   };
   switch (fw.protocol) {

@@ -359,6 +359,7 @@ export class EndpointPool<C extends PoolConnection = PoolConnection> implements 
       inFlight: m.conn.inFlight,
       ...(m.lastHealth ? { lastHealth: m.lastHealth } : {}),
       ...(m.lastError ? { lastError: m.lastError.message } : {}),
+      ...(m.failures > 0 ? { failedChecks: m.failures } : {}),
       ...(m.latencyEmaMs !== undefined ? { recentLatencyMs: m.latencyEmaMs } : {}),
     }));
     return { framework: this.framework, inFlight: this.inFlight, ready: this.isReady(), endpoints, lateReplies: this.#lateReplies };

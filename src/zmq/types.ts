@@ -60,6 +60,8 @@ export interface EndpointStatus {
   inFlight: number;
   lastHealth?: HealthResult;
   lastError?: string;
+  /** Health checks missed in a row (absent: none); a connected ready endpoint is down at `downAfterFailures`. */
+  failedChecks?: number;
   /** Moving average of recent round trips, ms. */
   recentLatencyMs?: number;
 }

@@ -96,6 +96,7 @@ export function buildOpenApi({ version = '0.1.0', controlNeedsToken = false }: O
             inFlight: { type: 'integer' },
             lastHealth: ref('HealthResult'),
             lastError: { type: 'string' },
+            failedChecks: { type: 'integer', description: 'Health checks missed in a row (absent: none); a connected ready worker leaves the rotation at the framework\'s health.downAfterFailures' },
             recentLatencyMs: { type: 'number' },
           },
         },
