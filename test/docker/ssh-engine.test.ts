@@ -19,6 +19,7 @@ import { parseConfig } from '../../src/config.js';
 import { DockerManager } from '../../src/docker/docker-manager.js';
 import { engineOptions } from '../../src/docker/engine-url.js';
 import type { FrameworkSpec } from '../../src/docker/framework-spec.js';
+import { createLogger } from '../../src/lib/log.js';
 import { createMetrics } from '../../src/telemetry/metrics.js';
 import { writeCurveKeyFiles } from '../../src/zmq/curve-keys.js';
 import { ensureDockerAndImage, TEST_IMAGE } from '../support/docker.js';
@@ -154,7 +155,9 @@ test('ssh:// failures are one line naming the engine and what to do', { timeout:
     return manager.ping();
   };
   const url = `ssh://root@127.0.0.1:${portDown}`;
+  const seen: string[] = [];
   const oneLine = (pattern: RegExp) => (err: Error & { code?: string; reason?: string }) => {
+    seen.push(err.message);
     assert.equal(err.code, 'unavailable');
     assert.equal(err.reason, 'no_engine');
     assert.ok(!err.message.includes('\n'), `one line: ${err.message}`);
@@ -180,12 +183,16 @@ test('ssh:// failures are one line naming the engine and what to do', { timeout:
   await assert.rejects(ping(noDocker, { sshAuthSock: withKey, sshHostKey: made.sshd.hostKey }), oneLine(new RegExp(`${at(noDocker)}there is no docker CLI on root@127\\.0\\.0\\.1 \\(.*docker.*not found\\); install it there, on the PATH of ssh sessions$`)));
   await assert.rejects(ping(url, { sshAuthSock: withKey, sshHostKey: made.sshd.hostKey }), oneLine(new RegExp(`${at(url)}the docker CLI on root@127\\.0\\.0\\.1 cannot reach its engine \\(.*\\); start dockerd there, or set DOCKER_HOST for ssh sessions$`)));
 
-  // Through the gateway: starting the framework answers 503 with that line.
-  const spec: FrameworkSpec = { name: 'far', image: TEST_IMAGE, networkMode: 'host', port: 5999, engine: url, sshHostKey: made.sshd.hostKey };
+  t.diagnostic(seen.join('\n'));
+
+  // Through the gateway: starting the framework answers 503 with that line; the host key is not pinned here, which
+  // the gateway says at start.
+  const spec: FrameworkSpec = { name: 'far', image: TEST_IMAGE, networkMode: 'host', port: 5999, engine: url };
+  const logLines: string[] = [];
   const config = parseConfig({ frameworks: { far: { launcher: 'lerobot', timeoutMs: 5_000, startTimeoutMs: 30_000 } } }, { httpPort: 0, zmqEndpoint: 'tcp://127.0.0.1:*' });
   const saved = process.env.SSH_AUTH_SOCK;
   process.env.SSH_AUTH_SOCK = withKey;
-  const gateway = await buildGateway(config, { metrics: createMetrics(new Registry()), docker: { specs: [spec] } }).finally(() => {
+  const gateway = await buildGateway(config, { metrics: createMetrics(new Registry()), log: createLogger({ write: (line) => void logLines.push(line) }), docker: { specs: [spec] } }).finally(() => {
     if (saved === undefined) delete process.env.SSH_AUTH_SOCK;
     else process.env.SSH_AUTH_SOCK = saved;
   });
@@ -193,6 +200,8 @@ test('ssh:// failures are one line naming the engine and what to do', { timeout:
     const res = await fetch(`${gateway.httpUrl}/v1/frameworks/far/start`, { method: 'POST' });
     const body = (await res.json()) as { error?: { code: string; message: string } };
     assert.equal(res.status, 503);
+    t.diagnostic(body.error?.message ?? '');
+    assert.ok(logLines.some((l) => l.includes('"docker.ssh_host_key_unchecked"') && l.includes(url)), 'the unchecked host key is logged at start');
     assert.match(body.error?.message ?? '', new RegExp(`framework far .*engine '${url.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}': the docker CLI on root@127\\.0\\.0\\.1 cannot reach its engine`));
   } finally {
     await gateway.close(500);
