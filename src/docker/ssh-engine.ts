@@ -31,9 +31,12 @@ export function sshFingerprint(key: Buffer): string {
   return `SHA256:${createHash('sha256').update(key).digest('base64').replace(/=+$/, '')}`;
 }
 
-/** The http.Agent dockerode uses for an ssh:// engine (each HTTP connection is one ssh session). */
+/**
+ * The http.Agent dockerode uses for an ssh:// engine. Each HTTP connection is one ssh session, kept alive between
+ * requests (an ssh handshake costs far more than the request: see the README); destroy() ends them all.
+ */
 export function sshEngineAgent(engine: SshEngine): Agent {
-  const agent = new Agent();
+  const agent = new Agent({ keepAlive: true, maxFreeSockets: 4 });
   (agent as unknown as { createConnection: unknown }).createConnection = (_options: unknown, done: (err: Error | null, socket?: Duplex) => void) => {
     dial(engine).then((socket) => done(null, socket), (err: Error) => done(err));
     return undefined;
@@ -134,6 +137,9 @@ function engineStream(engine: SshEngine, conn: Client, channel: ClientChannel): 
       callback(err);
     },
   });
+  // What node's http Agent calls on a socket it keeps alive or reuses: nothing to do on an ssh channel (the ssh
+  // connection has its own keepalive; an idle one is ended by the agent's destroy()).
+  Object.assign(stream, { setKeepAlive: () => stream, setNoDelay: () => stream, setTimeout: () => stream, ref: () => stream, unref: () => stream });
   channel.on('data', (data: Buffer) => {
     received = true;
     if (!stream.push(data)) channel.pause();

@@ -4,8 +4,8 @@
 //    only) and sshd, whose sessions get DOCKER_HOST pointing at that engine; the gateway runs in host A (a Node
 //    process under `ip netns exec`, SSH_AUTH_SOCK only in its env), names B's engine `ssh://root@B:port` with B's
 //    host key pinned, starts the framework's container there and reaches its worker across the veth pair with CURVE.
-// 2. The failures, each one line naming the engine and what to do, against sshd on 127.0.0.1 (no engine behind it:
-//    its sessions' DOCKER_HOST names a socket that does not exist, so nothing reaches the shared engine).
+// 2. Against sshd on 127.0.0.1 whose sessions use a private engine: requests one after another share one ssh
+//    session, and the failures are each one line naming the engine and what to do.
 // Everything (sshd, agents, namespaces, engine, temp folders) is removed afterwards, also when the test fails.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -118,27 +118,29 @@ test('a framework on a remote engine over ssh:// in another network namespace, i
   assert.equal(await run('docker', ['ps', '-aq', '--filter', `name=pag-test-ssh-${id}`]), '', 'nothing reached the shared engine');
 });
 
-test('ssh:// failures are one line naming the engine and what to do', { timeout: 120_000 }, async (t) => {
+test('ssh:// on 127.0.0.1: one ssh session for requests in a row; failures are one line naming the engine and what to do', { timeout: 120_000 }, async (t) => {
   const dir = await mkdtemp('/tmp/pag-ssh-');
-  const made: { sshd?: Sshd; agents: SshAgent[]; managers: DockerManager[] } = { agents: [], managers: [] };
+  const made: { engine?: PrivateEngine; sshd?: Sshd; agents: SshAgent[]; managers: DockerManager[] } = { agents: [], managers: [] };
   t.after(async () => {
     for (const m of made.managers) await m.close();
     await made.sshd?.stop();
     for (const a of made.agents) await a.stop();
+    if (made.engine) assert.deepEqual(await stopEngine(made.engine), [], 'the private engine is gone');
     await rm(dir, { recursive: true, force: true });
   });
-  const [portDown, portNoDocker, closedPort] = [await freePort(), await freePort(), await freePort()];
+  const [portGood, portDown, portNoDocker, closedPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
   const accepted = await makeKey(join(dir, 'accepted_key'));
   await makeKey(join(dir, 'other_key'));
-  // No engine behind this sshd: its sessions' DOCKER_HOST names a socket that does not exist; on the second port the
-  // forced command runs with a PATH where there is no docker CLI.
+  // Sessions use a private engine; on the second port that engine is one that is not running (a socket that does
+  // not exist), on the third there is no docker CLI on the PATH.
+  made.engine = await startEngine({ dir: join(dir, 'engine') });
   made.sshd = await startSshd({
     dir: join(dir, 'sshd'),
     address: '127.0.0.1',
-    ports: [portDown, portNoDocker],
+    ports: [portGood, portDown, portNoDocker],
     authorizedKeys: [accepted],
-    setEnv: { DOCKER_HOST: `unix://${join(dir, 'no-engine.sock')}` },
-    forceCommand: { [portNoDocker]: 'PATH=/nonexistent; docker system dial-stdio' },
+    setEnv: { DOCKER_HOST: made.engine.host },
+    forceCommand: { [portDown]: `DOCKER_HOST=unix://${join(dir, 'no-engine.sock')} docker system dial-stdio`, [portNoDocker]: 'PATH=/nonexistent; docker system dial-stdio' },
   });
   const agent = async (name: string, key?: string) => {
     const a = await startAgent(dir, name);
@@ -155,6 +157,15 @@ test('ssh:// failures are one line naming the engine and what to do', { timeout:
     return manager.ping();
   };
   const url = `ssh://root@127.0.0.1:${portDown}`;
+
+  // Requests one after another reuse one ssh session (kept alive by the agent; a handshake costs far more).
+  const good = new DockerManager({ docker: await engineOptions(`ssh://root@127.0.0.1:${portGood}`, { sshAuthSock: withKey, sshHostKey: made.sshd.hostKey }) });
+  made.managers.push(good);
+  const version = await made.engine.cli('version', '--format', '{{.Server.Version}}');
+  const before = made.sshd.accepted();
+  for (let i = 0; i < 5; i++) assert.equal((await good.version()).version, version, 'the private engine answers');
+  assert.equal(made.sshd.accepted() - before, 1, 'five requests, one ssh session');
+
   const seen: string[] = [];
   const oneLine = (pattern: RegExp) => (err: Error & { code?: string; reason?: string }) => {
     seen.push(err.message);

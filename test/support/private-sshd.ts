@@ -5,6 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { run } from './private-engine.js';
 
 const PRIVSEP_DIR = '/run/sshd';
@@ -13,6 +14,8 @@ export interface Sshd {
   process: ChildProcess;
   /** `SHA256:...` of its host key, as `ssh-keygen -lf` prints it. */
   hostKey: string;
+  /** How many ssh connections it has accepted (logged in) so far. */
+  accepted(): number;
   stop(): Promise<void>;
 }
 
@@ -106,6 +109,10 @@ export async function startSshd({ dir, address, ports, authorizedKeys, setEnv = 
   await writeFile(join(dir, 'sshd_config'), `${config.join('\n')}\n`);
   const argv = [...prefix, '/usr/sbin/sshd', '-D', '-e', '-f', join(dir, 'sshd_config')];
   const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
+  let accepted = 0;
+  createInterface({ input: child.stderr! }).on('line', (line) => {
+    if (/^Accepted publickey for /.test(line)) accepted++;
+  });
   const stopChild = stopper(child);
   const stop = async () => {
     await stopChild();
@@ -118,7 +125,7 @@ export async function startSshd({ dir, address, ports, authorizedKeys, setEnv = 
     await stop();
     throw err;
   }
-  return { process: child, hostKey: await fingerprint(join(dir, 'host_key.pub')), stop };
+  return { process: child, hostKey: await fingerprint(join(dir, 'host_key.pub')), accepted: () => accepted, stop };
 }
 
 /** Starts ssh-agent in the foreground on a socket in `dir` (which must exist). */
