@@ -85,7 +85,13 @@ try {
   const perRequest = new Docker({ protocol: 'ssh', host: '127.0.0.1', port, username: 'root', sshOptions: { agent: agentSocket } });
   const paths: Record<string, () => Promise<unknown>> = { unix: () => unix.version(), 'ssh-reused': () => sshReused.version(), 'ssh-per-req': () => perRequest.version() };
   const samples: Record<string, number[]> = Object.fromEntries(Object.keys(paths).map((k) => [k, []]));
-  for (const f of Object.values(paths)) await f(); // warm-up: the first ssh connection of ssh-reused
+  // warm-up; the first request of ssh-reused opens its ssh connection (handshake, agent signature, sshd's session)
+  const first: Record<string, number> = {};
+  for (const [name, f] of Object.entries(paths)) {
+    const t0 = performance.now();
+    await f();
+    first[name] = +(performance.now() - t0).toFixed(1);
+  }
   for (let r = 0; r < rounds; r++) {
     for (const [name, f] of Object.entries(paths)) {
       for (let i = 0; i < requests; i++) {
@@ -99,9 +105,10 @@ try {
   const base = median(samples.unix!);
   const rows = Object.entries(samples).map(([name, xs]) => ({ path: name, median_ms: +median(xs).toFixed(2), p90_ms: +quantile([...xs].sort((a, b) => a - b), 0.9).toFixed(2), ratio_to_unix: +(median(xs) / base).toFixed(1), n: xs.length }));
   const machine = { ...loadBefore, load_after: roundLoad() };
-  if (args.json) process.stdout.write(`${JSON.stringify({ date: new Date().toISOString(), machine, rows }, null, 2)}\n`);
+  if (args.json) process.stdout.write(`${JSON.stringify({ date: new Date().toISOString(), machine, first_request_ms: first, rows }, null, 2)}\n`);
   else {
     console.log(`docker version, ${rounds} rounds x ${requests} requests per path, interleaved; ${machine.cpu_model}, ${machine.cores} cores, load ${machine.load_before.map((l) => l.toFixed(1)).join(' ')}`);
+    console.log(`first request (ms): ${Object.entries(first).map(([k, v]) => `${k} ${v}`).join(', ')}`);
     for (const r of rows) console.log(`${r.path.padEnd(12)} median ${r.median_ms.toFixed(2).padStart(7)} ms  p90 ${r.p90_ms.toFixed(2).padStart(7)} ms  ${r.ratio_to_unix.toFixed(1)}x unix`);
   }
 } finally {
