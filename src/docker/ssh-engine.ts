@@ -120,6 +120,9 @@ function engineStream(engine: SshEngine, conn: Client, channel: ClientChannel): 
   let exitCode: number | undefined;
   let received = false;
   const stream = new Duplex({
+    // the remote end closing (engine restarted, session ended) ends both sides: a kept-alive socket that ended is
+    // dropped by the http Agent instead of taking the next request
+    allowHalfOpen: false,
     read() {
       channel.resume();
     },
@@ -128,7 +131,7 @@ function engineStream(engine: SshEngine, conn: Client, channel: ClientChannel): 
       else channel.once('drain', () => callback());
     },
     final(callback) {
-      channel.end();
+      if (!channel.destroyed) channel.end();
       callback();
     },
     destroy(err, callback) {

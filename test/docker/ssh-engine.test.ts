@@ -128,19 +128,18 @@ test('ssh:// on 127.0.0.1: one ssh session for requests in a row; failures are o
     if (made.engine) assert.deepEqual(await stopEngine(made.engine), [], 'the private engine is gone');
     await rm(dir, { recursive: true, force: true });
   });
-  const [portGood, portDown, portNoDocker, closedPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  const [port, portNoDocker, closedPort] = [await freePort(), await freePort(), await freePort()];
   const accepted = await makeKey(join(dir, 'accepted_key'));
   await makeKey(join(dir, 'other_key'));
-  // Sessions use a private engine; on the second port that engine is one that is not running (a socket that does
-  // not exist), on the third there is no docker CLI on the PATH.
+  // Sessions use a private engine; on the second port the forced command runs with no docker CLI on the PATH.
   made.engine = await startEngine({ dir: join(dir, 'engine') });
   made.sshd = await startSshd({
     dir: join(dir, 'sshd'),
     address: '127.0.0.1',
-    ports: [portGood, portDown, portNoDocker],
+    ports: [port, portNoDocker],
     authorizedKeys: [accepted],
     setEnv: { DOCKER_HOST: made.engine.host },
-    forceCommand: { [portDown]: `DOCKER_HOST=unix://${join(dir, 'no-engine.sock')} docker system dial-stdio`, [portNoDocker]: 'PATH=/nonexistent; docker system dial-stdio' },
+    forceCommand: { [portNoDocker]: 'PATH=/nonexistent; docker system dial-stdio' },
   });
   const agent = async (name: string, key?: string) => {
     const a = await startAgent(dir, name);
@@ -151,21 +150,13 @@ test('ssh:// on 127.0.0.1: one ssh session for requests in a row; failures are o
   const withKey = await agent('with-key.sock', 'accepted_key');
   const empty = await agent('empty.sock');
   const otherKey = await agent('other-key.sock', 'other_key');
-  const ping = async (url: string, access: { sshAuthSock: string; sshHostKey?: string }) => {
-    const manager = new DockerManager({ docker: await engineOptions(url, access) });
-    made.managers.push(manager);
-    return manager.ping();
+  const manager = async (url: string, access: { sshAuthSock: string; sshHostKey?: string }) => {
+    const m = new DockerManager({ docker: await engineOptions(url, access) });
+    made.managers.push(m);
+    return m;
   };
-  const url = `ssh://root@127.0.0.1:${portDown}`;
-
-  // Requests one after another reuse one ssh session (kept alive by the agent; a handshake costs far more).
-  const good = new DockerManager({ docker: await engineOptions(`ssh://root@127.0.0.1:${portGood}`, { sshAuthSock: withKey, sshHostKey: made.sshd.hostKey }) });
-  made.managers.push(good);
-  const version = await made.engine.cli('version', '--format', '{{.Server.Version}}');
-  const before = made.sshd.accepted();
-  for (let i = 0; i < 5; i++) assert.equal((await good.version()).version, version, 'the private engine answers');
-  assert.equal(made.sshd.accepted() - before, 1, 'five requests, one ssh session');
-
+  const ping = async (url: string, access: { sshAuthSock: string; sshHostKey?: string }) => (await manager(url, access)).ping();
+  const url = `ssh://root@127.0.0.1:${port}`;
   const seen: string[] = [];
   const oneLine = (pattern: RegExp) => (err: Error & { code?: string; reason?: string }) => {
     seen.push(err.message);
@@ -176,12 +167,25 @@ test('ssh:// on 127.0.0.1: one ssh session for requests in a row; failures are o
     return true;
   };
   const at = (u: string) => `^engine '${u.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}': `;
+  const engineDown = new RegExp(`${at(url)}the docker CLI on root@127\\.0\\.0\\.1 cannot reach its engine \\(.*\\); start dockerd there, or set DOCKER_HOST for ssh sessions$`);
+
+  // Requests one after another reuse one ssh session (kept alive by the agent; a handshake costs far more).
+  const good = await manager(url, { sshAuthSock: withKey, sshHostKey: made.sshd.hostKey });
+  const version = await made.engine.cli('version', '--format', '{{.Server.Version}}');
+  for (let i = 0; i < 5; i++) assert.equal((await good.version()).version, version, 'the private engine answers');
+  assert.equal(made.sshd.accepted(), 1, 'five requests, one ssh session');
+  // The engine stops while that session is kept: the session ends, and the next request says the engine is down.
+  const ended = made.sshd.nextLine(/^Disconnected from user root /);
+  assert.deepEqual(await stopEngine(made.engine), [], 'the private engine is gone');
+  delete made.engine;
+  await ended;
+  await assert.rejects(good.version(), oneLine(engineDown));
 
   // no agent at all: refused when the engine's manager is made (the gateway does not start)
   await assert.rejects(engineOptions(url, { sshAuthSock: '' }), /no ssh agent \(SSH_AUTH_SOCK is not set\); start ssh-agent/);
   // an agent without keys, one whose key the host refuses, and a socket where no agent answers
   await assert.rejects(ping(url, { sshAuthSock: empty }), oneLine(new RegExp(`${at(url)}the ssh agent at SSH_AUTH_SOCK=\\S+empty\\.sock holds no key; ssh-add the key root@127\\.0\\.0\\.1 accepts$`)));
-  await assert.rejects(ping(url, { sshAuthSock: otherKey }), oneLine(new RegExp(`${at(url)}root@127\\.0\\.0\\.1:${portDown} refused every key of the ssh agent \\(SHA256:[A-Za-z0-9+/]{43}\\); add one of them to that user's authorized_keys there$`)));
+  await assert.rejects(ping(url, { sshAuthSock: otherKey }), oneLine(new RegExp(`${at(url)}root@127\\.0\\.0\\.1:${port} refused every key of the ssh agent \\(SHA256:[A-Za-z0-9+/]{43}\\); add one of them to that user's authorized_keys there$`)));
   await assert.rejects(ping(url, { sshAuthSock: join(dir, 'no-agent.sock') }), oneLine(/the ssh agent at SSH_AUTH_SOCK=\S+no-agent\.sock does not answer \(.+\); start ssh-agent/));
   // a host key other than the pinned one
   const wrongKey = `SHA256:${'A'.repeat(43)}`;
@@ -189,11 +193,10 @@ test('ssh:// on 127.0.0.1: one ssh session for requests in a row; failures are o
   // no sshd on the port
   const closed = `ssh://root@127.0.0.1:${closedPort}`;
   await assert.rejects(ping(closed, { sshAuthSock: withKey }), oneLine(new RegExp(`${at(closed)}cannot reach sshd at 127\\.0\\.0\\.1:${closedPort}: ECONNREFUSED; is sshd running there`)));
-  // logged in (with the pinned host key), but no docker CLI there / no engine behind the CLI
+  // logged in (with the pinned host key), but no docker CLI there / a new session to the stopped engine
   const noDocker = `ssh://root@127.0.0.1:${portNoDocker}`;
   await assert.rejects(ping(noDocker, { sshAuthSock: withKey, sshHostKey: made.sshd.hostKey }), oneLine(new RegExp(`${at(noDocker)}there is no docker CLI on root@127\\.0\\.0\\.1 \\(.*docker.*not found\\); install it there, on the PATH of ssh sessions$`)));
-  await assert.rejects(ping(url, { sshAuthSock: withKey, sshHostKey: made.sshd.hostKey }), oneLine(new RegExp(`${at(url)}the docker CLI on root@127\\.0\\.0\\.1 cannot reach its engine \\(.*\\); start dockerd there, or set DOCKER_HOST for ssh sessions$`)));
-
+  await assert.rejects(ping(url, { sshAuthSock: withKey, sshHostKey: made.sshd.hostKey }), oneLine(engineDown));
   t.diagnostic(seen.join('\n'));
 
   // Through the gateway: starting the framework answers 503 with that line; the host key is not pinned here, which

@@ -16,6 +16,8 @@ export interface Sshd {
   hostKey: string;
   /** How many ssh connections it has accepted (logged in) so far. */
   accepted(): number;
+  /** Resolves with the next line of its log that matches `pattern`. */
+  nextLine(pattern: RegExp): Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -110,9 +112,19 @@ export async function startSshd({ dir, address, ports, authorizedKeys, setEnv = 
   const argv = [...prefix, '/usr/sbin/sshd', '-D', '-e', '-f', join(dir, 'sshd_config')];
   const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
   let accepted = 0;
-  createInterface({ input: child.stderr! }).on('line', (line) => {
+  const lines = createInterface({ input: child.stderr! });
+  lines.on('line', (line) => {
     if (/^Accepted publickey for /.test(line)) accepted++;
   });
+  const nextLine = (pattern: RegExp) =>
+    new Promise<string>((resolve) => {
+      const onLine = (line: string) => {
+        if (!pattern.test(line)) return;
+        lines.off('line', onLine);
+        resolve(line);
+      };
+      lines.on('line', onLine);
+    });
   const stopChild = stopper(child);
   const stop = async () => {
     await stopChild();
@@ -125,7 +137,7 @@ export async function startSshd({ dir, address, ports, authorizedKeys, setEnv = 
     await stop();
     throw err;
   }
-  return { process: child, hostKey: await fingerprint(join(dir, 'host_key.pub')), accepted: () => accepted, stop };
+  return { process: child, hostKey: await fingerprint(join(dir, 'host_key.pub')), accepted: () => accepted, nextLine, stop };
 }
 
 /** Starts ssh-agent in the foreground on a socket in `dir` (which must exist). */
