@@ -216,6 +216,7 @@ test('ssh:// on 127.0.0.1: one ssh session for requests in a row; failures are o
     assert.equal(res.status, 503);
     t.diagnostic(body.error?.message ?? '');
     assert.ok(logLines.some((l) => l.includes('"docker.ssh_host_key_unchecked"') && l.includes(url)), 'the unchecked host key is logged at start');
+    assert.ok(logLines.some((l) => l.includes('"docker.framework_start_failed"') && l.includes('"level":"warn"') && l.includes('cannot reach its engine')), `a remote engine's failure is logged as a warning: ${logLines.join('')}`);
     assert.match(body.error?.message ?? '', new RegExp(`framework far .*engine '${url.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}': the docker CLI on root@127\\.0\\.0\\.1 cannot reach its engine`));
   } finally {
     await gateway.close(500);
