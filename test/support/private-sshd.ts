@@ -9,6 +9,7 @@ import { createInterface } from 'node:readline';
 import { run } from './private-engine.js';
 
 const PRIVSEP_DIR = '/run/sshd';
+const SSHD = '/usr/sbin/sshd';
 
 export interface Sshd {
   process: ChildProcess;
@@ -56,13 +57,19 @@ function announced(child: ChildProcess, stream: NodeJS.ReadableStream, pattern: 
     const onExit = (code: number | null) => reject(new Error(`${what} exited with ${code} before it was ready:\n${log.slice(-2000)}`));
     stream.on('data', onData);
     child.once('exit', onExit);
+    child.once('error', (err) => reject(new Error(`${what} did not start: ${err.message}`)));
   });
 }
 
 function stopper(child: ChildProcess): () => Promise<void> {
-  const exited = new Promise<void>((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('exit', () => resolve())));
+  // a child that did not start (spawn error) never exits
+  const exited = new Promise<void>((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve();
+    child.once('exit', () => resolve());
+    child.once('error', () => resolve());
+  });
   return async () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
     await exited;
   };
 }
@@ -81,6 +88,9 @@ export async function startSshd({ dir, address, ports, authorizedKeys, setEnv = 
   forceCommand?: Record<number, string>;
   prefix?: string[];
 }): Promise<Sshd> {
+  if (!(await stat(SSHD).catch(() => undefined))) {
+    throw new Error(`${SSHD} is missing: scripts/test.sh installs it (Debian's openssh-server, its service neither started nor enabled); or apt-get install --no-install-recommends openssh-server with /usr/sbin/policy-rc.d answering 101`);
+  }
   await mkdir(dir, { recursive: true, mode: 0o700 });
   await makeKey(join(dir, 'host_key'));
   await writeFile(join(dir, 'authorized_keys'), `${authorizedKeys.join('\n')}\n`, { mode: 0o600 });
@@ -109,7 +119,7 @@ export async function startSshd({ dir, address, ports, authorizedKeys, setEnv = 
     ...Object.entries(forceCommand).flatMap(([port, cmd]) => [`Match LocalPort ${port}`, `  ForceCommand ${cmd}`]),
   ];
   await writeFile(join(dir, 'sshd_config'), `${config.join('\n')}\n`);
-  const argv = [...prefix, '/usr/sbin/sshd', '-D', '-e', '-f', join(dir, 'sshd_config')];
+  const argv = [...prefix, SSHD, '-D', '-e', '-f', join(dir, 'sshd_config')];
   const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
   let accepted = 0;
   const lines = createInterface({ input: child.stderr! });
