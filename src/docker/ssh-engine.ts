@@ -100,6 +100,7 @@ async function explain(engine: SshEngine, err: Error & { level?: string; code?: 
     return fail(engine, `${engine.username}@${at} refused every key of the ssh agent (${names}); add one of them to that user's authorized_keys there`, err);
   }
   if (err.level === 'client-timeout') return fail(engine, `no ssh handshake with ${at} within ${READY_TIMEOUT_MS / 1000} s; is sshd running there and the port right?`, err);
+  if (err.code === 'ENOTFOUND' || err.code === 'EAI_AGAIN') return fail(engine, `the host name ${engine.host} does not resolve (${err.code}); check the engine URL`, err);
   if (err.code) return fail(engine, `cannot reach sshd at ${at}: ${err.code}; is sshd running there and the port right?`, err);
   return fail(engine, `ssh to ${at} failed: ${err.message}`, err);
 }
@@ -158,7 +159,7 @@ function engineStream(engine: SshEngine, conn: Client, channel: ClientChannel): 
     else stream.push(null);
   });
   conn.once('close', () => {
-    if (!stream.destroyed && !stream.readableEnded) stream.destroy(fail(engine, 'the ssh connection closed'));
+    if (!stream.destroyed && !stream.readableEnded) stream.destroy(fail(engine, `the ssh connection to ${engine.host}:${engine.port} closed during a request (network, or sshd restarted there); the next request connects again`));
   });
   return stream;
 }

@@ -4,8 +4,9 @@
 //    only) and sshd, whose sessions get DOCKER_HOST pointing at that engine; the gateway runs in host A (a Node
 //    process under `ip netns exec`, SSH_AUTH_SOCK only in its env), names B's engine `ssh://root@B:port` with B's
 //    host key pinned, starts the framework's container there and reaches its worker across the veth pair with CURVE.
-// 2. Against sshd on 127.0.0.1 whose sessions use a private engine: requests one after another share one ssh
-//    session, and the failures are each one line naming the engine and what to do.
+// 2. Against sshd on 127.0.0.1 whose sessions use another private engine: requests one after another share one ssh
+//    session, exec works through it, the engine stopped under a kept-alive session is reported on the next request,
+//    and the failures are each one line naming the engine and what to do.
 // Everything (sshd, agents, namespaces, engine, temp folders) is removed afterwards, also when the test fails.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -22,7 +23,7 @@ import type { FrameworkSpec } from '../../src/docker/framework-spec.js';
 import { createLogger } from '../../src/lib/log.js';
 import { createMetrics } from '../../src/telemetry/metrics.js';
 import { writeCurveKeyFiles } from '../../src/zmq/curve-keys.js';
-import { ensureDockerAndImage, TEST_IMAGE } from '../support/docker.js';
+import { BASE_IMAGE, ensureDockerAndImage, TEST_IMAGE } from '../support/docker.js';
 import { freePort } from '../support/endpoints.js';
 import { loadImage, run, startEngine, stopEngine, type PrivateEngine } from '../support/private-engine.js';
 import { makeKey, startAgent, startSshd, type SshAgent, type Sshd } from '../support/private-sshd.js';
@@ -174,11 +175,16 @@ test('ssh:// on 127.0.0.1: one ssh session for requests in a row; failures are o
   const version = await made.engine.cli('version', '--format', '{{.Server.Version}}');
   for (let i = 0; i < 5; i++) assert.equal((await good.version()).version, version, 'the private engine answers');
   assert.equal(made.sshd.accepted(), 1, 'five requests, one ssh session');
+  // exec (a hijacked HTTP connection, as jobs' worker processes use) works through a session too
+  await loadImage(made.engine, BASE_IMAGE);
+  const box = await good.createContainer({ name: `pag-test-ssh-exec-${randomBytes(3).toString('hex')}`, image: BASE_IMAGE, cmd: ['sleep', '300'] });
+  await good.start(box);
+  assert.deepEqual(await good.exec(box, ['sh', '-c', 'echo over-ssh; echo err >&2; exit 3']), { exitCode: 3, stdout: 'over-ssh\n', stderr: 'err\n' });
+  await good.remove(box);
   // The engine stops while that session is kept: the session ends, and the next request says the engine is down.
-  const ended = made.sshd.nextLine(/^Disconnected from user root /);
   assert.deepEqual(await stopEngine(made.engine), [], 'the private engine is gone');
   delete made.engine;
-  await ended;
+  await made.sshd.allDisconnected();
   await assert.rejects(good.version(), oneLine(engineDown));
 
   // no agent at all: refused when the engine's manager is made (the gateway does not start)

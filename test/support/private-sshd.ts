@@ -17,8 +17,8 @@ export interface Sshd {
   hostKey: string;
   /** How many ssh connections it has accepted (logged in) so far. */
   accepted(): number;
-  /** Resolves with the next line of its log that matches `pattern`. */
-  nextLine(pattern: RegExp): Promise<string>;
+  /** Resolves once every connection it accepted has disconnected (by its log). */
+  allDisconnected(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -122,18 +122,21 @@ export async function startSshd({ dir, address, ports, authorizedKeys, setEnv = 
   const argv = [...prefix, SSHD, '-D', '-e', '-f', join(dir, 'sshd_config')];
   const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
   let accepted = 0;
+  let disconnected = 0;
   const lines = createInterface({ input: child.stderr! });
   lines.on('line', (line) => {
     if (/^Accepted publickey for /.test(line)) accepted++;
+    if (/^Disconnected from user /.test(line)) disconnected++;
   });
-  const nextLine = (pattern: RegExp) =>
-    new Promise<string>((resolve) => {
-      const onLine = (line: string) => {
-        if (!pattern.test(line)) return;
-        lines.off('line', onLine);
-        resolve(line);
+  const allDisconnected = () =>
+    new Promise<void>((resolve) => {
+      const check = () => {
+        if (disconnected < accepted) return;
+        lines.off('line', check);
+        resolve();
       };
-      lines.on('line', onLine);
+      lines.on('line', check);
+      check();
     });
   const stopChild = stopper(child);
   const stop = async () => {
@@ -147,7 +150,7 @@ export async function startSshd({ dir, address, ports, authorizedKeys, setEnv = 
     await stop();
     throw err;
   }
-  return { process: child, hostKey: await fingerprint(join(dir, 'host_key.pub')), accepted: () => accepted, nextLine, stop };
+  return { process: child, hostKey: await fingerprint(join(dir, 'host_key.pub')), accepted: () => accepted, allDisconnected, stop };
 }
 
 /** Starts ssh-agent in the foreground on a socket in `dir` (which must exist). */
