@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The one test command (npm test, and .ci/run): brings up what the tests need when it is missing
-# (Debian's python3-zmq/msgpack/numpy/hypothesis, a Docker engine and the offline worker image, Prometheus),
+# (Debian's python3-zmq/msgpack/numpy/hypothesis, docker-compose and openssh-server, a Docker engine and the offline
+# worker image, Prometheus),
 # then type-checks, lints and runs every test. Stops what it started.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
