@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The one test command (npm test, and .ci/run): brings up what the tests need when it is missing
-# (Debian's python3-zmq/msgpack/numpy/hypothesis, a Docker engine and the offline worker image, Prometheus),
+# (Debian's python3-zmq/msgpack/numpy/hypothesis, docker-compose and openssh-server, a Docker engine and the offline
+# worker image, Prometheus),
 # then type-checks, lints and runs every test. Stops what it started.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
@@ -12,10 +13,23 @@ t0=$SECONDS
 
 need=()
 # docker-compose: Debian's compose tool (1.29), for test/docker/compose.test.ts.
-for p in python3-zmq python3-msgpack python3-numpy python3-hypothesis docker-compose; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
+# openssh-server: the sshd that test/docker/ssh-engine.test.ts runs in the foreground with its own config (the
+# Debian service is never started nor enabled: see below).
+for p in python3-zmq python3-msgpack python3-numpy python3-hypothesis docker-compose openssh-server; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
 if [ ${#need[@]} -gt 0 ]; then
   say "installing ${need[*]} (apt)"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  # No package's service may start while installing (openssh-server's would listen on port 22): policy-rc.d
+  # answers 101 (action forbidden) meanwhile, as in scripts/ensure-prometheus.sh.
+  (
+    policy=/usr/sbin/policy-rc.d
+    if [ ! -e "$policy" ]; then
+      trap 'rm -f "$policy"' EXIT # also when the install fails
+      printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy"
+    fi
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  )
+  # On systemd hosts a package enables its unit anyway: leave ssh stopped and disabled.
+  if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then systemctl disable --now ssh.service ssh.socket >/dev/null 2>&1 || true; fi
 fi
 
 started_docker=0

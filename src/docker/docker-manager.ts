@@ -825,6 +825,8 @@ export class DockerManager {
     this.#closed = true;
     for (const s of this.#streams) s.destroy();
     this.#streams.clear();
+    // an ssh:// engine's agent keeps its ssh sessions open between requests
+    (this.docker.modem as { agent?: { destroy(): void } }).agent?.destroy();
   }
 }
 

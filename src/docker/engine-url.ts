@@ -1,9 +1,10 @@
 // A Docker engine named by a `DOCKER_HOST`-style URL (unix:///path, tcp://host:port with TLS files, ssh://user@host)
-// turned into dockerode connection options. The one place that knows the URL forms; the TLS files are read here,
-// once, when the engine's manager is made.
+// turned into dockerode connection options. The one place that knows the URL forms; the TLS files are read and the
+// ssh agent is looked up here, once, when the engine's manager is made.
 import { readFile } from 'node:fs/promises';
 import type Docker from 'dockerode';
 import { GatewayError } from '../lib/errors.js';
+import { sshEngineAgent } from './ssh-engine.js';
 
 export interface EngineTls {
   caFile: string;
@@ -16,11 +17,20 @@ export function engineKey(engine: string | undefined): string {
   return engine ?? 'default';
 }
 
+export interface EngineAccess {
+  /** TLS client files of a tcp:// engine. */
+  tls?: EngineTls | undefined;
+  /** The pinned host key of an ssh:// engine (`SHA256:...`); absent: any host key is accepted. */
+  sshHostKey?: string | undefined;
+  /** The ssh agent's socket for an ssh:// engine; default SSH_AUTH_SOCK. */
+  sshAuthSock?: string | undefined;
+}
+
 /**
  * dockerode options for `url`. `tcp://` without `tls` is refused: an engine API reachable over the network
- * without TLS gives root on that host to anyone who reaches the port.
+ * without TLS gives root on that host to anyone who reaches the port. `ssh://` needs an ssh agent (SSH_AUTH_SOCK).
  */
-export async function engineOptions(url: string, tls?: EngineTls): Promise<Docker.DockerOptions> {
+export async function engineOptions(url: string, { tls, sshHostKey, sshAuthSock = process.env.SSH_AUTH_SOCK }: EngineAccess = {}): Promise<Docker.DockerOptions> {
   const parsed = (() => {
     try {
       return new URL(url);
@@ -41,9 +51,17 @@ export async function engineOptions(url: string, tls?: EngineTls): Promise<Docke
       const [ca, cert, key] = read.map((r) => (r as PromiseFulfilledResult<Buffer>).value) as [Buffer, Buffer, Buffer];
       return { protocol: 'https', host: parsed.hostname.replace(/^\[|\]$/g, ''), port: Number(parsed.port || 2376), ca, cert, key };
     }
-    case 'ssh:':
-      // docker-modem runs `docker system dial-stdio` over ssh2 and takes the key from the ssh agent (SSH_AUTH_SOCK).
-      return { protocol: 'ssh', host: parsed.hostname, port: Number(parsed.port || 22), username: decodeURIComponent(parsed.username || 'root') };
+    case 'ssh:': {
+      // Every HTTP connection is an ssh session running `docker system dial-stdio` there (ssh-engine.ts); the key
+      // comes from the ssh agent, never from a file the gateway reads.
+      if (!sshAuthSock) throw new GatewayError('bad_request', `engine '${url}': no ssh agent (SSH_AUTH_SOCK is not set); start ssh-agent, ssh-add the key the host accepts and start the gateway with SSH_AUTH_SOCK set`);
+      const host = parsed.hostname.replace(/^\[|\]$/g, '');
+      const port = Number(parsed.port || 22);
+      const agent = sshEngineAgent({ url, host, port, username: decodeURIComponent(parsed.username || 'root'), agentSocket: sshAuthSock, ...(sshHostKey ? { hostKey: sshHostKey } : {}) });
+      // protocol http: dockerode speaks plain HTTP through the agent's streams (the ssh session encrypts them).
+      const options: Docker.DockerOptions & { agent: typeof agent } = { protocol: 'http', host, port, agent };
+      return options;
+    }
     default:
       throw new GatewayError('bad_request', `engine '${url}': unsupported scheme ${parsed.protocol} (unix, tcp, ssh)`);
   }

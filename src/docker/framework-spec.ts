@@ -84,6 +84,11 @@ export interface FrameworkSpec {
   engine?: string;
   /** TLS client files for a `tcp://` engine (as DOCKER_CERT_PATH holds them): CA, certificate and key, PEM. */
   tls?: { caFile: string; certFile: string; keyFile: string };
+  /**
+   * The host key of an `ssh://` engine, `SHA256:...` as `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` prints it
+   * on that host: any other key is refused. Absent: any host key is accepted (known_hosts is not read).
+   */
+  sshHostKey?: string;
 }
 
 export type LaunchMode = 'container' | 'service';
@@ -266,6 +271,10 @@ function validateServiceFields(s: Record<string, unknown>, bad: (field: string, 
     const t = (s.tls ?? {}) as Record<string, unknown>;
     if (typeof s.engine !== 'string' || !s.engine.startsWith('tcp://')) bad('tls', 'only used with a tcp:// engine');
     for (const f of ['caFile', 'certFile', 'keyFile'] as const) if (typeof t[f] !== 'string' || !isAbsolute(t[f])) bad(`tls.${f}`, 'required; an absolute path to a PEM file');
+  }
+  if (s.sshHostKey !== undefined) {
+    if (typeof s.engine !== 'string' || !s.engine.startsWith('ssh://')) bad('sshHostKey', 'only used with an ssh:// engine');
+    if (typeof s.sshHostKey !== 'string' || !/^SHA256:[A-Za-z0-9+/]{43}$/.test(s.sshHostKey)) bad('sshHostKey', "must be a host key fingerprint as 'ssh-keygen -lf' prints it, SHA256:<43 base64 characters>");
   }
 }
 

@@ -350,8 +350,9 @@ export class DockerLauncher implements FrameworkLauncher, FrameworkControl {
         error = new DockerError('unavailable', 'no_engine', `framework ${framework} runs in Docker and cannot start: ${error.message}`, { cause: error });
       }
       this.#events.emit({ type: 'start_failed', framework, error: error instanceof Error ? error.message : String(error) });
-      // no engine: said once at start-up (see gateway-docker.ts); each request's failure is not news
-      if (isDockerError(error, 'no_engine')) this.#log.debug({ event: 'docker.framework_start_failed', framework, err: error });
+      // no default engine: said once at start-up (see docker-support.ts); each request's failure is not news. A remote
+      // engine is not checked at start-up, so its failure (ssh agent, host key, its engine down) is logged each time.
+      if (isDockerError(error, 'no_engine') && !remoteEngineHost(spec.engine)) this.#log.debug({ event: 'docker.framework_start_failed', framework, err: error });
       else this.#log.warn({ event: 'docker.framework_start_failed', framework, err: error });
       throw error;
     } finally {

@@ -2,6 +2,7 @@
 // made from a good one (slot ports, health probe, placement, resources, rolling update), engine URLs.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { Agent } from 'node:http';
 import { engineOptions } from '../../src/docker/engine-url.js';
 import { endpointsFor, validateFrameworkSpec, type FrameworkSpec } from '../../src/docker/framework-spec.js';
 import { healthProbeFor, serviceSpecFor, specHash } from '../../src/docker/swarm-services.js';
@@ -49,8 +50,13 @@ test('the Swarm service spec: slot ports through env, our labels, placement, gen
 test('engine URLs: unix socket, tcp only with TLS, remote host-network endpoints', async () => {
   assert.deepEqual(await engineOptions('unix:///run/x.sock'), { socketPath: '/run/x.sock' });
   await assert.rejects(engineOptions('tcp://10.0.0.2:2376'), /needs 'tls'/);
-  await assert.rejects(engineOptions('tcp://10.0.0.2:2376', { caFile: '/nonexistent/ca.pem', certFile: '/nonexistent/c.pem', keyFile: '/nonexistent/k.pem' }), /cannot read the TLS CA \/nonexistent\/ca\.pem.*; cannot read the TLS certificate .*; cannot read the TLS key /);
-  assert.deepEqual(await engineOptions('ssh://ops@gpu-box:2222'), { protocol: 'ssh', host: 'gpu-box', port: 2222, username: 'ops' });
+  await assert.rejects(engineOptions('tcp://10.0.0.2:2376', { tls: { caFile: '/nonexistent/ca.pem', certFile: '/nonexistent/c.pem', keyFile: '/nonexistent/k.pem' } }), /cannot read the TLS CA \/nonexistent\/ca\.pem.*; cannot read the TLS certificate .*; cannot read the TLS key /);
+  // ssh: plain HTTP through an agent whose connections are ssh sessions (test/docker/ssh-engine.test.ts runs one)
+  const ssh = (await engineOptions('ssh://ops@gpu-box:2222', { sshAuthSock: '/tmp/agent.sock' })) as { protocol?: string; host?: string; port?: number; agent?: unknown };
+  assert.deepEqual([ssh.protocol, ssh.host, ssh.port, ssh.agent instanceof Agent], ['http', 'gpu-box', 2222, true]);
+  await assert.rejects(engineOptions('ssh://ops@gpu-box', { sshAuthSock: '' }), /^GatewayError: engine 'ssh:\/\/ops@gpu-box': no ssh agent \(SSH_AUTH_SOCK is not set\); start ssh-agent/);
+  assert.throws(() => validateFrameworkSpec({ ...base, engine: 'ssh://ops@gpu-box', sshHostKey: 'abc' }), /sshHostKey: must be a host key fingerprint/);
+  assert.throws(() => validateFrameworkSpec({ ...base, engine: 'tcp://gpu-box:2376', sshHostKey: `SHA256:${'A'.repeat(43)}` }), /sshHostKey: only used with an ssh:\/\/ engine/);
   const remote = validateFrameworkSpec({ ...base, engine: 'ssh://ops@gpu-box', bindHost: '0.0.0.0' });
   assert.deepEqual(endpointsFor(remote), { container: 'tcp://0.0.0.0:5600', host: 'tcp://gpu-box:5600' });
 });
