@@ -34,6 +34,7 @@ import { buildGateway, type Gateway } from '../src/build-gateway.js';
 import { DockerManager } from '../src/docker/docker-manager.js';
 import type { FrameworkSpec } from '../src/docker/framework-spec.js';
 import { machineInfo, roundLoad } from '../bench/lib/machine.js';
+import { startDockerd, type Dockerd } from '../bench/lib/private-dockerd.js';
 import { ReliabilityClient, runLoad, type Outcome } from '../bench/lib/reliability-load.js';
 import { writeReliabilityMarkdown } from '../bench/lib/reliability-report.js';
 
@@ -424,11 +425,7 @@ async function netnsChild(workerNs: string, workerAddress: string, seconds: numb
 
 // ---- Docker: a private engine ---------------------------------------------------------------------------------
 
-interface Engine {
-  socket: string;
-  process: ChildProcess;
-  exited: Promise<number | null>;
-}
+type Engine = Dockerd;
 
 /** Whether the Docker part can run: dockerd on the PATH and the offline worker image in the host's engine. */
 export function dockerAvailable(): true | string {
@@ -437,35 +434,12 @@ export function dockerAvailable(): true | string {
   return true;
 }
 
-/** Starts dockerd on `dir`; resolves once its log says the API listens. */
-function startEngine(dir: string): Promise<Engine> {
-  const socket = join(dir, 'docker.sock');
-  const child = spawn(
-    'dockerd',
-    [`--host=unix://${socket}`, `--data-root=${join(dir, 'root')}`, `--exec-root=${join(dir, 'exec')}`, `--pidfile=${join(dir, 'docker.pid')}`, '--storage-driver=overlay2', '--iptables=false', '--bridge=none'],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
-  );
-  live.add(child);
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => (live.delete(child), resolve(code))));
-  return new Promise((resolve, reject) => {
-    let log = '';
-    const timer = setTimeout(() => fail(new Error(`dockerd did not listen within 60 s:\n${log.slice(-2000)}`)), 60_000);
-    const fail = (err: Error) => {
-      clearTimeout(timer);
-      child.kill('SIGKILL');
-      reject(err);
-    };
-    child.stderr!.on('data', (d: Buffer) => {
-      log += d.toString();
-      if (log.includes('API listen on')) {
-        clearTimeout(timer);
-        child.stderr!.removeAllListeners('data');
-        child.stderr!.resume();
-        resolve({ socket, process: child, exited });
-      }
-    });
-    void exited.then((code) => fail(new Error(`dockerd exited with ${code} before listening:\n${log.slice(-2000)}`)));
-  });
+/** Starts dockerd on `dir` (bench/lib/private-dockerd.ts), killed with the run's other children if the run dies. */
+async function startEngine(dir: string): Promise<Engine> {
+  const engine = await startDockerd({ dir });
+  live.add(engine.process);
+  void engine.exited.then(() => live.delete(engine.process));
+  return engine;
 }
 
 function runPiped(cmd: string, args: string[], input?: ChildProcess): Promise<void> {

@@ -3,8 +3,8 @@
 // docker save | docker load; everything (swarm, its gateway bridge, mounts, folders) undone by stop().
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { startDockerd } from '../../bench/lib/private-dockerd.js';
 import { TEST_IMAGE } from './docker.js';
 
 export interface PrivateEngine {
@@ -41,31 +41,9 @@ export function run(cmd: string, args: string[], { input, prefix = [] }: { input
  */
 export async function startEngine({ dir, prefix = [], extraArgs = [] }: { dir?: string; prefix?: string[]; extraArgs?: string[] } = {}): Promise<PrivateEngine> {
   const root = dir ?? (await mkdtemp('/tmp/pag-engine-'));
-  const socket = join(root, 'docker.sock');
-  const args = [`--host=unix://${socket}`, ...extraArgs, `--data-root=${join(root, 'root')}`, `--exec-root=${join(root, 'exec')}`, `--pidfile=${join(root, 'docker.pid')}`, '--storage-driver=overlay2', '--iptables=false', '--bridge=none'];
-  const argv = [...prefix, 'dockerd', ...args];
-  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const { socket, process, exited } = await startDockerd({ dir: root, prefix, extraArgs });
   const cli = (...a: string[]) => run('docker', ['-H', `unix://${socket}`, ...a]);
-  return new Promise((resolve, reject) => {
-    let log = '';
-    const timer = setTimeout(() => fail(new Error(`dockerd did not listen within 60 s:\n${log.slice(-2000)}`)), 60_000);
-    const fail = (err: Error) => {
-      clearTimeout(timer);
-      child.kill('SIGKILL');
-      reject(err);
-    };
-    child.stderr!.on('data', (d: Buffer) => {
-      log += d.toString();
-      if (log.includes('API listen on')) {
-        clearTimeout(timer);
-        child.stderr!.removeAllListeners('data');
-        child.stderr!.resume();
-        resolve({ dir: root, socket, host: `unix://${socket}`, process: child, exited, cli });
-      }
-    });
-    void exited.then((code) => fail(new Error(`dockerd exited with ${code} before listening:\n${log.slice(-2000)}`)));
-  });
+  return { dir: root, socket, host: `unix://${socket}`, process, exited, cli };
 }
 
 /** Copies an image of the shared engine into `engine`. */
