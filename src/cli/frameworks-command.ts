@@ -10,7 +10,7 @@ interface FrameworkRow {
   inFlight: number;
   maxConcurrency: number;
   recentLatencyMs?: number | null;
-  endpoints: Array<{ endpoint: string; state: string }>;
+  endpoints: Array<{ endpoint: string; state: string; failedChecks?: number }>;
 }
 
 export const frameworksCommand: DeclaredCommand = {
@@ -39,7 +39,7 @@ export const frameworksCommand: DeclaredCommand = {
             f.state,
             `${f.inFlight}/${f.maxConcurrency}`,
             f.recentLatencyMs === undefined || f.recentLatencyMs === null ? '-' : `${f.recentLatencyMs.toFixed(2)} ms`,
-            f.endpoints.map((e) => `${e.endpoint} (${e.state})`).join(', ') || '-',
+            f.endpoints.map((e) => `${e.endpoint} (${e.state}${e.failedChecks ? `, ${e.failedChecks} missed check${e.failedChecks === 1 ? '' : 's'}` : ''})`).join(', ') || '-',
           ]);
         }
         const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));

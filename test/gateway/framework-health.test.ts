@@ -2,7 +2,9 @@
 // check may take, and after how many missed checks in a row a worker that is still connected leaves the rotation.
 // Real gateway, real Python workers, stalled with SIGSTOP (the TCP connection stays up; nothing answers).
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { test } from 'node:test';
+import { promisify } from 'node:util';
 import { ConfigError, parseConfig } from '../../src/config.js';
 import { startTestGateway, waitFor } from '../support/gateway.js';
 import { spawnPythonWorker } from '../support/python-worker.js';
@@ -65,6 +67,11 @@ test('a stalled worker leaves the rotation after its framework\'s downAfterFailu
   await waitFor(() => (endpointOf('patient').failedChecks ?? 0) >= 5, 15_000, 'five missed checks of the patient framework\'s worker');
   assert.equal(endpointOf('patient').state, 'ready');
   assert.deepEqual(gateway.router.notReady(), ['quick']);
+  // What an operator sees: the `frameworks` command shows the misses next to the worker's state.
+  const main = new URL('../../src/cli/main.ts', import.meta.url).pathname;
+  const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', main, 'frameworks', '-g', gateway.httpUrl], { timeout: 60_000 });
+  const patientRow = stdout.split('\n').find((l) => l.startsWith('patient'));
+  assert.match(patientRow ?? '', /\(ready, \d+ missed checks\)/, stdout);
 
   // Answering again: the counter clears and the stalled-then-resumed worker is back.
   await quick.kill('SIGCONT');
