@@ -142,6 +142,7 @@ test('ssh:// on 127.0.0.1: one ssh session for requests in a row; failures are o
     authorizedKeys: [accepted],
     setEnv: { DOCKER_HOST: made.engine.host },
     forceCommand: { [portNoDocker]: 'PATH=/nonexistent; docker system dial-stdio' },
+    ecdsaHostKey: true,
   });
   const agent = async (name: string, key?: string) => {
     const a = await startAgent(dir, name);
@@ -188,7 +189,11 @@ test('ssh:// on 127.0.0.1: one ssh session for requests in a row; failures are o
   await writeFile(plainFile, `# scanned\n${await run('ssh-keyscan', ['-p', String(port), '127.0.0.1'])}\n`);
   assert.match(await readFile(plainFile, 'utf8'), new RegExp(`^\\[127\\.0\\.0\\.1\\]:${port} ssh-ed25519 `, 'm'), 'ssh-keyscan wrote the [host]:port form');
   await ping(url, { sshAuthSock: withKey, sshKnownHosts: plainFile });
-  assert.equal(made.sshd.accepted(), 3, 'both logged in');
+  // listed with its ecdsa key only: that type is asked for first (ssh2 would prefer ed25519), as ssh does
+  const ecdsaFile = join(dir, 'known_hosts.ecdsa');
+  await writeFile(ecdsaFile, `[127.0.0.1]:${port} ${made.sshd.ecdsaHostKey!.split(' ').slice(0, 2).join(' ')}\n`);
+  await ping(url, { sshAuthSock: withKey, sshKnownHosts: ecdsaFile });
+  assert.equal(made.sshd.accepted(), 4, 'each logged in');
   // exec (a hijacked HTTP connection, as jobs' worker processes use) works through a session too
   await loadImage(made.engine, BASE_IMAGE);
   const box = await good.createContainer({ name: `pag-test-ssh-exec-${randomBytes(3).toString('hex')}`, image: BASE_IMAGE, cmd: ['sleep', '300'] });
