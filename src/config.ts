@@ -576,10 +576,12 @@ export function parseConfig(raw: unknown, overrides: ConfigOverrides = {}, sourc
         if (typeof f.embedded === 'boolean') embedded = f.embedded;
         else c.add(`${path}.embedded`, 'must be true or false');
       }
-      const launcher = f.launcher ?? undefined;
+      let launcher = f.launcher ?? undefined;
       if (launcher !== undefined && !(typeof launcher === 'string' || (typeof launcher === 'object' && !Array.isArray(launcher)))) {
         c.add(`${path}.launcher`, 'must be a launcher spec name or mapping');
       }
+      // a spec's known_hosts file, like the key files, is relative to the config file (the spec itself wants it absolute)
+      if (isMapping(launcher) && typeof launcher.sshKnownHosts === 'string' && launcher.sshKnownHosts !== '') launcher = { ...launcher, sshKnownHosts: resolve(baseDir, launcher.sshKnownHosts) };
       let training = false;
       if (f.training !== undefined) {
         if (typeof f.training === 'boolean') training = f.training;

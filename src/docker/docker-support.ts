@@ -137,9 +137,12 @@ export async function startDockerSupport(options: DockerSupportOptions): Promise
   try {
     for (const [key, specs] of byEngine) {
       if (key === 'default') continue;
+      // specs naming one engine share its manager: the first spec that says how its host key is checked decides
       const sshHostKey = specs.find((s) => s.sshHostKey)?.sshHostKey;
-      if (key.startsWith('ssh://') && !sshHostKey) log.warn({ event: 'docker.ssh_host_key_unchecked', engine: key, message: `engine ${key}: its ssh host key is not checked (no sshHostKey in the spec): anyone who can answer for that address can pose as the engine` });
-      managers.set(key, new DockerManager({ docker: await engineOptions(key, { tls: specs.find((s) => s.tls)?.tls, sshHostKey }), log: options.log ?? silentLogger }));
+      const sshKnownHosts = specs.find((s) => s.sshKnownHosts)?.sshKnownHosts;
+      const sshHostKeyCheck = sshHostKey || sshKnownHosts ? 'known-hosts' : specs.find((s) => s.sshHostKeyCheck)?.sshHostKeyCheck;
+      if (key.startsWith('ssh://') && sshHostKeyCheck === 'accept-any') log.warn({ event: 'docker.ssh_host_key_unchecked', engine: key, message: `engine ${key}: its ssh host key is not checked (sshHostKeyCheck: accept-any): anyone who can answer for that address can pose as the engine` });
+      managers.set(key, new DockerManager({ docker: await engineOptions(key, { tls: specs.find((s) => s.tls)?.tls, sshHostKey, sshKnownHosts, sshHostKeyCheck }), log: options.log ?? silentLogger }));
     }
     // A bad spec throws here, before a launcher runs anything.
     const local = (byEngine.get('default') ?? []).filter((s) => s.mode !== 'service');

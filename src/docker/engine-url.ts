@@ -2,9 +2,11 @@
 // turned into dockerode connection options. The one place that knows the URL forms; the TLS files are read and the
 // ssh agent is looked up here, once, when the engine's manager is made.
 import { readFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import type Docker from 'dockerode';
 import { GatewayError } from '../lib/errors.js';
-import { sshEngineAgent } from './ssh-engine.js';
+import { sshEngineAgent, type HostKeyCheck } from './ssh-engine.js';
 
 export interface EngineTls {
   caFile: string;
@@ -20,8 +22,12 @@ export function engineKey(engine: string | undefined): string {
 export interface EngineAccess {
   /** TLS client files of a tcp:// engine. */
   tls?: EngineTls | undefined;
-  /** The pinned host key of an ssh:// engine (`SHA256:...`); absent: any host key is accepted. */
+  /** The pinned host key of an ssh:// engine (`SHA256:...`): the only key accepted (known_hosts is not read). */
   sshHostKey?: string | undefined;
+  /** The known_hosts file of an ssh:// engine; default ~/.ssh/known_hosts and /etc/ssh/ssh_known_hosts, as ssh. */
+  sshKnownHosts?: string | undefined;
+  /** `known-hosts` (default): check the host key as ssh does; `accept-any`: do not check it. */
+  sshHostKeyCheck?: 'known-hosts' | 'accept-any' | undefined;
   /** The ssh agent's socket for an ssh:// engine; default SSH_AUTH_SOCK. */
   sshAuthSock?: string | undefined;
 }
@@ -30,7 +36,7 @@ export interface EngineAccess {
  * dockerode options for `url`. `tcp://` without `tls` is refused: an engine API reachable over the network
  * without TLS gives root on that host to anyone who reaches the port. `ssh://` needs an ssh agent (SSH_AUTH_SOCK).
  */
-export async function engineOptions(url: string, { tls, sshHostKey, sshAuthSock = process.env.SSH_AUTH_SOCK }: EngineAccess = {}): Promise<Docker.DockerOptions> {
+export async function engineOptions(url: string, { tls, sshHostKey, sshKnownHosts, sshHostKeyCheck, sshAuthSock = process.env.SSH_AUTH_SOCK }: EngineAccess = {}): Promise<Docker.DockerOptions> {
   const parsed = (() => {
     try {
       return new URL(url);
@@ -57,7 +63,8 @@ export async function engineOptions(url: string, { tls, sshHostKey, sshAuthSock 
       if (!sshAuthSock) throw new GatewayError('bad_request', `engine '${url}': no ssh agent (SSH_AUTH_SOCK is not set); start ssh-agent, ssh-add the key the host accepts and start the gateway with SSH_AUTH_SOCK set`);
       const host = parsed.hostname.replace(/^\[|\]$/g, '');
       const port = Number(parsed.port || 22);
-      const agent = sshEngineAgent({ url, host, port, username: decodeURIComponent(parsed.username || 'root'), agentSocket: sshAuthSock, ...(sshHostKey ? { hostKey: sshHostKey } : {}) });
+      const hostKeyCheck: HostKeyCheck = sshHostKey ? { pinned: sshHostKey } : sshHostKeyCheck === 'accept-any' ? 'accept-any' : { knownHosts: sshKnownHosts ? [sshKnownHosts] : defaultKnownHosts() };
+      const agent = sshEngineAgent({ url, host, port, username: decodeURIComponent(parsed.username || 'root'), agentSocket: sshAuthSock, hostKeyCheck });
       // protocol http: dockerode speaks plain HTTP through the agent's streams (the ssh session encrypts them).
       const options: Docker.DockerOptions & { agent: typeof agent } = { protocol: 'http', host, port, agent };
       return options;
@@ -65,4 +72,9 @@ export async function engineOptions(url: string, { tls, sshHostKey, sshAuthSock 
     default:
       throw new GatewayError('bad_request', `engine '${url}': unsupported scheme ${parsed.protocol} (unix, tcp, ssh)`);
   }
+}
+
+/** The known_hosts files ssh reads by default: the user's and the system-wide one. */
+export function defaultKnownHosts(): string[] {
+  return [join(homedir(), '.ssh', 'known_hosts'), '/etc/ssh/ssh_known_hosts'];
 }

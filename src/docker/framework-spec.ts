@@ -86,9 +86,19 @@ export interface FrameworkSpec {
   tls?: { caFile: string; certFile: string; keyFile: string };
   /**
    * The host key of an `ssh://` engine, `SHA256:...` as `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` prints it
-   * on that host: any other key is refused. Absent: any host key is accepted (known_hosts is not read).
+   * on that host: any other key is refused, and known_hosts is not read.
    */
   sshHostKey?: string;
+  /**
+   * The OpenSSH known_hosts file an `ssh://` engine's host key is checked against (absolute here; relative to the
+   * config file in a config). Absent: `~/.ssh/known_hosts` and `/etc/ssh/ssh_known_hosts`, as ssh reads them.
+   */
+  sshKnownHosts?: string;
+  /**
+   * `known-hosts` (default): the host key must be the pinned `sshHostKey` or listed in known_hosts; an unknown or
+   * changed key is refused. `accept-any`: any key is accepted (logged as `docker.ssh_host_key_unchecked`).
+   */
+  sshHostKeyCheck?: 'known-hosts' | 'accept-any';
 }
 
 export type LaunchMode = 'container' | 'service';
@@ -275,6 +285,16 @@ function validateServiceFields(s: Record<string, unknown>, bad: (field: string, 
   if (s.sshHostKey !== undefined) {
     if (typeof s.engine !== 'string' || !s.engine.startsWith('ssh://')) bad('sshHostKey', 'only used with an ssh:// engine');
     if (typeof s.sshHostKey !== 'string' || !/^SHA256:[A-Za-z0-9+/]{43}$/.test(s.sshHostKey)) bad('sshHostKey', "must be a host key fingerprint as 'ssh-keygen -lf' prints it, SHA256:<43 base64 characters>");
+  }
+  if (s.sshKnownHosts !== undefined) {
+    if (typeof s.engine !== 'string' || !s.engine.startsWith('ssh://')) bad('sshKnownHosts', 'only used with an ssh:// engine');
+    if (typeof s.sshKnownHosts !== 'string' || !isAbsolute(s.sshKnownHosts)) bad('sshKnownHosts', 'must be an absolute path to an OpenSSH known_hosts file');
+    if (s.sshHostKey !== undefined) bad('sshKnownHosts', 'not used with sshHostKey (the pinned key is the only one accepted)');
+  }
+  if (s.sshHostKeyCheck !== undefined) {
+    if (typeof s.engine !== 'string' || !s.engine.startsWith('ssh://')) bad('sshHostKeyCheck', 'only used with an ssh:// engine');
+    if (s.sshHostKeyCheck !== 'known-hosts' && s.sshHostKeyCheck !== 'accept-any') bad('sshHostKeyCheck', "must be 'known-hosts' (the default) or 'accept-any'");
+    if (s.sshHostKeyCheck === 'accept-any' && (s.sshHostKey !== undefined || s.sshKnownHosts !== undefined)) bad('sshHostKeyCheck', "'accept-any' checks no key: drop sshHostKey/sshKnownHosts, or the accept-any");
   }
 }
 

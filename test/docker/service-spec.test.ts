@@ -3,7 +3,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Agent } from 'node:http';
-import { engineOptions } from '../../src/docker/engine-url.js';
+import { parseConfig } from '../../src/config.js';
+import { specsFromConfig } from '../../src/docker/docker-support.js';
+import { defaultKnownHosts, engineOptions } from '../../src/docker/engine-url.js';
 import { endpointsFor, validateFrameworkSpec, type FrameworkSpec } from '../../src/docker/framework-spec.js';
 import { healthProbeFor, serviceSpecFor, specHash } from '../../src/docker/swarm-services.js';
 
@@ -57,6 +59,21 @@ test('engine URLs: unix socket, tcp only with TLS, remote host-network endpoints
   await assert.rejects(engineOptions('ssh://ops@gpu-box', { sshAuthSock: '' }), /^GatewayError: engine 'ssh:\/\/ops@gpu-box': no ssh agent \(SSH_AUTH_SOCK is not set\); start ssh-agent/);
   assert.throws(() => validateFrameworkSpec({ ...base, engine: 'ssh://ops@gpu-box', sshHostKey: 'abc' }), /sshHostKey: must be a host key fingerprint/);
   assert.throws(() => validateFrameworkSpec({ ...base, engine: 'tcp://gpu-box:2376', sshHostKey: `SHA256:${'A'.repeat(43)}` }), /sshHostKey: only used with an ssh:\/\/ engine/);
+  // the host key check: known_hosts by default (ssh's files), a file of one's own, or an explicit opt-out
+  assert.deepEqual(defaultKnownHosts().slice(1), ['/etc/ssh/ssh_known_hosts']);
+  assert.match(defaultKnownHosts()[0]!, /\/\.ssh\/known_hosts$/);
+  const sshSpec = { ...base, engine: 'ssh://ops@gpu-box' };
+  validateFrameworkSpec({ ...sshSpec, sshKnownHosts: '/etc/pag/known_hosts' });
+  validateFrameworkSpec({ ...sshSpec, sshHostKeyCheck: 'accept-any' });
+  validateFrameworkSpec({ ...sshSpec, sshHostKeyCheck: 'known-hosts', sshKnownHosts: '/etc/pag/known_hosts' });
+  assert.throws(() => validateFrameworkSpec({ ...sshSpec, sshKnownHosts: 'known_hosts' }), /sshKnownHosts: must be an absolute path to an OpenSSH known_hosts file/);
+  assert.throws(() => validateFrameworkSpec({ ...base, engine: 'tcp://gpu-box:2376', sshKnownHosts: '/k', sshHostKeyCheck: 'accept-any' }), /sshKnownHosts: only used with an ssh:\/\/ engine.*sshHostKeyCheck: only used with an ssh:\/\/ engine/);
+  assert.throws(() => validateFrameworkSpec({ ...sshSpec, sshHostKeyCheck: 'no' }), /sshHostKeyCheck: must be 'known-hosts' \(the default\) or 'accept-any'/);
+  assert.throws(() => validateFrameworkSpec({ ...sshSpec, sshHostKeyCheck: 'accept-any', sshHostKey: `SHA256:${'A'.repeat(43)}` }), /sshHostKeyCheck: 'accept-any' checks no key/);
+  assert.throws(() => validateFrameworkSpec({ ...sshSpec, sshKnownHosts: '/k', sshHostKey: `SHA256:${'A'.repeat(43)}` }), /sshKnownHosts: not used with sshHostKey/);
+  // in a config, the known_hosts file is relative to the config file, like its key files
+  const config = parseConfig({ frameworks: { far: { launcher: { ...sshSpec, sshKnownHosts: 'ssh/known_hosts' } } } }, {}, '/etc/pag/gateway.yaml');
+  assert.equal(specsFromConfig(Object.values(config.frameworks), { homeDir: '/home/x' })[0]!.sshKnownHosts, '/etc/pag/ssh/known_hosts');
   const remote = validateFrameworkSpec({ ...base, engine: 'ssh://ops@gpu-box', bindHost: '0.0.0.0' });
   assert.deepEqual(endpointsFor(remote), { container: 'tcp://0.0.0.0:5600', host: 'tcp://gpu-box:5600' });
 });

@@ -5,14 +5,15 @@
 //    process under `ip netns exec`, SSH_AUTH_SOCK only in its env), names B's engine `ssh://root@B:port` with B's
 //    host key pinned, starts the framework's container there and reaches its worker across the veth pair with CURVE.
 // 2. Against sshd on 127.0.0.1 whose sessions use another private engine: requests one after another share one ssh
-//    session, exec works through it, the engine stopped under a kept-alive session is reported on the next request,
-//    and the failures are each one line naming the engine and what to do.
+//    session, exec works through it, the host key verified by known_hosts files that ssh-keyscan wrote (hashed and
+//    plain `[127.0.0.1]:PORT`), the engine stopped under a kept-alive session is reported on the next request, and
+//    the failures (an unknown host, a changed host key, ...) are each one line naming the engine and what to do.
 // Everything (sshd, agents, namespaces, engine, temp folders) is removed afterwards, also when the test fails.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Registry } from 'prom-client';
 import { buildGateway } from '../../src/build-gateway.js';
@@ -141,6 +142,7 @@ test('ssh:// on 127.0.0.1: one ssh session for requests in a row; failures are o
     authorizedKeys: [accepted],
     setEnv: { DOCKER_HOST: made.engine.host },
     forceCommand: { [portNoDocker]: 'PATH=/nonexistent; docker system dial-stdio' },
+    ecdsaHostKey: true,
   });
   const agent = async (name: string, key?: string) => {
     const a = await startAgent(dir, name);
@@ -151,12 +153,15 @@ test('ssh:// on 127.0.0.1: one ssh session for requests in a row; failures are o
   const withKey = await agent('with-key.sock', 'accepted_key');
   const empty = await agent('empty.sock');
   const otherKey = await agent('other-key.sock', 'other_key');
-  const manager = async (url: string, access: { sshAuthSock: string; sshHostKey?: string }) => {
-    const m = new DockerManager({ docker: await engineOptions(url, access) });
+  type Access = { sshAuthSock: string; sshHostKey?: string; sshKnownHosts?: string };
+  // the known_hosts file when a case names none (ssh-keyscan -H writes it below): never the real ~/.ssh
+  const hashedFile = join(dir, 'known_hosts.hashed');
+  const manager = async (url: string, access: Access) => {
+    const m = new DockerManager({ docker: await engineOptions(url, access.sshHostKey || access.sshKnownHosts ? access : { ...access, sshKnownHosts: hashedFile }) });
     made.managers.push(m);
     return m;
   };
-  const ping = async (url: string, access: { sshAuthSock: string; sshHostKey?: string }) => (await manager(url, access)).ping();
+  const ping = async (url: string, access: Access) => (await manager(url, access)).ping();
   const url = `ssh://root@127.0.0.1:${port}`;
   const seen: string[] = [];
   const oneLine = (pattern: RegExp) => (err: Error & { code?: string; reason?: string }) => {
@@ -175,6 +180,20 @@ test('ssh:// on 127.0.0.1: one ssh session for requests in a row; failures are o
   const version = await made.engine.cli('version', '--format', '{{.Server.Version}}');
   for (let i = 0; i < 5; i++) assert.equal((await good.version()).version, version, 'the private engine answers');
   assert.equal(made.sshd.accepted(), 1, 'five requests, one ssh session');
+  // Not pinned: the host key is checked against known_hosts (here temp files, never ~/.ssh), as ssh checks it.
+  // What `ssh-keyscan -H` writes (hashed names) verifies the host, and so does its plain `[127.0.0.1]:PORT` line.
+  await writeFile(hashedFile, `${await run('ssh-keyscan', ['-H', '-p', String(port), '127.0.0.1'])}\n`);
+  assert.match(await readFile(hashedFile, 'utf8'), /^\|1\|\S+ ssh-ed25519 /m, 'ssh-keyscan -H wrote a hashed line');
+  await ping(url, { sshAuthSock: withKey, sshKnownHosts: hashedFile });
+  const plainFile = join(dir, 'known_hosts.plain');
+  await writeFile(plainFile, `# scanned\n${await run('ssh-keyscan', ['-p', String(port), '127.0.0.1'])}\n`);
+  assert.match(await readFile(plainFile, 'utf8'), new RegExp(`^\\[127\\.0\\.0\\.1\\]:${port} ssh-ed25519 `, 'm'), 'ssh-keyscan wrote the [host]:port form');
+  await ping(url, { sshAuthSock: withKey, sshKnownHosts: plainFile });
+  // listed with its ecdsa key only: that type is asked for first (ssh2 would prefer ed25519), as ssh does
+  const ecdsaFile = join(dir, 'known_hosts.ecdsa');
+  await writeFile(ecdsaFile, `[127.0.0.1]:${port} ${made.sshd.ecdsaHostKey!.split(' ').slice(0, 2).join(' ')}\n`);
+  await ping(url, { sshAuthSock: withKey, sshKnownHosts: ecdsaFile });
+  assert.equal(made.sshd.accepted(), 4, 'each logged in');
   // exec (a hijacked HTTP connection, as jobs' worker processes use) works through a session too
   await loadImage(made.engine, BASE_IMAGE);
   const box = await good.createContainer({ name: `pag-test-ssh-exec-${randomBytes(3).toString('hex')}`, image: BASE_IMAGE, cmd: ['sleep', '300'] });
@@ -196,6 +215,20 @@ test('ssh:// on 127.0.0.1: one ssh session for requests in a row; failures are o
   // a host key other than the pinned one
   const wrongKey = `SHA256:${'A'.repeat(43)}`;
   await assert.rejects(ping(url, { sshAuthSock: withKey, sshHostKey: wrongKey }), oneLine(new RegExp(`${at(url)}the host's key is ${made.sshd.hostKey.replace(/[+/]/g, '\\$&')}, not the pinned sshHostKey ${wrongKey}`)));
+  // not in known_hosts (an empty file; one that does not exist is the same): refused, with the key it presented
+  const loggedIn = made.sshd.accepted();
+  const emptyFile = join(dir, 'known_hosts.empty');
+  await writeFile(emptyFile, '# nothing yet\n');
+  const hostKey = made.sshd.hostKey.replace(/[+/]/g, '\\$&');
+  for (const file of [emptyFile, join(dir, 'no-such-known-hosts')]) {
+    await assert.rejects(ping(url, { sshAuthSock: withKey, sshKnownHosts: file }), oneLine(new RegExp(`${at(url)}127\\.0\\.0\\.1:${port} is not in known_hosts \\(${file}\\); it presented the ssh-ed25519 key ${hostKey}: .*'ssh-keyscan -H -p ${port} 127\\.0\\.0\\.1 >> ${file}' or pin sshHostKey: "${hostKey}"$`)));
+  }
+  // listed with another key: the host key changed, the file and line named
+  const changedFile = join(dir, 'known_hosts.changed');
+  const otherPub = (await readFile(join(dir, 'other_key.pub'), 'utf8')).split(' ').slice(0, 2).join(' ');
+  await writeFile(changedFile, `# an old key\n[127.0.0.1]:${port} ${otherPub}\n`);
+  await assert.rejects(ping(url, { sshAuthSock: withKey, sshKnownHosts: changedFile }), oneLine(new RegExp(`${at(url)}the host key of 127\\.0\\.0\\.1:${port} changed: it presented ssh-ed25519 ${hostKey}, but known_hosts lists ssh-ed25519 SHA256:\\S+ \\(${changedFile}:2\\); `)));
+  assert.equal(made.sshd.accepted(), loggedIn, 'no refused host was logged into');
   // no sshd on the port
   const closed = `ssh://root@127.0.0.1:${closedPort}`;
   await assert.rejects(ping(closed, { sshAuthSock: withKey }), oneLine(new RegExp(`${at(closed)}cannot reach sshd at 127\\.0\\.0\\.1:${closedPort}: ECONNREFUSED; is sshd running there`)));
@@ -205,9 +238,9 @@ test('ssh:// on 127.0.0.1: one ssh session for requests in a row; failures are o
   await assert.rejects(ping(url, { sshAuthSock: withKey, sshHostKey: made.sshd.hostKey }), oneLine(engineDown));
   t.diagnostic(seen.join('\n'));
 
-  // Through the gateway: starting the framework answers 503 with that line; the host key is not pinned here, which
-  // the gateway says at start.
-  const spec: FrameworkSpec = { name: 'far', image: TEST_IMAGE, networkMode: 'host', port: 5999, engine: url };
+  // Through the gateway: starting the framework answers 503 with that line; the host key is not checked here
+  // (accept-any, asked for explicitly), which the gateway says at start.
+  const spec: FrameworkSpec = { name: 'far', image: TEST_IMAGE, networkMode: 'host', port: 5999, engine: url, sshHostKeyCheck: 'accept-any' };
   const logLines: string[] = [];
   const config = parseConfig({ frameworks: { far: { launcher: 'lerobot', timeoutMs: 5_000, startTimeoutMs: 30_000 } } }, { httpPort: 0, zmqEndpoint: 'tcp://127.0.0.1:*' });
   const saved = process.env.SSH_AUTH_SOCK;

@@ -13,8 +13,10 @@ const SSHD = '/usr/sbin/sshd';
 
 export interface Sshd {
   process: ChildProcess;
-  /** `SHA256:...` of its host key, as `ssh-keygen -lf` prints it. */
+  /** `SHA256:...` of its (ed25519) host key, as `ssh-keygen -lf` prints it. */
   hostKey: string;
+  /** The public key line of its ecdsa host key, when it has one. */
+  ecdsaHostKey?: string;
   /** How many ssh connections it has accepted (logged in) so far. */
   accepted(): number;
   /** Resolves once every connection it accepted has disconnected (by its log). */
@@ -30,9 +32,9 @@ export interface SshAgent {
   stop(): Promise<void>;
 }
 
-/** Makes an ed25519 key pair at `file` (and `file.pub`); resolves with the public key line. */
-export async function makeKey(file: string): Promise<string> {
-  await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'pag-test', '-f', file]);
+/** Makes a key pair (ed25519 unless told) at `file` (and `file.pub`); resolves with the public key line. */
+export async function makeKey(file: string, type: 'ed25519' | 'ecdsa' = 'ed25519'): Promise<string> {
+  await run('ssh-keygen', ['-q', '-t', type, '-N', '', '-C', 'pag-test', '-f', file]);
   return (await readFile(`${file}.pub`, 'utf8')).trim();
 }
 
@@ -76,10 +78,11 @@ function stopper(child: ChildProcess): () => Promise<void> {
 
 /**
  * Starts sshd in `dir` (made here) listening on `address` at each of `ports`, accepting root with `authorizedKeys`.
+ * Its host key is ed25519; `ecdsaHostKey` gives it an ecdsa one too (a client choosing by its known_hosts).
  * `setEnv` goes to every session (SetEnv); `forceCommand` maps a port to the command its sessions run instead.
  * `prefix` runs it under another command (`nsenter --net=/run/netns/X`).
  */
-export async function startSshd({ dir, address, ports, authorizedKeys, setEnv = {}, forceCommand = {}, prefix = [] }: {
+export async function startSshd({ dir, address, ports, authorizedKeys, setEnv = {}, forceCommand = {}, prefix = [], ecdsaHostKey = false }: {
   dir: string;
   address: string;
   ports: number[];
@@ -87,12 +90,14 @@ export async function startSshd({ dir, address, ports, authorizedKeys, setEnv = 
   setEnv?: Record<string, string>;
   forceCommand?: Record<number, string>;
   prefix?: string[];
+  ecdsaHostKey?: boolean;
 }): Promise<Sshd> {
   if (!(await stat(SSHD).catch(() => undefined))) {
     throw new Error(`${SSHD} is missing: scripts/test.sh installs it (Debian's openssh-server, its service neither started nor enabled); or apt-get install --no-install-recommends openssh-server with /usr/sbin/policy-rc.d answering 101`);
   }
   await mkdir(dir, { recursive: true, mode: 0o700 });
   await makeKey(join(dir, 'host_key'));
+  const ecdsa = ecdsaHostKey ? await makeKey(join(dir, 'host_key_ecdsa'), 'ecdsa') : undefined;
   await writeFile(join(dir, 'authorized_keys'), `${authorizedKeys.join('\n')}\n`, { mode: 0o600 });
   // sshd's privilege separation folder (compiled in; the Debian service makes it at boot): removed again by stop()
   // when made here.
@@ -100,6 +105,7 @@ export async function startSshd({ dir, address, ports, authorizedKeys, setEnv = 
   const config = [
     ...ports.map((p) => `ListenAddress ${address}:${p}`),
     `HostKey ${join(dir, 'host_key')}`,
+    ...(ecdsa ? [`HostKey ${join(dir, 'host_key_ecdsa')}`] : []),
     `AuthorizedKeysFile ${join(dir, 'authorized_keys')}`,
     'PidFile none',
     'AllowUsers root',
@@ -150,7 +156,7 @@ export async function startSshd({ dir, address, ports, authorizedKeys, setEnv = 
     await stop();
     throw err;
   }
-  return { process: child, hostKey: await fingerprint(join(dir, 'host_key.pub')), accepted: () => accepted, allDisconnected, stop };
+  return { process: child, hostKey: await fingerprint(join(dir, 'host_key.pub')), ...(ecdsa ? { ecdsaHostKey: ecdsa } : {}), accepted: () => accepted, allDisconnected, stop };
 }
 
 /** Starts ssh-agent in the foreground on a socket in `dir` (which must exist). */
