@@ -1,7 +1,8 @@
 // Frameworks as Swarm services behind the router's FrameworkLauncher: deploys a framework's service when a request
 // needs it, and keeps announcing its workers (one per running task, with host and task) as the engine's events say
 // tasks start, die, are replaced, scaled or rolled. The pool connects, health-checks and drains; nothing here knows
-// ZeroMQ. Tasks on other nodes are not in this engine's container events: a slow re-list (`resyncMs`) catches them.
+// ZeroMQ. Tasks on other nodes are not in this engine's container events: while a task is on its way (desired running,
+// not yet started) the tasks are listed again every second, and a slow re-list (`resyncMs`) catches the rest.
 import { abortError, deferred, throwIfAborted, type Deferred } from '../lib/abort.js';
 import { GatewayError } from '../lib/errors.js';
 import { EventStream } from '../lib/event-stream.js';
@@ -23,6 +24,9 @@ export interface ServiceLauncherOptions {
   /** Scale a framework's service to 0 once nothing has held it (requests, starts, jobs: hold()) for this long; 0 or absent: never. */
   idleStopMs?: number;
 }
+
+/** How soon the tasks are listed again while one is on its way (pending, assigned, preparing on any node). */
+const CONVERGING_RELIST_MS = 1_000;
 
 export type ServiceLauncherEvent =
   | { type: 'deployed'; framework: string; outcome: DeployOutcome }
@@ -50,6 +54,8 @@ export class ServiceLauncher implements FrameworkLauncher, FrameworkControl {
   readonly #holds: IdleHolds;
   #watching: Promise<void> | undefined;
   #resync: NodeJS.Timeout | undefined;
+  /** Per framework: the next re-list while a task is on its way. */
+  readonly #relist = new Map<string, NodeJS.Timeout>();
   #closing: Promise<void> | undefined;
 
   constructor(options: ServiceLauncherOptions) {
@@ -297,6 +303,9 @@ export class ServiceLauncher implements FrameworkLauncher, FrameworkControl {
       return;
     }
     active.lastErrors = tasks.filter((t) => t.desiredState === 'running' && t.error).map((t) => `${t.slot}: ${t.state}: ${t.error}`);
+    // A task on its way may start on a node whose container events this engine does not see: look again soon.
+    const onItsWay = tasks.some((t) => t.desiredState === 'running' && !isServing(t)) || (tasks.length === 0 && spec.replicas !== 0);
+    if (onItsWay) this.#relistSoon(framework);
     const workers = tasks.filter(isServing).map((t) => ({ endpoint: t.endpoint, host: t.host, task: t.id }));
     const key = workers.map((w) => `${w.endpoint}@${w.task}`).sort().join(',');
     if (key !== active.key) {
@@ -308,10 +317,22 @@ export class ServiceLauncher implements FrameworkLauncher, FrameworkControl {
     for (const wake of [...this.#waiters]) wake();
   }
 
+  #relistSoon(framework: string): void {
+    if (this.#closing || this.#relist.has(framework)) return;
+    const timer = setTimeout(() => {
+      this.#relist.delete(framework);
+      void this.#reconcile(framework);
+    }, CONVERGING_RELIST_MS);
+    timer.unref();
+    this.#relist.set(framework, timer);
+  }
+
   /** Ends the events subscription and timers; removes the services only with `stopOnClose`. Idempotent. */
   close(): Promise<void> {
     return (this.#closing ??= (async () => {
       clearInterval(this.#resync);
+      for (const timer of this.#relist.values()) clearTimeout(timer);
+      this.#relist.clear();
       this.#holds.close();
       this.#close.abort(new GatewayError('cancelled', 'launcher closed'));
       for (const wake of [...this.#waiters]) wake();
