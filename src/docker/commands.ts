@@ -93,7 +93,7 @@ export async function down(ctx: CommandContext, framework?: string): Promise<num
   return ours.length + ourServices.length;
 }
 
-/** Lists our containers: framework, name, state, image, status. */
+/** Lists our containers (framework, name, state, image, status), our services and their tasks (with their node). */
 export async function ps(ctx: CommandContext): Promise<void> {
   const rows = (await ctx.manager.listContainers()).map((c) => [c.framework ?? '-', c.name, c.state, c.image, c.status]);
   const header = ['FRAMEWORK', 'CONTAINER', 'STATE', 'IMAGE', 'STATUS'];
@@ -109,6 +109,20 @@ export async function ps(ctx: CommandContext): Promise<void> {
   const sWidths = sHeader.map((h, i) => Math.max(h.length, ...sRows.map((r) => r[i]!.length)));
   ctx.out(sHeader.map((h, i) => h.padEnd(sWidths[i]!)).join('  ').trimEnd());
   for (const r of sRows) ctx.out(r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(sWidths[i]!))).join('  '));
+  // Their tasks, from the manager's task list: a task on another node has no container on this engine (none above).
+  const tRows: string[][] = [];
+  for (const svc of services) {
+    const spec = ctx.specs.find((s) => s.name === svc.framework && isService(s));
+    if (!spec) continue;
+    for (const task of await new SwarmServices(ctx.manager).tasks(spec)) {
+      if (task.desiredState === 'running') tRows.push([svc.framework, `${svc.name}.${task.slot}`, task.state, task.host || '-', task.endpoint]);
+    }
+  }
+  if (tRows.length === 0) return;
+  const tHeader = ['FRAMEWORK', 'TASK', 'STATE', 'NODE', 'ENDPOINT'];
+  const tWidths = tHeader.map((h, i) => Math.max(h.length, ...tRows.map((r) => r[i]!.length)));
+  ctx.out(tHeader.map((h, i) => h.padEnd(tWidths[i]!)).join('  ').trimEnd());
+  for (const r of tRows) ctx.out(r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(tWidths[i]!))).join('  '));
 }
 
 /** Prints a framework's last log lines; with `follow`, keeps printing until the signal aborts or it stops. */
