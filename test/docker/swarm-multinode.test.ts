@@ -35,6 +35,8 @@ interface Phase {
 
 test('a two-node swarm in two network namespaces: a task placed on the worker node served over CURVE at its address, two replicas on both nodes both serve, all removed', { timeout: 240_000 }, async (t) => {
   ensureDockerAndImage();
+  const netns = await run('ip', ['netns', 'list']).then(() => '', (err: unknown) => String(err));
+  if (netns) return t.skip(`network namespaces are not available here (ip netns list: ${netns.trim()})`);
   const id = randomBytes(3).toString('hex');
   const nsA = `pag-sa-${id}`;
   const nsB = `pag-sb-${id}`;
@@ -66,15 +68,12 @@ test('a two-node swarm in two network namespaces: a task placed on the worker no
   await run('ip', ['-n', nsB, 'link', 'set', `sb${id}`, 'up']);
 
   // One engine per host (their bridges are made inside their namespace), both with the worker image.
-  const [engineA, engineB] = await Promise.all(
-    [nsA, nsB].map(async (ns) => {
-      const engine = await startEngine({ dir: join(dir, ns), prefix: ['nsenter', `--net=/run/netns/${ns}`] });
-      made.engines.push(engine);
-      return engine;
-    }),
-  );
-  // made.engines in start order may differ: keep the manager first so the worker is stopped first.
-  made.engines.splice(0, made.engines.length, engineA!, engineB!);
+  // Both started before either failure is thrown, so the clean-up stops whichever did start; the manager first in
+  // the list, so the worker is stopped first.
+  const starts = await Promise.allSettled([nsA, nsB].map((ns) => startEngine({ dir: join(dir, ns), prefix: ['nsenter', `--net=/run/netns/${ns}`] })));
+  for (const s of starts) if (s.status === 'fulfilled') made.engines.push(s.value);
+  for (const s of starts) if (s.status === 'rejected') throw s.reason;
+  const [engineA, engineB] = made.engines;
   await Promise.all([loadImage(engineA!), loadImage(engineB!)]);
   // Each engine's gateway bridge on a subnet of the test's own range (the default would take one from 172.16/12).
   await Promise.all(
