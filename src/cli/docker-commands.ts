@@ -98,20 +98,16 @@ const down: DeclaredCommand = {
 
 const ps: DeclaredCommand = {
   name: 'ps',
-  summary: 'list the containers this gateway manages',
+  summary: 'list the containers this gateway manages, and its Swarm services and their tasks',
   define(cmd, io) {
     cmd
       .addOption(configOption())
       .addOption(jsonOption())
       .action(async (o) => {
         const ctx = await context(io, o);
-        if (o.json) {
-          const rows = await ctx.manager.listContainers();
-          io.out(JSON.stringify({ containers: rows.map((c) => ({ framework: c.framework ?? null, name: c.name, id: c.id, state: c.state, image: c.image, status: c.status })) }, null, 2));
-          return;
-        }
-        const { ps: psCommand } = await import('../docker/commands.js');
-        await psCommand(ctx);
+        const { ps: psTables, psView } = await import('../docker/commands.js');
+        if (o.json) io.out(JSON.stringify(await psView(ctx), null, 2));
+        else await psTables(ctx);
       });
   },
 };

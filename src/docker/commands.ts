@@ -93,36 +93,41 @@ export async function down(ctx: CommandContext, framework?: string): Promise<num
   return ours.length + ourServices.length;
 }
 
-/** Lists our containers (framework, name, state, image, status), our services and their tasks (with their node). */
-export async function ps(ctx: CommandContext): Promise<void> {
-  const rows = (await ctx.manager.listContainers()).map((c) => [c.framework ?? '-', c.name, c.state, c.image, c.status]);
-  const header = ['FRAMEWORK', 'CONTAINER', 'STATE', 'IMAGE', 'STATUS'];
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const fmt = (r: string[]) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ');
-  ctx.out(fmt(header));
-  for (const r of rows) ctx.out(fmt(r));
-  // Swarm services (when the engine is a manager): one line per service with its replicas and update state.
-  const services = await new SwarmServices(ctx.manager).list().catch(() => []);
-  if (services.length === 0) return;
-  const sRows = services.map((svc) => [svc.framework, svc.name, String(svc.replicas), svc.image, svc.updateState ?? '-']);
-  const sHeader = ['FRAMEWORK', 'SERVICE', 'REPLICAS', 'IMAGE', 'UPDATE'];
-  const sWidths = sHeader.map((h, i) => Math.max(h.length, ...sRows.map((r) => r[i]!.length)));
-  ctx.out(sHeader.map((h, i) => h.padEnd(sWidths[i]!)).join('  ').trimEnd());
-  for (const r of sRows) ctx.out(r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(sWidths[i]!))).join('  '));
-  // Their tasks, from the manager's task list: a task on another node has no container on this engine (none above).
-  const tRows: string[][] = [];
-  for (const svc of services) {
+/** What `ps` shows: our containers on this engine, our services (when it is a Swarm manager) and their running tasks. */
+export interface PsView {
+  containers: Array<{ framework: string | null; name: string; id: string; state: string; image: string; status: string }>;
+  services: Array<{ framework: string; name: string; replicas: number; image: string; updateState: string | null }>;
+  /** From the manager's task list: a task on another node has no container on this engine (none in `containers`). */
+  tasks: Array<{ framework: string; task: string; state: string; node: string | null; endpoint: string }>;
+}
+
+export async function psView(ctx: CommandContext): Promise<PsView> {
+  const containers = (await ctx.manager.listContainers()).map((c) => ({ framework: c.framework ?? null, name: c.name, id: c.id, state: c.state, image: c.image, status: c.status }));
+  const summaries = await new SwarmServices(ctx.manager).list().catch(() => []);
+  const services = summaries.map((svc) => ({ framework: svc.framework, name: svc.name, replicas: svc.replicas, image: svc.image, updateState: svc.updateState ?? null }));
+  const tasks: PsView['tasks'] = [];
+  for (const svc of summaries) {
     const spec = ctx.specs.find((s) => s.name === svc.framework && isService(s));
     if (!spec) continue;
     for (const task of await new SwarmServices(ctx.manager).tasks(spec)) {
-      if (task.desiredState === 'running') tRows.push([svc.framework, `${svc.name}.${task.slot}`, task.state, task.host || '-', task.endpoint]);
+      if (task.desiredState === 'running') tasks.push({ framework: svc.framework, task: `${svc.name}.${task.slot}`, state: task.state, node: task.host || null, endpoint: task.endpoint });
     }
   }
-  if (tRows.length === 0) return;
-  const tHeader = ['FRAMEWORK', 'TASK', 'STATE', 'NODE', 'ENDPOINT'];
-  const tWidths = tHeader.map((h, i) => Math.max(h.length, ...tRows.map((r) => r[i]!.length)));
-  ctx.out(tHeader.map((h, i) => h.padEnd(tWidths[i]!)).join('  ').trimEnd());
-  for (const r of tRows) ctx.out(r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(tWidths[i]!))).join('  '));
+  return { containers, services, tasks };
+}
+
+/** Prints `psView` as tables: containers; then services and their tasks (with their node) when there are any. */
+export async function ps(ctx: CommandContext): Promise<void> {
+  const view = await psView(ctx);
+  const table = (header: string[], rows: string[][]) => {
+    const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+    for (const r of [header, ...rows]) ctx.out(r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd());
+  };
+  table(['FRAMEWORK', 'CONTAINER', 'STATE', 'IMAGE', 'STATUS'], view.containers.map((c) => [c.framework ?? '-', c.name, c.state, c.image, c.status]));
+  if (view.services.length === 0) return;
+  table(['FRAMEWORK', 'SERVICE', 'REPLICAS', 'IMAGE', 'UPDATE'], view.services.map((s) => [s.framework, s.name, String(s.replicas), s.image, s.updateState ?? '-']));
+  if (view.tasks.length === 0) return;
+  table(['FRAMEWORK', 'TASK', 'STATE', 'NODE', 'ENDPOINT'], view.tasks.map((t) => [t.framework, t.task, t.state, t.node ?? '-', t.endpoint]));
 }
 
 /** Prints a framework's last log lines; with `follow`, keeps printing until the signal aborts or it stops. */

@@ -29,6 +29,8 @@ interface Phase {
   servedBy?: string[];
   nodes?: string[];
   ps?: string[];
+  /** `ps --json`'s tasks of the framework: their nodes. */
+  psTaskNodes?: string[];
   down?: number;
   left?: number;
 }
@@ -123,6 +125,7 @@ test('a two-node swarm in two network namespaces: a task placed on the worker no
   assert.deepEqual(pinned.failures, [], 'inference crossed the veth pair (CURVE)');
   assert.deepEqual(pinned.servedBy, [ipB]);
   assert.ok(pinned.ps?.some((l) => /physical-ai-gateway-pinned\.1\s+(running|starting)\s/.test(l) && l.includes(`tcp://${ipB}:${base}`)), `ps shows the task on B:\n${pinned.ps?.join('\n')}`);
+  assert.deepEqual(pinned.psTaskNodes, [ipB], 'ps --json lists the task with node B');
   assert.equal(pinned.down, 1, 'down removed the service');
   assert.equal(pinned.left, 0);
 
@@ -134,6 +137,7 @@ test('a two-node swarm in two network namespaces: a task placed on the worker no
   assert.deepEqual(spread.failures, []);
   assert.deepEqual(spread.servedBy, [ipA, ipB].sort(), 'requests were served on both hosts (gateway_worker_requests_total by host)');
   for (const ip of [ipA, ipB]) assert.ok(spread.ps?.some((l) => /physical-ai-gateway-spread\.\d\s+(running|starting)\s/.test(l) && l.includes(ip)), `ps shows a task on ${ip}:\n${spread.ps?.join('\n')}`);
+  assert.deepEqual(spread.psTaskNodes, [ipA, ipB].sort(), 'ps --json lists a task on each node');
   assert.equal(spread.down, 1);
   assert.equal(spread.left, 0);
 });
