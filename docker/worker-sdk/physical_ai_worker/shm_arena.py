@@ -31,6 +31,7 @@ and ``release`` may be called from several threads.
 """
 from __future__ import annotations
 
+import atexit
 import json
 import mmap
 import os
@@ -184,6 +185,7 @@ class ShmArena(object):
         self._closed = False
         self._stop = threading.Event()
         self._renewer = None  # type: Optional[threading.Thread]
+        self._pid = os.getpid()  # the folder's owner: a forked child inherits this object but not the folder
 
     @property
     def folder(self) -> str:
@@ -199,6 +201,7 @@ class ShmArena(object):
         realm = open_realm(self.root)
         self.swept = sweep(self.root)
         os.mkdir(self.folder, 0o700)
+        self._pid = os.getpid()
         pidns, boot = _self_identity()
         lease = {"pid": os.getpid(), "pidns": pidns, "boot": boot, "start": _process_start(os.getpid()), "lease_ms": self.lease_ms, "key": self._key}
         tmp = os.path.join(self.folder, "." + LEASE_FILE)
@@ -208,6 +211,7 @@ class ShmArena(object):
         os.rename(tmp, os.path.join(self.folder, LEASE_FILE))
         self._renewer = threading.Thread(target=self._renew, name="paig-shm-lease", daemon=True)
         self._renewer.start()
+        atexit.register(self.close)  # a script that ends without close(): no folder of slot files left in memory
         self.realm = realm
         return realm
 
@@ -230,8 +234,8 @@ class ShmArena(object):
         with descriptors in their place). None when nothing is large enough, the arena is not open, or the byte
         budget is held by requests in flight (send frames). Raises EncodeError for an array the protocol cannot
         carry, WorkerError ``too_large`` when the request can never fit in ``max_bytes``."""
-        if self.realm is None or self._closed:
-            return None
+        if self.realm is None or self._closed or os.getpid() != self._pid:
+            return None  # not open, or a forked child: the slots are the parent's (its free list is a copy)
         found = []  # type: List[Tuple[str, np.ndarray, str]]
         self._collect(data, "/data", found)
         if not found:
@@ -314,7 +318,10 @@ class ShmArena(object):
                     return None
                 name = "%s.slot" % np.base_repr(self._next, 36).lower()
                 self._next += 1
-                fd = os.open(os.path.join(self.folder, name), os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+                try:
+                    fd = os.open(os.path.join(self.folder, name), os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+                except OSError:
+                    return None  # the folder was removed under us (a janitor thought us gone): frames
                 try:
                     os.ftruncate(fd, size)
                     os.pwrite(fd, np.array([SLOT_MAGIC, 1], dtype="<u4").tobytes(), 0)
@@ -333,14 +340,18 @@ class ShmArena(object):
                 self._free.setdefault(slot.size, []).append(slot)
 
     def close(self) -> None:
-        """Stops renewing, unmaps every slot and removes the folder. Idempotent."""
+        """Stops renewing, unmaps every slot and removes the folder. Idempotent. Also run at interpreter exit. In a
+        forked child it only unmaps the child's copies: the folder stays its parent's."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
             slots, self._all, self._free = self._all, [], {}
+        owner = os.getpid() == self._pid
+        if owner:
+            atexit.unregister(self.close)
         self._stop.set()
-        if self._renewer is not None:
+        if owner and self._renewer is not None:
             self._renewer.join()
         for slot in slots:
             del slot.array  # the view must go before the map can close
@@ -348,7 +359,7 @@ class ShmArena(object):
                 slot.mm.close()
             except BufferError:
                 pass  # a result view still points into it: the map goes with that view
-        if self.realm is not None:
+        if self.realm is not None and owner:
             shutil.rmtree(self.folder, ignore_errors=True)
 
     def __enter__(self) -> "ShmArena":

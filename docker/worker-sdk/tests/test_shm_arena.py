@@ -174,5 +174,53 @@ class ArenaTest(unittest.TestCase):
         self.assertEqual(GENERATION_OFFSET, 8)
 
 
+    def test_a_forked_child_leaves_the_parents_folder_and_slots_alone(self):
+        # multiprocessing's fork start method: the child inherits the arena object (no renewal thread). Its close()
+        # (a `with` block, ZMQClient.close) must not remove the parent's live folder, and its place() must not write
+        # into slots the parent owns (its free list is a copy: both could take the same slot).
+        arena = self.arena()
+        arena.open()
+        arena.place({"image": np.ones((64, 64, 3), np.uint8)}).release()
+        held = arena.place({"image": np.full((64, 64, 3), 7, np.uint8)})
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: report, never return into the test runner
+            code = 1
+            try:
+                os.close(read)
+                placed = arena.place({"image": np.full((64, 64, 3), 9, np.uint8)})
+                arena.close()
+                os.write(write, b"none" if placed is None else b"placed")
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(write)
+        with os.fdopen(read, "rb") as f:
+            said = f.read()
+        _, status = os.waitpid(pid, 0)
+        self.assertEqual(os.WEXITSTATUS(status), 0)
+        self.assertEqual(said, b"none", "the child sends frames: the parent's slots are not its to reuse")
+        self.assertTrue(os.path.isdir(arena.folder), "the parent's folder survives the child's close()")
+        self.assertEqual(int(_decode_as_worker(self.worker, held).header["data"]["image"][0, 0, 0]), 7)
+        held.release()
+
+    def test_an_arena_not_closed_is_closed_at_interpreter_exit(self):
+        code = (
+            "import sys, numpy as np; from physical_ai_worker.shm_arena import ShmArena; "
+            "a = ShmArena(sys.argv[1]); a.open(); a.place({'i': np.zeros((64, 64, 3), np.uint8)}); print(a.folder)"
+        )
+        out = subprocess.run([sys.executable, "-c", code, self.root], check=True, stdout=subprocess.PIPE)
+        folder = out.stdout.decode().strip()
+        self.assertTrue(folder.startswith(self.root))
+        self.assertFalse(os.path.exists(folder), "a script that ends without close() leaves no slot files in memory")
+
+    def test_a_folder_removed_under_a_live_arena_means_frames_not_an_oserror(self):
+        arena = self.arena()
+        arena.open()
+        arena.place({"image": np.ones((64, 64, 3), np.uint8)}).release()
+        shutil.rmtree(arena.folder)  # a janitor that thought us gone (e.g. lease not renewed during a long stall)
+        self.assertIsNone(arena.place({"image": np.ones((480, 640, 3), np.uint8)}), "a new slot cannot be made: frames")
+        arena.close()
+
 if __name__ == "__main__":
     unittest.main()
