@@ -323,7 +323,14 @@ class ShmArena(object):
                 except OSError:
                     return None  # the folder was removed under us (a janitor thought us gone): frames
                 try:
-                    os.ftruncate(fd, size)
+                    # Reserved, not sparse: a full tmpfs (Docker's /dev/shm is 64 MiB by default) refuses here
+                    # instead of killing the process with SIGBUS on the first write through the map.
+                    os.posix_fallocate(fd, 0, size)
+                except OSError:
+                    os.close(fd)
+                    os.unlink(os.path.join(self.folder, name))
+                    return None  # no room: frames
+                try:
                     os.pwrite(fd, np.array([SLOT_MAGIC, 1], dtype="<u4").tobytes(), 0)
                     mm = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
                 finally:

@@ -222,5 +222,25 @@ class ArenaTest(unittest.TestCase):
         self.assertIsNone(arena.place({"image": np.ones((480, 640, 3), np.uint8)}), "a new slot cannot be made: frames")
         arena.close()
 
+    def test_a_full_shared_memory_filesystem_means_frames_not_a_bus_error(self):
+        # Docker gives a container 64 MiB of /dev/shm by default, less than max_bytes: a slot file made sparse by
+        # ftruncate and written through the map killed the process with SIGBUS once the tmpfs was full. A small tmpfs
+        # of our own, in a mount namespace of our own.
+        if shutil.which("unshare") is None or subprocess.run(["unshare", "-m", "true"], stderr=subprocess.DEVNULL).returncode != 0:
+            self.skipTest("needs unshare -m (a private mount namespace) to mount a small tmpfs")
+        code = (
+            "import sys, numpy as np; from physical_ai_worker.shm_arena import ShmArena; "
+            "a = ShmArena(sys.argv[1]); a.open(); "
+            "held = a.place({'i': np.ones(300 * 1024, np.uint8)}); "
+            "full = a.place({'i': np.ones(400 * 1024, np.uint8)}); "
+            "print(held is not None, full is None, a.stats()['slots'], sorted(n for n in __import__('os').listdir(a.folder) if n.endswith('.slot'))); "
+            "held.release(); a.close()"
+        )
+        sdk = os.path.dirname(os.path.dirname(os.path.abspath(__import__("physical_ai_worker").__file__)))
+        script = 'mount -t tmpfs -o size=640k tmpfs "$1" && exec env PYTHONPATH="$2" "$3" -c "$4" "$1/root"'
+        out = subprocess.run(["unshare", "-m", "sh", "-c", script, "sh", self.root, sdk, sys.executable, code], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.assertEqual(out.returncode, 0, "exit status %d (-7/135: SIGBUS); %s" % (out.returncode, out.stderr.decode()[-500:]))
+        self.assertEqual(out.stdout.decode().strip(), "True True 1 ['0.slot']", "the second request goes as frames; no half-made slot file stays")
+
 if __name__ == "__main__":
     unittest.main()
