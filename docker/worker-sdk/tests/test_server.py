@@ -302,5 +302,33 @@ class ServerTests(unittest.TestCase):
             self.assertLess(time.monotonic() - t0, 5)
 
 
+    def test_a_client_used_from_two_threads_says_so_instead_of_losing_replies(self):
+        # One DEALER per client: a second thread's request took the first thread's reply as "late" and dropped it,
+        # so both timed out. The second thread is told at once; the first gets its reply.
+        import queue
+        pending = queue.Queue()
+
+        def later(data, ctx):
+            reply = ctx.defer()
+            pending.put(reply)
+            return reply
+
+        server = running(framework="demo")
+        server.server.register_handler("later", later)
+        with server as r:
+            c = r.client()
+            got = queue.Queue()
+            first = threading.Thread(target=lambda: got.put(c.request("later", {})), daemon=True)
+            first.start()
+            reply = pending.get(timeout=10)  # the first thread is waiting for its reply
+            with self.assertRaises(WorkerError) as ctx:
+                c.request("later", {}, timeout_ms=200)
+            self.assertEqual(ctx.exception.code, "bad_request")
+            self.assertIn("not thread-safe", str(ctx.exception))
+            reply.resolve({"first": True})
+            self.assertEqual(got.get(timeout=10), {"first": True})
+            first.join(10)
+            self.assertEqual(c.late_replies, 0)
+
 if __name__ == "__main__":
     unittest.main()
