@@ -132,8 +132,11 @@ class Placement(object):
         if self._released or self._arena._closed or loc.get("segment") != self.segment or loc.get("generation") != self._generation or self._slot.generation != self._generation:
             raise WorkerError("worker_error", "%s: the reply points at shared memory that is not this request's reply area (%s)" % (path, loc.get("segment")), path)
         offset = loc.get("offset")
-        nbytes = int(np.prod(shape, dtype=np.int64)) * _NP[dtype].itemsize
-        if not isinstance(offset, int) or offset < self._reply_at or offset + nbytes > self._slot.size:
+        count = 1
+        for d in shape:
+            count *= d  # Python ints: numpy's int64 product wraps (2**62 * 4 == 0) and overflows
+        nbytes = count * _NP[dtype].itemsize
+        if not isinstance(offset, int) or offset < self._reply_at or offset + nbytes > self._slot.size or max(shape, default=0) >= 2 ** 63:
             raise WorkerError("worker_error", "%s: the reply's tensor lies outside the reply area" % path, path)
         return np.array(self._slot.array[offset:offset + nbytes].view(_NP[dtype]).reshape(tuple(shape)))
 

@@ -242,5 +242,19 @@ class ArenaTest(unittest.TestCase):
         self.assertEqual(out.returncode, 0, "exit status %d (-7/135: SIGBUS); %s" % (out.returncode, out.stderr.decode()[-500:]))
         self.assertEqual(out.stdout.decode().strip(), "True True 1 ['0.slot']", "the second request goes as frames; no half-made slot file stays")
 
+    def test_a_reply_descriptor_with_an_impossible_shape_is_a_worker_error(self):
+        # numpy's int64 product wrapped (2**62 * 4 == 0 bytes: "fits") or overflowed: ValueError/OverflowError
+        # escaped from decode_message instead of the documented WorkerError.
+        arena = self.arena()
+        arena.open()
+        placement = arena.place({"image": np.ones((64, 64, 3), np.uint8)})
+        reply = placement.shm["reply"]
+        for shape in ([2 ** 62, 4], [2 ** 64], [0, 2 ** 63]):
+            ref = {"dtype": "uint8", "shape": shape, "shm": {"segment": placement.segment, "offset": reply["offset"], "generation": reply["generation"]}}
+            with self.assertRaises(WorkerError, msg=str(shape)) as ctx:
+                placement.view(ref, "/result/x")
+            self.assertEqual(ctx.exception.code, "worker_error")
+        placement.release()
+
 if __name__ == "__main__":
     unittest.main()
