@@ -129,7 +129,12 @@ class ZMQClient(object):
 
     def _negotiate(self, arena: ShmArena, budget: float, framework: Any) -> None:
         """Asks the target (through a gateway: the worker behind it) for its realm; on when it equals ours."""
-        realm = arena.open()
+        try:
+            realm = arena.open()
+        except OSError as err:  # no /dev/shm (macOS), a read-only one, a root that is a file: frames
+            self._shm_state = "off"
+            self.shm_fallback = WorkerError("unavailable", "shared memory: cannot open the arena under %s: %s" % (arena.root, err), "/shm")
+            return
         try:
             extra = {"framework": framework} if isinstance(framework, str) else {}
             health = self._exchange("health", {}, budget, extra, None).header
