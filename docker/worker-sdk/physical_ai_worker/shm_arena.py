@@ -328,7 +328,10 @@ class ShmArena(object):
                 try:
                     # Reserved, not sparse: a full tmpfs (Docker's /dev/shm is 64 MiB by default) refuses here
                     # instead of killing the process with SIGBUS on the first write through the map.
-                    os.posix_fallocate(fd, 0, size)
+                    if hasattr(os, "posix_fallocate"):  # not on macOS
+                        os.posix_fallocate(fd, 0, size)
+                    else:
+                        os.ftruncate(fd, size)
                 except OSError:
                     os.close(fd)
                     os.unlink(os.path.join(self.folder, name))

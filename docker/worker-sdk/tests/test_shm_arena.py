@@ -256,5 +256,37 @@ class ArenaTest(unittest.TestCase):
             self.assertEqual(ctx.exception.code, "worker_error")
         placement.release()
 
+    def test_a_worker_replying_into_a_sparse_slot_on_a_full_filesystem_sends_frames(self):
+        # The TypeScript client makes its slot files with ftruncate only (sparse). On a full /dev/shm the worker's
+        # copy of a result into the reply area, through its map, killed the worker with SIGBUS.
+        if shutil.which("unshare") is None or subprocess.run(["unshare", "-m", "true"], stderr=subprocess.DEVNULL).returncode != 0:
+            self.skipTest("needs unshare -m (a private mount namespace) to mount a small tmpfs")
+        code = """
+import os, sys, numpy as np
+from physical_ai_worker.codec import decode_message, encode_message
+from physical_ai_worker.shm import SharedMemory
+from physical_ai_worker.shm_arena import ShmArena
+root = sys.argv[1]
+arena = ShmArena(root, reply_bytes=256 * 1024); arena.open(); worker = SharedMemory(root)
+placement = arena.place({"i": np.ones(8192, np.uint8)})
+slot = os.path.join(root, placement.segment)
+reply = placement.shm["reply"]
+os.truncate(slot, reply["offset"]); os.truncate(slot, reply["offset"] + reply["bytes"])  # the reply area sparse, as TS makes it
+fd = os.open(os.path.join(root, "filler"), os.O_WRONLY | os.O_CREAT)  # the tmpfs full
+try:
+    while True:
+        os.write(fd, b"x" * 4096)
+except OSError:
+    os.close(fd)
+request = decode_message([bytes(f) for f in encode_message({"type": "x", "data": placement.data, "shm": placement.shm})], shm=worker)
+out = request.shm.place_result({"big": np.full(128 * 1024, 3, np.uint8)})
+print(type(out["big"]).__name__)
+"""
+        sdk = os.path.dirname(os.path.dirname(os.path.abspath(__import__("physical_ai_worker").__file__)))
+        script = 'mount -t tmpfs -o size=1m tmpfs "$1" && exec env PYTHONPATH="$2" "$3" -c "$4" "$1/root"'
+        out = subprocess.run(["unshare", "-m", "sh", "-c", script, "sh", self.root, sdk, sys.executable, code], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.assertEqual(out.returncode, 0, "exit status %d (-7: SIGBUS); %s" % (out.returncode, out.stderr.decode()[-500:]))
+        self.assertEqual(out.stdout.decode().strip(), "ndarray", "the result stays in the reply as a frame")
+
 if __name__ == "__main__":
     unittest.main()
