@@ -16,6 +16,7 @@ must equal the root's realm, else frames), and a refusal at ``/shm`` sends frame
 """
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from typing import Any, Dict, Optional, Tuple
@@ -36,7 +37,8 @@ def _left_ms(deadline: float) -> float:
 
 class ZMQClient(object):
     """One DEALER connected to one endpoint. Replies are matched by request id; a late reply to an earlier
-    request that timed out is dropped (and counted in ``late_replies``). Not thread-safe."""
+    request that timed out is dropped (and counted in ``late_replies``). Not thread-safe: a request while another
+    thread's is in progress raises WorkerError ``bad_request`` (use one client per thread)."""
 
     def __init__(
         self,
@@ -71,6 +73,7 @@ class ZMQClient(object):
             self._sock.curve_publickey, self._sock.curve_secretkey = curve_key_pair
         self._sock.connect(endpoint)
         self._closed = False
+        self._busy = threading.Lock()  # held by the request in progress: a second thread is told, not served
         self.late_replies = 0
         self._arena = shared_memory
         self._keep_arena = keep_shared_memory_open
@@ -87,8 +90,18 @@ class ZMQClient(object):
 
     def request_raw(self, type: str, data: Any = None, timeout_ms: Optional[float] = None, **fields: Any) -> Decoded:
         """Sends a request and returns the decoded reply (success or error) without interpreting it.
-        Raises WorkerError ``timeout`` when no reply arrives in time, ``cancelled`` after close(). With shared
-        memory, a negotiation and a fall-back to frames spend from the same ``timeout_ms``."""
+        Raises WorkerError ``timeout`` when no reply arrives in time, ``cancelled`` after close(), ``bad_request``
+        while another thread's request on this client is in progress. With shared memory, a negotiation and a
+        fall-back to frames spend from the same ``timeout_ms``."""
+        if not self._busy.acquire(False):
+            # One socket: a second thread would take the first one's reply as late and drop it (both time out).
+            raise WorkerError("bad_request", "ZMQClient is not thread-safe: another thread's request on this client is in progress (use one client per thread)")
+        try:
+            return self._request_raw(type, data, timeout_ms, fields)
+        finally:
+            self._busy.release()
+
+    def _request_raw(self, type: str, data: Any, timeout_ms: Optional[float], fields: Dict[str, Any]) -> Decoded:
         if self._closed:
             raise WorkerError("cancelled", "client is closed")
         budget = self.timeout_ms if timeout_ms is None else timeout_ms
@@ -116,7 +129,12 @@ class ZMQClient(object):
 
     def _negotiate(self, arena: ShmArena, budget: float, framework: Any) -> None:
         """Asks the target (through a gateway: the worker behind it) for its realm; on when it equals ours."""
-        realm = arena.open()
+        try:
+            realm = arena.open()
+        except OSError as err:  # no /dev/shm (macOS), a read-only one, a root that is a file: frames
+            self._shm_state = "off"
+            self.shm_fallback = WorkerError("unavailable", "shared memory: cannot open the arena under %s: %s" % (arena.root, err), "/shm")
+            return
         try:
             extra = {"framework": framework} if isinstance(framework, str) else {}
             health = self._exchange("health", {}, budget, extra, None).header

@@ -210,6 +210,13 @@ def _describe(err: BaseException) -> str:
     return "%s: %s" % (type(err).__name__, text) if text else type(err).__name__
 
 
+def _answered(ctx: RequestContext) -> bool:
+    """For a handler that deferred and then raised: True when its deferred reply was sent already (that is the
+    answer); else the deferred reply is closed (a later resolve()/reject() sends nothing) and the error answers."""
+    deferred = ctx._deferred
+    return deferred is not None and not deferred._take()
+
+
 def _frames_size(frames: Optional[Sequence[Any]]) -> int:
     size = 0
     for f in frames or ():
@@ -810,12 +817,16 @@ class ZMQServer(object):
                 if span is not None:
                     span.set_attribute("outcome", "ok")
         except WorkerError as err:
+            if _answered(ctx):
+                return None
             compute_ms = _ms(time.perf_counter() - start)
             return self._error_frames(err, ctx.request_id, ctx.codec, job.t0, job.decode_ms, compute_ms)
         except Exception as err:
             compute_ms = _ms(time.perf_counter() - start)
             # With the traceback: the reply carries only the exception's text, and the bug is in the handler.
             ctx.logger.error({"event": "worker.handler_failed", "error": _describe(err)}, exc_info=True)
+            if _answered(ctx):
+                return None
             werr = WorkerError("worker_error", "handler for %r raised %s" % (ctx.type, _describe(err)))
             return self._error_frames(werr, ctx.request_id, ctx.codec, job.t0, job.decode_ms, compute_ms)
         if result is NO_REPLY or isinstance(result, DeferredReply):

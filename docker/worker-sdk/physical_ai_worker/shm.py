@@ -184,12 +184,27 @@ class ShmRequest(object):
         if state["end"] > m.size:
             raise _bad("/shm/reply/bytes", "the reply area ends past the slot file (%d > %d)" % (state["end"], m.size))
         min_bytes = reply.get("min_bytes", 0)
+        fds = []  # type: List[int]
+
+        def reserved(at: int, nbytes: int) -> bool:
+            # A slot file may be sparse (the TypeScript client makes them with ftruncate): on a full tmpfs a write
+            # through the map would kill this worker with SIGBUS. Reserved first, or the array goes as a frame.
+            try:
+                if not fds:
+                    fds.append(os.open(os.path.join(self.owner.root, segment), os.O_RDWR))
+                if hasattr(os, "posix_fallocate"):  # not on macOS
+                    os.posix_fallocate(fds[0], at, nbytes)
+                return True
+            except OSError:
+                return False
 
         def place(value: Any) -> Any:
             if isinstance(value, np.ndarray):
                 name = _WIRE.get(value.dtype.newbyteorder("<") if value.dtype.byteorder == ">" else value.dtype)
                 at = (state["at"] + _ALIGN - 1) // _ALIGN * _ALIGN
                 if name is None or value.nbytes < min_bytes or value.nbytes == 0 or at + value.nbytes > state["end"]:
+                    return value
+                if not reserved(at, value.nbytes):
                     return value
                 dest = m.array[at:at + value.nbytes].view(_NP[name]).reshape(value.shape)
                 np.copyto(dest, value, casting="no" if value.dtype.byteorder != ">" else "equiv")
@@ -201,7 +216,11 @@ class ShmRequest(object):
                 return [place(v) for v in value]
             return value
 
-        return place(result)
+        try:
+            return place(result)
+        finally:
+            for fd in fds:
+                os.close(fd)
 
 
 class SharedMemory(object):

@@ -31,6 +31,7 @@ and ``release`` may be called from several threads.
 """
 from __future__ import annotations
 
+import atexit
 import json
 import mmap
 import os
@@ -131,8 +132,11 @@ class Placement(object):
         if self._released or self._arena._closed or loc.get("segment") != self.segment or loc.get("generation") != self._generation or self._slot.generation != self._generation:
             raise WorkerError("worker_error", "%s: the reply points at shared memory that is not this request's reply area (%s)" % (path, loc.get("segment")), path)
         offset = loc.get("offset")
-        nbytes = int(np.prod(shape, dtype=np.int64)) * _NP[dtype].itemsize
-        if not isinstance(offset, int) or offset < self._reply_at or offset + nbytes > self._slot.size:
+        count = 1
+        for d in shape:
+            count *= d  # Python ints: numpy's int64 product wraps (2**62 * 4 == 0) and overflows
+        nbytes = count * _NP[dtype].itemsize
+        if not isinstance(offset, int) or offset < self._reply_at or offset + nbytes > self._slot.size or max(shape, default=0) >= 2 ** 63:
             raise WorkerError("worker_error", "%s: the reply's tensor lies outside the reply area" % path, path)
         return np.array(self._slot.array[offset:offset + nbytes].view(_NP[dtype]).reshape(tuple(shape)))
 
@@ -184,6 +188,7 @@ class ShmArena(object):
         self._closed = False
         self._stop = threading.Event()
         self._renewer = None  # type: Optional[threading.Thread]
+        self._pid = os.getpid()  # the folder's owner: a forked child inherits this object but not the folder
 
     @property
     def folder(self) -> str:
@@ -199,6 +204,7 @@ class ShmArena(object):
         realm = open_realm(self.root)
         self.swept = sweep(self.root)
         os.mkdir(self.folder, 0o700)
+        self._pid = os.getpid()
         pidns, boot = _self_identity()
         lease = {"pid": os.getpid(), "pidns": pidns, "boot": boot, "start": _process_start(os.getpid()), "lease_ms": self.lease_ms, "key": self._key}
         tmp = os.path.join(self.folder, "." + LEASE_FILE)
@@ -208,6 +214,7 @@ class ShmArena(object):
         os.rename(tmp, os.path.join(self.folder, LEASE_FILE))
         self._renewer = threading.Thread(target=self._renew, name="paig-shm-lease", daemon=True)
         self._renewer.start()
+        atexit.register(self.close)  # a script that ends without close(): no folder of slot files left in memory
         self.realm = realm
         return realm
 
@@ -230,8 +237,8 @@ class ShmArena(object):
         with descriptors in their place). None when nothing is large enough, the arena is not open, or the byte
         budget is held by requests in flight (send frames). Raises EncodeError for an array the protocol cannot
         carry, WorkerError ``too_large`` when the request can never fit in ``max_bytes``."""
-        if self.realm is None or self._closed:
-            return None
+        if self.realm is None or self._closed or os.getpid() != self._pid:
+            return None  # not open, or a forked child: the slots are the parent's (its free list is a copy)
         found = []  # type: List[Tuple[str, np.ndarray, str]]
         self._collect(data, "/data", found)
         if not found:
@@ -314,9 +321,22 @@ class ShmArena(object):
                     return None
                 name = "%s.slot" % np.base_repr(self._next, 36).lower()
                 self._next += 1
-                fd = os.open(os.path.join(self.folder, name), os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
                 try:
-                    os.ftruncate(fd, size)
+                    fd = os.open(os.path.join(self.folder, name), os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+                except OSError:
+                    return None  # the folder was removed under us (a janitor thought us gone): frames
+                try:
+                    # Reserved, not sparse: a full tmpfs (Docker's /dev/shm is 64 MiB by default) refuses here
+                    # instead of killing the process with SIGBUS on the first write through the map.
+                    if hasattr(os, "posix_fallocate"):  # not on macOS
+                        os.posix_fallocate(fd, 0, size)
+                    else:
+                        os.ftruncate(fd, size)
+                except OSError:
+                    os.close(fd)
+                    os.unlink(os.path.join(self.folder, name))
+                    return None  # no room: frames
+                try:
                     os.pwrite(fd, np.array([SLOT_MAGIC, 1], dtype="<u4").tobytes(), 0)
                     mm = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
                 finally:
@@ -333,14 +353,18 @@ class ShmArena(object):
                 self._free.setdefault(slot.size, []).append(slot)
 
     def close(self) -> None:
-        """Stops renewing, unmaps every slot and removes the folder. Idempotent."""
+        """Stops renewing, unmaps every slot and removes the folder. Idempotent. Also run at interpreter exit. In a
+        forked child it only unmaps the child's copies: the folder stays its parent's."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
             slots, self._all, self._free = self._all, [], {}
+        owner = os.getpid() == self._pid
+        if owner:
+            atexit.unregister(self.close)
         self._stop.set()
-        if self._renewer is not None:
+        if owner and self._renewer is not None:
             self._renewer.join()
         for slot in slots:
             del slot.array  # the view must go before the map can close
@@ -348,7 +372,7 @@ class ShmArena(object):
                 slot.mm.close()
             except BufferError:
                 pass  # a result view still points into it: the map goes with that view
-        if self.realm is not None:
+        if self.realm is not None and owner:
             shutil.rmtree(self.folder, ignore_errors=True)
 
     def __enter__(self) -> "ShmArena":

@@ -54,6 +54,16 @@ class LeaseWorker(object):
 
         self.server.register_handler("later", later)
 
+        def raises(data, ctx):
+            reply = ctx.defer()
+            if data.get("resolve_first"):
+                reply.resolve({"resolved": True})
+            else:
+                self.deferred.put(reply)
+            raise RuntimeError("the handler failed after deferring")
+
+        self.server.register_handler("raises", raises)
+
     def __enter__(self):
         self.endpoint = self.server.bind()
         self.thread = threading.Thread(target=self.server.run, kwargs={"install_signal_handlers": False}, daemon=True)
@@ -131,6 +141,19 @@ class DeferredUnderLeaseTests(unittest.TestCase):
             self.assertEqual(w.client().request("later", {"now": True}, lease=lease), {"at_once": True}, "the slot is free again")
             self.assertEqual([r["outcome"] for r in w.records()], ["overloaded", "ok", "ok"])
 
+
+    def test_a_handler_that_raises_after_deferring_answers_once(self):
+        # Raised before its deferred reply was sent: the error is the answer, and a later resolve() sends nothing
+        # (returns False). Raised after it was sent: that reply is the answer (not an error sent ahead of it), and
+        # the lease record says what the client got.
+        with LeaseWorker(1) as w:
+            lease = client_lease()
+            with self.assertRaises(WorkerError) as failed:
+                w.client().request("raises", {}, lease=lease)
+            self.assertEqual(failed.exception.code, "worker_error")
+            self.assertFalse(w.deferred.get(timeout=10).resolve({"late": True}), "the request was answered already")
+            self.assertEqual(w.client().request("raises", {"resolve_first": True}, lease=lease), {"resolved": True})
+            self.assertEqual([r["outcome"] for r in w.records()], ["worker_error", "ok"])
 
 if __name__ == "__main__":
     unittest.main()

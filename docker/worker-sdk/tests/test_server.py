@@ -1,4 +1,7 @@
 """ZMQServer unit tests: a real ROUTER socket on 127.0.0.1 served from a thread, real clients."""
+import os
+import queue
+import tempfile
 import threading
 import time
 import unittest
@@ -7,7 +10,7 @@ import msgpack
 import numpy as np
 import zmq
 
-from physical_ai_worker import NO_REPLY, WorkerError, ZMQClient, ZMQServer, demo_action, demo_policy
+from physical_ai_worker import NO_REPLY, ShmArena, WorkerError, ZMQClient, ZMQServer, demo_action, demo_policy
 from physical_ai_worker.protocol import SDK_NAME
 
 
@@ -301,6 +304,46 @@ class ServerTests(unittest.TestCase):
             self.assertFalse(r.thread.is_alive())
             self.assertLess(time.monotonic() - t0, 5)
 
+
+    def test_a_client_used_from_two_threads_says_so_instead_of_losing_replies(self):
+        # One DEALER per client: a second thread's request took the first thread's reply as "late" and dropped it,
+        # so both timed out. The second thread is told at once; the first gets its reply.
+        pending = queue.Queue()
+
+        def later(data, ctx):
+            reply = ctx.defer()
+            pending.put(reply)
+            return reply
+
+        server = running(framework="demo")
+        server.server.register_handler("later", later)
+        with server as r:
+            c = r.client()
+            got = queue.Queue()
+            first = threading.Thread(target=lambda: got.put(c.request("later", {})), daemon=True)
+            first.start()
+            reply = pending.get(timeout=10)  # the first thread is waiting for its reply
+            with self.assertRaises(WorkerError) as ctx:
+                c.request("later", {}, timeout_ms=200)
+            self.assertEqual(ctx.exception.code, "bad_request")
+            self.assertIn("not thread-safe", str(ctx.exception))
+            reply.resolve({"first": True})
+            self.assertEqual(got.get(timeout=10), {"first": True})
+            first.join(10)
+            self.assertEqual(c.late_replies, 0)
+
+    def test_a_shared_memory_root_that_cannot_be_made_means_frames(self):
+        # A robot laptop without /dev/shm, or a read-only one in a container: the arena cannot open, and the
+        # request went out as an OSError instead of as frames.
+        with tempfile.NamedTemporaryFile() as not_a_dir:
+            server = running(framework="demo")
+            server.server.register_handler("echo", lambda data, ctx: {"sum": int(data["image"].sum())})
+            with server as r:
+                c = r.client(shared_memory=ShmArena(os.path.join(not_a_dir.name, "shm")))
+                self.assertEqual(c.request("echo", {"image": np.ones((64, 64, 3), np.uint8)}), {"sum": 64 * 64 * 3})
+                self.assertEqual(c.shared_memory_state, "off")
+                self.assertIsInstance(c.shm_fallback, WorkerError)
+                self.assertIn(not_a_dir.name, str(c.shm_fallback))
 
 if __name__ == "__main__":
     unittest.main()

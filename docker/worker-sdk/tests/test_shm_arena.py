@@ -174,5 +174,119 @@ class ArenaTest(unittest.TestCase):
         self.assertEqual(GENERATION_OFFSET, 8)
 
 
+    def test_a_forked_child_leaves_the_parents_folder_and_slots_alone(self):
+        # multiprocessing's fork start method: the child inherits the arena object (no renewal thread). Its close()
+        # (a `with` block, ZMQClient.close) must not remove the parent's live folder, and its place() must not write
+        # into slots the parent owns (its free list is a copy: both could take the same slot).
+        arena = self.arena()
+        arena.open()
+        arena.place({"image": np.ones((64, 64, 3), np.uint8)}).release()
+        held = arena.place({"image": np.full((64, 64, 3), 7, np.uint8)})
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: report, never return into the test runner
+            code = 1
+            try:
+                os.close(read)
+                placed = arena.place({"image": np.full((64, 64, 3), 9, np.uint8)})
+                arena.close()
+                os.write(write, b"none" if placed is None else b"placed")
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(write)
+        with os.fdopen(read, "rb") as f:
+            said = f.read()
+        _, status = os.waitpid(pid, 0)
+        self.assertEqual(os.WEXITSTATUS(status), 0)
+        self.assertEqual(said, b"none", "the child sends frames: the parent's slots are not its to reuse")
+        self.assertTrue(os.path.isdir(arena.folder), "the parent's folder survives the child's close()")
+        self.assertEqual(int(_decode_as_worker(self.worker, held).header["data"]["image"][0, 0, 0]), 7)
+        held.release()
+
+    def test_an_arena_not_closed_is_closed_at_interpreter_exit(self):
+        code = (
+            "import sys, numpy as np; from physical_ai_worker.shm_arena import ShmArena; "
+            "a = ShmArena(sys.argv[1]); a.open(); a.place({'i': np.zeros((64, 64, 3), np.uint8)}); print(a.folder)"
+        )
+        out = subprocess.run([sys.executable, "-c", code, self.root], check=True, stdout=subprocess.PIPE)
+        folder = out.stdout.decode().strip()
+        self.assertTrue(folder.startswith(self.root))
+        self.assertFalse(os.path.exists(folder), "a script that ends without close() leaves no slot files in memory")
+
+    def test_a_folder_removed_under_a_live_arena_means_frames_not_an_oserror(self):
+        arena = self.arena()
+        arena.open()
+        arena.place({"image": np.ones((64, 64, 3), np.uint8)}).release()
+        shutil.rmtree(arena.folder)  # a janitor that thought us gone (e.g. lease not renewed during a long stall)
+        self.assertIsNone(arena.place({"image": np.ones((480, 640, 3), np.uint8)}), "a new slot cannot be made: frames")
+        arena.close()
+
+    def test_a_full_shared_memory_filesystem_means_frames_not_a_bus_error(self):
+        # Docker gives a container 64 MiB of /dev/shm by default, less than max_bytes: a slot file made sparse by
+        # ftruncate and written through the map killed the process with SIGBUS once the tmpfs was full. A small tmpfs
+        # of our own, in a mount namespace of our own.
+        if shutil.which("unshare") is None or subprocess.run(["unshare", "-m", "true"], stderr=subprocess.DEVNULL).returncode != 0:
+            self.skipTest("needs unshare -m (a private mount namespace) to mount a small tmpfs")
+        code = (
+            "import sys, numpy as np; from physical_ai_worker.shm_arena import ShmArena; "
+            "a = ShmArena(sys.argv[1]); a.open(); "
+            "held = a.place({'i': np.ones(300 * 1024, np.uint8)}); "
+            "full = a.place({'i': np.ones(400 * 1024, np.uint8)}); "
+            "print(held is not None, full is None, a.stats()['slots'], sorted(n for n in __import__('os').listdir(a.folder) if n.endswith('.slot'))); "
+            "held.release(); a.close()"
+        )
+        sdk = os.path.dirname(os.path.dirname(os.path.abspath(__import__("physical_ai_worker").__file__)))
+        script = 'mount -t tmpfs -o size=640k tmpfs "$1" && exec env PYTHONPATH="$2" "$3" -c "$4" "$1/root"'
+        out = subprocess.run(["unshare", "-m", "sh", "-c", script, "sh", self.root, sdk, sys.executable, code], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.assertEqual(out.returncode, 0, "exit status %d (-7/135: SIGBUS); %s" % (out.returncode, out.stderr.decode()[-500:]))
+        self.assertEqual(out.stdout.decode().strip(), "True True 1 ['0.slot']", "the second request goes as frames; no half-made slot file stays")
+
+    def test_a_reply_descriptor_with_an_impossible_shape_is_a_worker_error(self):
+        # numpy's int64 product wrapped (2**62 * 4 == 0 bytes: "fits") or overflowed: ValueError/OverflowError
+        # escaped from decode_message instead of the documented WorkerError.
+        arena = self.arena()
+        arena.open()
+        placement = arena.place({"image": np.ones((64, 64, 3), np.uint8)})
+        reply = placement.shm["reply"]
+        for shape in ([2 ** 62, 4], [2 ** 64], [0, 2 ** 63]):
+            ref = {"dtype": "uint8", "shape": shape, "shm": {"segment": placement.segment, "offset": reply["offset"], "generation": reply["generation"]}}
+            with self.assertRaises(WorkerError, msg=str(shape)) as ctx:
+                placement.view(ref, "/result/x")
+            self.assertEqual(ctx.exception.code, "worker_error")
+        placement.release()
+
+    def test_a_worker_replying_into_a_sparse_slot_on_a_full_filesystem_sends_frames(self):
+        # The TypeScript client makes its slot files with ftruncate only (sparse). On a full /dev/shm the worker's
+        # copy of a result into the reply area, through its map, killed the worker with SIGBUS.
+        if shutil.which("unshare") is None or subprocess.run(["unshare", "-m", "true"], stderr=subprocess.DEVNULL).returncode != 0:
+            self.skipTest("needs unshare -m (a private mount namespace) to mount a small tmpfs")
+        code = """
+import os, sys, numpy as np
+from physical_ai_worker.codec import decode_message, encode_message
+from physical_ai_worker.shm import SharedMemory
+from physical_ai_worker.shm_arena import ShmArena
+root = sys.argv[1]
+arena = ShmArena(root, reply_bytes=256 * 1024); arena.open(); worker = SharedMemory(root)
+placement = arena.place({"i": np.ones(8192, np.uint8)})
+slot = os.path.join(root, placement.segment)
+reply = placement.shm["reply"]
+os.truncate(slot, reply["offset"]); os.truncate(slot, reply["offset"] + reply["bytes"])  # the reply area sparse, as TS makes it
+fd = os.open(os.path.join(root, "filler"), os.O_WRONLY | os.O_CREAT)  # the tmpfs full
+try:
+    while True:
+        os.write(fd, b"x" * 4096)
+except OSError:
+    os.close(fd)
+request = decode_message([bytes(f) for f in encode_message({"type": "x", "data": placement.data, "shm": placement.shm})], shm=worker)
+out = request.shm.place_result({"big": np.full(128 * 1024, 3, np.uint8)})
+print(type(out["big"]).__name__)
+"""
+        sdk = os.path.dirname(os.path.dirname(os.path.abspath(__import__("physical_ai_worker").__file__)))
+        script = 'mount -t tmpfs -o size=1m tmpfs "$1" && exec env PYTHONPATH="$2" "$3" -c "$4" "$1/root"'
+        out = subprocess.run(["unshare", "-m", "sh", "-c", script, "sh", self.root, sdk, sys.executable, code], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.assertEqual(out.returncode, 0, "exit status %d (-7: SIGBUS); %s" % (out.returncode, out.stderr.decode()[-500:]))
+        self.assertEqual(out.stdout.decode().strip(), "ndarray", "the result stays in the reply as a frame")
+
 if __name__ == "__main__":
     unittest.main()
