@@ -73,6 +73,19 @@ function asTensor(v: unknown): Tensor | undefined {
 
 const alignUp = (n: number) => Math.ceil(n / ALIGN) * ALIGN;
 
+/**
+ * pwrite of all of `bytes` at `at`. On a full tmpfs write(2) first writes what fits and returns the short count (an
+ * error comes only on the next call): taking one short write for success would leave the rest of a tensor as a
+ * hole the worker reads as zeros.
+ */
+function writeFully(fd: number, bytes: Uint8Array, at: number): void {
+  for (let done = 0; done < bytes.byteLength; ) {
+    const n = writeSync(fd, bytes, done, bytes.byteLength - done, at + done);
+    if (n <= 0) throw Object.assign(new Error(`write to shared memory made no progress at byte ${at + done}`), { code: 'ENOSPC' });
+    done += n;
+  }
+}
+
 /** A client's shared-memory folder. Construct, `open()`, `place()` per request, `close()` removes everything. */
 export class ShmArena {
   readonly dir: string;
@@ -83,6 +96,8 @@ export class ShmArena {
   readonly #maxBytes: number;
   readonly #leaseMs: number;
   readonly #log: Logger;
+  /** The last place() failure's code, so a full root is logged once, not per request. */
+  #lastPlaceError: string | undefined;
   readonly #key = randomBytes(24).toString('hex');
   readonly #free = new Map<number, Slot[]>();
   readonly #all = new Set<Slot>();
@@ -159,19 +174,32 @@ export class ShmArena {
     let need = SLOT_HEADER_BYTES;
     for (const t of found) need = alignUp(need) + t.byteLength;
     const replyAt = alignUp(need);
-    const slot = this.#acquire(replyAt + this.replyBytes);
-    if (!slot) return undefined;
     const offsets = new Map<Tensor, number>();
-    let at = SLOT_HEADER_BYTES;
     let bytes = 0;
-    for (const t of found) {
-      at = alignUp(at);
-      const b = t.bytes();
-      writeSync(slot.fd, b, 0, b.byteLength, at);
-      offsets.set(t, at);
-      at += b.byteLength;
-      bytes += b.byteLength;
+    let slot: Slot | undefined;
+    try {
+      slot = this.#acquire(replyAt + this.replyBytes);
+      if (!slot) return undefined;
+      let at = SLOT_HEADER_BYTES;
+      for (const t of found) {
+        at = alignUp(at);
+        const b = t.bytes();
+        writeFully(slot.fd, b, at);
+        offsets.set(t, at);
+        at += b.byteLength;
+        bytes += b.byteLength;
+      }
+    } catch (err) {
+      // The root is full (tmpfs ENOSPC: a container's /dev/shm is 64 MiB by default) or the folder was removed under
+      // us: this request goes as frames. The slot (if one was taken) is dropped, file and all, so the pages it holds
+      // go back to the filesystem for smaller requests. Said once per kind of failure.
+      if (slot) this.#discard(slot);
+      const code = (err as NodeJS.ErrnoException).code ?? String(err);
+      if (code !== this.#lastPlaceError) this.#log.warn({ event: 'shm.place_failed', folder: this.folder, code, err, fallback: 'frames' });
+      this.#lastPlaceError = code;
+      return undefined;
     }
+    this.#lastPlaceError = undefined;
     const segment = `${this.client}/${slot.name}`;
     const generation = slot.generation;
     const replaced = replace(data, this.minBytes, (t) => new ShmTensorRef(t.dtype, t.shape, { segment, offset: offsets.get(t)!, generation }));
@@ -215,12 +243,20 @@ export class ShmArena {
     if (!slot) {
       if (this.#bytes + size > this.#maxBytes) return undefined;
       const name = `${(this.#next++).toString(36)}.slot`;
-      const fd = openSync(join(this.folder, name), constants.O_RDWR | constants.O_CREAT | constants.O_EXCL, 0o600);
-      ftruncateSync(fd, size);
-      const header = Buffer.alloc(SLOT_GENERATION_OFFSET);
-      header.writeUInt32LE(SLOT_MAGIC, 0);
-      header.writeUInt32LE(1, 4);
-      writeSync(fd, header, 0, header.length, 0);
+      const path = join(this.folder, name);
+      const fd = openSync(path, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL, 0o600);
+      try {
+        ftruncateSync(fd, size);
+        const header = Buffer.alloc(SLOT_GENERATION_OFFSET);
+        header.writeUInt32LE(SLOT_MAGIC, 0);
+        header.writeUInt32LE(1, 4);
+        writeFully(fd, header, 0);
+      } catch (err) {
+        // A half-made slot is not kept: no fd and no file left behind.
+        closeSync(fd);
+        rmSync(path, { force: true });
+        throw err;
+      }
       slot = { name, fd, size, generation: 0 };
       this.#all.add(slot);
       this.#bytes += size;
@@ -228,8 +264,15 @@ export class ShmArena {
     slot.generation++;
     const gen = Buffer.alloc(8);
     gen.writeBigUInt64LE(BigInt(slot.generation));
-    writeSync(slot.fd, gen, 0, 8, SLOT_GENERATION_OFFSET);
+    writeFully(slot.fd, gen, SLOT_GENERATION_OFFSET);
     return slot;
+  }
+
+  #discard(slot: Slot): void {
+    this.#all.delete(slot);
+    this.#bytes -= slot.size;
+    closeSync(slot.fd);
+    rmSync(join(this.folder, slot.name), { force: true });
   }
 
   #release(slot: Slot): void {
