@@ -87,12 +87,12 @@ function wildcard(pattern: string, name: string): boolean {
   let star = -1; // the last `*` seen in the pattern, and where in the name its run now ends
   let starEnd = 0;
   while (n < name.length) {
-    if (p < pattern.length && (pattern[p] === '?' || pattern[p] === name[n])) {
-      p++;
-      n++;
-    } else if (p < pattern.length && pattern[p] === '*') {
+    if (pattern[p] === '*') {
       star = p++;
       starEnd = n;
+    } else if (p < pattern.length && (pattern[p] === '?' || pattern[p] === name[n])) {
+      p++;
+      n++;
     } else if (star >= 0) {
       p = star + 1;
       n = ++starEnd;
