@@ -76,10 +76,30 @@ export function entryMatches(hosts: string, name: string): boolean {
   return matched;
 }
 
-/** `*` (any run) and `?` (one character) glob match of the whole name. */
+/**
+ * `*` (any run) and `?` (one character) glob match of the whole name. Walks both strings once, going back only to
+ * the last `*` (O(pattern x name)): a pattern turned into a regular expression backtracks exponentially on a line
+ * such as `a*a*a*a*a*a*a*a*a*a*a*a*z`, and one such line in a known_hosts file hung the gateway's event loop.
+ */
 function wildcard(pattern: string, name: string): boolean {
-  const re = new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`);
-  return re.test(name);
+  let p = 0;
+  let n = 0;
+  let star = -1; // the last `*` seen in the pattern, and where in the name its run now ends
+  let starEnd = 0;
+  while (n < name.length) {
+    if (pattern[p] === '*') {
+      star = p++;
+      starEnd = n;
+    } else if (p < pattern.length && (pattern[p] === '?' || pattern[p] === name[n])) {
+      p++;
+      n++;
+    } else if (star >= 0) {
+      p = star + 1;
+      n = ++starEnd;
+    } else return false;
+  }
+  while (pattern[p] === '*') p++;
+  return p === pattern.length;
 }
 
 /** `SHA256:<base64 without padding>` of a raw public key, as OpenSSH prints fingerprints. */

@@ -84,6 +84,10 @@ interface Member<C> {
   latencyEmaMs?: number;
   /** When the endpoint last answered a request (performance.now()). */
   lastReplyAt?: number;
+  /** When it last answered anything (a request, a passed health check). */
+  answeredAt?: number;
+  /** A request to it timed out and it answered nothing the whole time: busy is then no excuse for a missed check. */
+  stalled?: boolean;
   /** Host and task of a replica (Swarm task, remote container). */
   labels?: WorkerLabels;
   unsubscribe: () => void;
@@ -203,14 +207,18 @@ export class EndpointPool<C extends PoolConnection = PoolConnection> implements 
         throw this.#noneReady();
       }
       if (!this.#started) member.conn.start();
-      const remainingMs = budgetMs - (performance.now() - startedAt);
+      const sentAt = performance.now();
+      const remainingMs = budgetMs - (sentAt - startedAt);
       try {
         const reply = await member.conn.request(req, { ...connOpts, timeoutMs: Math.max(1, remainingMs) });
         member.latencyEmaMs = member.latencyEmaMs === undefined ? reply.roundTripMs : 0.9 * member.latencyEmaMs + 0.1 * reply.roundTripMs;
-        member.lastReplyAt = performance.now();
+        member.lastReplyAt = member.answeredAt = performance.now();
+        member.stalled = false;
         if (member.labels) this.#events.emit({ type: 'served', framework: this.framework, endpoint: member.conn.endpoint, labels: member.labels });
         return reply;
       } catch (err) {
+        // Timed out with no answer of any kind while it waited (one queued behind slow work that still completes is not stalled).
+        if (err instanceof GatewayError && err.code === 'timeout' && (member.answeredAt ?? -Infinity) < sentAt) member.stalled = true;
         if (!this.#mayRetry(req, err, member, opts.signal) || budgetMs - (performance.now() - startedAt) <= 1) throw err;
         tried.add(member);
         const code = (err as GatewayError).code;
@@ -311,6 +319,8 @@ export class EndpointPool<C extends PoolConnection = PoolConnection> implements 
           member.lastHealth = health;
           member.failures = 0;
           member.lastError = undefined;
+          member.answeredAt = performance.now();
+          member.stalled = false;
           this.#setState(member, health.ready ? 'ready' : 'unhealthy', health.ready ? undefined : `${this.#options.noun} not ready`);
         } catch (err) {
           if (this.#members.get(member.conn.endpoint) !== member || this.#closing) return;
@@ -330,9 +340,11 @@ export class EndpointPool<C extends PoolConnection = PoolConnection> implements 
     }
     // An endpoint that serves one request at a time answers health only between requests: while it is connected and
     // busy (requests in flight, or a reply within the last two check periods), a check that timed out is not a failure.
+    // Unless its requests time out too, with no answer since: then it is stalled (a stopped or wedged process keeps
+    // its connection), and under steady traffic it would otherwise stay in rotation forever, failing every request.
     const recentlyAnswered = member.lastReplyAt !== undefined && performance.now() - member.lastReplyAt < 2 * (timeoutMs + (this.#options.healthIntervalMs ?? 1_000));
     const timedOut = error.code === 'timeout' && member.conn.connected;
-    if (timedOut && (member.conn.inFlight > 0 || recentlyAnswered)) {
+    if (timedOut && !member.stalled && (member.conn.inFlight > 0 || recentlyAnswered)) {
       member.lastError = new GatewayError('timeout', `health check timed out while the ${this.#options.noun} was busy`);
       return;
     }
@@ -402,7 +414,12 @@ export class EndpointPool<C extends PoolConnection = PoolConnection> implements 
 
   #onConnectionEvent(member: Member<C>, event: PoolEvent): void {
     if (this.#members.get(member.conn.endpoint) !== member) return;
-    if (event.type === 'late_reply') this.#lateReplies++;
+    if (event.type === 'late_reply') {
+      // slow but alive: an answer, even one its caller no longer waited for
+      this.#lateReplies++;
+      member.answeredAt = performance.now();
+      member.stalled = false;
+    }
     if (event.type === 'disconnected') this.#setState(member, 'down', 'disconnected');
     this.#events.emit(event);
     // An endpoint that (re)connects is checked at once rather than at the next interval.

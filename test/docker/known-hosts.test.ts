@@ -137,3 +137,23 @@ function pick(v: ReturnType<typeof checkHostKey>): { why: string; lines: number[
 function esc(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 }
+
+test('known_hosts: wildcard patterns match as ssh-keygen -F matches them, and a line of many `*` is answered at once', async (t) => {
+  const dir = await mkdtemp('/tmp/pag-kh-');
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const a = await keyPair(dir, 'a', 'ed25519');
+  const file = join(dir, 'known_hosts');
+  const patterns = ['a*b*c', '*a?', '**', '?*?', '*.*', 'x*x*x.example', '*-?-*', 'a*a*a*a*a*a*a*a*z'];
+  await writeFile(file, patterns.map((p) => `${p} ${a.line}`).join('\n') + '\n');
+  const entries = parseKnownHosts(await readFile(file, 'utf8'), file);
+  const names = ['abc', 'axbyc', 'ab', 'bab', 'b', 'x', 'xy', 'a.b', 'xx.example', 'xxx.example', 'xaxbx.example', 'gpu-1-a', 'gpu-12-a', 'aaaaaaaaz', 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.example.com'];
+  for (const name of names) {
+    assert.deepEqual(entries.filter((e) => entryMatches(e.hosts, name)).map((e) => e.line), await sshKeygenFinds(file, name), `lines for ${name}`);
+  }
+  // As a regular expression this pattern backtracked without end on a name it does not match: before the
+  // linear matcher this test never finished (the gateway's event loop hung on such a line).
+  const many = `${'a*'.repeat(14)}z,!${'b*'.repeat(14)}y`;
+  assert.equal(entryMatches(many, `${'a'.repeat(60)}.example.com`), false);
+  assert.equal(entryMatches(many, `${'a'.repeat(30)}z`), true);
+  assert.equal(entryMatches(many, `${'ab'.repeat(15)}y`), false);
+});

@@ -4,6 +4,7 @@ import { sleep } from '../../src/lib/abort.js';
 import { WorkerPool } from '../../src/zmq/worker-pool.js';
 import { WorkerServer } from '../../src/zmq/worker-server.js';
 import type { PoolEvent } from '../../src/zmq/types.js';
+import { spawnPythonWorker } from '../support/python-worker.js';
 import { spawnTsWorker } from '../support/ts-worker.js';
 
 async function worker(t: { after(fn: () => unknown): void }, name: string, { ready = true } = {}) {
@@ -185,4 +186,43 @@ test('a ready worker stays in rotation after one missed health check and is down
   const [back] = await pool.checkHealth();
   assert.equal(back!.state, 'ready');
   assert.deepEqual(states, ['down', 'ready'], 'ready → down → ready, never a one-check unhealthy');
+});
+
+test('a stalled worker under steady traffic leaves the rotation: busy is no excuse once its requests time out', async (t) => {
+  // A stopped process keeps its TCP connection, so only the health checks can tell. Before, a request always in
+  // flight excused every missed check: the worker stayed ready and every request to it timed out, for as long as
+  // the traffic lasted.
+  const w = await spawnPythonWorker({ framework: 'f' });
+  t.after(() => w.close());
+  const pool = new WorkerPool({ framework: 'f', endpoints: [w.endpoint], healthIntervalMs: 100, healthTimeoutMs: 150, downAfterFailures: 2, timeoutMs: 1_000 });
+  t.after(() => pool.close());
+  await pool.start();
+  assert.equal(pool.isReady(), true);
+  const stateIs = (to: string) =>
+    new Promise<void>((resolve) => {
+      const off = pool.onEvent((e) => e.type === 'state' && e.to === to && (off(), resolve()));
+    });
+  const down = stateIs('down');
+  await w.kill('SIGSTOP');
+  t.after(() => w.kill('SIGCONT'));
+  let stop = false;
+  const codes = new Set<string>();
+  const traffic = (async () => {
+    while (!stop && pool.isReady()) {
+      await Promise.all([1, 2].map(() => pool.request({ type: 'inference', data: { state: [0, 0] } }).catch((e: { code?: string }) => void codes.add(e.code ?? '?'))));
+    }
+  })();
+  const noLonger = new AbortController();
+  const gaveUp = sleep(20_000, noLonger.signal).then(() => 'still ready after 20 s', () => 'down');
+  const outcome = await Promise.race([down.then(() => 'down'), gaveUp]);
+  noLonger.abort();
+  assert.equal(outcome, 'down');
+  stop = true;
+  await traffic;
+  assert.deepEqual([...codes], ['timeout']);
+  // Running again: the next check brings it back.
+  const ready = stateIs('ready');
+  await w.kill('SIGCONT');
+  await ready;
+  assert.equal((await pool.request({ type: 'inference', data: { state: [0, 0] } })).endpoint, w.endpoint);
 });
