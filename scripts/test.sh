@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The one test command (npm test, and .ci/run): brings up what the tests need when it is missing
-# (Debian's python3-zmq/msgpack/numpy/hypothesis, docker-compose and openssh-server, a Docker engine and the offline
+# (Debian's python3-venv/zmq/msgpack/numpy/hypothesis, docker-compose and openssh-server, a Docker engine and the offline
 # worker image, Prometheus),
 # then type-checks, lints and runs every test. Stops what it started.
 set -euo pipefail
@@ -12,10 +12,11 @@ t0=$SECONDS
 [ -d node_modules ] || { say "installing npm packages (npm ci)"; npm ci --no-audit --no-fund; }
 
 need=()
+# python3-venv: Debian's python3 makes the peers' and the fuzzer's venvs (not in a minimal Debian).
 # docker-compose: Debian's compose tool (1.29), for test/docker/compose.test.ts.
 # openssh-server: the sshd that test/docker/ssh-engine.test.ts runs in the foreground with its own config (the
 # Debian service is never started nor enabled: see below).
-for p in python3-zmq python3-msgpack python3-numpy python3-hypothesis docker-compose openssh-server; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
+for p in python3-venv python3-zmq python3-msgpack python3-numpy python3-hypothesis docker-compose openssh-server; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
 if [ ${#need[@]} -gt 0 ]; then
   say "installing ${need[*]} (apt)"
   # No package's service may start while installing (openssh-server's would listen on port 22): policy-rc.d
