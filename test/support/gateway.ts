@@ -17,6 +17,10 @@ export async function startTestGateway(t: TestContext, raw?: Record<string, unkn
   const config = parseConfig({ healthIntervalMs: 200, ...raw }, { httpPort: 0, zmqEndpoint: 'tcp://127.0.0.1:*' });
   const gateway = await buildGateway(config, deps);
   t.after(() => gateway.close(500));
+  // The embedded workers are the gateway's own and always come up; on a loaded machine their first health check
+  // can miss, and a test of something else (deadlines, limits) would then meet `unavailable` from the start.
+  const embedded = Object.values(config.frameworks).filter((f) => f.embedded).map((f) => f.name);
+  await waitFor(() => embedded.every((name) => gateway.router.registry.resolve(name).pool.isReady()), 15_000, `embedded frameworks ready (${embedded.join(', ')})`);
   return gateway;
 }
 
