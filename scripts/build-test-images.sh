@@ -46,18 +46,26 @@ host_packages() {
   say "host packages installed in $(ms "$t0")"
 }
 
-# Rootfs from host files. Each shared library goes to the path ldd prints (not its realpath): numpy's
-# libblas.so.3 sits behind /etc/alternatives and the image has no ld.so.cache.
-make_rootfs() {
-  local root=$1 py pyver lib dest d a
-  py=$(readlink -f /usr/bin/python3); pyver=$(basename "$py")
-  rm -rf "$root"; mkdir -p "$root"/usr/{bin,sbin,lib,lib64} "$root"/{etc,tmp,proc,sys,dev,run,root,app,ipc}
+# What both images' root filesystems start from: the usual folders (plus the extra ones named), /bin etc. as links
+# into /usr, busybox with a link per applet (/bin/sh), and root and nobody in /etc/passwd and /etc/group.
+base_rootfs() {
+  local root=$1 d a; shift
+  rm -rf "$root"; mkdir -p "$root"/usr/{bin,sbin,lib,lib64} "$root"/{etc,tmp,proc,sys,dev,run,root}
+  for d in "$@"; do mkdir -p "$root/$d"; done
   chmod 1777 "$root/tmp"
   for d in bin sbin lib lib64; do ln -s "usr/$d" "$root/$d"; done
   cp /bin/busybox "$root/usr/bin/busybox"
   for a in $(/bin/busybox --list); do [ -e "$root/usr/bin/$a" ] || ln -s busybox "$root/usr/bin/$a"; done
   printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$root/etc/passwd"
   printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
+}
+
+# Rootfs from host files. Each shared library goes to the path ldd prints (not its realpath): numpy's
+# libblas.so.3 sits behind /etc/alternatives and the image has no ld.so.cache.
+make_rootfs() {
+  local root=$1 py pyver lib dest d a
+  py=$(readlink -f /usr/bin/python3); pyver=$(basename "$py")
+  base_rootfs "$root" app ipc
   cp -a "$py" "$root/usr/bin/"; ln -s "$pyver" "$root/usr/bin/python3"
   tar -C /usr/lib -c --exclude="$pyver/test" --exclude="$pyver/idlelib" --exclude="$pyver/tkinter" \
     --exclude="$pyver/lib2to3" --exclude="$pyver/ensurepip" --exclude="$pyver/turtledemo" \
@@ -76,7 +84,7 @@ make_rootfs() {
 build_base() {
   host_packages
   local hash t0 work
-  hash=$( { declare -f make_rootfs; readlink -f /usr/bin/python3
+  hash=$( { declare -f base_rootfs make_rootfs; readlink -f /usr/bin/python3
             dpkg-query -W python3-zmq python3-msgpack python3-numpy busybox-static "$(basename "$(readlink -f /usr/bin/python3)")"; } |
           sha256sum | cut -c1-16)
   if [ "$FORCE" != 1 ] && [ "$(image_hash "$BASE_IMAGE")" = "$hash" ]; then
@@ -122,13 +130,7 @@ build_worker() {
 # The node runtime: node, busybox, and the shared libraries node and the native addons load, at their ldd paths.
 make_node_rootfs() {
   local root=$1 nm=$2 lib dest d a
-  rm -rf "$root"; mkdir -p "$root"/usr/{bin,sbin,lib,lib64} "$root"/{etc,tmp,proc,sys,dev,run,root}
-  chmod 1777 "$root/tmp"
-  for d in bin sbin lib lib64; do ln -s "usr/$d" "$root/$d"; done
-  cp /bin/busybox "$root/usr/bin/busybox"
-  for a in $(/bin/busybox --list); do [ -e "$root/usr/bin/$a" ] || ln -s busybox "$root/usr/bin/$a"; done
-  printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$root/etc/passwd"
-  printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
+  base_rootfs "$root"
   cp -L "$(command -v node)" "$root/usr/bin/node"
   { echo "$(command -v node)"; find "$nm" -name '*.node' -type f 2>/dev/null; } |
     { xargs -r ldd 2>/dev/null || true; } | awk '/=> \//{print $3} /^\t\/lib64/{print $1}' | sort -u |
@@ -141,7 +143,7 @@ build_node_runtime() {
   command -v node >/dev/null || { say "no node on this host: skipping $NODE_IMAGE"; return 0; }
   local hash t0 work nm
   nm=$(readlink -f node_modules)
-  hash=$( { declare -f make_node_rootfs; sha256sum "$(readlink -f "$(command -v node)")"; find "$nm" -name '*.node' -type f -print0 | sort -z | xargs -0 -r sha256sum; } |
+  hash=$( { declare -f base_rootfs make_node_rootfs; sha256sum "$(readlink -f "$(command -v node)")"; find "$nm" -name '*.node' -type f -print0 | sort -z | xargs -0 -r sha256sum; } |
           sha256sum | cut -c1-16)
   if [ "$FORCE" != 1 ] && [ "$(image_hash "$NODE_IMAGE")" = "$hash" ]; then
     say "$NODE_IMAGE is up to date (inputs $hash)"; return 0
