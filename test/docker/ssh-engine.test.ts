@@ -11,7 +11,6 @@
 // Everything (sshd, agents, namespaces, engine, temp folders) is removed afterwards, also when the test fails.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -31,19 +30,6 @@ import { loadImage, run, startEngine, stopEngine, type PrivateEngine } from '../
 import { makeKey, startAgent, startSshd, type SshAgent, type Sshd } from '../support/private-sshd.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
-
-/** Runs a command with extra environment; resolves with its stdout (rejects with its stderr). */
-function runEnv(cmd: string, args: string[], env: Record<string, string>): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    child.once('error', reject);
-    child.once('exit', (code) => (code === 0 ? resolve(out.trim()) : reject(new Error(`${cmd} exited ${code}: ${err}`))));
-  });
-}
 
 test('a framework on a remote engine over ssh:// in another network namespace, its worker reached over a veth pair with CURVE', { timeout: 300_000 }, async (t) => {
   ensureDockerAndImage();
@@ -93,7 +79,7 @@ test('a framework on a remote engine over ssh:// in another network namespace, i
     stopTimeoutS: 2,
   };
   const settings = { spec, curve: { serverPublicKeyFile: join(keys, 'worker.pub'), secretKeyFile: join(keys, 'gateway.key') } };
-  const out = await runEnv('ip', ['netns', 'exec', nsA, process.execPath, '--import', 'tsx', join(ROOT, 'test/fixtures/remote-engine-client.ts'), JSON.stringify(settings)], { SSH_AUTH_SOCK: made.agent.socket });
+  const out = await run('ip', ['netns', 'exec', nsA, process.execPath, '--import', 'tsx', join(ROOT, 'test/fixtures/remote-engine-client.ts'), JSON.stringify(settings)], { env: { SSH_AUTH_SOCK: made.agent.socket } });
   const result = JSON.parse(out.split('\n').pop()!) as { start?: number; inference?: number[]; endpoints?: string[]; containers?: string[]; stop?: number; error?: string };
   t.diagnostic(`gateway in ${nsA}: ${JSON.stringify(result)}`);
   assert.equal(result.error, undefined);
