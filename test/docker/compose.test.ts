@@ -19,18 +19,19 @@ const run = promisify(execFile);
 const NODE_IMAGE = 'physical-ai-gateway/node-runtime:local';
 const COMPOSE_FILES = ['docker/compose.yaml', 'observability/compose.yaml'];
 
-function haveCompose(): boolean {
+/** Fails (never skips) without docker-compose: a skip would let CI pass without the compose files being checked. */
+function needCompose(): void {
   try {
     execFileSync('docker-compose', ['version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
+  } catch (err) {
+    assert.fail(`docker-compose is not installed (scripts/test.sh installs it): ${String(err)}`);
   }
 }
 
 const compose = (args: string[], env: Record<string, string> = {}) => run('docker-compose', args, { cwd: ROOT, env: { ...process.env, ...env }, timeout: 180_000 });
 
-test('each compose file passes `docker-compose config`; the stack lists the gateway, the workers and the monitoring', { skip: !haveCompose() && 'docker-compose is not installed (scripts/test.sh installs it)' }, async () => {
+test('each compose file passes `docker-compose config`; the stack lists the gateway, the workers and the monitoring', async () => {
+  needCompose();
   for (const file of COMPOSE_FILES) await compose(['-f', file, 'config', '-q']);
   const { stdout } = await compose(['-f', 'docker/compose.yaml', '--profile', 'all', '--profile', 'demo', '--profile', 'observability', 'config', '--services']);
   assert.deepEqual(stdout.trim().split('\n').sort(), ['demo', 'gateway', 'grafana', 'groot', 'lerobot', 'otel-collector', 'pi0', 'prometheus']);
@@ -41,7 +42,8 @@ test('each compose file passes `docker-compose config`; the stack lists the gate
   assert.match(resolved, /gateway\.yaml:\/etc\/physical-ai-gateway\/gateway\.yaml:ro/);
 });
 
-test('compose up: the gateway with its mounted config and the demo worker answer one inference; down removes them', { skip: !haveCompose() && 'docker-compose is not installed (scripts/test.sh installs it)' }, async (t) => {
+test('compose up: the gateway with its mounted config and the demo worker answer one inference; down removes them', async (t) => {
+  needCompose();
   ensureDockerAndImage();
   await ensureBuilt();
   const [httpPort, zmqPort, workerPort] = [await freePort(), await freePort(), await freePort()];

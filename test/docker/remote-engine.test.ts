@@ -11,6 +11,7 @@ import { join, resolve } from 'node:path';
 import { writeCurveKeyFiles } from '../../src/zmq/curve-keys.js';
 import type { FrameworkSpec } from '../../src/docker/framework-spec.js';
 import { ensureDockerAndImage, TEST_IMAGE } from '../support/docker.js';
+import { HostPair } from '../support/host-pair.js';
 import { loadImage, run, startEngine, stopEngine, type PrivateEngine } from '../support/private-engine.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -18,31 +19,18 @@ const ROOT = resolve(import.meta.dirname, '../..');
 test('a framework on a remote engine (tcp + TLS) in another network namespace, its worker reached over a veth pair with CURVE', { timeout: 300_000 }, async (t) => {
   ensureDockerAndImage();
   const id = randomBytes(3).toString('hex');
-  const nsA = `pag-a-${id}`;
-  const nsB = `pag-b-${id}`;
-  const net = `10.${randomInt(100, 199)}.${randomInt(0, 255)}`;
-  const [ipA, ipB] = [`${net}.1`, `${net}.2`];
+  const hosts = new HostPair(id);
+  const { nsA, nsB, ipB } = hosts;
   const dir = await mkdtemp('/tmp/pag-remote-');
-  const made: { engine?: PrivateEngine; namespaces: string[] } = { namespaces: [] };
+  const made: { engine?: PrivateEngine } = {};
   t.after(async () => {
     if (made.engine) assert.deepEqual(await stopEngine(made.engine), [], 'the engine of host B is gone');
-    for (const ns of made.namespaces) await run('ip', ['netns', 'del', ns]).catch(() => undefined);
-    const left = await run('ip', ['netns', 'list']);
-    assert.ok(!left.includes(id), `no namespace of the test is left: ${left}`);
+    assert.deepEqual(await hosts.remove(), [], 'no namespace or veth of the test is left');
     await rm(dir, { recursive: true, force: true });
   });
 
   // Two "hosts" joined by a veth pair.
-  for (const ns of [nsA, nsB]) {
-    await run('ip', ['netns', 'add', ns]);
-    made.namespaces.push(ns);
-    await run('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
-  }
-  await run('ip', ['link', 'add', `va${id}`, 'netns', nsA, 'type', 'veth', 'peer', 'name', `vb${id}`, 'netns', nsB]);
-  await run('ip', ['-n', nsA, 'addr', 'add', `${ipA}/24`, 'dev', `va${id}`]);
-  await run('ip', ['-n', nsB, 'addr', 'add', `${ipB}/24`, 'dev', `vb${id}`]);
-  await run('ip', ['-n', nsA, 'link', 'set', `va${id}`, 'up']);
-  await run('ip', ['-n', nsB, 'link', 'set', `vb${id}`, 'up']);
+  await hosts.create();
 
   // TLS: a CA, the engine's certificate for its address, the gateway's client certificate.
   const pki = join(dir, 'pki');
@@ -58,7 +46,7 @@ test('a framework on a remote engine (tcp + TLS) in another network namespace, i
   // Host B's engine: API on its veth address with TLS (and a unix socket for loading the image).
   made.engine = await startEngine({
     dir: join(dir, 'engine'),
-    prefix: ['nsenter', `--net=/run/netns/${nsB}`],
+    prefix: HostPair.enter(nsB),
     extraArgs: [`--host=tcp://${ipB}:2376`, '--tlsverify', `--tlscacert=${join(pki, 'ca.pem')}`, `--tlscert=${join(pki, 'server.pem')}`, `--tlskey=${join(pki, 'server-key.pem')}`],
   });
   await loadImage(made.engine);

@@ -11,7 +11,6 @@
 // Everything (sshd, agents, namespaces, engine, temp folders) is removed afterwards, also when the test fails.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -26,61 +25,36 @@ import { createMetrics } from '../../src/telemetry/metrics.js';
 import { writeCurveKeyFiles } from '../../src/zmq/curve-keys.js';
 import { BASE_IMAGE, ensureDockerAndImage, TEST_IMAGE } from '../support/docker.js';
 import { freePort } from '../support/endpoints.js';
+import { HostPair } from '../support/host-pair.js';
 import { loadImage, run, startEngine, stopEngine, type PrivateEngine } from '../support/private-engine.js';
 import { makeKey, startAgent, startSshd, type SshAgent, type Sshd } from '../support/private-sshd.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 
-/** Runs a command with extra environment; resolves with its stdout (rejects with its stderr). */
-function runEnv(cmd: string, args: string[], env: Record<string, string>): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    child.once('error', reject);
-    child.once('exit', (code) => (code === 0 ? resolve(out.trim()) : reject(new Error(`${cmd} exited ${code}: ${err}`))));
-  });
-}
-
 test('a framework on a remote engine over ssh:// in another network namespace, its worker reached over a veth pair with CURVE', { timeout: 300_000 }, async (t) => {
   ensureDockerAndImage();
   const id = randomBytes(3).toString('hex');
-  const nsA = `pag-sa-${id}`;
-  const nsB = `pag-sb-${id}`;
-  const net = `10.${randomInt(100, 199)}.${randomInt(0, 255)}`;
-  const [ipA, ipB] = [`${net}.1`, `${net}.2`];
+  const hosts = new HostPair(id);
+  const { nsA, nsB, ipB } = hosts;
   const dir = await mkdtemp('/tmp/pag-ssh-');
-  const made: { engine?: PrivateEngine; sshd?: Sshd; agent?: SshAgent; namespaces: string[] } = { namespaces: [] };
+  const made: { engine?: PrivateEngine; sshd?: Sshd; agent?: SshAgent } = {};
   t.after(async () => {
     await made.sshd?.stop();
     await made.agent?.stop();
     if (made.engine) assert.deepEqual(await stopEngine(made.engine), [], 'the engine of host B is gone');
-    for (const ns of made.namespaces) await run('ip', ['netns', 'del', ns]).catch(() => undefined);
-    const left = await run('ip', ['netns', 'list']);
-    assert.ok(!left.includes(id), `no namespace of the test is left: ${left}`);
+    assert.deepEqual(await hosts.remove(), [], 'no namespace or veth of the test is left');
     await rm(dir, { recursive: true, force: true });
   });
 
   // Two "hosts" joined by a veth pair.
-  for (const ns of [nsA, nsB]) {
-    await run('ip', ['netns', 'add', ns]);
-    made.namespaces.push(ns);
-    await run('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
-  }
-  await run('ip', ['link', 'add', `sa${id}`, 'netns', nsA, 'type', 'veth', 'peer', 'name', `sb${id}`, 'netns', nsB]);
-  await run('ip', ['-n', nsA, 'addr', 'add', `${ipA}/24`, 'dev', `sa${id}`]);
-  await run('ip', ['-n', nsB, 'addr', 'add', `${ipB}/24`, 'dev', `sb${id}`]);
-  await run('ip', ['-n', nsA, 'link', 'set', `sa${id}`, 'up']);
-  await run('ip', ['-n', nsB, 'link', 'set', `sb${id}`, 'up']);
+  await hosts.create();
 
   // Host B: its engine (unix socket only), the test image loaded into it, and sshd whose sessions use that engine.
-  made.engine = await startEngine({ dir: join(dir, 'engine'), prefix: ['nsenter', `--net=/run/netns/${nsB}`] });
+  made.engine = await startEngine({ dir: join(dir, 'engine'), prefix: HostPair.enter(nsB) });
   await loadImage(made.engine);
   const gatewayKey = await makeKey(join(dir, 'gateway_key'));
   const sshPort = randomInt(2_000, 3_000);
-  made.sshd = await startSshd({ dir: join(dir, 'sshd'), address: ipB, ports: [sshPort], authorizedKeys: [gatewayKey], setEnv: { DOCKER_HOST: made.engine.host }, prefix: ['nsenter', `--net=/run/netns/${nsB}`] });
+  made.sshd = await startSshd({ dir: join(dir, 'sshd'), address: ipB, ports: [sshPort], authorizedKeys: [gatewayKey], setEnv: { DOCKER_HOST: made.engine.host }, prefix: HostPair.enter(nsB) });
   // Host A: the agent holding the gateway's key.
   made.agent = await startAgent(dir);
   await made.agent.add(join(dir, 'gateway_key'));
@@ -105,7 +79,7 @@ test('a framework on a remote engine over ssh:// in another network namespace, i
     stopTimeoutS: 2,
   };
   const settings = { spec, curve: { serverPublicKeyFile: join(keys, 'worker.pub'), secretKeyFile: join(keys, 'gateway.key') } };
-  const out = await runEnv('ip', ['netns', 'exec', nsA, process.execPath, '--import', 'tsx', join(ROOT, 'test/fixtures/remote-engine-client.ts'), JSON.stringify(settings)], { SSH_AUTH_SOCK: made.agent.socket });
+  const out = await run('ip', ['netns', 'exec', nsA, process.execPath, '--import', 'tsx', join(ROOT, 'test/fixtures/remote-engine-client.ts'), JSON.stringify(settings)], { env: { SSH_AUTH_SOCK: made.agent.socket } });
   const result = JSON.parse(out.split('\n').pop()!) as { start?: number; inference?: number[]; endpoints?: string[]; containers?: string[]; stop?: number; error?: string };
   t.diagnostic(`gateway in ${nsA}: ${JSON.stringify(result)}`);
   assert.equal(result.error, undefined);

@@ -14,6 +14,7 @@ import { join, resolve } from 'node:path';
 import { writeCurveKeyFiles } from '../../src/zmq/curve-keys.js';
 import type { FrameworkSpec } from '../../src/docker/framework-spec.js';
 import { ensureDockerAndImage, TEST_IMAGE } from '../support/docker.js';
+import { HostPair } from '../support/host-pair.js';
 import { loadImage, run, startEngine, stopEngine, type PrivateEngine } from '../support/private-engine.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -37,42 +38,25 @@ interface Phase {
 
 test('a two-node swarm in two network namespaces: a task placed on the worker node served over CURVE at its address, two replicas on both nodes both serve, all removed', { timeout: 240_000 }, async (t) => {
   ensureDockerAndImage();
-  const netns = await run('ip', ['netns', 'list']).then(() => '', (err: unknown) => String(err));
-  if (netns) return t.skip(`network namespaces are not available here (ip netns list: ${netns.trim()})`);
   const id = randomBytes(3).toString('hex');
-  const nsA = `pag-sa-${id}`;
-  const nsB = `pag-sb-${id}`;
-  const net = `10.213.${randomInt(0, 255)}`;
-  const [ipA, ipB] = [`${net}.1`, `${net}.2`];
+  const hosts = new HostPair(id, `10.213.${randomInt(0, 255)}`);
+  const { nsA, nsB, ipA, ipB } = hosts;
   const dir = await mkdtemp('/tmp/pag-mswarm-');
-  const made: { engines: PrivateEngine[]; namespaces: string[] } = { engines: [], namespaces: [] };
+  const made: { engines: PrivateEngine[] } = { engines: [] };
   t.after(async () => {
     // The worker first (it leaves the swarm while the manager still answers), then the manager.
     for (const engine of made.engines.reverse()) assert.deepEqual(await stopEngine(engine), [], `the engine in ${engine.dir} is gone`);
-    for (const ns of made.namespaces) await run('ip', ['netns', 'del', ns]).catch(() => undefined);
-    const left = await run('ip', ['netns', 'list']);
-    assert.ok(!left.includes(id), `no namespace of the test is left: ${left}`);
-    const links = await run('ip', ['-br', 'link']);
-    assert.ok(!links.includes(id), `no veth of the test is left: ${links}`);
+    assert.deepEqual(await hosts.remove(), [], 'no namespace or veth of the test is left');
     await rm(dir, { recursive: true, force: true });
   });
 
   // Two "hosts" joined by a veth pair.
-  for (const ns of [nsA, nsB]) {
-    await run('ip', ['netns', 'add', ns]);
-    made.namespaces.push(ns);
-    await run('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
-  }
-  await run('ip', ['link', 'add', `sa${id}`, 'netns', nsA, 'type', 'veth', 'peer', 'name', `sb${id}`, 'netns', nsB]);
-  await run('ip', ['-n', nsA, 'addr', 'add', `${ipA}/24`, 'dev', `sa${id}`]);
-  await run('ip', ['-n', nsB, 'addr', 'add', `${ipB}/24`, 'dev', `sb${id}`]);
-  await run('ip', ['-n', nsA, 'link', 'set', `sa${id}`, 'up']);
-  await run('ip', ['-n', nsB, 'link', 'set', `sb${id}`, 'up']);
+  await hosts.create();
 
   // One engine per host (their bridges are made inside their namespace), both with the worker image.
   // Both started before either failure is thrown, so the clean-up stops whichever did start; the manager first in
   // the list, so the worker is stopped first.
-  const starts = await Promise.allSettled([nsA, nsB].map((ns) => startEngine({ dir: join(dir, ns), prefix: ['nsenter', `--net=/run/netns/${ns}`] })));
+  const starts = await Promise.allSettled([nsA, nsB].map((ns) => startEngine({ dir: join(dir, ns), prefix: HostPair.enter(ns) })));
   for (const s of starts) if (s.status === 'fulfilled') made.engines.push(s.value);
   for (const s of starts) if (s.status === 'rejected') throw s.reason;
   const [engineA, engineB] = made.engines;

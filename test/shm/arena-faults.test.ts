@@ -23,7 +23,9 @@ function tempRoot(t: TestContext): string {
 
 const canUnshare = spawnSync('unshare', ['-m', 'true']).status === 0;
 
-test('a full shared-memory root: the request goes as frames, the failed slot gives its pages back, and a smaller request still fits', { skip: !canUnshare && 'needs unshare -m (a private mount namespace) to mount a small tmpfs' }, async (t) => {
+test('a full shared-memory root: the request goes as frames, the failed slot gives its pages back, and a smaller request still fits', async (t) => {
+  // Fails, never skips: a skip would let CI pass without the full-root path ever running.
+  assert.ok(canUnshare, 'needs unshare -m (a private mount namespace, as root) to mount a small tmpfs');
   const dir = tempRoot(t);
   // The tmpfs exists only in the child's mount namespace; `dir` stays empty outside it.
   const script = 'mount -t tmpfs -o size=1m,mode=0755 paig-full "$1" && exec "$2" --import tsx "$3" "$1"';

@@ -20,11 +20,11 @@ export interface PrivateEngine {
   bridge?: string;
 }
 
-/** Runs a command; rejects with its stderr when it exits non-zero. `input` pipes another process's stdout in. */
-export function run(cmd: string, args: string[], { input, prefix = [] }: { input?: ChildProcess; prefix?: string[] } = {}): Promise<string> {
+/** Runs a command; rejects with its stderr when it exits non-zero. `input` pipes another process's stdout in; `env` adds to the environment. */
+export function run(cmd: string, args: string[], { input, prefix = [], env }: { input?: ChildProcess; prefix?: string[]; env?: Record<string, string> } = {}): Promise<string> {
   const argv = [...prefix, cmd, ...args];
   return new Promise((resolve, reject) => {
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: [input ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: [input ? 'pipe' : 'ignore', 'pipe', 'pipe'], env: env && { ...process.env, ...env } });
     if (input) input.stdout!.pipe(child.stdin!);
     let out = '';
     let err = '';
