@@ -136,7 +136,11 @@ class DeferredReply(object):
             return False
         ctx, server = self._ctx, self._server
         compute_ms = _ms(time.perf_counter() - self._t0) - self._decode_ms
-        outcome, frames = server._result_frames(ctx, result, self._t0, self._decode_ms, compute_ms, "deferred result for %r" % (ctx.type,))
+        try:
+            outcome, frames = server._result_frames(ctx, result, self._t0, self._decode_ms, compute_ms, "deferred result for %r" % (ctx.type,))
+        except Exception as err:  # the reply area failed in a way it does not report as WorkerError: still one answer
+            werr = WorkerError("internal", "worker failed: %s" % _describe(err))
+            outcome, frames = werr.code, server._error_frames(werr, ctx.request_id, ctx.codec, self._t0, self._decode_ms, compute_ms)
         self._sent_with(outcome, frames, compute_ms)
         server._post(self._envelope, frames, False)
         return True
