@@ -10,12 +10,12 @@ import type { ActionGroup } from './protocol/action-mapping.js';
 import { OBSERVATION_PRESETS, OBSERVATION_SPEC_FIELDS, type ObservationMappingSpec } from './protocol/observation-mapping.js';
 import { OUTBOUND_SPEC_FIELDS, PEER_PROTOCOLS, DEFAULT_OUTBOUND, type OutboundMappingSpec, type PeerProtocol, type StateGroup } from './protocol/outbound-mapping.js';
 import { isLogLevel, type LogLevel } from './lib/log.js';
-import { parseEndpoint } from './zmq/addresses.js';
+import { DEFAULT_GATEWAY_ZMQ_ENDPOINT, parseEndpoint } from './zmq/addresses.js';
 import { readCurveKeyFileSync, readPublicKeysDirSync, type CurveCertificate, type CurveClientKeys, type CurveServerKeys } from './zmq/curve-keys.js';
 
 export const DEFAULT_HTTP_HOST = '127.0.0.1';
 export const DEFAULT_HTTP_PORT = 8080;
-export const DEFAULT_ZMQ_ENDPOINT = 'tcp://127.0.0.1:5550';
+export const DEFAULT_ZMQ_ENDPOINT = DEFAULT_GATEWAY_ZMQ_ENDPOINT;
 export const DEFAULT_BODY_LIMIT_BYTES = DEFAULT_LIMITS.maxMessageBytes;
 export const DEFAULT_TIMEOUT_MS = 2_000;
 export const DEFAULT_HEALTH_TIMEOUT_MS = 1_000;

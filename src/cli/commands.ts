@@ -5,6 +5,7 @@
 //
 // Shared options live here so that one concept has one flag name (and one PAIG_* variable) on every command.
 import { InvalidArgumentError, Option, type Command } from '@commander-js/extra-typings';
+import { DEFAULT_GATEWAY_ZMQ_ENDPOINT } from '../zmq/addresses.js';
 
 export interface CliIo {
   /** One line to stdout. */
@@ -49,8 +50,9 @@ export class CliExit extends Error {
   }
 }
 
-// The defaults of src/config.ts (not imported: it loads yaml and the codec; test/gateway/cli.test.ts checks they agree).
-export const DEFAULT_ZMQ_GATEWAY = 'tcp://127.0.0.1:5550';
+// The defaults of src/config.ts (config.ts is not imported: it loads yaml and the codec; test/gateway/cli.test.ts
+// checks they agree). The ZMQ one is the constant config.ts and the ROS bridge use too.
+export const DEFAULT_ZMQ_GATEWAY = DEFAULT_GATEWAY_ZMQ_ENDPOINT;
 export const DEFAULT_HTTP_GATEWAY = 'http://127.0.0.1:8080';
 
 /** The environment variables the client commands read (serve's own are in src/config.ts ENV_VARS). */

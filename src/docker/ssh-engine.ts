@@ -10,8 +10,6 @@ import { Client, createAgent, type ClientChannel, type ParsedKey, type ServerHos
 import { DockerError } from './docker-error.js';
 import { blobType, checkHostKey, knownHostName, knownKeyTypes, readKnownHosts, sshFingerprint, type KnownHostEntry } from './known-hosts.js';
 
-export { sshFingerprint };
-
 /**
  * How the host's key is checked: `pinned` accepts only that key (`SHA256:...` as `ssh-keygen -lf` prints it);
  * `knownHosts` accepts a key those OpenSSH known_hosts files list for the host and refuses an unknown host, a

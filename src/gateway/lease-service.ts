@@ -59,8 +59,6 @@ export class LeaseService {
   #unsubscribe: (() => void) | undefined;
   #collecting = new Set<string>();
   #closed = false;
-  /** Records collected and leases issued/revoked, all frameworks together (per framework: `status`). */
-  readonly counts = { issued: 0, revocations: 0, records: 0, dropped: 0 };
   readonly #perFramework = new Map<string, Counts>();
 
   constructor({ router, metrics, log = silentLogger }: LeaseServiceOptions) {
@@ -125,7 +123,6 @@ export class LeaseService {
     const now = Date.now();
     const id = randomUUID();
     const token = signLease(direct.secret, { id, fw: entry.name, iat_ms: now, exp_ms: now + direct.leaseTtlMs, max: direct.maxInFlight });
-    this.counts.issued++;
     this.#counts(entry.name).issued++;
     this.#log.info({ event: 'lease.issued', framework: entry.name, leaseId: id, endpoint, ttlMs: direct.leaseTtlMs });
     return { lease_id: id, framework: entry.name, endpoint, token, expires_at: (now + direct.leaseTtlMs) / 1000, ttl_ms: direct.leaseTtlMs, max_in_flight: direct.maxInFlight, timeout_ms: entry.config.timeoutMs };
@@ -134,7 +131,6 @@ export class LeaseService {
   /** Revokes every lease of `framework` issued before now, on each of its workers that answers. */
   async revoke(framework: string, reason = 'requested'): Promise<LeaseRevocation> {
     const entry = this.#directEntry(framework);
-    this.counts.revocations++;
     const notBefore = Date.now();
     let workers = 0;
     let failed = 0;
@@ -170,13 +166,11 @@ export class LeaseService {
           const { records, dropped } = (reply.result ?? {}) as { records?: LeaseRecord[]; dropped?: number };
           for (const r of records ?? []) this.#record(entry.name, r);
           n += records?.length ?? 0;
-          this.counts.dropped += dropped ?? 0;
           this.#counts(entry.name).dropped += dropped ?? 0;
         } catch (err) {
           this.#log.debug({ event: 'lease.collect_failed', framework, endpoint: status.endpoint, err });
         }
       }
-      this.counts.records += n;
       this.#counts(entry.name).records += n;
       return n;
     } finally {

@@ -17,8 +17,7 @@ export const SLOT_HEADER_BYTES = 64;
 export const SLOT_MAGIC = 0x53494150;
 /** Byte offset of the u64 generation inside the slot header. */
 export const SLOT_GENERATION_OFFSET = 8;
-/** Client folder names and slot file names: no separators, no dot-dot, bounded. */
-const NAME = /^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$/;
+/** `<client folder>/<slot file>`: names without separators, bounded (as request.schema.json's shm.client). */
 const SEGMENT = /^([A-Za-z0-9_-][A-Za-z0-9_.-]{0,63})\/([A-Za-z0-9_-][A-Za-z0-9_.-]{0,63})$/;
 const MAX_OFFSET = 2 ** 40;
 
@@ -99,22 +98,4 @@ export function shmTensorFromWire(ref: Record<string, unknown>, path: string): S
   if (!isDType(dtype)) throw bad(path, `unknown dtype ${JSON.stringify(dtype)}`);
   checkShape(shape, path);
   return new ShmTensorRef(dtype, shape, parseShmLocation(shm, `${path}/shm`));
-}
-
-/** Checks a request's `shm` field. */
-export function parseShmRequestField(value: unknown, path = '/shm'): ShmRequestField {
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw bad(path, 'must be an object {client, key, reply?}');
-  const { client, key, reply } = value as Record<string, unknown>;
-  if (typeof client !== 'string' || !NAME.test(client)) throw bad(`${path}/client`, 'must be a client folder name');
-  if (typeof key !== 'string' || key.length < 16 || key.length > 128) throw bad(`${path}/key`, 'must be the lease key (16 to 128 characters)');
-  const out: ShmRequestField = { client, key };
-  if (reply !== undefined) {
-    const at = parseShmLocation(reply, `${path}/reply`);
-    const { bytes, min_bytes } = reply as Record<string, unknown>;
-    if (!isCount(bytes)) throw bad(`${path}/reply/bytes`, 'must be a non-negative integer');
-    if (min_bytes !== undefined && !isCount(min_bytes)) throw bad(`${path}/reply/min_bytes`, 'must be a non-negative integer');
-    out.reply = { ...at, bytes: bytes as number, ...(min_bytes !== undefined ? { min_bytes: min_bytes as number } : {}) };
-  }
-  if (out.reply && !out.reply.segment.startsWith(`${client}/`)) throw bad(`${path}/reply/segment`, `belongs to another client than '${client}'`);
-  return out;
 }

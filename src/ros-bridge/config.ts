@@ -1,5 +1,6 @@
 // Bridge configuration: the shape, its defaults, and one validation pass that reports every bad field at once.
 import { ConfigError, IssueList, type ConfigIssue } from '../lib/config-error.js';
+import { DEFAULT_GATEWAY_ZMQ_ENDPOINT } from '../zmq/addresses.js';
 
 export type CameraMessageType = 'image' | 'compressed';
 export type ResizeMethod = 'nearest' | 'bilinear';
@@ -98,7 +99,7 @@ export interface BridgeConfig {
   startOnLaunch: boolean;
 }
 
-export const DEFAULT_GATEWAY_ZMQ = 'tcp://127.0.0.1:5550';
+export const DEFAULT_GATEWAY_ZMQ = DEFAULT_GATEWAY_ZMQ_ENDPOINT;
 
 export const BRIDGE_DEFAULTS = {
   robot: 'custom',

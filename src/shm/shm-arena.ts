@@ -174,7 +174,9 @@ export class ShmArena {
     let need = SLOT_HEADER_BYTES;
     for (const t of found) need = alignUp(need) + t.byteLength;
     const replyAt = alignUp(need);
-    const offsets = new Map<Tensor, number>();
+    // Keyed by the typed array, not the Tensor: a bare typed array gets a new Tensor wrapper on every walk, so
+    // replace() below would not find the one collect() saw.
+    const offsets = new Map<TypedArray, number>();
     let bytes = 0;
     let slot: Slot | undefined;
     try {
@@ -185,7 +187,7 @@ export class ShmArena {
         at = alignUp(at);
         const b = t.bytes();
         writeFully(slot.fd, b, at);
-        offsets.set(t, at);
+        offsets.set(t.data, at);
         at += b.byteLength;
         bytes += b.byteLength;
       }
@@ -202,7 +204,7 @@ export class ShmArena {
     this.#lastPlaceError = undefined;
     const segment = `${this.client}/${slot.name}`;
     const generation = slot.generation;
-    const replaced = replace(data, this.minBytes, (t) => new ShmTensorRef(t.dtype, t.shape, { segment, offset: offsets.get(t)!, generation }));
+    const replaced = replace(data, this.minBytes, (t) => new ShmTensorRef(t.dtype, t.shape, { segment, offset: offsets.get(t.data)!, generation }));
     const shm: ShmRequestField = { client: this.client, key: this.#key };
     const replyBytes = slot.size - replyAt;
     if (this.replyBytes > 0) shm.reply = { segment, offset: replyAt, generation, bytes: replyBytes, min_bytes: this.replyMinBytes };
@@ -297,7 +299,8 @@ export class ShmArena {
 function collect(value: unknown, minBytes: number, out: Tensor[]): void {
   const t = asTensor(value);
   if (t) {
-    if (t.byteLength >= minBytes && t.byteLength > 0) out.push(t);
+    // The same array twice: one copy, two descriptors (as the Python arena).
+    if (t.byteLength >= minBytes && t.byteLength > 0 && !out.some((seen) => seen.data === t.data)) out.push(t);
     return;
   }
   if (Array.isArray(value)) {

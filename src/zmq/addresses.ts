@@ -6,6 +6,9 @@ export type Endpoint =
   | { transport: 'ipc'; path: string; text: string }
   | { transport: 'inproc'; name: string; text: string };
 
+/** The gateway's ZMQ door unless configured otherwise (config's default bind; the CLI's and the ROS bridge's default target). */
+export const DEFAULT_GATEWAY_ZMQ_ENDPOINT = 'tcp://127.0.0.1:5550';
+
 /** Unix socket paths longer than this do not fit sockaddr_un. */
 export const MAX_IPC_PATH_BYTES = 107;
 

@@ -9,12 +9,11 @@ import type { LeaseGrant } from '../protocol/lease-token.js';
 import type { OutgoingRequest, Reply, RequestOptions } from './types.js';
 import { WorkerClient } from './worker-client.js';
 
-
 export interface DirectClientOptions {
   /** The gateway's ZMQ front door (the lease is asked for there). */
   gateway: string;
   framework?: string;
-  /** Default deadline per request, ms. */
+  /** Default deadline per request, ms (to the worker; without it the framework's, from the lease; 2 s for the lease request). */
   timeoutMs?: number;
   /** Renew a lease this long before it expires, ms (default 20% of its length). */
   renewBeforeMs?: number;
@@ -74,7 +73,7 @@ export class DirectClient implements AsyncDisposable {
   }
 
   #send(lease: LeaseGrant, req: OutgoingRequest, opts: RequestOptions): Promise<Reply> {
-    return this.#workerFor(lease.endpoint).request({ ...req, lease: lease.token }, { timeoutMs: lease.timeout_ms, ...opts });
+    return this.#workerFor(lease.endpoint).request({ ...req, lease: lease.token }, { timeoutMs: this.#options.timeoutMs ?? lease.timeout_ms, ...opts });
   }
 
   #workerFor(endpoint: string): WorkerClient {

@@ -22,7 +22,7 @@ export type SendFailed = (err: Error & { code?: string }) => void;
 
 export class SendQueue {
   readonly #socket: SendTarget;
-  // Two parallel arrays reused across batches: no per-message wrapper object.
+  // Two parallel arrays (no per-message wrapper object), swapped for fresh ones at each flush.
   #messages: Frame[][] = [];
   #failed: SendFailed[] = [];
   #immediate: NodeJS.Immediate | undefined;

@@ -176,7 +176,8 @@ export class WorkerClient implements AsyncDisposable {
    */
   async request(req: OutgoingRequest, opts: RequestOptions = {}): Promise<Reply> {
     const arena = this.#options.sharedMemory;
-    if (!arena || req.type === 'health' || req.data === undefined) return this.#request(req, opts, undefined);
+    // A request that carries its own `shm` field (forwarded as it came) is not placed again: one field per request.
+    if (!arena || req.type === 'health' || req.data === undefined || req.shm !== undefined) return this.#request(req, opts, undefined);
     // One deadline for the whole call: negotiation and a fall-back retry spend from the request's own budget.
     const startedAt = performance.now();
     const budgetMs = opts.timeoutMs ?? this.#timeoutMs;

@@ -136,13 +136,11 @@ class DeferredReply(object):
             return False
         ctx, server = self._ctx, self._server
         compute_ms = _ms(time.perf_counter() - self._t0) - self._decode_ms
-        outcome = "ok"
         try:
-            frames = server._success_frames(result, ctx.request_id, ctx.codec, self._t0, self._decode_ms, compute_ms)
-        except Exception as err:
-            werr = WorkerError("worker_error", "deferred result for %r cannot be encoded: %s" % (ctx.type, _describe(err)))
-            frames = server._error_frames(werr, ctx.request_id, ctx.codec, self._t0, self._decode_ms, compute_ms)
-            outcome = werr.code
+            outcome, frames = server._result_frames(ctx, result, self._t0, self._decode_ms, compute_ms, "deferred result for %r" % (ctx.type,))
+        except Exception as err:  # the reply area failed in a way it does not report as WorkerError: still one answer
+            werr = WorkerError("internal", "worker failed: %s" % _describe(err))
+            outcome, frames = werr.code, server._error_frames(werr, ctx.request_id, ctx.codec, self._t0, self._decode_ms, compute_ms)
         self._sent_with(outcome, frames, compute_ms)
         server._post(self._envelope, frames, False)
         return True
@@ -832,18 +830,23 @@ class ZMQServer(object):
         if result is NO_REPLY or isinstance(result, DeferredReply):
             return None  # a deferred reply is sent when the handler resolves it
         compute_ms = _ms(time.perf_counter() - start)
+        return self._result_frames(ctx, result, job.t0, job.decode_ms, compute_ms, "handler for %r returned a result that" % (ctx.type,))[1]
+
+    def _result_frames(self, ctx: RequestContext, result: Any, t0: float, decode_ms: float, compute_ms: float, what: str) -> Tuple[str, List[Any]]:
+        """The success reply for a handler's result, returned or deferred alike (outcome, frames): through the
+        request's shared memory when it came in it, an error reply when the result cannot be sent."""
         if ctx.shm is not None:
             try:
                 # The client may have given up and reused its slot meanwhile: never answer from its new data.
                 ctx.shm.check_generations()
                 result = ctx.shm.place_result(result)
             except WorkerError as err:
-                return self._error_frames(err, ctx.request_id, ctx.codec, job.t0, job.decode_ms, compute_ms)
+                return err.code, self._error_frames(err, ctx.request_id, ctx.codec, t0, decode_ms, compute_ms)
         try:
-            return self._success_frames(result, ctx.request_id, ctx.codec, job.t0, job.decode_ms, compute_ms)
+            return "ok", self._success_frames(result, ctx.request_id, ctx.codec, t0, decode_ms, compute_ms)
         except Exception as err:  # EncodeError, ValueError, RecursionError (nested too deep)...: the result is the handler's
-            werr = WorkerError("worker_error", "handler for %r returned a result that cannot be encoded: %s" % (ctx.type, _describe(err)))
-            return self._error_frames(werr, ctx.request_id, ctx.codec, job.t0, job.decode_ms, compute_ms)
+            werr = WorkerError("worker_error", "%s cannot be encoded: %s" % (what, _describe(err)))
+            return werr.code, self._error_frames(werr, ctx.request_id, ctx.codec, t0, decode_ms, compute_ms)
 
     def _success_frames(self, result: Any, request_id: Optional[str], codec: str, t0: float, decode_ms: float, compute_ms: float) -> List[Any]:
         frames = encode_message(_reply_header("success", "result", result, request_id, t0, decode_ms, compute_ms), codec)
