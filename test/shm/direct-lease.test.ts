@@ -236,3 +236,16 @@ test('config: direct needs a readable secret file of 16 bytes or more and the na
   assert.throws(() => validateBridgeConfig({ ...presetConfig('omx_f'), gateway: 'http://127.0.0.1:8080', sharedMemoryDir: '/dev/shm/x' }), /sharedMemoryDir/);
   assert.throws(() => validateBridgeConfig({ ...presetConfig('omx_f'), sharedMemoryDir: 'relative' }), /sharedMemoryDir/);
 });
+
+test("a DirectClient's timeoutMs is each request's deadline to the worker (the lease's timeout only without it)", async (t) => {
+  const secret = secretFile(t);
+  const worker = await spawnPythonWorker({ framework: 'lerobot', delayMs: 1_500, extraArgs: ['--lease-secret-file', secret] });
+  t.after(() => worker.close());
+  const gateway = await startTestGateway(t, { frameworks: { lerobot: { endpoints: [worker.endpoint], timeoutMs: 10_000, direct: { secretFile: secret, collectIntervalMs: 60_000 } } } });
+  const quick = new DirectClient({ gateway: gateway.zmqEndpoint, framework: 'lerobot', timeoutMs: 300 });
+  t.after(() => quick.close());
+  await assert.rejects(quick.inference(observation()), (err: GatewayError) => err.code === 'timeout' && /within 300 ms/.test(err.message));
+  const patient = new DirectClient({ gateway: gateway.zmqEndpoint, framework: 'lerobot' });
+  t.after(() => patient.close());
+  checkAction((await patient.inference(observation())).result); // 1.5 s of compute, inside the lease's 10 s
+});
